@@ -1,0 +1,21 @@
+// Internal to libcorral: hooks the net layer uses on the cluster.
+#pragma once
+
+#include <functional>
+
+#include "corral/cluster.hpp"
+
+namespace corral::cluster::detail {
+
+/// Primary: Corral control messages from workers that the cluster itself does
+/// not handle (the net layer's listen requests, acks...).
+void on_internal_message(std::function<void(corral::worker&, const json&, std::vector<unique_fd>&)> fn);
+/// Primary: a worker is gone (exited, after its channel closed). Runs before
+/// the user's exit listeners.
+void on_worker_gone(std::function<void(corral::worker&)> fn);
+
+/// The id/fd environment variables of the worker protocol.
+inline constexpr const char* worker_id_env = "CORRAL_WORKER_ID";
+inline constexpr const char* channel_fd_env = "CORRAL_CHANNEL_FD";
+
+}  // namespace corral::cluster::detail

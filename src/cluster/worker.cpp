@@ -1,0 +1,148 @@
+// The worker's side of the cluster: its channel to the primary.
+#include <cstdio>
+#include <cstdlib>
+
+#include "cluster/internal.hpp"
+#include "corral/cluster.hpp"
+
+namespace corral {
+namespace {
+
+struct role {
+  bool worker = false;
+  this_worker* self = nullptr;  // lives for the whole process
+};
+
+int parse_int(const char* s, int fallback) {
+  if (!s || !*s) return fallback;
+  char* end = nullptr;
+  long v = std::strtol(s, &end, 10);
+  return (*end == '\0' && v >= 0 && v < (1 << 30)) ? static_cast<int>(v) : fallback;
+}
+
+// Decided once, on first use, from the environment; the variables are then
+// removed so that programs this worker starts are not mistaken for workers
+// (Node deletes NODE_UNIQUE_ID and NODE_CHANNEL_FD the same way).
+role& current_role() {
+  static role r = [] {
+    role out;
+    const char* id_env = std::getenv(cluster::detail::worker_id_env);
+    if (!id_env) return out;
+    out.worker = true;
+    int id = parse_int(id_env, 0);
+    int fd = parse_int(std::getenv(cluster::detail::channel_fd_env), -1);
+    ::unsetenv(cluster::detail::worker_id_env);
+    ::unsetenv(cluster::detail::channel_fd_env);
+    std::unique_ptr<channel> ch;
+    if (fd >= 0) {
+      channel_options co;
+      co.peer = "primary (pid " + std::to_string(::getppid()) + ")";
+      auto opened = channel::open(fd, co);
+      if (opened) {
+        ch = std::move(opened.value());
+      } else {
+        std::fprintf(stderr, "corral: worker %d: cannot open its channel: %s\n", id, opened.err().message().c_str());
+      }
+    } else {
+      std::fprintf(stderr, "corral: worker %d: %s is not set; running without a primary\n", id,
+                   cluster::detail::channel_fd_env);
+    }
+    out.self = new this_worker(id, std::move(ch));
+    return out;
+  }();
+  return r;
+}
+
+}  // namespace
+
+this_worker::this_worker(int id, std::unique_ptr<channel> ch) : id_(id), channel_(std::move(ch)) {
+  if (!channel_) return;
+  channel_->set_ref(false);  // until someone listens for messages
+  channel_->on_message([this](json&& msg, std::vector<unique_fd>&& fds) { handle(std::move(msg), std::move(fds)); });
+  channel_->on_error([this](const error& e) {
+    std::fprintf(stderr, "corral: worker %d: %s\n", id_, e.message().c_str());
+  });
+  channel_->on_close([this] { lost_primary(); });
+  channel_->send({{"corral", "online"}});
+}
+
+bool this_worker::send(const json& msg, std::vector<unique_fd> fds) {
+  return channel_ && channel_->send(msg, std::move(fds));
+}
+
+bool this_worker::is_connected() const noexcept { return channel_ && channel_->is_open(); }
+
+void this_worker::on_message(std::function<void(const json&, std::vector<unique_fd>&)> fn) {
+  message_event_.add(std::move(fn));
+  if (channel_) channel_->set_ref(true);
+}
+
+void this_worker::handle(json&& msg, std::vector<unique_fd>&& fds) {
+  if (is_internal_message(msg)) {
+    if (msg["corral"] == "disconnect") {
+      disconnect();
+      return;
+    }
+    internal_event_.emit(msg, fds);
+    return;
+  }
+  message_event_.emit(msg, fds);
+}
+
+int this_worker::add_closer_for_internal(closer fn) {
+  int token = next_closer_++;
+  closers_.emplace(token, std::move(fn));
+  return token;
+}
+
+void this_worker::remove_closer_for_internal(int token) { closers_.erase(token); }
+
+void this_worker::close_servers_then(std::function<void()> done) {
+  if (closers_.empty()) {
+    done();
+    return;
+  }
+  auto pending = std::make_shared<std::size_t>(closers_.size());  // shared by the closers' callbacks
+  auto finish = std::make_shared<std::function<void()>>(std::move(done));
+  auto closers = closers_;
+  for (auto& [token, fn] : closers) {
+    fn([pending, finish] {
+      if (--*pending == 0) (*finish)();
+    });
+  }
+}
+
+void this_worker::disconnect() {
+  if (disconnecting_) return;
+  disconnecting_ = true;
+  if (channel_ && channel_->is_open()) channel_->send({{"corral", "disconnect"}});
+  close_servers_then([this] {
+    if (channel_) channel_->close();
+  });
+}
+
+void this_worker::lost_primary() {
+  disconnect_event_.emit();
+  if (disconnecting_ || !exit_when_orphaned_) return;
+  // The primary is gone without telling us: nobody will route work here or
+  // reap us. Leave now, as a Node worker does on 'disconnect'.
+  std::fflush(nullptr);
+  std::_Exit(0);
+}
+
+namespace cluster {
+
+bool is_worker() { return current_role().worker; }
+bool is_primary() { return !current_role().worker; }
+
+this_worker& worker() {
+  auto& r = current_role();
+  if (!r.worker || !r.self) {
+    std::fprintf(stderr, "corral: cluster::worker() called in the primary\n");
+    std::abort();
+  }
+  return *r.self;
+}
+
+}  // namespace cluster
+}  // namespace corral

@@ -1,0 +1,183 @@
+#include "support/process.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+extern char** environ;
+
+namespace support {
+
+std::string bin(const std::string& name) { return std::string(CORRAL_BIN_DIR) + "/" + name; }
+std::string src(const std::string& rel) { return std::string(CORRAL_SOURCE_DIR) + "/" + rel; }
+
+temp_dir::temp_dir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/corral-test-XXXXXX";
+  if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+temp_dir::~temp_dir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+bool wait_until(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
+  auto deadline = clock::now() + timeout;
+  for (;;) {
+    if (cond()) return true;
+    if (clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(5ms);  // a poll interval, not a wait for an event
+  }
+}
+
+static std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+child::child(const std::vector<std::string>& argv, spawn_options opts) {
+  std::string out_path = dir_.file("stdout"), err_path = dir_.file("stderr");
+  pid_ = ::fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    ::setpgid(0, 0);
+    int devnull = ::open("/dev/null", O_RDONLY);
+    int o = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int e = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::dup2(devnull, 0);
+    ::dup2(o, 1);
+    ::dup2(e, 2);
+    // Move the requested fds into place, through high numbers to avoid clashes.
+    std::vector<std::pair<int, int>> staged;
+    for (auto [child_fd, parent_fd] : opts.fds) staged.push_back({child_fd, ::fcntl(parent_fd, F_DUPFD, 100)});
+    for (auto [child_fd, tmp] : staged) {
+      ::dup2(tmp, child_fd);
+      ::close(tmp);
+    }
+    for (auto& [k, v] : opts.env) ::setenv(k.c_str(), v.c_str(), 1);
+    for (auto& k : opts.unset_env) ::unsetenv(k.c_str());
+    if (opts.listen_pid) ::setenv("LISTEN_PID", std::to_string(::getpid()).c_str(), 1);
+    if (!opts.cwd.empty() && ::chdir(opts.cwd.c_str()) != 0) ::_exit(126);
+    ::signal(SIGPIPE, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  ::setpgid(pid_, pid_);
+}
+
+child::~child() {
+  if (pid_ > 0) {
+    ::kill(-pid_, SIGKILL);
+    if (!status_) {
+      int st;
+      ::waitpid(pid_, &st, 0);
+    }
+    // Workers of the group may still be dying; reap what comes to us.
+    wait_until([&] { reap_orphans(); return live_in_group(pid_).empty(); }, 5000ms);
+  }
+}
+
+std::string child::out() const { return slurp(dir_.file("stdout")); }
+std::string child::err() const { return slurp(dir_.file("stderr")); }
+
+bool child::wait_out(const std::string& needle, std::chrono::milliseconds timeout, int n) {
+  return wait_until([&] { return count(out(), needle) >= n; }, timeout);
+}
+bool child::wait_err(const std::string& needle, std::chrono::milliseconds timeout, int n) {
+  return wait_until([&] { return count(err(), needle) >= n; }, timeout);
+}
+
+std::optional<int> child::wait_exit(std::chrono::milliseconds timeout) {
+  if (status_) return status_;
+  wait_until([&] {
+    int st;
+    pid_t r = ::waitpid(pid_, &st, WNOHANG);
+    if (r == pid_) status_ = st;
+    return status_.has_value();
+  }, timeout);
+  return status_;
+}
+
+void child::signal(int sig) { ::kill(pid_, sig); }
+void child::signal_group(int sig) { ::kill(-pid_, sig); }
+
+int count(const std::string& hay, const std::string& needle) {
+  if (needle.empty()) return 0;
+  int n = 0;
+  for (std::size_t pos = hay.find(needle); pos != std::string::npos; pos = hay.find(needle, pos + needle.size())) ++n;
+  return n;
+}
+
+static bool read_stat(pid_t pid, char& state, pid_t& pgid) {
+  std::string s = slurp("/proc/" + std::to_string(pid) + "/stat");
+  auto rp = s.rfind(')');
+  if (rp == std::string::npos) return false;
+  std::istringstream in(s.substr(rp + 2));
+  pid_t ppid;
+  in >> state >> ppid >> pgid;
+  return bool(in);
+}
+
+std::vector<pid_t> live_in_group(pid_t pgid) {
+  std::vector<pid_t> out;
+  DIR* d = ::opendir("/proc");
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    char* end;
+    long pid = std::strtol(e->d_name, &end, 10);
+    if (*end || pid <= 0) continue;
+    char state;
+    pid_t g;
+    if (read_stat(static_cast<pid_t>(pid), state, g) && g == pgid && state != 'Z' && state != 'X')
+      out.push_back(static_cast<pid_t>(pid));
+  }
+  ::closedir(d);
+  return out;
+}
+
+bool alive(pid_t pid) {
+  char state;
+  pid_t g;
+  return read_stat(pid, state, g) && state != 'Z' && state != 'X';
+}
+
+int fd_count(pid_t pid) {
+  int n = 0;
+  DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
+  if (!d) return -1;
+  while (dirent* e = ::readdir(d)) n += e->d_name[0] != '.';
+  ::closedir(d);
+  return n;
+}
+
+void reap_orphans() {
+  int st;
+  while (::waitpid(-1, &st, WNOHANG) > 0) {
+  }
+}
+
+void become_subreaper() { ::prctl(PR_SET_CHILD_SUBREAPER, 1); }
+
+}  // namespace support
