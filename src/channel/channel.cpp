@@ -161,6 +161,10 @@ void channel::flush() {
         update_poll();
         return;
       }
+      if (errno == EPIPE || errno == ECONNRESET) {  // the peer is gone
+        finish_close();
+        return;
+      }
       fail(errno_error(errno, "writing to channel to " + options_.peer));
       return;
     }
@@ -197,7 +201,19 @@ void channel::update_poll() {
     auto* self = static_cast<channel*>(h->data);
     if (!self) return;
     if (status < 0) {
-      self->fail(error::from_uv(status, "polling channel to " + self->options_.peer));
+      // libuv reports POLLERR as UV_EBADF. The usual cause is a peer that died
+      // (reset): read what is left, which ends in EOF or the real error.
+      auto alive = self->alive_;
+      if (self->state_ == state::open) self->on_readable();
+      if (!*alive || self->state_ == state::closed) return;
+      int err = 0;
+      socklen_t len = sizeof err;
+      ::getsockopt(self->fd_.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err == 0 || err == ECONNRESET || err == EPIPE) {
+        self->finish_close();
+      } else {
+        self->fail(errno_error(err, "channel to " + self->options_.peer));
+      }
       return;
     }
     auto alive = self->alive_;
@@ -245,6 +261,10 @@ bool channel::read_some() {
   if (n < 0) {
     if (errno == EINTR) return true;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+    if (errno == ECONNRESET) {  // the peer died: a hang-up, not a protocol error
+      finish_close();
+      return false;
+    }
     fail(errno_error(errno, "reading from channel to " + options_.peer));
     return false;
   }
