@@ -117,6 +117,7 @@ class channel {
   bool want_write_ = false;
   bool flush_scheduled_ = false;
   bool above_high_water_ = false;
+  bool peer_gone_ = false;  // writes failed with EPIPE; reading goes on to EOF
 
   std::string out_;             // bytes not yet written start at out_pos_
   std::size_t out_pos_ = 0;

@@ -32,6 +32,7 @@
 #include "corral/channel.hpp"
 #include "corral/event.hpp"
 #include "corral/fd.hpp"
+#include "corral/net.hpp"
 
 namespace corral {
 
@@ -64,6 +65,8 @@ class worker {
   /// exit code, or -1 if killed; the signal number, or 0.
   void on_exit(std::function<void(int code, int signal)> fn) { exit_event_.add(std::move(fn)); }
   void on_disconnect(std::function<void()> fn) { disconnect_event_.add(std::move(fn)); }
+  /// The worker listens on `bound` (through the primary; the real port for port 0).
+  void on_listening(std::function<void(const net::address& bound)> fn) { listening_event_.add(std::move(fn)); }
   /// Output of a worker forked with `silent`: (stream 1 or 2, bytes).
   void on_output(std::function<void(int stream, std::string_view data)> fn) { output_event_.add(std::move(fn)); }
 
@@ -90,6 +93,7 @@ class worker {
   event<int, int> exit_event_;
   event<> disconnect_event_;
   event<int, std::string_view> output_event_;
+  event<const net::address&> listening_event_;
 };
 
 /// The worker process's side: its channel to the primary.
@@ -117,6 +121,10 @@ class this_worker {
   using closer = std::function<void(std::function<void()> done)>;
   int add_closer_for_internal(closer fn);
   void remove_closer_for_internal(int token);
+  /// Internal: something (a round-robin listener) needs the channel to keep
+  /// the loop alive; balanced by release_for_internal().
+  void hold_for_internal();
+  void release_for_internal();
   /// Internal: raw access to the channel for the net layer's requests.
   channel* channel_for_internal() noexcept { return channel_.get(); }
   void on_internal_message(std::function<void(const json&, std::vector<unique_fd>&)> fn) {
@@ -134,6 +142,8 @@ class this_worker {
   std::unique_ptr<channel> channel_;
   bool disconnecting_ = false;
   bool exit_when_orphaned_ = true;
+  void update_ref();
+  int holds_ = 0;
   int next_closer_ = 1;
   std::map<int, closer> closers_;
   event<const json&, std::vector<unique_fd>&> message_event_;
@@ -184,6 +194,7 @@ void on_online(std::function<void(corral::worker&)> fn);
 void on_message(std::function<void(corral::worker&, const json&, std::vector<unique_fd>&)> fn);
 void on_exit(std::function<void(corral::worker&, int code, int signal)> fn);
 void on_disconnect(std::function<void(corral::worker&)> fn);
+void on_listening(std::function<void(corral::worker&, const net::address&)> fn);
 
 /// Disconnects every worker; `done` runs once all have exited.
 void disconnect(std::function<void()> done = {});

@@ -97,7 +97,7 @@ bool channel::send(const json& msg, std::vector<unique_fd> fds) {
 bool channel::send_serialized(std::string_view json_text) { return enqueue(json_text, {}); }
 
 bool channel::enqueue(std::string_view line, std::vector<unique_fd> fds) {
-  if (state_ != state::open) return false;
+  if (state_ != state::open || peer_gone_) return false;
   std::size_t offset = out_base_ + out_.size();
   out_.append(line);
   out_.push_back('\n');
@@ -161,8 +161,17 @@ void channel::flush() {
         update_poll();
         return;
       }
-      if (errno == EPIPE || errno == ECONNRESET) {  // the peer is gone
-        finish_close();
+      if (errno == EPIPE || errno == ECONNRESET) {
+        // The peer is gone. Drop our output but keep reading: what it wrote
+        // before dying is still delivered, then EOF closes the channel.
+        peer_gone_ = true;
+        out_base_ += out_.size();
+        out_.clear();
+        out_pos_ = 0;
+        out_fds_.clear();
+        want_write_ = false;
+        update_poll();
+        if (state_ == state::closing) finish_close();
         return;
       }
       fail(errno_error(errno, "writing to channel to " + options_.peer));

@@ -14,6 +14,9 @@ void on_internal_message(std::function<void(corral::worker&, const json&, std::v
 /// the user's exit listeners.
 void on_worker_gone(std::function<void(corral::worker&)> fn);
 
+/// Primary: emits the worker's and the cluster's `listening` events.
+void emit_listening(corral::worker& w, const net::address& bound);
+
 /// The id/fd environment variables of the worker protocol.
 inline constexpr const char* worker_id_env = "CORRAL_WORKER_ID";
 inline constexpr const char* channel_fd_env = "CORRAL_CHANNEL_FD";

@@ -10,6 +10,7 @@
 
 #include "cluster/internal.hpp"
 #include "core/handle.hpp"
+#include "net/primary.hpp"
 #include "corral/cluster.hpp"
 
 extern char** environ;
@@ -32,6 +33,7 @@ struct primary_state {
   event<worker&> fork_ev, online_ev, disconnect_ev, gone_ev;
   event<worker&, const json&, std::vector<unique_fd>&> message_ev, internal_ev;
   event<worker&, int, int> exit_ev;
+  event<worker&, const net::address&> listening_ev;
   std::vector<std::function<void()>> all_exited;
   // Signal handling.
   bool signals_installed = false;
@@ -90,6 +92,10 @@ struct worker::impl {
   static std::unique_ptr<worker> create(int id) { return std::unique_ptr<worker>(new worker(id)); }
   void set_pid(pid_t pid) { self.pid_ = pid; }
   void mark_dead() { self.dead_ = true; }
+  void emit_listening(const net::address& a) {
+    self.listening_event_.emit(a);
+    state().listening_ev.emit(self, a);
+  }
 
   void on_channel_message(json&& msg, std::vector<unique_fd>&& fds) {
     auto& st = state();
@@ -232,6 +238,7 @@ void on_internal_message(std::function<void(corral::worker&, const json&, std::v
   state().internal_ev.add(std::move(fn));
 }
 void on_worker_gone(std::function<void(corral::worker&)> fn) { state().gone_ev.add(std::move(fn)); }
+void emit_listening(corral::worker& w, const net::address& bound) { w.internals().emit_listening(bound); }
 }  // namespace detail
 
 void setup_primary(settings s) { state().settings = std::move(s); }
@@ -245,6 +252,9 @@ void on_message(std::function<void(corral::worker&, const json&, std::vector<uni
 }
 void on_exit(std::function<void(corral::worker&, int, int)> fn) { state().exit_ev.add(std::move(fn)); }
 void on_disconnect(std::function<void(corral::worker&)> fn) { state().disconnect_ev.add(std::move(fn)); }
+void on_listening(std::function<void(corral::worker&, const net::address&)> fn) {
+  state().listening_ev.add(std::move(fn));
+}
 
 void disconnect(std::function<void()> done) {
   auto& st = state();
@@ -263,6 +273,7 @@ corral::worker& fork(const std::map<std::string, std::string>& extra_env) {
   auto& st = state();
   const auto& cfg = st.settings;
   if (cfg.handle_signals) install_signals();
+  net::detail::serve_workers();
   int id = st.next_id++;
   auto owned = corral::worker::impl::create(id);
   corral::worker& w = *owned;

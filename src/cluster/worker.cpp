@@ -74,7 +74,21 @@ bool this_worker::is_connected() const noexcept { return channel_ && channel_->i
 
 void this_worker::on_message(std::function<void(const json&, std::vector<unique_fd>&)> fn) {
   message_event_.add(std::move(fn));
-  if (channel_) channel_->set_ref(true);
+  update_ref();
+}
+
+void this_worker::hold_for_internal() {
+  ++holds_;
+  update_ref();
+}
+
+void this_worker::release_for_internal() {
+  --holds_;
+  update_ref();
+}
+
+void this_worker::update_ref() {
+  if (channel_) channel_->set_ref(holds_ > 0 || !message_event_.empty());
 }
 
 void this_worker::handle(json&& msg, std::vector<unique_fd>&& fds) {

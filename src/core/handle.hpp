@@ -41,8 +41,8 @@ class uv_handle_ptr {
   void reset() noexcept {
     if (!h_) return;
     T* h = std::exchange(h_, nullptr);
-    h->data = nullptr;
     auto* base = reinterpret_cast<uv_handle_t*>(h);
+    base->data = nullptr;
     if (base->loop == nullptr) {  // never initialised
       delete h;
       return;

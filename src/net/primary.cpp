@@ -1,0 +1,187 @@
+// The primary owns one listening socket per key (family, address, port or
+// path) and serves it to the workers that asked for it, by policy:
+//   round_robin: we accept and pass each connection to the worker with the
+//                fewest passed-but-unacknowledged connections;
+//   shared:      we send the listening socket itself; workers accept;
+//   reuseport:   we hold the port (bound, not listening) so that every worker
+//                binds its own SO_REUSEPORT socket to the same port.
+// When the last worker of a key leaves, the socket closes: new connections
+// are refused, as in Node.
+#include "net/primary.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+
+#include "cluster/internal.hpp"
+#include "net/acceptor.hpp"
+#include "net/socket.hpp"
+
+namespace corral::net::detail {
+namespace {
+
+constexpr std::size_t max_fds_per_message = 253;  // SCM_MAX_FD
+
+struct member {
+  worker* w;
+  long pending = 0;  // connections passed and not yet acknowledged
+};
+
+struct shared_key {
+  std::string key;
+  address requested;
+  address bound;
+  sched_policy policy = sched_policy::round_robin;
+  int backlog = 511;
+  unique_fd fd;
+  std::unique_ptr<acceptor> acc;
+  std::vector<member> members;
+  std::size_t next = 0;  // round-robin tie-break position
+
+  member* find(worker& w) {
+    for (auto& m : members)
+      if (m.w == &w) return &m;
+    return nullptr;
+  }
+
+  void close_socket() {
+    acc.reset();  // stop watching before the fd closes
+    fd.reset();
+    if (requested.is_unix() && !bound.path.empty()) ::unlink(bound.path.c_str());
+  }
+
+  // Connections accepted in one wakeup are spread by least-pending (ties
+  // rotate), then sent as one message per worker.
+  void distribute(std::vector<unique_fd>& conns) {
+    std::vector<std::vector<unique_fd>> per(members.size());
+    for (auto& c : conns) {
+      std::size_t best = members.size();
+      for (std::size_t k = 0; k < members.size(); ++k) {
+        std::size_t i = (next + k) % members.size();
+        if (!members[i].w->is_connected()) continue;
+        if (best == members.size() || members[i].pending < members[best].pending) best = i;
+      }
+      if (best == members.size()) return;  // nobody to serve: the rest close (refused)
+      members[best].pending++;
+      per[best].push_back(std::move(c));
+      next = (best + 1) % members.size();
+    }
+    for (std::size_t i = 0; i < members.size() && i < per.size(); ++i) {
+      auto& batch = per[i];
+      while (!batch.empty()) {
+        std::size_t n = std::min(batch.size(), max_fds_per_message);
+        std::vector<unique_fd> chunk(std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(n)));
+        batch.erase(batch.begin(), batch.begin() + static_cast<std::ptrdiff_t>(n));
+        members[i].w->send({{"corral", "conn"}, {"key", key}}, std::move(chunk));
+      }
+    }
+  }
+};
+
+std::map<std::string, shared_key>& keys() {
+  static auto* k = new std::map<std::string, shared_key>;  // lives for the whole process
+  return *k;
+}
+
+void reply_error(worker& w, const json& seq, const error& e) {
+  w.send({{"corral", "listening"}, {"seq", seq}, {"error", e.message()}, {"errno", e.code().value()}});
+}
+
+// Opens the key's socket if it has none (first listener, or reopening after
+// every worker left). A reopened port-0 key keeps the port it had.
+status ensure_socket(shared_key& k) {
+  if (k.fd) return {};
+  address addr = k.requested;
+  if (!addr.is_unix() && addr.port == 0 && k.bound.port != 0) addr.port = k.bound.port;
+  bool reuseport = k.policy == sched_policy::reuseport;
+  auto fd = open_listening(addr, k.backlog, reuseport, /*listen_now=*/!reuseport);
+  if (!fd && addr.port != k.requested.port) fd = open_listening(k.requested, k.backlog, reuseport, !reuseport);
+  if (!fd) return fd.err();
+  auto bound = local_address_of(fd->get());
+  if (!bound) return bound.err();
+  k.fd = std::move(fd.value());
+  k.bound = *bound;
+  if (k.bound.is_unix()) k.bound.path = k.requested.path;
+  // An inherited socket can't join a reuseport group; share it instead.
+  int listening = 0;
+  socklen_t len = sizeof listening;
+  ::getsockopt(k.fd.get(), SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
+  if (reuseport && listening) k.policy = sched_policy::shared;
+  if (k.policy == sched_policy::round_robin) {
+    k.acc = std::make_unique<acceptor>(k.fd.get(), [&k](std::vector<unique_fd>& conns) { k.distribute(conns); });
+  }
+  return {};
+}
+
+void on_listen(worker& w, const json& msg) {
+  const json& seq = msg.value("seq", json());
+  address addr = address_from_json(msg.value("address", json::object()));
+  std::string key = key_of(addr);
+  auto policy = parse_policy(msg.value("policy", std::string("round_robin"))).value_or(sched_policy::round_robin);
+  auto [it, created] = keys().try_emplace(key);
+  shared_key& k = it->second;
+  if (created || k.members.empty()) {
+    k.key = key;
+    k.requested = addr;
+    k.policy = policy;
+    k.backlog = msg.value("backlog", 511);
+  } else if (k.find(w)) {
+    reply_error(w, seq, error(std::make_error_code(std::errc::address_in_use),
+                              "listen " + addr.to_string() + ": this worker already listens there"));
+    return;
+  }
+  if (auto s = ensure_socket(k); !s) {
+    reply_error(w, seq, s.err());
+    if (k.members.empty()) keys().erase(it);
+    return;
+  }
+  k.members.push_back({&w});
+  json reply = {{"corral", "listening"}, {"seq", seq}, {"address", address_to_json(k.bound)},
+                {"policy", to_string(k.policy)}};
+  std::vector<unique_fd> fds;
+  if (k.policy == sched_policy::shared) fds.emplace_back(::fcntl(k.fd.get(), F_DUPFD_CLOEXEC, 3));
+  w.send(reply, std::move(fds));
+  cluster::detail::emit_listening(w, k.bound);
+}
+
+void leave(worker& w, const std::string& key) {
+  auto it = keys().find(key);
+  if (it == keys().end()) return;
+  auto& k = it->second;
+  std::erase_if(k.members, [&](const member& m) { return m.w == &w; });
+  if (k.members.empty()) k.close_socket();  // refuse new connections, as Node
+  k.next = 0;
+}
+
+void on_message(worker& w, const json& msg, std::vector<unique_fd>&) {
+  const auto& type = msg["corral"];
+  if (type == "listen") {
+    on_listen(w, msg);
+  } else if (type == "ack") {
+    auto it = keys().find(msg.value("key", std::string()));
+    if (it == keys().end()) return;
+    if (member* m = it->second.find(w)) m->pending = std::max(0L, m->pending - msg.value("n", 1L));
+  } else if (type == "close") {
+    leave(w, msg.value("key", std::string()));
+    w.send({{"corral", "closed"}, {"seq", msg.value("seq", json())}});
+  }
+}
+
+}  // namespace
+
+void serve_workers() {
+  static bool installed = false;
+  if (installed) return;
+  installed = true;
+  cluster::detail::on_internal_message(on_message);
+  cluster::detail::on_worker_gone([](worker& w) {
+    std::vector<std::string> ks;
+    for (auto& [key, k] : keys())
+      if (k.find(w)) ks.push_back(key);
+    for (auto& key : ks) leave(w, key);
+  });
+}
+
+}  // namespace corral::net::detail

@@ -1,0 +1,48 @@
+// Internal: sockets for listening, and the primary/worker protocol of the net layer.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <string>
+#include <vector>
+
+#include "corral/channel.hpp"
+#include "corral/error.hpp"
+#include "corral/fd.hpp"
+#include "corral/net.hpp"
+
+namespace corral::net::detail {
+
+/// Creates a non-blocking, close-on-exec socket bound to `addr`; listening
+/// (with `backlog`) unless `listen_now` is false. `reuseport` sets SO_REUSEPORT.
+/// Errors name the address: "listen 0.0.0.0:80: permission denied".
+result<unique_fd> bind_socket(const address& addr, int backlog, bool reuseport, bool listen_now = true);
+/// The address a socket is bound to.
+result<address> local_address_of(int fd);
+/// Unique name of what a listen request asks for: "tcp:0.0.0.0:3000" or "unix:/path".
+std::string key_of(const address& addr);
+/// Address from listen options.
+address address_of(const listen_options& o);
+
+/// Address from JSON {"host":..,"port":..,"path":..} and back.
+json address_to_json(const address& a);
+address address_from_json(const json& j);
+
+/// systemd socket activation: the sockets this process inherited (fds 3..,
+/// LISTEN_PID == our pid). Parsed once; the variables are then removed from
+/// the environment so children do not take them for theirs.
+struct inherited_socket {
+  int fd;
+  std::string name;
+  address addr;
+};
+const std::vector<inherited_socket>& inherited_sockets();
+/// A duplicate of the inherited socket that matches `want` (same path, or same
+/// port and host, a wildcard host matching any); else, if exactly one
+/// inherited socket of the same kind (TCP or Unix) exists, that one.
+result<unique_fd> take_inherited(const address& want, bool& found);
+
+/// Best socket for a key: an inherited one, else a new one.
+result<unique_fd> open_listening(const address& addr, int backlog, bool reuseport, bool listen_now);
+
+}  // namespace corral::net::detail
