@@ -1,0 +1,122 @@
+#include "client.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cstring>
+#include <thread>
+
+namespace corral::cli {
+
+namespace {
+
+error sys(int err, const std::string& what) {
+  return error(std::error_code(err, std::generic_category()), what + ": " + std::strerror(err));
+}
+
+std::string self_exe() {
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return "corral";
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+// Double fork: the daemon is nobody's child, in its own session, with its
+// output in daemon.log; we reap the intermediate child at once.
+status spawn_daemon(const daemon::home_paths& home) {
+  if (auto s = daemon::ensure_home(home); !s) return s;
+  std::string exe = self_exe();
+  pid_t pid = ::fork();
+  if (pid < 0) return sys(errno, "fork");
+  if (pid == 0) {
+    ::setsid();
+    if (::fork() != 0) ::_exit(0);
+    int null = ::open("/dev/null", O_RDONLY);
+    int log = ::open(home.daemon_log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (null >= 0) ::dup2(null, 0);
+    if (log >= 0) {
+      ::dup2(log, 1);
+      ::dup2(log, 2);
+    }
+    ::execl(exe.c_str(), exe.c_str(), "daemon", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  return {};
+}
+
+}  // namespace
+
+result<client> client::connect(const daemon::home_paths& home) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (home.socket.size() >= sizeof addr.sun_path)
+    return error(std::make_error_code(std::errc::filename_too_long), "socket path too long: " + home.socket);
+  std::memcpy(addr.sun_path, home.socket.c_str(), home.socket.size() + 1);
+  unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return sys(errno, "socket");
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    return sys(errno, "cannot reach the daemon at " + home.socket);
+  return client(std::move(fd));
+}
+
+result<client> client::connect_or_start(const daemon::home_paths& home, bool& started) {
+  started = false;
+  auto c = connect(home);
+  if (c) return c;
+  int err = c.err().code().value();
+  if (err != ECONNREFUSED && err != ENOENT) return c;
+  if (auto s = spawn_daemon(home); !s) return s.err();
+  started = true;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto again = connect(home);
+    if (again) return again;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return error(std::make_error_code(std::errc::timed_out),
+               "started a daemon but it does not answer on " + home.socket + " (see " + home.daemon_log + ")");
+}
+
+result<json> client::call(const std::string& cmd, json args) {
+  daemon::request req{next_id_++, cmd, std::move(args)};
+  std::string line = daemon::encode_line(daemon::encode(req));
+  size_t off = 0;
+  while (off < line.size()) {
+    ssize_t n = ::send(fd_.get(), line.data() + off, line.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return sys(errno, "daemon connection");
+    off += static_cast<size_t>(n);
+  }
+  for (;;) {
+    auto nl = in_.find('\n');
+    if (nl != std::string::npos) {
+      std::string doc = in_.substr(0, nl);
+      in_.erase(0, nl + 1);
+      auto j = daemon::parse_line(doc);
+      if (!j) return j.err();
+      auto resp = daemon::decode_response(*j);
+      if (!resp) return resp.err();
+      if (!resp->ok) return error(std::make_error_code(std::errc::operation_not_permitted), resp->error);
+      if (resp->id != req.id) continue;
+      return std::move(resp->result);
+    }
+    char buf[65536];
+    ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return sys(errno, "daemon connection");
+    if (n == 0) return error(std::make_error_code(std::errc::connection_reset), "the daemon closed the connection");
+    in_.append(buf, static_cast<size_t>(n));
+  }
+}
+
+}  // namespace corral::cli

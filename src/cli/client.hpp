@@ -1,0 +1,35 @@
+// The CLI's side of the control socket: blocking, one request at a time, and
+// starting the daemon when none answers.
+#pragma once
+
+#include <string>
+
+#include "corral/error.hpp"
+#include "corral/fd.hpp"
+#include "daemon/home.hpp"
+#include "daemon/protocol.hpp"
+
+namespace corral::cli {
+
+using json = daemon::json;
+
+class client {
+ public:
+  /// Connects to a running daemon; ECONNREFUSED/ENOENT if none.
+  static result<client> connect(const daemon::home_paths& home);
+  /// Connects, starting a daemon (`<self> daemon`, detached) if none answers.
+  /// `started` tells whether this call started it.
+  static result<client> connect_or_start(const daemon::home_paths& home, bool& started);
+
+  /// Sends one request and waits for its response. A failed response is an
+  /// error carrying the daemon's one-line message.
+  result<json> call(const std::string& cmd, json args = json::object());
+
+ private:
+  explicit client(unique_fd fd) : fd_(std::move(fd)) {}
+  unique_fd fd_;
+  uint64_t next_id_ = 1;
+  std::string in_;
+};
+
+}  // namespace corral::cli

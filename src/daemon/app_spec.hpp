@@ -1,0 +1,42 @@
+// What the user asked to run: one app, its command, options and desired state.
+// Shared by the control protocol (start) and the state file; its JSON form is
+// specified in docs/manager-protocol.md.
+#pragma once
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "corral/error.hpp"
+#include "daemon/lifecycle.hpp"
+
+namespace corral::daemon {
+
+using json = nlohmann::json;
+
+struct app_spec {
+  std::string name;
+  /// argv[0] is an absolute path (the CLI resolved it), or "sh" for `-c`.
+  std::vector<std::string> argv;
+  std::string cwd;
+  std::map<std::string, std::string> env;
+  int instances = 1;
+  /// Prefix each log line with an ISO-8601 timestamp.
+  bool time = false;
+  int kill_signal = 2;  // SIGINT, as PM2
+  bool shutdown_with_message = false;
+  lifecycle_options lifecycle;
+  /// Desired state: false once the user stopped it.
+  bool running = true;
+  /// How the CLI interpreted the command, for `describe` ("exec", "shell", "python3", ...).
+  std::string interpreter;
+};
+
+json to_json(const app_spec& spec);
+result<app_spec> app_spec_from_json(const json& j);
+
+/// A name is safe as a file name component and not a number (numbers are ids).
+bool valid_app_name(const std::string& name);
+
+}  // namespace corral::daemon

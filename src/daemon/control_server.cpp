@@ -1,0 +1,135 @@
+#include "daemon/control_server.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "daemon/protocol.hpp"
+
+namespace corral::daemon {
+
+namespace {
+
+error sys(int err, const std::string& what) {
+  return error(std::error_code(err, std::generic_category()), what + ": " + std::strerror(err));
+}
+
+}  // namespace
+
+result<std::unique_ptr<control_server>> control_server::listen(uv_loop_t* loop, const std::string& path,
+                                                               request_fn fn) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path)
+    return error(std::make_error_code(std::errc::filename_too_long),
+                 "control socket path too long (" + std::to_string(path.size()) + " bytes): " + path);
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return sys(errno, "socket");
+  ::unlink(path.c_str());
+  // The socket is created 0600 by the umask, so there is no window where
+  // another user could connect before the chmod.
+  mode_t old = ::umask(077);
+  int r = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  int err = errno;
+  ::umask(old);
+  if (r != 0) return sys(err, "bind " + path);
+  if (::listen(fd.get(), 128) != 0) return sys(errno, "listen " + path);
+  auto srv = std::unique_ptr<control_server>(new control_server(loop, path, std::move(fd), std::move(fn)));
+  return srv;
+}
+
+control_server::control_server(uv_loop_t* loop, std::string path, unique_fd fd, request_fn fn)
+    : loop_(loop), path_(std::move(path)), fd_(std::move(fd)), on_request_(std::move(fn)) {
+  poll_ = detail::uv_handle_ptr<uv_poll_t>::make();
+  uv_poll_init(loop_, poll_.get(), fd_.get());
+  poll_->data = this;
+  uv_poll_start(poll_.get(), UV_READABLE, [](uv_poll_t* p, int, int) {
+    if (auto* self = static_cast<control_server*>(p->data)) self->on_acceptable();
+  });
+}
+
+control_server::~control_server() {
+  poll_.reset();
+  conns_.clear();
+  ::unlink(path_.c_str());
+}
+
+void control_server::on_acceptable() {
+  for (int k = 0; k < 64; ++k) {
+    int fd = ::accept4(fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;  // EAGAIN, or EMFILE: try again at the next wakeup
+    accept_one(fd);
+  }
+}
+
+void control_server::accept_one(int raw) {
+  unique_fd fd(raw);
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != ::geteuid()) {
+    ++rejected_;
+    std::string line = encode_line(encode(response{
+        0, false, json(),
+        "permission denied: the corral daemon of uid " + std::to_string(::geteuid()) +
+            " does not accept commands from uid " + std::to_string(cred.uid)}));
+    // Best effort, non-blocking: a fresh socket's buffer takes one line.
+    (void)!::send(fd.get(), line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    return;
+  }
+  uint64_t id = next_conn_++;
+  channel_options co;
+  co.peer = "control client (pid " + std::to_string(cred.pid) + ")";
+  co.max_line = 1u << 20;
+  auto ch = channel::open(fd.release(), co, loop_);
+  if (!ch) return;
+  auto& c = conns_[id] = std::move(ch.value());
+  c->on_message([this, id](json&& msg, std::vector<unique_fd>&&) { on_request_(id, std::move(msg)); });
+  c->on_error([](const error&) {});
+  c->on_close([this, id] {
+    // Freed on the next turn: the channel is inside its own callback.
+    auto it = conns_.find(id);
+    if (it == conns_.end()) return;
+    auto* dead = it->second.release();
+    conns_.erase(it);
+    auto* t = new uv_timer_t;
+    uv_timer_init(loop_, t);
+    t->data = dead;
+    uv_timer_start(t, [](uv_timer_t* tt) {
+      delete static_cast<channel*>(tt->data);
+      uv_close(reinterpret_cast<uv_handle_t*>(tt), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    }, 0, 0);
+    maybe_done();
+  });
+}
+
+void control_server::send(uint64_t conn, const json& doc) {
+  auto it = conns_.find(conn);
+  if (it != conns_.end()) it->second->send(doc);
+}
+
+void control_server::shutdown(std::function<void()> done) {
+  shutting_down_ = true;
+  on_done_ = std::move(done);
+  poll_.reset();
+  ::unlink(path_.c_str());
+  fd_.reset();
+  std::vector<channel*> open;
+  for (auto& [id, c] : conns_) open.push_back(c.get());
+  for (auto* c : open) c->close();
+  maybe_done();
+}
+
+void control_server::maybe_done() {
+  if (!shutting_down_ || !conns_.empty() || !on_done_) return;
+  auto fn = std::move(on_done_);
+  on_done_ = nullptr;
+  fn();
+}
+
+}  // namespace corral::daemon

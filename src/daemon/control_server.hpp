@@ -1,0 +1,55 @@
+// The control socket: a Unix stream socket at $CORRAL_HOME/corral.sock.
+// Each accepted peer's uid is checked with SO_PEERCRED; another user is told
+// why in one line and disconnected. Accepted peers speak line-JSON through
+// corral::channel.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "core/handle.hpp"
+#include "corral/channel.hpp"
+#include "corral/error.hpp"
+#include "corral/fd.hpp"
+
+namespace corral::daemon {
+
+class control_server {
+ public:
+  using request_fn = std::function<void(uint64_t conn, json&& msg)>;
+
+  /// Binds `path` (removing a stale socket: the caller holds the home's
+  /// lock, so no live daemon owns it), mode 0600, and starts accepting.
+  static result<std::unique_ptr<control_server>> listen(uv_loop_t* loop, const std::string& path, request_fn fn);
+  ~control_server();
+
+  /// Sends one document to connection `conn`, if it is still there.
+  void send(uint64_t conn, const json& doc);
+  /// Stops accepting and closes every connection gracefully (queued replies
+  /// go out first); `done` runs when all are closed.
+  void shutdown(std::function<void()> done);
+  std::size_t rejected() const noexcept { return rejected_; }
+
+ private:
+  control_server(uv_loop_t* loop, std::string path, unique_fd fd, request_fn fn);
+  void on_acceptable();
+  void accept_one(int fd);
+  void maybe_done();
+
+  uv_loop_t* loop_;
+  std::string path_;
+  unique_fd fd_;
+  request_fn on_request_;
+  detail::uv_handle_ptr<uv_poll_t> poll_;
+  std::map<uint64_t, std::unique_ptr<channel>> conns_;
+  uint64_t next_conn_ = 1;
+  std::size_t rejected_ = 0;
+  bool shutting_down_ = false;
+  std::function<void()> on_done_;
+};
+
+}  // namespace corral::daemon

@@ -1,0 +1,124 @@
+#include "daemon/daemon.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+
+#include "core/handle.hpp"
+#include "corral/fd.hpp"
+#include "corral/loop.hpp"
+#include "daemon/control_server.hpp"
+#include "daemon/protocol.hpp"
+#include "daemon/state_file.hpp"
+#include "daemon/supervisor.hpp"
+
+namespace corral::daemon {
+
+namespace {
+
+struct daemon_state {
+  uv_loop_t* loop;
+  home_paths home;
+  std::unique_ptr<supervisor> sup;
+  std::unique_ptr<control_server> server;
+  detail::uv_handle_ptr<uv_signal_t> sigterm, sigint, sighup;
+  bool exiting = false;
+
+  void exit_now() {
+    if (exiting) return;
+    exiting = true;
+    server->shutdown([this] {
+      sigterm.reset();
+      sigint.reset();
+      sighup.reset();
+      sup.reset();  // closes every instance's handles and log files
+    });
+  }
+
+  void on_signal(int sig) {
+    if (exiting) return;
+    std::fprintf(stderr, "corral daemon: %s: stopping the apps (they come back with the next daemon)\n",
+                 strsignal(sig));
+    // The desired state stays "running": a daemon stopped by the system
+    // brings the same apps back when it is next started.
+    sup->stop_everything([this] { exit_now(); });
+  }
+
+  void on_request(uint64_t conn, json&& msg) {
+    auto req = decode_request(msg);
+    if (!req) {
+      uint64_t id = msg.is_object() && msg.contains("id") && msg["id"].is_number_unsigned() ? msg["id"].get<uint64_t>() : 0;
+      server->send(conn, encode(response{id, false, json(), req.err().message()}));
+      return;
+    }
+    sup->handle(*req, [this, conn](response&& r) {
+      if (server) server->send(conn, encode(r));
+    });
+  }
+};
+
+detail::uv_handle_ptr<uv_signal_t> watch(uv_loop_t* loop, int sig, daemon_state* d) {
+  auto h = detail::uv_handle_ptr<uv_signal_t>::make();
+  uv_signal_init(loop, h.get());
+  h->data = d;
+  uv_signal_start(h.get(), [](uv_signal_t* s, int signum) {
+    if (auto* self = static_cast<daemon_state*>(s->data)) self->on_signal(signum);
+  }, sig);
+  return h;
+}
+
+}  // namespace
+
+int run_daemon(const home_paths& home) {
+  if (auto s = ensure_home(home); !s) {
+    std::fprintf(stderr, "corral daemon: %s\n", s.err().message().c_str());
+    return 1;
+  }
+  // The lock decides who is the daemon: it dies with the process (even on
+  // SIGKILL), so a new daemon never waits for a stale pid file.
+  unique_fd lock(::open(home.lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lock || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+    std::fprintf(stderr, "corral daemon: another daemon owns %s\n", home.dir.c_str());
+    return exit_already_running;
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  (void)write_file_atomic(home.pid, std::to_string(::getpid()) + "\n");
+
+  daemon_state d;
+  d.loop = default_loop();
+  d.home = home;
+  d.sup = std::make_unique<supervisor>(d.loop, home);
+  int restored = d.sup->restore();
+  if (restored > 0)
+    std::fprintf(stderr, "corral daemon: restored %d app(s) from %s (killed %d leftover process group(s))\n",
+                 restored, home.state.c_str(), d.sup->killed_orphans());
+  auto srv = control_server::listen(d.loop, home.socket, [&d](uint64_t conn, json&& msg) {
+    d.on_request(conn, std::move(msg));
+  });
+  if (!srv) {
+    std::fprintf(stderr, "corral daemon: %s\n", srv.err().message().c_str());
+    return 1;
+  }
+  d.server = std::move(srv.value());
+  d.sup->on_exit_requested([&d] { d.exit_now(); });
+  d.sigterm = watch(d.loop, SIGTERM, &d);
+  d.sigint = watch(d.loop, SIGINT, &d);
+  // SIGHUP will mean "reload all" (cluster mode); until then it is ignored
+  // so that closing a terminal does not kill a foreground daemon.
+  d.sighup = watch(d.loop, SIGHUP, &d);
+  uv_signal_stop(d.sighup.get());
+  ::signal(SIGHUP, SIG_IGN);
+
+  uv_run(d.loop, UV_RUN_DEFAULT);
+  d.server.reset();
+  d.sup.reset();
+  uv_run(d.loop, UV_RUN_DEFAULT);  // let the closes finish
+  ::unlink(home.pid.c_str());
+  return 0;
+}
+
+}  // namespace corral::daemon

@@ -1,0 +1,247 @@
+#include "daemon/instance.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+
+extern char** environ;
+
+namespace corral::daemon {
+
+// One process and the handles that carry its output. It stays alive after
+// the process exits until both pipes reach EOF, so the last lines (and a
+// partial last line) reach the log.
+struct instance::run {
+  instance* owner;
+  pid_t pid = 0;
+  bool exited = false;
+  int open_pipes = 0;
+  detail::uv_handle_ptr<uv_process_t> process;
+  detail::uv_handle_ptr<uv_pipe_t> pipes[2];
+  line_splitter lines[2];
+  std::unique_ptr<channel> ch;
+
+  bool drained() const { return exited && open_pipes == 0; }
+  ~run();
+};
+
+namespace {
+
+constexpr int channel_fd = 3;
+
+std::string errno_name(int uv_status) { return uv_err_name(uv_status); }
+
+struct pipe_ctx {
+  instance::run* r;
+  int stream;  // 1 or 2
+};
+
+}  // namespace
+
+instance::run::~run() {
+  for (auto& p : pipes)
+    if (p) delete static_cast<pipe_ctx*>(p->data);
+}
+
+instance::instance(uv_loop_t* loop, instance_host& host, const app_spec& spec, int id, int index)
+    : loop_(loop), host_(host), spec_(spec), id_(id), index_(index), fsm_(*this, spec.lifecycle) {
+  timer_ = detail::uv_handle_ptr<uv_timer_t>::make();
+  uv_timer_init(loop_, timer_.get());
+  timer_->data = this;
+}
+
+instance::~instance() {
+  // The daemon only destroys an instance that is stopped; a process still
+  // running here is a bug elsewhere, and must not outlive its supervision.
+  if (pid_ > 0) ::kill(-pid_, SIGKILL);
+}
+
+void instance::sigkill_now() {
+  if (pid_ > 0) ::kill(-pid_, SIGKILL);
+}
+
+ms instance::now() { return ms(uv_now(loop_)); }
+
+void instance::arm_timer(ms after) {
+  uv_timer_start(timer_.get(), [](uv_timer_t* t) {
+    if (auto* self = static_cast<instance*>(t->data)) self->fsm_.handle(event::timer);
+  }, static_cast<uint64_t>(after.count()), 0);
+}
+
+void instance::cancel_timer() { uv_timer_stop(timer_.get()); }
+
+void instance::on_transition(state from, state to) { host_.on_instance_transition(id_, from, to); }
+
+void instance::signal_stop() {
+  if (pid_ <= 0) return;
+  if (spec_.shutdown_with_message && current_ && current_->ch && current_->ch->is_open()) {
+    current_->ch->send(json("shutdown"));
+    return;
+  }
+  // The whole group: a shell wrapper's children stop with it.
+  ::kill(-pid_, spec_.kill_signal);
+}
+
+void instance::kill_group() {
+  if (pid_ > 0) ::kill(-pid_, SIGKILL);
+}
+
+int instance::spawn() {
+  fsm_.set_options(spec_.lifecycle);
+  spawn_error_text_.clear();
+
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view kv(*e);
+    auto eq = kv.find('=');
+    if (eq != std::string_view::npos) env.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+  }
+  // What belongs to the daemon's own parent must not leak into apps.
+  for (const char* k : {"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "NODE_CHANNEL_FD",
+                        "CORRAL_CHANNEL_FD", "CORRAL_WORKER_ID", "NODE_UNIQUE_ID"})
+    env.erase(k);
+  for (const auto& [k, v] : spec_.env) env[k] = v;
+  env["CORRAL_APP_NAME"] = spec_.name;
+  env["CORRAL_INSTANCE"] = std::to_string(index_);
+  env["NODE_APP_INSTANCE"] = std::to_string(index_);
+  env["CORRAL_CHANNEL_FD"] = std::to_string(channel_fd);
+  env["NODE_CHANNEL_FD"] = std::to_string(channel_fd);
+  env["NODE_CHANNEL_SERIALIZATION_MODE"] = "json";
+  std::vector<std::string> env_strings;
+  env_strings.reserve(env.size());
+  for (auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+  std::vector<char*> c_env;
+  for (auto& s : env_strings) c_env.push_back(s.data());
+  c_env.push_back(nullptr);
+  std::vector<std::string> argv = spec_.argv;
+  std::vector<char*> c_argv;
+  for (auto& a : argv) c_argv.push_back(a.data());
+  c_argv.push_back(nullptr);
+
+  auto pair = channel::socketpair();
+  if (!pair) {
+    spawn_error_text_ = pair.err().message();
+    return -EMFILE;
+  }
+  auto [ours, theirs] = std::move(pair.value());
+
+  auto r = std::make_unique<run>();
+  r->owner = this;
+  uv_stdio_container_t stdio[4];
+  stdio[0].flags = UV_IGNORE;  // libuv opens /dev/null for an ignored 0..2
+  for (int s = 1; s <= 2; ++s) {
+    r->pipes[s - 1] = detail::uv_handle_ptr<uv_pipe_t>::make();
+    uv_pipe_init(loop_, r->pipes[s - 1].get(), 0);
+    stdio[s].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
+    stdio[s].data.stream = reinterpret_cast<uv_stream_t*>(r->pipes[s - 1].get());
+  }
+  stdio[3].flags = UV_INHERIT_FD;
+  stdio[3].data.fd = theirs.get();
+
+  uv_process_options_t opts{};
+  opts.file = c_argv[0];
+  opts.args = c_argv.data();
+  opts.env = c_env.data();
+  opts.cwd = spec_.cwd.empty() ? nullptr : spec_.cwd.c_str();
+  opts.stdio = stdio;
+  opts.stdio_count = 4;
+  // A new session, hence its own process group (pgid == pid): stop and kill
+  // reach everything the app forks.
+  opts.flags = UV_PROCESS_DETACHED;
+  opts.exit_cb = [](uv_process_t* p, int64_t status, int sig) {
+    if (auto* rr = static_cast<run*>(p->data)) rr->owner->on_exit(*rr, status, sig);
+  };
+  r->process = detail::uv_handle_ptr<uv_process_t>::make();
+  int st = uv_spawn(loop_, r->process.get(), &opts);
+  if (st < 0) {
+    spawn_error_text_ = "spawn " + spec_.argv[0] + ": " + uv_strerror(st) + " (" + errno_name(st) + ")";
+    return st;
+  }
+  r->process->data = r.get();
+  r->pid = r->process->pid;
+  pid_ = r->pid;
+  started_unix_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  theirs.reset();
+
+  for (int s = 1; s <= 2; ++s) {
+    auto* p = r->pipes[s - 1].get();
+    p->data = new pipe_ctx{r.get(), s};
+    ++r->open_pipes;
+    uv_read_start(reinterpret_cast<uv_stream_t*>(p),
+                  [](uv_handle_t*, size_t, uv_buf_t* buf) {
+                    // One buffer reused by every pipe: the loop is single
+                    // threaded and each read is consumed before the next.
+                    static char storage[64 * 1024];
+                    *buf = uv_buf_init(storage, sizeof storage);
+                  },
+                  [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+                    auto* ctx = static_cast<pipe_ctx*>(s->data);
+                    if (!ctx) return;
+                    run* rr = ctx->r;
+                    instance* self = rr->owner;
+                    int stream = ctx->stream;
+                    auto emit = [self, stream](std::string_view line) {
+                      self->host_.on_output(self->id_, stream, line);
+                    };
+                    if (n > 0) {
+                      rr->lines[stream - 1].feed(std::string_view(buf->base, static_cast<size_t>(n)), emit);
+                      return;
+                    }
+                    if (n == 0) return;
+                    // EOF or error: the partial last line goes out now.
+                    rr->lines[stream - 1].finish(emit);
+                    delete ctx;
+                    s->data = nullptr;
+                    rr->pipes[stream - 1].reset();
+                    --rr->open_pipes;
+                    if (rr->drained()) self->on_run_drained(*rr);
+                  });
+  }
+
+  channel_options co;
+  co.peer = spec_.name + " instance " + std::to_string(index_) + " (pid " + std::to_string(pid_) + ")";
+  co.max_line = 1u << 20;
+  if (auto ch = channel::open(ours.release(), co, loop_)) {
+    r->ch = std::move(ch.value());
+    r->ch->set_ref(false);  // an app's channel alone must not keep the loop alive
+    run* rr = r.get();
+    r->ch->on_message([rr](json&& msg, std::vector<unique_fd>&&) {
+      if (rr->owner->current_.get() == rr) rr->owner->on_message(msg);
+    });
+    r->ch->on_error([](const error&) {});
+  }
+  current_ = std::move(r);
+  return 0;
+}
+
+void instance::on_message(const json& msg) {
+  // PM2's convention: process.send('ready').
+  if (msg == "ready" || (msg.is_object() && msg.value("type", "") == "ready")) fsm_.handle(event::ready);
+}
+
+void instance::on_exit(run& r, int64_t code, int signal) {
+  r.exited = true;
+  r.process.reset();
+  r.ch.reset();
+  bool is_current = current_.get() == &r;
+  std::unique_ptr<run> owned;
+  if (is_current) {
+    owned = std::move(current_);
+    pid_ = 0;
+  }
+  if (owned && !owned->drained()) draining_.push_back(std::move(owned));
+  owned.reset();  // a drained run is freed here: its handles are closed
+  if (is_current) fsm_.handle_exit(code, signal);
+}
+
+void instance::on_run_drained(run& r) {
+  auto it = std::find_if(draining_.begin(), draining_.end(), [&](auto& p) { return p.get() == &r; });
+  if (it != draining_.end()) draining_.erase(it);
+}
+
+}  // namespace corral::daemon

@@ -1,0 +1,83 @@
+// One running copy of an app: its lifecycle table and the real effects
+// behind it (uv_spawn in a new session, signals to the process group, the
+// instance's timer, the channel at fd 3, stdout/stderr pipes into the logs).
+#pragma once
+
+#include <sys/types.h>
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/handle.hpp"
+#include "corral/channel.hpp"
+#include "daemon/app_spec.hpp"
+#include "daemon/lifecycle.hpp"
+#include "daemon/log_lines.hpp"
+
+namespace corral::daemon {
+
+class log_file;
+
+/// Where an instance's output goes and whom it tells about transitions.
+struct instance_host {
+  virtual ~instance_host() = default;
+  virtual void on_output(int instance_id, int stream, std::string_view line) = 0;
+  virtual void on_instance_transition(int instance_id, state from, state to) = 0;
+};
+
+class instance final : public instance_effects {
+ public:
+  /// `spec` is borrowed: the app owns both and outlives its instances.
+  instance(uv_loop_t* loop, instance_host& host, const app_spec& spec, int id, int index);
+  ~instance() override;
+  instance(const instance&) = delete;
+  instance& operator=(const instance&) = delete;
+
+  lifecycle& fsm() noexcept { return fsm_; }
+  const lifecycle& fsm() const noexcept { return fsm_; }
+  int id() const noexcept { return id_; }
+  int index() const noexcept { return index_; }
+  /// The running process (and its process group), or 0.
+  pid_t pid() const noexcept { return pid_; }
+  /// Why the last spawn failed ("spawn /bin/x: no such file or directory (ENOENT)").
+  const std::string& spawn_error_text() const noexcept { return spawn_error_text_; }
+  /// Wall-clock time (Unix ms) the current run started.
+  int64_t started_unix_ms() const noexcept { return started_unix_ms_; }
+  /// Forgets a process without stopping it: the daemon is exiting and the
+  /// process was already signalled.
+  void sigkill_now();
+
+  // instance_effects
+  int spawn() override;
+  void signal_stop() override;
+  void kill_group() override;
+  void arm_timer(ms after) override;
+  void cancel_timer() override;
+  ms now() override;
+  void on_transition(state from, state to) override;
+
+  struct run;  // one process: handle, pipes, channel; outlives its exit until the pipes drain
+
+ private:
+  void on_exit(run& r, int64_t code, int signal);
+  void on_run_drained(run& r);
+  void on_message(const json& msg);
+
+  uv_loop_t* loop_;
+  instance_host& host_;
+  const app_spec& spec_;
+  int id_;
+  int index_;
+  lifecycle fsm_;
+  pid_t pid_ = 0;
+  int64_t started_unix_ms_ = 0;
+  std::string spawn_error_text_;
+  detail::uv_handle_ptr<uv_timer_t> timer_;
+  std::unique_ptr<run> current_;
+  std::vector<std::unique_ptr<run>> draining_;
+};
+
+}  // namespace corral::daemon

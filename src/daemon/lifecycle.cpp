@@ -1,0 +1,150 @@
+#include "daemon/lifecycle.hpp"
+
+namespace corral::daemon {
+
+std::string_view to_string(state s) noexcept {
+  switch (s) {
+    case state::stopped: return "stopped";
+    case state::launching: return "launching";
+    case state::online: return "online";
+    case state::stopping: return "stopping";
+    case state::waiting_restart: return "waiting restart";
+    case state::errored: return "errored";
+  }
+  return "?";
+}
+
+std::string_view to_string(event e) noexcept {
+  switch (e) {
+    case event::start: return "start";
+    case event::stop: return "stop";
+    case event::restart: return "restart";
+    case event::ready: return "ready";
+    case event::exit: return "exit";
+    case event::timer: return "timer";
+  }
+  return "?";
+}
+
+using L = lifecycle;
+
+// Rows: states; columns: start, stop, restart, ready, exit, timer.
+const L::action L::table_[state_count][event_count] = {
+    /* stopped */ {&L::launch, &L::ignore, &L::launch, &L::ignore, &L::ignore, &L::ignore},
+    /* launching */
+    {&L::ignore, &L::begin_stop, &L::begin_restart, &L::become_online, &L::exited_while_running, &L::become_online},
+    /* online */
+    {&L::ignore, &L::begin_stop, &L::begin_restart, &L::ignore, &L::exited_while_running, &L::ignore},
+    /* stopping */
+    {&L::want_start, &L::want_stopped, &L::want_start, &L::ignore, &L::exited_while_stopping, &L::force_kill},
+    /* waiting_restart */
+    {&L::launch_now, &L::stop_waiting, &L::launch_now, &L::ignore, &L::ignore, &L::relaunch},
+    /* errored */ {&L::reset_and_launch, &L::errored_to_stopped, &L::reset_and_launch, &L::ignore, &L::ignore, &L::ignore},
+};
+
+void lifecycle::handle(event e) {
+  (this->*table_[static_cast<int>(state_)][static_cast<int>(e)])();
+}
+
+void lifecycle::handle_exit(int64_t code, int signal) {
+  pending_exit_ = exit_info{code, signal, fx_.now() - started_at_};
+  handle(event::exit);
+}
+
+void lifecycle::go(state next) {
+  state from = state_;
+  state_ = next;
+  fx_.on_transition(from, next);
+}
+
+void lifecycle::launch() {
+  fx_.cancel_timer();
+  started_at_ = fx_.now();
+  spawn_error_ = fx_.spawn();
+  if (spawn_error_ != 0) {
+    go(state::errored);
+    return;
+  }
+  if (options_.wait_ready) {
+    fx_.arm_timer(options_.listen_timeout);
+    go(state::launching);
+  } else {
+    go(state::online);
+  }
+}
+
+// The restart delay has passed.
+void lifecycle::relaunch() {
+  ++restarts_;
+  launch();
+}
+
+// A user start/restart while a restart delay runs: go at once.
+void lifecycle::launch_now() { relaunch(); }
+
+void lifecycle::reset_and_launch() {
+  history_ = {};
+  launch();
+}
+
+void lifecycle::become_online() {
+  fx_.cancel_timer();
+  go(state::online);
+}
+
+void lifecycle::begin_stop() {
+  start_after_exit_ = false;
+  fx_.signal_stop();
+  fx_.arm_timer(options_.kill_timeout);
+  go(state::stopping);
+}
+
+void lifecycle::begin_restart() {
+  begin_stop();
+  start_after_exit_ = true;
+}
+
+void lifecycle::want_start() { start_after_exit_ = true; }
+void lifecycle::want_stopped() { start_after_exit_ = false; }
+
+void lifecycle::force_kill() { fx_.kill_group(); }
+
+void lifecycle::stop_waiting() {
+  fx_.cancel_timer();
+  go(state::stopped);
+}
+
+void lifecycle::errored_to_stopped() { go(state::stopped); }
+
+void lifecycle::exited_while_stopping() {
+  fx_.cancel_timer();
+  last_exit_ = pending_exit_;
+  if (start_after_exit_) {
+    start_after_exit_ = false;
+    history_ = {};
+    ++restarts_;
+    launch();
+    return;
+  }
+  go(state::stopped);
+}
+
+void lifecycle::exited_while_running() {
+  fx_.cancel_timer();
+  last_exit_ = pending_exit_;
+  auto d = decide_restart(options_.policy, last_exit_, history_);
+  switch (d.what) {
+    case restart_decision::kind::stop: go(state::stopped); return;
+    case restart_decision::kind::errored: go(state::errored); return;
+    case restart_decision::kind::restart:
+      if (d.delay.count() == 0) {
+        relaunch();
+        return;
+      }
+      fx_.arm_timer(d.delay);
+      go(state::waiting_restart);
+      return;
+  }
+}
+
+}  // namespace corral::daemon

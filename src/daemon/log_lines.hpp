@@ -1,0 +1,58 @@
+// The pure half of logging: cutting a byte stream into lines, and a bounded
+// buffer of lines waiting for the disk that drops (and counts) rather than
+// grows without limit. The I/O half is log_file.hpp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace corral::daemon {
+
+/// Splits a stream into lines. A partial last line is kept until its newline
+/// or finish(). A line longer than `max_line` is cut there (each piece is a line).
+class line_splitter {
+ public:
+  explicit line_splitter(std::size_t max_line = 64 * 1024) : max_line_(max_line) {}
+  /// Calls `emit` with each complete line, without its "\n".
+  void feed(std::string_view bytes, const std::function<void(std::string_view)>& emit);
+  /// Emits the partial line, if any (the process exited).
+  void finish(const std::function<void(std::string_view)>& emit);
+  bool has_partial() const noexcept { return !partial_.empty(); }
+
+ private:
+  std::size_t max_line_;
+  std::string partial_;
+};
+
+/// Bytes waiting to be written to one log file, at most `capacity`. A line
+/// that does not fit is dropped and counted; the next take() ends with a
+/// marker line saying how many were dropped. Because the buffer only shrinks
+/// through take(), every line it holds came before every dropped line, so the
+/// marker lands where the gap is.
+class log_buffer {
+ public:
+  explicit log_buffer(std::size_t capacity) : capacity_(capacity) {}
+  /// Appends `line` and a newline; false if dropped.
+  bool append(std::string_view line);
+  /// Everything pending, then the drop marker if lines were dropped.
+  std::string take();
+  bool empty() const noexcept { return pending_.empty() && dropped_ == 0; }
+  std::size_t size() const noexcept { return pending_.size(); }
+  uint64_t dropped_total() const noexcept { return dropped_total_; }
+
+  static std::string marker(uint64_t dropped);
+
+ private:
+  std::size_t capacity_;
+  std::string pending_;
+  uint64_t dropped_ = 0;
+  uint64_t dropped_total_ = 0;
+};
+
+/// "2026-11-24T20:39:30.123Z" for a Unix time in milliseconds.
+std::string iso8601_utc(int64_t unix_ms);
+
+}  // namespace corral::daemon

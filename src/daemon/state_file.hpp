@@ -1,0 +1,48 @@
+// The daemon's persisted state ($CORRAL_HOME/state.json; format in
+// docs/manager-state.md): the desired apps and, for each running instance,
+// the pid and process group the daemon last started, so that a new daemon
+// can kill what an old one (killed with SIGKILL) left behind before it
+// restores the apps. Also used for `save`'s dump file.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "corral/error.hpp"
+#include "daemon/app_spec.hpp"
+
+namespace corral::daemon {
+
+inline constexpr int state_format_version = 1;
+
+struct persisted_instance {
+  int id = 0;        // the global instance id shown by `list`
+  int index = 0;     // 0..instances-1 (CORRAL_INSTANCE)
+  pid_t pid = 0;     // 0 when not running; the process group id equals it
+  uint64_t start_ticks = 0;  // /proc/<pid>/stat starttime, to tell a reused pid
+};
+
+struct persisted_app {
+  app_spec spec;
+  std::vector<persisted_instance> instances;
+};
+
+struct persisted_state {
+  pid_t daemon_pid = 0;
+  int next_id = 0;
+  std::vector<persisted_app> apps;
+};
+
+json to_json(const persisted_state& s);
+result<persisted_state> state_from_json(const json& j);
+
+/// Writes `text` to `path` atomically: a temporary file in the same directory,
+/// fsync, rename, then fsync of the directory. Mode 0600.
+status write_file_atomic(const std::string& path, const std::string& text);
+/// Reads a whole file; ENOENT is an error with that code.
+result<std::string> read_file(const std::string& path);
+
+}  // namespace corral::daemon

@@ -1,0 +1,101 @@
+// The daemon's model: apps, their instances, and the commands of the control
+// protocol applied to them. Persists the desired state after every change
+// and answers a command once its effect is visible (a stop replies when the
+// processes are gone).
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/handle.hpp"
+#include "daemon/app_spec.hpp"
+#include "daemon/home.hpp"
+#include "daemon/instance.hpp"
+#include "daemon/log_file.hpp"
+#include "daemon/protocol.hpp"
+#include "daemon/state_file.hpp"
+
+namespace corral::daemon {
+
+class supervisor final : public instance_host {
+ public:
+  using reply_fn = std::function<void(response&&)>;
+
+  supervisor(uv_loop_t* loop, home_paths home);
+  ~supervisor() override;
+
+  /// Kills what a previous daemon left behind (process groups recorded in
+  /// the state file) and restarts the apps it was running. Returns how many
+  /// apps were restored.
+  int restore();
+  /// Handles one request; `reply` is called exactly once, maybe later.
+  void handle(const request& req, reply_fn reply);
+  /// Stops every instance (graceful, then SIGKILL), then calls `done`.
+  void stop_everything(std::function<void()> done);
+  /// Set by the `kill` command: the daemon exits once the reply is out.
+  bool exit_requested() const noexcept { return exit_requested_; }
+  void on_exit_requested(std::function<void()> fn) { on_exit_requested_ = std::move(fn); }
+
+  int restored_apps() const noexcept { return restored_apps_; }
+  int killed_orphans() const noexcept { return killed_orphans_; }
+
+  // instance_host
+  void on_output(int instance_id, int stream, std::string_view line) override;
+  void on_instance_transition(int instance_id, state from, state to) override;
+
+ private:
+  struct app {
+    app_spec spec;
+    std::unique_ptr<log_file> logs[2];  // out, err
+    std::vector<std::unique_ptr<instance>> instances;
+    bool deleting = false;
+  };
+  struct waiter {
+    std::function<bool()> done;
+    std::function<void()> fire;
+  };
+
+  result<app*> add_app(app_spec spec, const std::vector<int>& ids = {});
+  std::vector<instance*> select(const std::string& target, std::string& err);
+  app* app_of(int instance_id);
+  instance* find_instance(int id);
+  json describe_instance(const app& a, const instance& i, bool full) const;
+  void persist_soon();
+  void persist_now();
+  void check_waiters();
+  void wait_then(std::function<bool()> done, std::function<void()> fire);
+  void remove_deleted_apps();
+
+  void cmd_start(const request& req, reply_fn reply);
+  void cmd_stop(const request& req, reply_fn reply);
+  void cmd_restart(const request& req, reply_fn reply);
+  void cmd_delete(const request& req, reply_fn reply);
+  void cmd_list(const request& req, reply_fn reply);
+  void cmd_describe(const request& req, reply_fn reply);
+  void cmd_flush(const request& req, reply_fn reply);
+  void cmd_save(const request& req, reply_fn reply);
+  void cmd_resurrect(const request& req, reply_fn reply);
+  void cmd_kill(const request& req, reply_fn reply);
+  void cmd_logs_info(const request& req, reply_fn reply);
+
+  uv_loop_t* loop_;
+  home_paths home_;
+  std::vector<std::unique_ptr<app>> apps_;
+  int next_id_ = 0;
+  std::vector<waiter> waiters_;
+  bool checking_waiters_ = false;
+  detail::uv_handle_ptr<uv_timer_t> persist_timer_;
+  bool persist_pending_ = false;
+  bool exit_requested_ = false;
+  std::function<void()> on_exit_requested_;
+  int restored_apps_ = 0;
+  int killed_orphans_ = 0;
+  int64_t started_unix_ms_ = 0;
+};
+
+}  // namespace corral::daemon

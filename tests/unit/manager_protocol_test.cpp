@@ -1,0 +1,128 @@
+// Control protocol, state file and app spec: encode/decode round trips.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/app_spec.hpp"
+#include "daemon/protocol.hpp"
+#include "daemon/state_file.hpp"
+
+using namespace corral::daemon;
+using namespace std::chrono_literals;
+
+TEST(ManagerProtocol, RequestRoundTrips) {
+  request r{42, "stop", {{"target", "web"}}};
+  auto line = encode_line(encode(r));
+  ASSERT_EQ(line.back(), '\n');
+  auto j = parse_line(std::string_view(line).substr(0, line.size() - 1));
+  ASSERT_TRUE(j);
+  auto back = decode_request(*j);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->id, 42u);
+  EXPECT_EQ(back->cmd, "stop");
+  EXPECT_EQ(back->args["target"], "web");
+}
+
+TEST(ManagerProtocol, ResponsesRoundTripBothWays) {
+  auto ok = decode_response(encode(response{7, true, json{{"pid", 1}}, {}}));
+  ASSERT_TRUE(ok);
+  EXPECT_TRUE(ok->ok);
+  EXPECT_EQ(ok->result["pid"], 1);
+  auto bad = decode_response(encode(response{8, false, json(), "no app named 'x'"}));
+  ASSERT_TRUE(bad);
+  EXPECT_FALSE(bad->ok);
+  EXPECT_EQ(bad->error, "no app named 'x'");
+}
+
+TEST(ManagerProtocol, MalformedRequestsAreErrorsNotCrashes) {
+  EXPECT_FALSE(parse_line("{not json"));
+  EXPECT_FALSE(decode_request(json::array()));
+  EXPECT_FALSE(decode_request(json{{"cmd", "ping"}}));
+  EXPECT_FALSE(decode_request(json{{"id", -1}, {"cmd", "ping"}}));
+  EXPECT_FALSE(decode_request(json{{"id", 1}, {"cmd", 3}}));
+  EXPECT_FALSE(decode_request(json{{"id", 1}, {"cmd", "x"}, {"args", 3}}));
+  EXPECT_FALSE(decode_response(json{{"id", 1}, {"ok", false}}));
+}
+
+TEST(ManagerProtocol, InvalidUtf8DoesNotThrowWhenEncoded) {
+  response r{1, false, json(), std::string("bad \xff byte")};
+  EXPECT_NO_THROW((void)encode_line(encode(r)));
+}
+
+namespace {
+app_spec sample_spec() {
+  app_spec s;
+  s.name = "web";
+  s.argv = {"/usr/bin/python3", "/srv/app.py", "--port", "0"};
+  s.cwd = "/srv";
+  s.env = {{"A", "1"}};
+  s.instances = 3;
+  s.time = true;
+  s.kill_signal = 15;
+  s.lifecycle.kill_timeout = 2500ms;
+  s.lifecycle.policy.exp_backoff_restart_delay = 100ms;
+  s.lifecycle.policy.max_restarts = 5;
+  s.lifecycle.policy.stop_exit_codes = {0, 2};
+  s.running = false;
+  return s;
+}
+}  // namespace
+
+TEST(ManagerAppSpec, RoundTripsEveryField) {
+  auto back = app_spec_from_json(to_json(sample_spec()));
+  ASSERT_TRUE(back) << back.err().message();
+  EXPECT_EQ(to_json(*back), to_json(sample_spec()));
+}
+
+TEST(ManagerAppSpec, RejectsBadNamesAndValues) {
+  auto j = to_json(sample_spec());
+  for (const char* name : {"", "12", "a/b", "all", "..", "a b"}) {
+    auto k = j;
+    k["name"] = name;
+    EXPECT_FALSE(app_spec_from_json(k)) << name;
+  }
+  auto k = j;
+  k["instances"] = 0;
+  EXPECT_FALSE(app_spec_from_json(k));
+  k = j;
+  k["argv"] = json::array();
+  EXPECT_FALSE(app_spec_from_json(k));
+  k = j;
+  k["kill_timeout"] = "soon";
+  EXPECT_FALSE(app_spec_from_json(k));
+}
+
+TEST(ManagerStateFile, RoundTripsWithPids) {
+  persisted_state st;
+  st.daemon_pid = 100;
+  st.next_id = 4;
+  st.apps.push_back({sample_spec(), {{0, 0, 1234, 999}, {3, 1, 0, 0}}});
+  auto back = state_from_json(to_json(st));
+  ASSERT_TRUE(back) << back.err().message();
+  EXPECT_EQ(to_json(*back), to_json(st));
+  EXPECT_EQ(back->apps[0].instances[0].pid, 1234);
+}
+
+TEST(ManagerStateFile, UnknownVersionIsRefused) {
+  auto j = to_json(persisted_state{});
+  j["version"] = 99;
+  EXPECT_FALSE(state_from_json(j));
+}
+
+TEST(ManagerStateFile, AtomicWriteReplacesWholeFileWithPrivateMode) {
+  char dir[] = "/tmp/corral-state-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  std::string path = std::string(dir) + "/state.json";
+  ASSERT_TRUE(write_file_atomic(path, "first"));
+  ASSERT_TRUE(write_file_atomic(path, "second"));
+  auto text = read_file(path);
+  ASSERT_TRUE(text);
+  EXPECT_EQ(*text, "second");
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_FALSE(read_file(std::string(dir) + "/missing"));
+  ::unlink(path.c_str());
+  ::rmdir(dir);  // fails if a temporary file was left behind
+  EXPECT_NE(::access(dir, F_OK), 0);
+}
