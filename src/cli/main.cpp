@@ -179,6 +179,29 @@ int cmd_logs(session& s, const std::string& target, int lines, bool follow, bool
   return cli::show_logs(sources, lines, follow);
 }
 
+bool process_gone(pid_t pid) {
+  if (::kill(pid, 0) != 0) return true;
+  // A zombie waiting for its (adoptive) parent is gone for us.
+  std::FILE* f = std::fopen(fmt::format("/proc/{}/stat", pid).c_str(), "r");
+  if (!f) return true;
+  char buf[512] = {};
+  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  std::string_view s(buf, n);
+  auto close = s.rfind(')');
+  return close != std::string_view::npos && close + 2 < s.size() && s[close + 2] == 'Z';
+}
+
+bool wait_gone(pid_t pid, std::chrono::milliseconds timeout) {
+  if (pid <= 0) return true;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!process_gone(pid)) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
 // Splits argv at the first "--": what follows is the app's arguments.
 std::vector<std::string> split_dashdash(int argc, char** argv, std::vector<std::string>& after) {
   std::vector<std::string> before;
@@ -259,6 +282,12 @@ int main(int argc, char** argv) {
 
   std::vector<std::string> after;
   auto before = split_dashdash(argc, argv, after);
+  if (before.size() > 1 && before[1][0] != '-') {
+    bool known = false;
+    for (auto* sub : app.get_subcommands({}))
+      if (sub->check_name(before[1])) known = true;
+    if (!known) return fail("unknown command '" + before[1] + "' (see corral --help)", exit_usage);
+  }
   std::vector<char*> cargv;
   for (auto& a : before) cargv.push_back(a.data());
   try {
@@ -326,8 +355,13 @@ int main(int argc, char** argv) {
       std::puts("no daemon running");
       return 0;
     }
+    auto ping = c->call("ping");
+    if (!ping) return fail(ping.err().message());
     auto r = c->call("kill");
     if (!r) return fail(r.err().message());
+    // Return only once the daemon is gone, so that the next command starts a
+    // fresh one instead of reaching the old one's closing socket.
+    if (!wait_gone(ping->value("pid", 0), std::chrono::seconds(10))) return fail("the daemon did not exit within 10 s");
     std::puts("daemon stopped");
     return 0;
   }

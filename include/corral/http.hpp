@@ -1,0 +1,294 @@
+// corral/http.hpp — an HTTP/1.1 server and an Express-style router.
+//
+//   corral::http::router app;
+//   app.get("/hello/:name?", [](auto& req, auto& res) {
+//     res.send("Hello " + std::string(req.param("name")) + "!!!");
+//   });
+//   corral::http::server srv(app);
+//   srv.listen({.port = 3000}, [](const corral::error* e, const corral::net::address& a) { ... });
+//   return corral::run();
+//
+// The server works unchanged alone, as a cluster worker (the primary shares
+// the port; a worker's disconnect() closes the server gracefully) and under
+// systemd or the manager (LISTEN_FDS), through corral::net::listener.
+//
+// Everything runs on corral::default_loop(), on the thread that calls
+// corral::run(). Handlers run on the loop; a handler may answer later (from a
+// timer, another request...) as long as the response is ended eventually.
+// While a request is unanswered, later requests pipelined on the same
+// connection wait, so responses always go out in order.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "corral/error.hpp"
+#include "corral/fd.hpp"
+#include "corral/net.hpp"
+
+namespace corral::http {
+
+namespace detail {
+class connection;
+struct server_state;
+struct access;
+}  // namespace detail
+
+/// One request header as received (name in its original case).
+struct header {
+  std::string_view name;
+  std::string_view value;
+};
+
+/// A received request. Owned by its connection; valid until its response is
+/// ended (views into it are valid as long).
+class request {
+ public:
+  request() = default;
+  request(const request&) = delete;
+  request& operator=(const request&) = delete;
+
+  /// "GET", "POST"...
+  std::string_view method() const noexcept { return method_; }
+  /// The request target as sent: "/hello/John?x=1".
+  std::string_view url() const noexcept { return url_; }
+  /// The target's path, not decoded: "/hello/John".
+  std::string_view path() const noexcept;
+  /// The raw query string after '?', or empty.
+  std::string_view query_string() const noexcept;
+  /// The first query parameter `name`, percent- and '+'-decoded; nullopt if absent.
+  std::optional<std::string> query(std::string_view name) const;
+  /// The route parameter `name` (":name" in the route), percent-decoded;
+  /// empty if absent. A `*` wildcard is named "*".
+  std::string_view param(std::string_view name) const noexcept;
+  /// True if the route matched parameter `name` (an optional one may be absent).
+  bool has_param(std::string_view name) const noexcept;
+  /// The first header named `name` (case-insensitive), or nullopt.
+  std::optional<std::string_view> get(std::string_view name) const noexcept;
+  /// Every header, in order.
+  const std::vector<header>& headers() const noexcept { return headers_; }
+  /// The body, de-chunked (requests are buffered up to the server's body limit).
+  std::string_view body() const noexcept { return body_; }
+  int http_major() const noexcept { return major_; }
+  int http_minor() const noexcept { return minor_; }
+
+  /// Test-only: fills a request as the parser would.
+  void set_for_test(std::string_view method, std::string_view url, std::vector<std::pair<std::string, std::string>> hdrs = {},
+                    std::string_view body = {});
+
+ private:
+  friend class detail::connection;
+  friend struct detail::access;
+  void clear() noexcept;
+  void add_param(std::string_view name, std::string_view raw_value);
+
+  std::string_view method_;
+  std::string url_;
+  std::string header_bytes_;  // names and values back to back; headers_ views into it
+  std::vector<std::pair<std::size_t, std::size_t>> header_offsets_;  // (name end, value end) in header_bytes_
+  std::vector<header> headers_;
+  std::string body_;
+  struct param_slot {
+    std::string_view name;  // into the route pattern, which outlives the request
+    std::string value;
+  };
+  std::vector<param_slot> params_;  // reused across requests: the first n_params_ are live
+  std::size_t n_params_ = 0;
+  int major_ = 1;
+  int minor_ = 1;
+};
+
+/// The answer to one request. Owned by its connection. Headers go out with
+/// the first write()/send()/json()/end(); set() and status() after that are ignored.
+class response {
+ public:
+  response() = default;
+  response(const response&) = delete;
+  response& operator=(const response&) = delete;
+
+  /// Sets the status code (200 by default).
+  response& status(int code) noexcept;
+  /// Sets header `name` (replacing an earlier one of that name, case-insensitive).
+  /// Content-Length and Transfer-Encoding are managed by the response.
+  response& set(std::string_view name, std::string_view value);
+  /// Sends `body` with a Content-Length and ends the response. Content-Type
+  /// defaults to "text/html; charset=utf-8" (as Express).
+  void send(std::string_view body);
+  /// Sends `value` serialised, as application/json, and ends the response.
+  void json(const nlohmann::json& value);
+  /// Streams part of the body: chunked encoding unless a Content-Length was
+  /// set (HTTP/1.0 clients: close-delimited).
+  void write(std::string_view chunk);
+  /// Ends the response, with an optional last piece of body.
+  void end(std::string_view last = {});
+
+  bool headers_sent() const noexcept { return headers_sent_; }
+  bool finished() const noexcept { return finished_; }
+  int status_code() const noexcept { return status_; }
+
+  /// Test-only: a response that renders into its own buffer, with no connection.
+  void reset_for_test(bool head = false, bool keep_alive = true);
+  /// Test-only: the bytes rendered so far.
+  const std::string& raw_for_test() const noexcept { return test_out_; }
+
+ private:
+  friend class detail::connection;
+  friend struct detail::access;
+  void reset(std::string* out, detail::connection* conn, bool head, bool keep_alive, bool http10);
+  void render_head(std::size_t content_length, bool chunked);
+  void append_body(std::string_view bytes);
+  void finish();
+
+  std::string* out_ = nullptr;             // where bytes go: the connection's output buffer
+  detail::connection* conn_ = nullptr;     // null in unit tests
+  std::vector<std::pair<std::string, std::string>> headers_;  // reused: first n_headers_ live
+  std::size_t n_headers_ = 0;
+  std::string test_out_;
+  std::string scratch_;
+  std::optional<std::size_t> declared_length_;  // from a set("Content-Length")
+  int status_ = 200;
+  bool head_ = false;
+  bool keep_alive_ = true;
+  bool http10_ = false;
+  bool headers_sent_ = false;
+  bool chunked_ = false;
+  bool finished_ = false;
+  bool has_content_type_ = false;
+};
+
+class router;
+
+/// Continues a middleware chain: calling it runs the next matching layer.
+/// Cheap to copy; valid while the request is unanswered.
+class next_fn {
+ public:
+  void operator()() const;
+
+ private:
+  friend class router;
+  next_fn(const router* r, request* req, response* res, std::size_t index) : r_(r), req_(req), res_(res), index_(index) {}
+  const router* r_;
+  request* req_;
+  response* res_;
+  std::size_t index_;
+};
+
+/// A route handler.
+using handler = std::function<void(request&, response&)>;
+/// A middleware: call `next()` to go on, or answer the request itself.
+using middleware = std::function<void(request&, response&, next_fn next)>;
+
+/// Routes requests by method and path, Express-style. Path patterns:
+/// literal segments, ":name" parameters, optional ":name?" parameters (so
+/// "/hello/:name?" matches "/hello" and "/hello/John"), and "*" (the rest of
+/// the path, as parameter "*"). Layers run in the order they were added. With
+/// no match: 405 with Allow if the path exists for other methods, else 404.
+/// A GET route also answers HEAD. Not thread-safe; add routes before serving.
+class router {
+ public:
+  router();
+  ~router();
+  router(const router&) = delete;
+  router& operator=(const router&) = delete;
+
+  router& get(std::string_view pattern, handler h) { return add("GET", pattern, std::move(h)); }
+  router& post(std::string_view pattern, handler h) { return add("POST", pattern, std::move(h)); }
+  router& put(std::string_view pattern, handler h) { return add("PUT", pattern, std::move(h)); }
+  router& patch(std::string_view pattern, handler h) { return add("PATCH", pattern, std::move(h)); }
+  router& del(std::string_view pattern, handler h) { return add("DELETE", pattern, std::move(h)); }
+  /// Any method.
+  router& all(std::string_view pattern, handler h) { return add("", pattern, std::move(h)); }
+  /// A route for one method ("" for any).
+  router& add(std::string_view method, std::string_view pattern, handler h);
+  /// A middleware for every request.
+  router& use(middleware m);
+  /// A middleware for paths under `prefix` ("/api" matches "/api" and "/api/...").
+  router& use(std::string_view prefix, middleware m);
+
+  /// Dispatches one request. An exception from a handler propagates to the caller
+  /// (the server turns it into a 500).
+  void handle(request& req, response& res) const;
+  /// Test helper and building block: does `pattern` match `path`? Fills
+  /// `req`'s params on success.
+  static bool match_for_test(std::string_view pattern, std::string_view path, request& req);
+
+  struct segment;
+  struct layer;
+
+ private:
+  friend class next_fn;
+  void run_from(std::size_t index, request& req, response& res) const;
+  void no_match(request& req, response& res) const;
+
+  std::vector<std::unique_ptr<layer>> layers_;
+};
+
+/// Percent-decodes `in` ("%2F" -> "/"); with `plus_is_space`, '+' becomes ' '
+/// (query strings). Malformed escapes are kept as they are.
+std::string percent_decode(std::string_view in, bool plus_is_space = false);
+
+/// Limits and timeouts; defaults are Node's.
+struct server_options {
+  /// A request line plus header section larger than this gets 431.
+  std::size_t max_header_bytes = 16 * 1024;
+  /// A request body larger than this gets 413 (checked against Content-Length
+  /// up front, and while chunks arrive).
+  std::size_t max_body_bytes = 1024 * 1024;
+  /// From a request's first byte to the end of its headers (slowloris).
+  std::chrono::milliseconds headers_timeout{60'000};
+  /// From a request's first byte to the end of its body.
+  std::chrono::milliseconds request_timeout{300'000};
+  /// How long a keep-alive connection may stay idle between requests.
+  std::chrono::milliseconds keep_alive_timeout{5'000};
+  /// During a graceful close: how long a connection idle at a request
+  /// boundary may still bring one more request (answered with Connection: close).
+  std::chrono::milliseconds close_idle_grace{500};
+};
+
+/// An HTTP/1.1 server: keep-alive, pipelining, chunked bodies, HEAD,
+/// Expect: 100-continue, limits and timeouts (server_options). Not copyable
+/// or movable. Destroying it closes everything at once.
+class server {
+ public:
+  /// Serves with `h` for every request.
+  explicit server(handler h, server_options options = {});
+  /// Serves with `r`, which is borrowed and must outlive the server.
+  explicit server(const router& r, server_options options = {});
+  ~server();
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  /// Listens through corral::net::listener (alone, in a cluster, or with
+  /// LISTEN_FDS). `done` runs once on the loop with the bound address or an
+  /// error. In a cluster worker the server registers its graceful close()
+  /// with the worker's disconnect().
+  void listen(const net::listen_options& options, net::listener::listening_fn done);
+  /// Serves one connected stream socket (accepted elsewhere). Takes ownership.
+  status serve(unique_fd fd);
+  /// Graceful close: stops accepting; requests in flight finish and are
+  /// answered with Connection: close; keep-alive connections close at a
+  /// request boundary (idle ones after `close_idle_grace`); then `done` runs
+  /// on the loop. Calling it again only adds to the callbacks.
+  void close(std::function<void()> done = {});
+  /// Closes every connection now, whatever it is doing (after close(), this
+  /// makes it finish at once).
+  void close_all_connections();
+  /// Open connections.
+  std::size_t connection_count() const noexcept;
+  /// The bound address, once listening.
+  const net::address& local_address() const noexcept;
+  bool is_closing() const noexcept;
+
+ private:
+  std::unique_ptr<detail::server_state> s_;
+};
+
+}  // namespace corral::http

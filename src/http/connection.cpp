@@ -1,0 +1,459 @@
+// One HTTP/1.1 connection: parse, dispatch, frame, write, time out, close.
+#include "http/connection.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+
+#include "http/internal.hpp"
+
+namespace corral::http::detail {
+
+namespace {
+
+connection* self(llhttp_t* p) { return static_cast<connection*>(p->data); }
+
+constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
+
+}  // namespace
+
+const llhttp_settings_t& connection::settings() {
+  static const llhttp_settings_t s = [] {
+    llhttp_settings_t out;
+    llhttp_settings_init(&out);
+    out.on_message_begin = cb_message_begin;
+    out.on_url = cb_url;
+    out.on_header_field = cb_header_field;
+    out.on_header_value = cb_header_value;
+    out.on_header_value_complete = [](llhttp_t* p) {
+      self(p)->in_value_ = true;
+      return 0;
+    };
+    out.on_headers_complete = cb_headers_complete;
+    out.on_body = cb_body;
+    out.on_message_complete = cb_message_complete;
+    return out;
+  }();
+  return s;
+}
+
+connection::connection(server_state* s) : srv(s) {
+  llhttp_init(&parser_, HTTP_REQUEST, &settings());
+  parser_.data = this;
+}
+
+bool connection::open(int fd) {
+  uv_tcp_init(srv->loop, &tcp_);
+  tcp_.data = this;
+  auto on_close = [](uv_handle_t* h) { delete static_cast<connection*>(h->data); };
+  if (uv_tcp_open(&tcp_, fd) != 0) {
+    ::close(fd);
+    closed_ = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
+    return false;
+  }
+  uv_tcp_nodelay(&tcp_, 1);
+  srv->link(this);
+  set_deadline(deadline_kind::headers, srv->options.headers_timeout);
+  start_reading();
+  return true;
+}
+
+void connection::on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+  auto* c = static_cast<connection*>(h->data);
+  if (!c->srv) {
+    *buf = uv_buf_init(nullptr, 0);
+    return;
+  }
+  *buf = uv_buf_init(c->srv->read_buf.get(), server_state::read_buf_size);
+}
+
+void connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+  auto* c = static_cast<connection*>(s->data);
+  if (c->closed_ || nread == 0) return;
+  if (nread < 0) {
+    // EOF or reset. A client that half-closes after its request still gets
+    // the answer in progress; otherwise we are done.
+    bool answering = c->phase_ == phase::handling && !c->res_.finished_;
+    if (nread == UV_EOF && answering) {
+      c->stop_parsing_ = true;
+      c->close_after_flush_ = true;
+      c->peer_ended_ = true;
+      c->stop_reading();
+      return;
+    }
+    c->destroy();
+    return;
+  }
+  if (c->phase_ == phase::draining) return;  // discarded: we are closing
+  c->in_batch_ = true;
+  c->feed(buf->base, static_cast<std::size_t>(nread));
+  c->in_batch_ = false;
+  c->flush();
+}
+
+void connection::start_reading() {
+  if (reading_ || closed_) return;
+  reading_ = true;
+  uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), on_alloc, on_read);
+}
+
+void connection::stop_reading() {
+  if (!reading_) return;
+  reading_ = false;
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+}
+
+void connection::set_deadline(deadline_kind k, std::chrono::milliseconds in) {
+  deadline_kind_ = k;
+  deadline_ = uv_now(srv->loop) + static_cast<uint64_t>(in.count());
+}
+
+// ---- parsing ---------------------------------------------------------------
+
+void connection::feed(const char* data, std::size_t len) {
+  if (stop_parsing_ || len == 0) return;
+  exec_begin_ = data;
+  llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+  prev_exec_end_ = data + len;
+  if (closed_) return;
+  if (err == HPE_OK) return;
+  if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+    if (err == HPE_PAUSED_UPGRADE) {
+      // No protocol switch is supported: the request was answered as a plain
+      // one, and the connection ends after its response.
+      stop_parsing_ = true;
+      if (!res_.finished_) {
+        res_.keep_alive_ = res_.headers_sent_ ? res_.keep_alive_ : false;
+        close_after_flush_ = true;
+      } else {
+        close_after_flush_ = true;
+      }
+    }
+    if (stop_parsing_) return;
+    const char* pos = llhttp_get_error_pos(&parser_);
+    if (pos == nullptr || pos < data || pos > data + len) pos = data + len;
+    pending_in_.assign(pos, static_cast<std::size_t>(data + len - pos));
+    paused_ = true;
+    stop_reading();
+    return;
+  }
+  fail_request(error_status_ ? error_status_ : 400);
+}
+
+bool connection::count_header_bytes(std::size_t n) {
+  header_bytes_ += n;
+  if (header_bytes_ <= srv->options.max_header_bytes) return true;
+  error_status_ = 431;
+  return false;
+}
+
+int connection::cb_message_begin(llhttp_t* p) {
+  connection* c = self(p);
+  if (c->closed_) return -1;
+  c->req_.clear();
+  c->phase_ = phase::headers;
+  c->header_bytes_ = 0;
+  c->in_value_ = false;
+  c->value_end_ = nullptr;
+  c->error_status_ = 0;
+  c->request_started_ = uv_now(c->srv->loop);
+  c->set_deadline(deadline_kind::headers, c->srv->options.headers_timeout);
+  return 0;
+}
+
+int connection::cb_url(llhttp_t* p, const char* at, std::size_t len) {
+  connection* c = self(p);
+  if (!c->count_header_bytes(len)) return -1;
+  c->req_.url_.append(at, len);
+  return 0;
+}
+
+int connection::cb_header_field(llhttp_t* p, const char* at, std::size_t len) {
+  connection* c = self(p);
+  request& r = c->req_;
+  if (c->in_value_ || r.header_offsets_.empty()) {
+    if (!c->count_header_bytes(4)) return -1;  // ": " and CRLF
+    r.header_offsets_.emplace_back(r.header_bytes_.size(), r.header_bytes_.size());
+    c->in_value_ = false;
+    c->value_end_ = nullptr;
+  }
+  if (!c->count_header_bytes(len)) return -1;
+  // RFC 9112 5.1: whitespace between a field name and its colon must be
+  // rejected (llhttp lets it through); it is a smuggling vector.
+  if (std::string_view(at, len).find_first_of(" \t") != std::string_view::npos) return -1;
+  r.header_bytes_.append(at, len);
+  r.header_offsets_.back() = {r.header_bytes_.size(), r.header_bytes_.size()};
+  return 0;
+}
+
+int connection::cb_header_value(llhttp_t* p, const char* at, std::size_t len) {
+  connection* c = self(p);
+  request& r = c->req_;
+  if (!c->count_header_bytes(len)) return -1;
+  // RFC 9112 5.2: obs-fold (a value continued on the next line) is rejected
+  // with 400. llhttp accepts it and reports the continuation as a second
+  // piece of the value that does not start where the first ended; a value
+  // merely split across two reads continues exactly at the new buffer.
+  if (c->value_end_ != nullptr) {
+    bool contiguous = at == c->value_end_ || (at == c->exec_begin_ && c->value_end_ == c->prev_exec_end_);
+    if (!contiguous) return -1;
+  }
+  c->value_end_ = at + len;
+  r.header_bytes_.append(at, len);
+  r.header_offsets_.back().second = r.header_bytes_.size();
+  return 0;
+}
+
+int connection::cb_headers_complete(llhttp_t* p) { return self(p)->on_headers_complete(); }
+
+int connection::on_headers_complete() {
+  request& r = req_;
+  std::string_view all = r.header_bytes_;
+  std::size_t start = 0;
+  for (auto [name_end, value_end] : r.header_offsets_) {
+    r.headers_.push_back({all.substr(start, name_end - start), all.substr(name_end, value_end - name_end)});
+    start = value_end;
+  }
+  r.method_ = llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
+  r.major_ = parser_.http_major;
+  r.minor_ = parser_.http_minor;
+  bool has_length = (parser_.flags & F_CONTENT_LENGTH) != 0;
+  if (has_length && parser_.content_length > srv->options.max_body_bytes) {
+    error_status_ = 413;
+    return -1;
+  }
+  bool has_body = (has_length && parser_.content_length > 0) || (parser_.flags & F_CHUNKED) != 0;
+  if (has_body && r.major_ == 1 && r.minor_ == 1) {
+    auto expect = r.get("Expect");
+    if (expect && iequals(*expect, "100-continue")) {
+      out_ += continue_line;
+      if (!in_batch_) flush();
+    }
+  }
+  phase_ = phase::body;
+  deadline_kind_ = deadline_kind::request;
+  deadline_ = request_started_ + static_cast<uint64_t>(srv->options.request_timeout.count());
+  return 0;
+}
+
+int connection::cb_body(llhttp_t* p, const char* at, std::size_t len) {
+  connection* c = self(p);
+  if (c->req_.body_.size() + len > c->srv->options.max_body_bytes) {
+    c->error_status_ = 413;
+    return -1;
+  }
+  c->req_.body_.append(at, len);
+  return 0;
+}
+
+int connection::cb_message_complete(llhttp_t* p) { return self(p)->on_message_complete(); }
+
+int connection::on_message_complete() {
+  phase_ = phase::handling;
+  deadline_kind_ = deadline_kind::none;
+  bool keep_alive = llhttp_should_keep_alive(&parser_) && !srv->closing;
+  bool http10 = req_.major_ == 1 && req_.minor_ == 0;
+  bool head = parser_.method == HTTP_HEAD;
+  res_.reset(&out_, this, head, keep_alive, http10);
+  in_dispatch_ = true;
+  try {
+    srv->dispatch(req_, res_);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "corral::http: handler for %.*s %.*s threw: %s\n", static_cast<int>(req_.method_.size()),
+                 req_.method_.data(), static_cast<int>(req_.url_.size()), req_.url_.data(), e.what());
+    if (!closed_) answer_after_throw();
+  } catch (...) {
+    std::fprintf(stderr, "corral::http: handler threw a non-exception\n");
+    if (!closed_) answer_after_throw();
+  }
+  in_dispatch_ = false;
+  if (closed_) return -1;
+  if (!res_.finished_) return HPE_PAUSED;  // answered later: hold the rest
+  after_response();
+  return stop_parsing_ ? HPE_PAUSED : 0;
+}
+
+void connection::answer_after_throw() {
+  if (res_.finished_) return;
+  if (!res_.headers_sent_) {
+    res_.reset(&out_, this, res_.head_, res_.keep_alive_, res_.http10_);
+    res_.status(500).set("Content-Type", "text/plain; charset=utf-8").send("Internal Server Error");
+    return;
+  }
+  // Part of the answer is out: the client must learn it is cut short.
+  res_.finished_ = true;
+  res_.keep_alive_ = false;
+}
+
+// ---- responses -------------------------------------------------------------
+
+void connection::on_response_output() {
+  if (!in_batch_ && !in_dispatch_) flush();
+}
+
+void connection::on_response_end() {
+  if (in_dispatch_ || closed_) return;  // on_message_complete carries on
+  after_response();
+  flush();
+  if (closed_ || stop_parsing_) return;
+  resume_parsing();
+}
+
+void connection::after_response() {
+  if (!res_.keep_alive_) {
+    stop_parsing_ = true;
+    close_after_flush_ = true;
+    return;
+  }
+  phase_ = phase::idle;
+  if (srv->closing) {
+    set_deadline(deadline_kind::grace, srv->options.close_idle_grace);
+  } else {
+    set_deadline(deadline_kind::idle, srv->options.keep_alive_timeout);
+  }
+}
+
+void connection::resume_parsing() {
+  if (paused_) {
+    paused_ = false;
+    llhttp_resume(&parser_);
+    if (!pending_in_.empty()) {
+      resume_buf_.swap(pending_in_);
+      pending_in_.clear();
+      in_batch_ = true;
+      feed(resume_buf_.data(), resume_buf_.size());
+      in_batch_ = false;
+      resume_buf_.clear();
+      if (closed_) return;
+      flush();
+      if (closed_) return;
+    }
+  }
+  if (!paused_ && !stop_parsing_ && phase_ != phase::draining) start_reading();
+}
+
+void connection::fail_request(int status) {
+  stop_parsing_ = true;
+  close_after_flush_ = true;
+  std::string_view why = reason(status);
+  out_ += status_line(status, resume_buf_);
+  out_ += date_line();
+  out_ += "Content-Type: text/plain; charset=utf-8\r\nContent-Length: ";
+  append_decimal(out_, why.size());
+  out_ += "\r\nConnection: close\r\n\r\n";
+  out_ += why;
+  phase_ = phase::handling;
+  if (!in_batch_) flush();
+}
+
+// ---- writing and closing ---------------------------------------------------
+
+void connection::flush() {
+  if (closed_ || write_in_flight_) return;
+  if (!out_.empty()) {
+    auto* stream = reinterpret_cast<uv_stream_t*>(&tcp_);
+    uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+    int n = uv_try_write(stream, &b, 1);
+    if (n >= 0 && static_cast<std::size_t>(n) == out_.size()) {
+      out_.clear();
+    } else if (n >= 0 || n == UV_EAGAIN) {
+      std::size_t done = n > 0 ? static_cast<std::size_t>(n) : 0;
+      writing_.swap(out_);
+      out_.clear();
+      b = uv_buf_init(writing_.data() + done, static_cast<unsigned>(writing_.size() - done));
+      write_req_.data = this;
+      write_in_flight_ = true;
+      int r = uv_write(&write_req_, stream, &b, 1, [](uv_write_t* w, int status) {
+        static_cast<connection*>(w->data)->on_write_done(status);
+      });
+      if (r != 0) {
+        write_in_flight_ = false;
+        destroy();
+      }
+      return;
+    } else {
+      destroy();
+      return;
+    }
+  }
+  if (close_after_flush_ && phase_ != phase::draining) start_drain();
+}
+
+void connection::on_write_done(int status) {
+  write_in_flight_ = false;
+  writing_.clear();
+  if (closed_) return;
+  if (status < 0) {
+    destroy();
+    return;
+  }
+  flush();
+}
+
+// After the last response: send FIN and read (discarding) until the client
+// closes, so that a client still sending does not get a reset that would
+// destroy the response it has not read yet.
+void connection::start_drain() {
+  phase_ = phase::draining;
+  stop_parsing_ = true;
+  // Long enough for a request already on the wire; a client that keeps the
+  // socket open without sending is not worth waiting for.
+  set_deadline(deadline_kind::drain, std::min(srv->options.keep_alive_timeout, std::chrono::milliseconds(1000)));
+  shutdown_req_.data = this;
+  int r = uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t*>(&tcp_), [](uv_shutdown_t* s, int status) {
+    auto* c = static_cast<connection*>(s->data);
+    if (!c->closed_ && status < 0) c->destroy();
+  });
+  if (r != 0 || peer_ended_) {
+    destroy();  // (the FIN is still sent: close() on a socket with nothing unread)
+    return;
+  }
+  start_reading();
+}
+
+void connection::on_server_closing() {
+  if (closed_) return;
+  if (phase_ == phase::idle) {
+    // A request may already be on its way: give it a moment, and answer it
+    // with Connection: close, rather than resetting a connection in use.
+    set_deadline(deadline_kind::grace, srv->options.close_idle_grace);
+  } else if (phase_ == phase::handling && !res_.finished_ && !res_.headers_sent_) {
+    res_.keep_alive_ = false;
+  }
+}
+
+void connection::check_deadline(uint64_t now) {
+  if (closed_ || deadline_kind_ == deadline_kind::none || now < deadline_) return;
+  deadline_kind k = deadline_kind_;
+  deadline_kind_ = deadline_kind::none;
+  switch (k) {
+    case deadline_kind::headers:
+    case deadline_kind::request:
+      if (phase_ == phase::headers || phase_ == phase::body) {
+        fail_request(408);
+        return;
+      }
+      destroy();
+      return;
+    default:
+      destroy();
+      return;
+  }
+}
+
+void connection::destroy() {
+  if (closed_) return;
+  closed_ = true;
+  server_state* s = srv;
+  srv = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), [](uv_handle_t* h) { delete static_cast<connection*>(h->data); });
+  if (s) {
+    s->unlink(this);
+    s->maybe_finish_close();
+  }
+}
+
+}  // namespace corral::http::detail

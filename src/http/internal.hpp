@@ -1,0 +1,45 @@
+// Internal to corral::http: helpers shared by the router, the messages and
+// the connection.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "corral/http.hpp"
+
+namespace corral::http::detail {
+
+/// Reaches the private state of request/response for the library's own code.
+struct access {
+  static std::size_t param_count(const request& r) noexcept { return r.n_params_; }
+  static void truncate_params(request& r, std::size_t n) noexcept { r.n_params_ = n; }
+  static void add_param(request& r, std::string_view name, std::string_view raw) { r.add_param(name, raw); }
+};
+
+/// ASCII case-insensitive equality (header names, tokens).
+inline bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
+    if (x >= 'A' && x <= 'Z') x |= 0x20;
+    if (y >= 'A' && y <= 'Z') y |= 0x20;
+    if (x != y) return false;
+  }
+  return true;
+}
+
+/// "Date: <IMF-fixdate>\r\n", re-rendered when the wall-clock second changes
+/// (CLOCK_REALTIME_COARSE is a vDSO read, so asking per response is cheap).
+std::string_view date_line() noexcept;
+
+/// "HTTP/1.1 <code> <reason>\r\n".
+std::string_view status_line(int code, std::string& scratch);
+/// The reason phrase for `code` ("Unknown" if we have none).
+std::string_view reason(int code) noexcept;
+
+/// Appends `n` in decimal / hex.
+void append_decimal(std::string& out, std::size_t n);
+void append_hex(std::string& out, std::size_t n);
+
+}  // namespace corral::http::detail

@@ -1,0 +1,44 @@
+// server::listen through corral::net::listener. Kept apart from the server so
+// that programs serving sockets they accept themselves (serve()) do not link
+// the net layer.
+#include "corral/cluster.hpp"
+#include "corral/net.hpp"
+#include "http/connection.hpp"
+
+namespace corral::http {
+
+namespace {
+
+class listener_acceptor final : public detail::acceptor {
+ public:
+  net::listener listener;
+  void close(std::function<void()> done) override { listener.close(std::move(done)); }
+};
+
+}  // namespace
+
+void server::listen(const net::listen_options& options, net::listener::listening_fn done) {
+  auto acc = std::make_unique<listener_acceptor>();
+  auto* raw = acc.get();
+  detail::server_state* st = s_.get();
+  // We drain our own connections on disconnect, at request boundaries.
+  raw->listener.close_on_disconnect(false);
+  raw->listener.on_connection([this](unique_fd fd) { (void)serve(std::move(fd)); });
+  st->acceptor_ = std::move(acc);
+  st->accepting_closed = false;
+  if (cluster::is_worker() && st->closer_token == 0) {
+    st->closer_token = cluster::worker().add_closer_for_internal([this](std::function<void()> closed) {
+      close(std::move(closed));
+    });
+  }
+  raw->listener.listen(options, [st, done = std::move(done)](const error* err, const net::address& bound) {
+    if (err) {
+      st->accepting_closed = true;
+    } else {
+      st->bound = bound;
+    }
+    if (done) done(err, bound);
+  });
+}
+
+}  // namespace corral::http

@@ -1,0 +1,372 @@
+// Requests and responses: accessors, header rendering, body framing.
+#include <time.h>
+
+#include <array>
+#include <charconv>
+#include <cstdio>
+
+#include "http/connection.hpp"
+#include "http/internal.hpp"
+
+namespace corral::http {
+
+namespace {
+
+int hex_value(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+void decode_into(std::string& out, std::string_view in, bool plus_is_space) {
+  out.clear();
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c == '%' && i + 2 < in.size()) {
+      int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(plus_is_space && c == '+' ? ' ' : c);
+  }
+}
+
+bool has_crlf(std::string_view v) noexcept { return v.find_first_of("\r\n") != std::string_view::npos; }
+
+}  // namespace
+
+std::string percent_decode(std::string_view in, bool plus_is_space) {
+  std::string out;
+  out.reserve(in.size());
+  decode_into(out, in, plus_is_space);
+  return out;
+}
+
+// ---- request ---------------------------------------------------------------
+
+std::string_view request::path() const noexcept {
+  std::string_view u = url_;
+  return u.substr(0, u.find_first_of("?#"));
+}
+
+std::string_view request::query_string() const noexcept {
+  std::string_view u = url_;
+  std::size_t q = u.find('?');
+  if (q == std::string_view::npos) return {};
+  u = u.substr(q + 1);
+  return u.substr(0, u.find('#'));
+}
+
+std::optional<std::string> request::query(std::string_view name) const {
+  std::string_view qs = query_string();
+  std::string key;
+  while (!qs.empty()) {
+    std::size_t amp = qs.find('&');
+    std::string_view pair = qs.substr(0, amp);
+    qs = amp == std::string_view::npos ? std::string_view{} : qs.substr(amp + 1);
+    std::size_t eq = pair.find('=');
+    decode_into(key, pair.substr(0, eq), true);
+    if (key != name) continue;
+    return eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1), true);
+  }
+  return std::nullopt;
+}
+
+std::string_view request::param(std::string_view name) const noexcept {
+  for (std::size_t i = 0; i < n_params_; ++i)
+    if (params_[i].name == name) return params_[i].value;
+  return {};
+}
+
+bool request::has_param(std::string_view name) const noexcept {
+  for (std::size_t i = 0; i < n_params_; ++i)
+    if (params_[i].name == name) return true;
+  return false;
+}
+
+std::optional<std::string_view> request::get(std::string_view name) const noexcept {
+  for (const auto& h : headers_)
+    if (detail::iequals(h.name, name)) return h.value;
+  return std::nullopt;
+}
+
+void request::add_param(std::string_view name, std::string_view raw_value) {
+  if (n_params_ == params_.size()) params_.emplace_back();
+  auto& slot = params_[n_params_++];
+  slot.name = name;
+  decode_into(slot.value, raw_value, false);
+}
+
+void request::clear() noexcept {
+  url_.clear();
+  header_bytes_.clear();
+  header_offsets_.clear();
+  headers_.clear();
+  body_.clear();
+  n_params_ = 0;
+}
+
+void request::set_for_test(std::string_view method, std::string_view url,
+                           std::vector<std::pair<std::string, std::string>> hdrs, std::string_view body) {
+  static const std::array<std::string_view, 9> known = {"GET",  "HEAD",  "POST",    "PUT",  "PATCH",
+                                                         "DELETE", "OPTIONS", "TRACE", "CONNECT"};
+  clear();
+  method_ = "OTHER";
+  for (auto m : known)
+    if (m == method) method_ = m;
+  url_ = std::string(url);
+  for (auto& [n, v] : hdrs) {
+    header_bytes_ += n;
+    std::size_t name_end = header_bytes_.size();
+    header_bytes_ += v;
+    header_offsets_.emplace_back(name_end, header_bytes_.size());
+  }
+  std::size_t start = 0;
+  for (auto [name_end, value_end] : header_offsets_) {
+    std::string_view all = header_bytes_;
+    headers_.push_back({all.substr(start, name_end - start), all.substr(name_end, value_end - name_end)});
+    start = value_end;
+  }
+  body_ = std::string(body);
+}
+
+// ---- response --------------------------------------------------------------
+
+void response::reset(std::string* out, detail::connection* conn, bool head, bool keep_alive, bool http10) {
+  out_ = out;
+  conn_ = conn;
+  n_headers_ = 0;
+  declared_length_.reset();
+  status_ = 200;
+  head_ = head;
+  keep_alive_ = keep_alive;
+  http10_ = http10;
+  headers_sent_ = chunked_ = finished_ = has_content_type_ = false;
+}
+
+void response::reset_for_test(bool head, bool keep_alive) {
+  test_out_.clear();
+  reset(&test_out_, nullptr, head, keep_alive, false);
+}
+
+response& response::status(int code) noexcept {
+  if (!headers_sent_ && code >= 100 && code <= 999) status_ = code;
+  return *this;
+}
+
+response& response::set(std::string_view name, std::string_view value) {
+  if (headers_sent_ || name.empty() || has_crlf(name) || has_crlf(value)) return *this;  // no response splitting
+  using detail::iequals;
+  if (iequals(name, "Content-Length")) {
+    std::size_t n = 0;
+    auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (ec == std::errc() && p == value.data() + value.size()) declared_length_ = n;
+    return *this;
+  }
+  if (iequals(name, "Transfer-Encoding")) return *this;  // we frame the body ourselves
+  if (iequals(name, "Connection")) {
+    if (iequals(value, "close")) keep_alive_ = false;
+    return *this;  // rendered from keep_alive_
+  }
+  if (iequals(name, "Content-Type")) has_content_type_ = true;
+  for (std::size_t i = 0; i < n_headers_; ++i) {
+    if (iequals(headers_[i].first, name)) {
+      headers_[i].second.assign(value);
+      return *this;
+    }
+  }
+  if (n_headers_ == headers_.size()) headers_.emplace_back();
+  auto& slot = headers_[n_headers_++];
+  slot.first.assign(name);
+  slot.second.assign(value);
+  return *this;
+}
+
+namespace {
+bool bodiless_status(int code) noexcept { return code < 200 || code == 204 || code == 304; }
+}  // namespace
+
+void response::render_head(std::size_t content_length, bool chunked) {
+  std::string& out = *out_;
+  out += detail::status_line(status_, scratch_);
+  out += detail::date_line();
+  for (std::size_t i = 0; i < n_headers_; ++i) {
+    out += headers_[i].first;
+    out += ": ";
+    out += headers_[i].second;
+    out += "\r\n";
+  }
+  if (!bodiless_status(status_)) {
+    if (chunked) {
+      out += "Transfer-Encoding: chunked\r\n";
+    } else if (content_length != std::string::npos) {
+      out += "Content-Length: ";
+      detail::append_decimal(out, content_length);
+      out += "\r\n";
+    }
+  }
+  if (!keep_alive_) {
+    out += "Connection: close\r\n";
+  } else if (http10_) {
+    out += "Connection: keep-alive\r\n";
+  }
+  out += "\r\n";
+  headers_sent_ = true;
+  chunked_ = chunked;
+}
+
+void response::append_body(std::string_view bytes) {
+  if (head_ || bodiless_status(status_) || bytes.empty()) return;
+  if (chunked_) {
+    detail::append_hex(*out_, bytes.size());
+    *out_ += "\r\n";
+    *out_ += bytes;
+    *out_ += "\r\n";
+  } else {
+    *out_ += bytes;
+  }
+}
+
+void response::send(std::string_view body) {
+  if (finished_ || !out_) return;
+  if (headers_sent_) {
+    end(body);
+    return;
+  }
+  if (!has_content_type_) set("Content-Type", "text/html; charset=utf-8");
+  end(body);
+}
+
+void response::json(const nlohmann::json& value) {
+  if (finished_ || !out_) return;
+  if (!has_content_type_) set("Content-Type", "application/json; charset=utf-8");
+  std::string body = value.dump();
+  end(body);
+}
+
+void response::write(std::string_view chunk) {
+  if (finished_ || !out_) return;
+  if (!headers_sent_) {
+    if (declared_length_) {
+      render_head(*declared_length_, false);
+    } else if (http10_) {
+      keep_alive_ = false;  // HTTP/1.0 has no chunking: the body ends with the connection
+      render_head(std::string::npos, false);
+    } else {
+      render_head(std::string::npos, true);
+    }
+  }
+  append_body(chunk);
+  if (conn_) conn_->on_response_output();
+}
+
+void response::end(std::string_view last) {
+  if (finished_ || !out_) return;
+  if (!headers_sent_) {
+    render_head(declared_length_ ? *declared_length_ : last.size(), false);
+    append_body(last);
+  } else {
+    append_body(last);
+    if (chunked_ && !head_ && !bodiless_status(status_)) *out_ += "0\r\n\r\n";
+  }
+  finish();
+}
+
+void response::finish() {
+  finished_ = true;
+  if (conn_) conn_->on_response_end();
+}
+
+// ---- shared text -----------------------------------------------------------
+
+namespace detail {
+
+std::string_view date_line() noexcept {
+  static thread_local char line[64];
+  static thread_local std::size_t len = 0;
+  static thread_local time_t cached = -1;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  if (ts.tv_sec != cached) {
+    cached = ts.tv_sec;
+    struct tm tm;
+    gmtime_r(&cached, &tm);
+    len = strftime(line, sizeof line, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+  }
+  return {line, len};
+}
+
+std::string_view reason(int code) noexcept {
+  switch (code) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+  }
+}
+
+std::string_view status_line(int code, std::string& scratch) {
+  // The common ones pre-rendered: no formatting on the hot path.
+  switch (code) {
+    case 200: return "HTTP/1.1 200 OK\r\n";
+    case 404: return "HTTP/1.1 404 Not Found\r\n";
+    default: break;
+  }
+  scratch = "HTTP/1.1 ";
+  append_decimal(scratch, static_cast<std::size_t>(code));
+  scratch += ' ';
+  scratch += reason(code);
+  scratch += "\r\n";
+  return scratch;
+}
+
+void append_decimal(std::string& out, std::size_t n) {
+  char buf[24];
+  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, n);
+  out.append(buf, p);
+}
+
+void append_hex(std::string& out, std::size_t n) {
+  char buf[24];
+  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, n, 16);
+  out.append(buf, p);
+}
+
+}  // namespace detail
+}  // namespace corral::http

@@ -1,0 +1,367 @@
+// corral::http on real sockets: keep-alive, pipelining, framing, limits,
+// timeouts, exceptions, graceful close, and a corpus of malformed requests.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <regex>
+
+#include "http_client.hpp"
+#include "support/process.hpp"
+
+using namespace support;
+using http_test::client;
+
+namespace {
+
+// The fixture server with `args`; waits until it prints its port.
+struct fixture {
+  explicit fixture(std::vector<std::string> args = {}) : proc(make_argv(std::move(args))) {
+    if (!proc.wait_out("listening ", 10s)) return;
+    std::smatch m;
+    std::string out = proc.out();
+    if (std::regex_search(out, m, std::regex(R"(listening (\d+))"))) port = std::stoi(m[1]);
+  }
+  static std::vector<std::string> make_argv(std::vector<std::string> args) {
+    args.insert(args.begin(), bin("tests/e2e/http_fixture_server"));
+    return args;
+  }
+  child proc;
+  int port = 0;
+};
+
+std::string get(const std::string& path, const std::string& extra = "") {
+  return "GET " + path + " HTTP/1.1\r\nHost: t\r\n" + extra + "\r\n";
+}
+
+}  // namespace
+
+TEST(HttpServer, KeepAliveServesManyRequestsOnOneConnection) {
+  fixture f;
+  ASSERT_GT(f.port, 0) << f.proc.out() << f.proc.err();
+  client c(f.port);
+  ASSERT_TRUE(c.ok());
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(c.send(get("/")));
+    auto r = c.read();
+    ASSERT_TRUE(r) << i;
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, "Hello World");
+    EXPECT_EQ(r->header("x-seen"), "1");  // the middleware ran
+    EXPECT_FALSE(r->header("date").empty());
+    EXPECT_EQ(r->header("connection"), "");
+  }
+}
+
+TEST(HttpServer, PipelinedResponsesComeInRequestOrderEvenWhenSomeAnswerLate) {
+  fixture f;
+  ASSERT_GT(f.port, 0);
+  client c(f.port);
+  std::string batch;
+  for (int i = 1; i <= 8; ++i) batch += get("/seq/" + std::to_string(i));
+  ASSERT_TRUE(c.send(batch));
+  for (int i = 1; i <= 8; ++i) {
+    auto r = c.read();
+    ASSERT_TRUE(r) << i;
+    EXPECT_EQ(r->body, "seq " + std::to_string(i));
+  }
+}
+
+TEST(HttpServer, ChunkedRequestBodyIsReassembled) {
+  fixture f;
+  ASSERT_GT(f.port, 0);
+  client c(f.port);
+  ASSERT_TRUE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n"));
+  ASSERT_TRUE(c.send("5\r\npedia\r\n0\r\n\r\n"));
+  auto r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "Wikipedia");
+  ASSERT_TRUE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"));
+  r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "abc");
+}
+
+TEST(HttpServer, StreamedResponseIsChunkedAndJsonIsTyped) {
+  fixture f;
+  ASSERT_GT(f.port, 0);
+  client c(f.port);
+  ASSERT_TRUE(c.send(get("/stream") + get("/json")));
+  auto r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->header("transfer-encoding"), "chunked");
+  EXPECT_EQ(r->body, "abbccc");
+  r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->header("content-type"), "application/json; charset=utf-8");
+  EXPECT_EQ(r->body, R"({"ok":true})");
+}
+
+TEST(HttpServer, HeadGetsHeadersWithoutBodyAndTheConnectionStaysUsable) {
+  fixture f;
+  ASSERT_GT(f.port, 0);
+  client c(f.port);
+  ASSERT_TRUE(c.send("HEAD / HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto r = c.read(/*head=*/true);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->header("content-length"), "11");
+  ASSERT_TRUE(c.send(get("/")));
+  r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "Hello World");  // no stray body bytes came before it
+}
+
+TEST(HttpServer, ExpectContinueGetsAnInterimResponseBeforeTheBody) {
+  fixture f;
+  ASSERT_GT(f.port, 0);
+  client c(f.port);
+  ASSERT_TRUE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"));
+  ASSERT_TRUE(c.expect_raw("HTTP/1.1 100 Continue\r\n\r\n"));
+  ASSERT_TRUE(c.send("hello"));
+  auto r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "hello");
+}
+
+TEST(HttpServer, ConnectionCloseIsHonoured) {
+  fixture f;
+  ASSERT_GT(f.port, 0);
+  client c(f.port);
+  ASSERT_TRUE(c.send(get("/", "Connection: close\r\n") + get("/")));
+  auto r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->header("connection"), "close");
+  EXPECT_TRUE(c.closed_by_peer());  // the second request is not answered
+}
+
+TEST(HttpServer, Http10KeepAliveIsHonouredAndDefaultsToClose) {
+  fixture f;
+  ASSERT_GT(f.port, 0);
+  client c(f.port);
+  ASSERT_TRUE(c.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+  auto r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->header("connection"), "keep-alive");
+  ASSERT_TRUE(c.send("GET / HTTP/1.0\r\n\r\n"));
+  r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->header("connection"), "close");
+  EXPECT_TRUE(c.closed_by_peer());
+}
+
+TEST(HttpServer, RouterAnswers404And405WithAllowAndDecodesParams) {
+  fixture f;
+  ASSERT_GT(f.port, 0);
+  client c(f.port);
+  ASSERT_TRUE(c.send(get("/nope") + "DELETE /hello/x HTTP/1.1\r\nHost: t\r\n\r\n" + get("/hello/J%C3%B6rg") +
+                     get("/hello") + get("/", "X-Block: 1\r\n")));
+  auto r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 405);
+  EXPECT_EQ(r->header("allow"), "GET, HEAD");
+  r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "Hello J\xC3\xB6rg!!!");
+  r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "Hello World !!!");
+  r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 403);  // middleware answered without next()
+}
+
+TEST(HttpServer, HandlerExceptionGives500ForThatRequestOnly) {
+  fixture f;
+  ASSERT_GT(f.port, 0);
+  client c(f.port);
+  ASSERT_TRUE(c.send(get("/throw") + get("/")));
+  auto r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 500);
+  r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "Hello World");
+}
+
+TEST(HttpServer, OversizedHeadersGet431AndTheConnectionCloses) {
+  fixture f;
+  ASSERT_GT(f.port, 0);
+  client c(f.port);
+  ASSERT_TRUE(c.send("GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(17 * 1024, 'a') + "\r\n\r\n"));
+  auto r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 431);
+  EXPECT_EQ(r->header("connection"), "close");
+  EXPECT_TRUE(c.closed_by_peer());
+}
+
+TEST(HttpServer, OversizedBodyGets413ByLengthAndByChunks) {
+  fixture f({"--max-body", "100"});
+  ASSERT_GT(f.port, 0);
+  {
+    client c(f.port);
+    ASSERT_TRUE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 101\r\n\r\n"));
+    auto r = c.read();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 413);
+    EXPECT_TRUE(c.closed_by_peer());
+  }
+  {
+    client c(f.port);
+    ASSERT_TRUE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n" +
+                       std::string(100, 'x') + "\r\n1\r\ny\r\n0\r\n\r\n"));
+    auto r = c.read();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 413);
+    EXPECT_TRUE(c.closed_by_peer());
+  }
+  client ok(f.port);
+  ASSERT_TRUE(ok.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n" + std::string(100, 'z')));
+  auto r = ok.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST(HttpServer, SlowHeadersGet408WithinTheHeadersTimeout) {
+  fixture f({"--headers-timeout", "300"});
+  ASSERT_GT(f.port, 0);
+  client c(f.port);
+  auto start = clock::now();
+  ASSERT_TRUE(c.send("GET / HTTP/1.1\r\nHost: t\r\nX-Slow"));
+  auto r = c.read(false, 3000);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 408);
+  EXPECT_TRUE(c.closed_by_peer());
+  EXPECT_LT(clock::now() - start, 2s);
+}
+
+TEST(HttpServer, SlowBodyGets408WithinTheRequestTimeout) {
+  fixture f({"--request-timeout", "400"});
+  ASSERT_GT(f.port, 0);
+  client c(f.port);
+  ASSERT_TRUE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc"));
+  auto r = c.read(false, 3000);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 408);
+  EXPECT_TRUE(c.closed_by_peer());
+}
+
+TEST(HttpServer, IdleKeepAliveConnectionIsClosedAfterTheTimeout) {
+  fixture f({"--keep-alive", "300"});
+  ASSERT_GT(f.port, 0);
+  client c(f.port);
+  ASSERT_TRUE(c.send(get("/")));
+  ASSERT_TRUE(c.read());
+  auto start = clock::now();
+  EXPECT_TRUE(c.closed_by_peer(3000));
+  EXPECT_GE(clock::now() - start, 250ms);
+}
+
+TEST(HttpServer, SilentConnectionIsClosedAfterTheHeadersTimeout) {
+  fixture f({"--headers-timeout", "300"});
+  ASSERT_GT(f.port, 0);
+  client c(f.port);
+  EXPECT_TRUE(c.closed_by_peer(3000));
+}
+
+TEST(HttpServer, GracefulCloseFinishesTheRequestInFlightAndRefusesNewConnections) {
+  fixture f;
+  ASSERT_GT(f.port, 0);
+  client c(f.port);
+  ASSERT_TRUE(c.send(get("/slow?ms=600")));
+  // The request is in the handler before we ask the server to close.
+  ASSERT_TRUE(wait_until([&] { return true; }, 10ms));
+  client probe(f.port);
+  ASSERT_TRUE(probe.send(get("/")));
+  ASSERT_TRUE(probe.read());
+  f.proc.signal(SIGTERM);
+  ASSERT_TRUE(f.proc.wait_out("closing", 5s));
+  client late(f.port);
+  EXPECT_FALSE(late.ok());  // refused: nobody listens any more
+  auto r = c.read(false, 5000);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "slow done");
+  EXPECT_EQ(r->header("connection"), "close");
+  EXPECT_TRUE(c.closed_by_peer());
+  ASSERT_TRUE(f.proc.wait_out("closed", 5s)) << f.proc.out();
+  auto st = f.proc.wait_exit(5s);
+  ASSERT_TRUE(st);
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0);
+}
+
+TEST(HttpServer, GracefulCloseAnswersAKeepAliveClientThatReusesItsConnection) {
+  fixture f({"--grace", "2000"});
+  ASSERT_GT(f.port, 0);
+  client c(f.port);
+  ASSERT_TRUE(c.send(get("/")));
+  ASSERT_TRUE(c.read());
+  f.proc.signal(SIGTERM);
+  ASSERT_TRUE(f.proc.wait_out("closing", 5s));
+  // The idle connection was not reset: a request on it is answered, with close.
+  ASSERT_TRUE(c.send(get("/")));
+  auto r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->header("connection"), "close");
+  EXPECT_TRUE(c.closed_by_peer());
+  EXPECT_TRUE(f.proc.wait_out("closed", 5s));
+}
+
+TEST(HttpServer, GracefulCloseClosesIdleConnectionsAfterTheGrace) {
+  fixture f({"--grace", "200"});
+  ASSERT_GT(f.port, 0);
+  client c(f.port);
+  ASSERT_TRUE(c.send(get("/")));
+  ASSERT_TRUE(c.read());
+  f.proc.signal(SIGTERM);
+  EXPECT_TRUE(c.closed_by_peer(3000));
+  EXPECT_TRUE(f.proc.wait_out("closed", 5s));
+  EXPECT_TRUE(f.proc.wait_exit(5s));
+}
+
+// Every malformed request gets 400 (or 431) and a closed connection; the
+// server keeps serving others.
+TEST(HttpServer, MalformedRequestsGet400AndACloseNeverACrash) {
+  fixture f;
+  ASSERT_GT(f.port, 0);
+  const std::vector<std::pair<std::string, std::string>> corpus = {
+      {"bad method", "G@T / HTTP/1.1\r\nHost: t\r\n\r\n"},
+      {"bad version", "GET / HTTP/9.9\r\nHost: t\r\n\r\n"},
+      {"garbage version", "GET / HTXP/1.1\r\nHost: t\r\n\r\n"},
+      {"header without colon", "GET / HTTP/1.1\r\nHost t\r\n\r\n"},
+      {"CL and TE", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+      {"TE and CL", "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n"},
+      {"duplicate CL", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"},
+      {"obs-fold", "GET / HTTP/1.1\r\nHost: t\r\nX-A: a\r\n  folded\r\n\r\n"},
+      {"NUL in header", std::string("GET / HTTP/1.1\r\nHost: t\r\nX-A: a\0b\r\n\r\n", 36)},
+      {"NUL in URL", std::string("GET /a\0b HTTP/1.1\r\nHost: t\r\n\r\n", 30)},
+      {"huge chunk size", "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFF\r\n"},
+      {"bad chunk size", "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"},
+      {"negative length", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n"},
+      {"TE not chunked last", "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"},
+      {"space before colon", "GET / HTTP/1.1\r\nHost : t\r\n\r\n"},
+      {"bare LF in header", "GET / HTTP/1.1\r\nHost: t\nX: y\r\n\r\n"},
+      {"binary junk", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"},
+  };
+  for (const auto& [name, raw] : corpus) {
+    client c(f.port);
+    ASSERT_TRUE(c.ok()) << name;
+    ASSERT_TRUE(c.send(raw)) << name;
+    auto r = c.read(false, 3000);
+    ASSERT_TRUE(r) << name;
+    EXPECT_TRUE(r->status == 400 || r->status == 431) << name << ": " << r->status;
+    EXPECT_EQ(r->header("connection"), "close") << name;
+    EXPECT_TRUE(c.closed_by_peer(3000)) << name;
+  }
+  client c(f.port);
+  ASSERT_TRUE(c.send(get("/")));
+  auto r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}

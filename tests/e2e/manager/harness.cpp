@@ -1,0 +1,125 @@
+#include "harness.hpp"
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace manager_test {
+
+using namespace support;
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  f << text;
+}
+
+long cpu_ticks(pid_t pid) {
+  std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
+  auto close = stat.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream in(stat.substr(close + 2));
+  std::string f;
+  long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && in >> f; ++i) {
+    if (i == 14) utime = std::stol(f);
+    if (i == 15) stime = std::stol(f);
+  }
+  return utime + stime;
+}
+
+void Manager::SetUp() { become_subreaper(); }
+
+void Manager::TearDown() {
+  // Kill first what the daemon started (it may be wedged), then the daemon.
+  std::string state = slurp(home_.file("state.json"));
+  auto j = json::parse(state, nullptr, false);
+  if (!j.is_discarded() && j.contains("apps"))
+    for (auto& a : j["apps"])
+      for (auto& i : a["instances"])
+        if (int pid = i.value("pid", 0); pid > 0) ::kill(-pid, SIGKILL);
+  for (pid_t p : processes_with(home_.path())) ::kill(p, SIGKILL);
+  if (pid_t d = daemon_pid(); d > 0) ::kill(d, SIGKILL);
+  wait_until([&] {
+    reap_orphans();
+    return daemon_pid() <= 0 || !alive(daemon_pid());
+  }, 5s);
+  reap_orphans();
+}
+
+pid_t Manager::daemon_pid() {
+  std::string s = slurp(home_.file("daemon.pid"));
+  return s.empty() ? 0 : static_cast<pid_t>(std::stol(s));
+}
+
+std::string Manager::log_path(const std::string& app, bool err) const {
+  return home_.file("logs/" + app + (err ? "-error.log" : "-out.log"));
+}
+
+run_result Manager::corral(const std::vector<std::string>& args, std::chrono::milliseconds timeout,
+                           std::map<std::string, std::string> extra_env) {
+  std::vector<std::string> argv{bin("corral")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  spawn_options o;
+  o.env = std::move(extra_env);
+  o.env["CORRAL_HOME"] = home_.path();
+  o.cwd = work_.path();
+  child c(argv, o);
+  run_result r;
+  auto st = c.wait_exit(timeout);
+  r.out = c.out();
+  r.err = c.err();
+  if (st && WIFEXITED(*st)) r.code = WEXITSTATUS(*st);
+  return r;
+}
+
+std::unique_ptr<child> Manager::corral_bg(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{bin("corral")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  spawn_options o;
+  o.env["CORRAL_HOME"] = home_.path();
+  o.cwd = work_.path();
+  return std::make_unique<child>(argv, o);
+}
+
+json Manager::jlist() {
+  auto r = corral({"jlist"});
+  auto j = json::parse(r.out, nullptr, false);
+  return j.is_discarded() ? json::array() : j;
+}
+
+std::vector<json> Manager::rows(const std::string& name) {
+  std::vector<json> out;
+  for (auto& r : jlist())
+    if (r.value("name", "") == name) out.push_back(r);
+  return out;
+}
+
+std::vector<pid_t> Manager::processes_with(const std::string& needle) {
+  std::vector<pid_t> out;
+  DIR* d = ::opendir("/proc");
+  if (!d) return out;
+  while (auto* e = ::readdir(d)) {
+    pid_t pid = static_cast<pid_t>(std::atoi(e->d_name));
+    if (pid <= 0 || pid == ::getpid()) continue;
+    std::string cmd = slurp("/proc/" + std::to_string(pid) + "/cmdline");
+    std::replace(cmd.begin(), cmd.end(), '\0', ' ');
+    std::string environ_text = slurp("/proc/" + std::to_string(pid) + "/environ");
+    if ((cmd.find(needle) != std::string::npos || environ_text.find(needle) != std::string::npos) && alive(pid))
+      out.push_back(pid);
+  }
+  ::closedir(d);
+  return out;
+}
+
+}  // namespace manager_test

@@ -1,0 +1,58 @@
+// The manager's test harness: a temp CORRAL_HOME per test, `corral` run as a
+// real process, and a teardown that kills the daemon and every process group
+// it recorded, even when the test failed.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "support/process.hpp"
+
+namespace manager_test {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+struct run_result {
+  int code = -1;  // exit code, or -1 if it did not exit in time
+  std::string out;
+  std::string err;
+};
+
+class Manager : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  /// Runs `corral <args>` to completion (bounded).
+  run_result corral(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 30s,
+                    std::map<std::string, std::string> extra_env = {});
+  /// Starts `corral <args>` and leaves it running (logs --follow).
+  std::unique_ptr<support::child> corral_bg(const std::vector<std::string>& args);
+  /// `corral jlist`, parsed.
+  json jlist();
+  /// The rows of app `name` in jlist.
+  std::vector<json> rows(const std::string& name);
+  pid_t daemon_pid();
+  std::string home() const { return home_.path(); }
+  std::string log_path(const std::string& app, bool err = false) const;
+  /// Every live process whose command line contains `needle`.
+  std::vector<pid_t> processes_with(const std::string& needle);
+
+  support::temp_dir home_;
+  support::temp_dir work_;  // scripts the test writes
+};
+
+/// The full text of a file ("" if missing).
+std::string slurp(const std::string& path);
+void write_file(const std::string& path, const std::string& text);
+/// utime+stime of a process, in clock ticks.
+long cpu_ticks(pid_t pid);
+
+}  // namespace manager_test

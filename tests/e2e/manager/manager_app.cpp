@@ -1,0 +1,73 @@
+// A small app for the manager's tests, in C++ with no library: it speaks the
+// channel by hand (fd $CORRAL_CHANNEL_FD, one JSON per line).
+//   manager_app serve        prints "tick <n>" to stdout and "tock <n>" to stderr every 50 ms; SIGINT exits 0
+//   manager_app lines <n>    prints out <i> / err <i> for i < n, then a partial line "partial", then waits
+//   manager_app crash <code> exits at once with <code>
+//   manager_app flood <mb>   writes <mb> MB of lines to stdout as fast as it can, then waits
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace {
+
+volatile sig_atomic_t stop_requested = 0;
+
+void send_ready() {
+  const char* fd = std::getenv("CORRAL_CHANNEL_FD");
+  if (!fd) return;
+  const char msg[] = "\"ready\"\n";
+  (void)!::write(std::atoi(fd), msg, sizeof msg - 1);
+}
+
+void wait_for_stop() {
+  while (!stop_requested) ::pause();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string mode = argc > 1 ? argv[1] : "serve";
+  struct sigaction sa {};
+  sa.sa_handler = [](int) { stop_requested = 1; };
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  send_ready();
+  std::printf("started instance=%s pid=%d\n", std::getenv("CORRAL_INSTANCE") ? std::getenv("CORRAL_INSTANCE") : "?",
+              static_cast<int>(::getpid()));
+  if (mode == "crash") return argc > 2 ? std::atoi(argv[2]) : 1;
+  if (mode == "lines") {
+    int n = argc > 2 ? std::atoi(argv[2]) : 10;
+    for (int i = 0; i < n; ++i) {
+      std::printf("out %d\n", i);
+      std::fprintf(stderr, "err %d\n", i);
+    }
+    std::printf("partial");
+    std::fflush(stdout);
+    wait_for_stop();
+    return 0;
+  }
+  if (mode == "flood") {
+    long total = (argc > 2 ? std::atol(argv[2]) : 50) * 1024L * 1024L;
+    std::string line(99, 'x');
+    line += '\n';
+    std::setvbuf(stdout, nullptr, _IOFBF, 1 << 16);
+    for (long written = 0; written < total && !stop_requested; written += static_cast<long>(line.size()))
+      std::fwrite(line.data(), 1, line.size(), stdout);
+    std::printf("flood done\n");
+    std::fflush(stdout);
+    wait_for_stop();
+    return 0;
+  }
+  for (int n = 0; !stop_requested; ++n) {
+    std::printf("tick %d\n", n);
+    std::fprintf(stderr, "tock %d\n", n);
+    ::usleep(50 * 1000);
+  }
+  std::printf("stopping gracefully\n");
+  return 0;
+}

@@ -1,0 +1,278 @@
+// The process manager end to end: the real `corral` and its daemon in a temp
+// home, real apps in C++, Python, Node and sh.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <set>
+#include <thread>
+
+#include "harness.hpp"
+
+using namespace manager_test;
+using namespace support;
+
+namespace {
+
+const std::string app = MANAGER_APP;
+
+bool all_online(const std::vector<json>& rows, size_t n) {
+  if (rows.size() != n) return false;
+  for (auto& r : rows)
+    if (r.value("status", "") != "online" || r.value("pid", 0) <= 0) return false;
+  return true;
+}
+
+std::set<int> pids_of(const std::vector<json>& rows) {
+  std::set<int> out;
+  for (auto& r : rows)
+    if (int p = r.value("pid", 0); p > 0) out.insert(p);
+  return out;
+}
+
+}  // namespace
+
+TEST_F(Manager, StartListStopRestartDeleteForCppPythonNodeAndShell) {
+  write_file(work_.file("app.py"),
+             "import signal, sys, time\n"
+             "signal.signal(signal.SIGINT, lambda *a: sys.exit(0))\n"
+             "print('python up', flush=True)\n"
+             "while True: time.sleep(0.05)\n");
+  write_file(work_.file("app.js"),
+             "console.log('node up instance ' + process.env.NODE_APP_INSTANCE);\n"
+             "process.on('SIGINT', () => process.exit(0));\n"
+             "setInterval(() => {}, 1000);\n");
+  struct case_t {
+    std::vector<std::string> start;
+    std::string name;
+    std::string says;
+  };
+  std::vector<case_t> cases = {
+      {{"start", bin("examples/cluster_echo"), "--name", "cpp", "--", "0", "1"}, "cpp", "listening"},
+      {{"start", "app.py"}, "app", "python up"},
+      {{"start", "app.js", "--name", "nodeapp"}, "nodeapp", "node up instance 0"},
+      {{"start", "echo shell up; exec sleep 1000", "--name", "sh"}, "sh", "shell up"},
+  };
+  for (auto& c : cases) {
+    auto r = corral(c.start);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find(c.name), std::string::npos) << r.out;
+    ASSERT_TRUE(wait_until([&] { return all_online(rows(c.name), 1); }, 10s)) << c.name;
+    ASSERT_TRUE(wait_until([&] { return slurp(log_path(c.name)).find(c.says) != std::string::npos; }, 10s))
+        << c.name << ": " << slurp(log_path(c.name)) << slurp(log_path(c.name, true));
+  }
+  auto list = corral({"list"});
+  ASSERT_EQ(list.code, 0);
+  for (auto& c : cases) EXPECT_NE(list.out.find(c.name), std::string::npos) << list.out;
+
+  for (auto& c : cases) {
+    pid_t before = rows(c.name)[0].value("pid", 0);
+    auto st = corral({"stop", c.name});
+    ASSERT_EQ(st.code, 0) << st.err;
+    auto rs = rows(c.name);
+    ASSERT_EQ(rs.size(), 1u);
+    EXPECT_EQ(rs[0].value("status", ""), "stopped");
+    EXPECT_TRUE(live_in_group(before).empty()) << c.name << " left processes in its group";
+
+    auto re = corral({"restart", c.name});
+    ASSERT_EQ(re.code, 0) << re.err;
+    ASSERT_TRUE(wait_until([&] { return all_online(rows(c.name), 1); }, 10s));
+    pid_t after = rows(c.name)[0].value("pid", 0);
+    EXPECT_NE(after, before);
+
+    auto del = corral({"delete", c.name});
+    ASSERT_EQ(del.code, 0) << del.err;
+    EXPECT_TRUE(rows(c.name).empty());
+    EXPECT_TRUE(live_in_group(after).empty());
+  }
+}
+
+TEST_F(Manager, InstancesMaxStartsOnePerCpuWithItsIndex) {
+  auto r = corral({"start", app, "--name", "many", "-i", "max", "--", "serve"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  size_t cpus = std::max(1u, std::thread::hardware_concurrency());
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("many"), cpus); }, 10s));
+  ASSERT_TRUE(wait_until([&] {
+    std::string log = slurp(log_path("many"));
+    for (size_t i = 0; i < cpus; ++i)
+      if (log.find("started instance=" + std::to_string(i)) == std::string::npos) return false;
+    return true;
+  }, 10s)) << slurp(log_path("many"));
+  EXPECT_EQ(pids_of(rows("many")).size(), cpus);
+}
+
+TEST_F(Manager, CrashLoopBacksOffThenErrorsAndTheDaemonStaysIdle) {
+  auto first = corral({"ping"});
+  ASSERT_EQ(first.code, 0) << first.err;
+  pid_t d = daemon_pid();
+  long cpu_before = cpu_ticks(d);
+  auto r = corral({"start", app, "--name", "crashy", "--max-restarts", "4", "--", "crash", "7"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  // Backoff of 100, 200, 400, 800 ms: errored after about 1.5 s, not at once.
+  auto t0 = clock::now();
+  ASSERT_TRUE(wait_until([&] {
+    auto rs = rows("crashy");
+    return rs.size() == 1 && rs[0].value("status", "") == "errored";
+  }, 20s));
+  auto took = clock::now() - t0;
+  EXPECT_GT(took, 1000ms);
+  auto rs = rows("crashy");
+  EXPECT_EQ(rs[0].value("exit_code", 0), 7);
+  EXPECT_EQ(rs[0].value("restarts", 0), 4);
+  auto list = corral({"list"});
+  EXPECT_NE(list.out.find("errored (exit 7)"), std::string::npos) << list.out;
+  long used = cpu_ticks(d) - cpu_before;
+  long hz = ::sysconf(_SC_CLK_TCK);
+  double seconds = std::chrono::duration<double>(took).count();
+  EXPECT_LT(static_cast<double>(used) / hz, 0.25 * seconds) << "daemon used " << used << " ticks in " << seconds << " s";
+}
+
+TEST_F(Manager, KilledDaemonIsReplacedAndRestoresWithoutDuplicatesOrOrphans) {
+  ASSERT_EQ(corral({"start", app, "--name", "keep", "-i", "2", "--", "serve"}).code, 0);
+  ASSERT_EQ(corral({"start", "sh -c 'sleep 1000; true' # wrapped", "--name", "wrapped"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("keep"), 2) && all_online(rows("wrapped"), 1); }, 10s));
+  auto old_keep = pids_of(rows("keep"));
+  pid_t old_wrapped = rows("wrapped")[0].value("pid", 0);
+  pid_t old_daemon = daemon_pid();
+  ASSERT_GT(old_daemon, 0);
+  ::kill(old_daemon, SIGKILL);
+  ASSERT_TRUE(wait_until([&] { reap_orphans(); return !alive(old_daemon); }, 5s));
+
+  auto r = corral({"list"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("restored 2 app(s)"), std::string::npos) << r.err;
+  pid_t new_daemon = daemon_pid();
+  EXPECT_NE(new_daemon, old_daemon);
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("keep"), 2) && all_online(rows("wrapped"), 1); }, 10s));
+  for (pid_t p : old_keep) EXPECT_FALSE(alive(p)) << "old instance " << p << " survived";
+  EXPECT_TRUE(live_in_group(old_wrapped).empty()) << "the old shell wrapper's children survived";
+  // The process table: the daemon plus exactly the instances it reports.
+  auto ours = processes_with(home());
+  std::set<pid_t> expected{new_daemon};
+  for (int p : pids_of(rows("keep"))) expected.insert(p);
+  pid_t wrapped = rows("wrapped")[0].value("pid", 0);
+  std::set<pid_t> actual;
+  for (pid_t p : ours)
+    if (p != wrapped && ::getpgid(p) != wrapped) actual.insert(p);
+  EXPECT_EQ(actual, expected);
+  EXPECT_EQ(live_in_group(wrapped).size(), 3u);  // sh -c, sh, sleep
+}
+
+TEST_F(Manager, LogsKeepOrderPerStreamHonourLinesAndFollow) {
+  ASSERT_EQ(corral({"start", app, "--name", "chatty", "--", "lines", "200"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return slurp(log_path("chatty", true)).find("err 199") != std::string::npos; }, 10s));
+  ASSERT_TRUE(wait_until([&] { return slurp(log_path("chatty")).find("out 199") != std::string::npos; }, 10s));
+  std::string out = slurp(log_path("chatty"));
+  std::string err = slurp(log_path("chatty", true));
+  size_t pos = 0;
+  for (int i = 0; i < 200; ++i) {
+    auto at = out.find("out " + std::to_string(i) + "\n", pos);
+    ASSERT_NE(at, std::string::npos) << i;
+    pos = at;
+  }
+  EXPECT_EQ(err.find("out "), std::string::npos);
+  // The partial last line is not in the file until the process exits.
+  EXPECT_EQ(out.find("partial"), std::string::npos);
+
+  auto tail = corral({"logs", "chatty", "--out", "--lines", "3"});
+  ASSERT_EQ(tail.code, 0) << tail.err;
+  EXPECT_EQ(tail.out, "out 197\nout 198\nout 199\n");
+
+  auto follow = corral_bg({"logs", "chatty", "--out", "--lines", "0", "--follow"});
+  ASSERT_EQ(corral({"stop", "chatty"}).code, 0);
+  // On exit the partial line is flushed, and --follow prints it.
+  EXPECT_TRUE(follow->wait_out("partial\n", 10s)) << follow->out() << follow->err();
+  EXPECT_NE(slurp(log_path("chatty")).find("partial\n"), std::string::npos);
+}
+
+TEST_F(Manager, FloodOfFiftyMegabytesDoesNotDelayList) {
+  ASSERT_EQ(corral({"ping"}).code, 0);
+  ASSERT_EQ(corral({"start", app, "--name", "flood", "--", "flood", "50"}).code, 0);
+  std::chrono::nanoseconds worst{0};
+  int lists = 0;
+  bool done = false;
+  while (!done && lists < 2000) {
+    auto t0 = clock::now();
+    auto r = corral({"list"});
+    worst = std::max(worst, clock::now() - t0);
+    ASSERT_EQ(r.code, 0) << r.err;
+    ++lists;
+    std::string log = slurp(log_path("flood"));
+    done = log.size() > 1000 && log.find("flood done") != std::string::npos;
+    if (!done) done = log.find("dropped") != std::string::npos && log.find("flood done") != std::string::npos;
+  }
+  EXPECT_TRUE(done);
+  EXPECT_GT(lists, 1);
+  // Running the CLI itself costs a few ms; the bound is about the daemon.
+  EXPECT_LT(worst, 500ms) << "worst list took " << std::chrono::duration_cast<std::chrono::milliseconds>(worst).count()
+                          << " ms over " << lists << " lists";
+  auto size = slurp(log_path("flood")).size();
+  // Every line arrived, or the gap is marked.
+  std::string log = slurp(log_path("flood"));
+  EXPECT_TRUE(size >= 50u * 1024 * 1024 || log.find("[corral] dropped") != std::string::npos) << size;
+}
+
+TEST_F(Manager, AnotherUidIsRefusedOnTheControlSocket) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to switch uid";
+  if (::access("/usr/bin/setpriv", X_OK) != 0) GTEST_SKIP() << "no setpriv";
+  ASSERT_EQ(corral({"ping"}).code, 0);
+  // Loosen the permissions for this test only, so the only thing that can
+  // refuse uid 12345 is the daemon's SO_PEERCRED check.
+  ::chmod(home().c_str(), 0755);
+  ::chmod(home_.file("corral.sock").c_str(), 0777);
+  for (std::string p = home(); p.size() > 1; p = p.substr(0, p.rfind('/'))) ::chmod(p.c_str(), 0755);
+  child c({"/usr/bin/setpriv", "--reuid", "12345", "--regid", "12345", "--clear-groups", bin("corral"), "list"},
+         spawn_options{{{"CORRAL_HOME", home()}}, {}, "/", {}, false});
+  auto st = c.wait_exit(10s);
+  ASSERT_TRUE(st);
+  EXPECT_NE(WEXITSTATUS(*st), 0);
+  EXPECT_NE(c.err().find("permission denied"), std::string::npos) << c.err();
+  EXPECT_NE(c.err().find("uid 12345"), std::string::npos) << c.err();
+  EXPECT_EQ(count(c.err(), "\n"), 1) << c.err();
+  ::chmod(home().c_str(), 0700);
+}
+
+TEST_F(Manager, BadInputIsOneClearLineAndNonZeroExit) {
+  ASSERT_EQ(corral({"ping"}).code, 0);
+  struct bad_t {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  std::vector<bad_t> cases = {
+      {{"frobnicate"}, "frobnicate"},
+      {{"stop", "nosuchapp"}, "nosuchapp"},
+      {{"restart", "42"}, "42"},
+      {{"start", "/nonexistent/program"}, "/nonexistent/program"},
+      {{"start", "no-such-program-anywhere"}, "no-such-program-anywhere"},
+      {{"start", app, "-i", "lots"}, "lots"},
+      {{"start", app, "--kill-timeout", "-5"}, "kill-timeout"},
+      {{"start", app, "--env", "NOEQUALS"}, "NOEQUALS"},
+      {{"start", app, "--name", "123"}, "123"},
+      {{"logs", "nosuchapp"}, "nosuchapp"},
+      {{"describe", "nosuchapp"}, "nosuchapp"},
+  };
+  for (auto& c : cases) {
+    auto r = corral(c.args);
+    EXPECT_NE(r.code, 0) << c.args[0];
+    EXPECT_EQ(count(r.err, "\n"), 1) << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+  }
+  auto r = corral({"start", "/nonexistent/program"});
+  EXPECT_NE(r.err.find("ENOENT"), std::string::npos) << r.err;
+}
+
+TEST_F(Manager, NoDaemonRunningIsOneClearLine) {
+  // kill with no daemon must not start one.
+  auto r = corral({"kill"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(daemon_pid(), 0);
+}
+
+TEST_F(Manager, SaveKillResurrectBringsTheAppsBack) {
+  ASSERT_EQ(corral({"start", app, "--name", "saved", "-i", "2", "--", "serve"}).code, 0);
+  ASSERT_EQ(corral({"save"}).code, 0);
+  ASSERT_EQ(corral({"kill"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return processes_with(app).empty(); }, 5s));
+  ASSERT_EQ(corral({"resurrect"}).code, 0);
+  EXPECT_TRUE(wait_until([&] { return all_online(rows("saved"), 2); }, 10s));
+}

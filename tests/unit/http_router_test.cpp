@@ -1,0 +1,225 @@
+// The router without sockets: matching, parameters, decoding, middleware,
+// 404/405, and the response's framing.
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+
+#include "corral/http.hpp"
+
+using namespace corral::http;
+
+namespace {
+
+struct call {
+  request req;
+  response res;
+  const std::string& run(const router& r, std::string_view method, std::string_view url,
+                         std::vector<std::pair<std::string, std::string>> hdrs = {}) {
+    req.set_for_test(method, url, std::move(hdrs));
+    res.reset_for_test(method == "HEAD");
+    r.handle(req, res);
+    return res.raw_for_test();
+  }
+};
+
+std::string body_of(const std::string& raw) { return raw.substr(raw.find("\r\n\r\n") + 4); }
+
+}  // namespace
+
+TEST(Router, LiteralPathMatchesExactlyAndIgnoresATrailingSlash) {
+  request req;
+  EXPECT_TRUE(router::match_for_test("/a/b", "/a/b", req));
+  EXPECT_TRUE(router::match_for_test("/a/b", "/a/b/", req));
+  EXPECT_FALSE(router::match_for_test("/a/b", "/a", req));
+  EXPECT_FALSE(router::match_for_test("/a/b", "/a/b/c", req));
+  EXPECT_FALSE(router::match_for_test("/a/b", "/a/bc", req));
+  EXPECT_TRUE(router::match_for_test("/", "/", req));
+}
+
+TEST(Router, ParamCapturesOneSegmentPercentDecoded) {
+  request req;
+  ASSERT_TRUE(router::match_for_test("/users/:id/books/:book", "/users/42/books/a%20b%2Fc", req));
+  EXPECT_EQ(req.param("id"), "42");
+  EXPECT_EQ(req.param("book"), "a b/c");
+  EXPECT_FALSE(router::match_for_test("/users/:id", "/users", req));
+  EXPECT_FALSE(router::match_for_test("/users/:id", "/users/1/2", req));
+}
+
+TEST(Router, OptionalParamMatchesBothForms) {
+  request req;
+  ASSERT_TRUE(router::match_for_test("/hello/:name?", "/hello/John", req));
+  EXPECT_TRUE(req.has_param("name"));
+  EXPECT_EQ(req.param("name"), "John");
+  ASSERT_TRUE(router::match_for_test("/hello/:name?", "/hello", req));
+  EXPECT_FALSE(req.has_param("name"));
+  EXPECT_FALSE(router::match_for_test("/hello/:name?", "/hello/a/b", req));
+  ASSERT_TRUE(router::match_for_test("/:a?/x", "/x", req));
+  EXPECT_FALSE(req.has_param("a"));
+  ASSERT_TRUE(router::match_for_test("/:a?/x", "/y/x", req));
+  EXPECT_EQ(req.param("a"), "y");
+}
+
+TEST(Router, WildcardTakesTheRestOfThePath) {
+  request req;
+  ASSERT_TRUE(router::match_for_test("/files/*", "/files/a/b/c.txt", req));
+  EXPECT_EQ(req.param("*"), "a/b/c.txt");
+  ASSERT_TRUE(router::match_for_test("/files/*", "/files", req));
+  EXPECT_EQ(req.param("*"), "");
+  EXPECT_TRUE(router::match_for_test("*", "/anything/at/all", req));
+}
+
+TEST(Router, QueryStringIsParsedAndDecoded) {
+  request req;
+  req.set_for_test("GET", "/s?q=a+b%21&empty&x=1&x=2#frag");
+  EXPECT_EQ(req.path(), "/s");
+  EXPECT_EQ(req.query_string(), "q=a+b%21&empty&x=1&x=2");
+  EXPECT_EQ(req.query("q"), "a b!");
+  EXPECT_EQ(req.query("empty"), "");
+  EXPECT_EQ(req.query("x"), "1");
+  EXPECT_FALSE(req.query("missing"));
+}
+
+TEST(Router, HeadersAreCaseInsensitive) {
+  request req;
+  req.set_for_test("GET", "/", {{"Content-Type", "text/plain"}});
+  EXPECT_EQ(req.get("content-type"), "text/plain");
+  EXPECT_FALSE(req.get("accept"));
+}
+
+TEST(Router, PercentDecodeKeepsMalformedEscapes) {
+  EXPECT_EQ(percent_decode("%41%4a%zz%4"), "AJ%zz%4");
+  EXPECT_EQ(percent_decode("a+b", true), "a b");
+  EXPECT_EQ(percent_decode("a+b", false), "a+b");
+}
+
+TEST(Router, RoutesByMethodAndFirstMatchWins) {
+  router r;
+  r.get("/x", [](auto&, auto& res) { res.send("get"); });
+  r.post("/x", [](auto&, auto& res) { res.send("post"); });
+  r.all("/x", [](auto&, auto& res) { res.send("all"); });
+  r.get("/x", [](auto&, auto& res) { res.send("shadowed"); });
+  call c;
+  EXPECT_EQ(body_of(c.run(r, "GET", "/x")), "get");
+  EXPECT_EQ(body_of(c.run(r, "POST", "/x")), "post");
+  EXPECT_EQ(body_of(c.run(r, "PUT", "/x")), "all");
+}
+
+TEST(Router, UnknownPathIs404AndWrongMethodIs405WithAllow) {
+  router r;
+  r.get("/hello/:name?", [](auto&, auto& res) { res.send("hi"); });
+  r.put("/hello/:name?", [](auto&, auto& res) { res.send("put"); });
+  call c;
+  EXPECT_EQ(c.run(r, "GET", "/nope").substr(0, 22), "HTTP/1.1 404 Not Found");
+  const std::string& raw = c.run(r, "DELETE", "/hello/x");
+  EXPECT_EQ(raw.substr(0, 31), "HTTP/1.1 405 Method Not Allowed");
+  EXPECT_NE(raw.find("Allow: GET, PUT, HEAD\r\n"), std::string::npos) << raw;
+}
+
+TEST(Router, GetRouteAnswersHeadWithoutBody) {
+  router r;
+  r.get("/", [](auto&, auto& res) { res.send("hello"); });
+  call c;
+  const std::string& raw = c.run(r, "HEAD", "/");
+  EXPECT_NE(raw.find("Content-Length: 5\r\n"), std::string::npos);
+  EXPECT_EQ(body_of(raw), "");
+}
+
+TEST(Router, MiddlewareRunsInOrderAndNextContinues) {
+  router r;
+  std::string trace;
+  r.use([&](auto&, auto&, next_fn next) {
+    trace += "1";
+    next();
+    trace += "3";
+  });
+  r.use("/api", [&](auto&, auto& res, next_fn next) {
+    res.set("X-Api", "yes");
+    next();
+  });
+  r.get("/api/v", [&](auto&, auto& res) {
+    trace += "2";
+    res.send("v");
+  });
+  call c;
+  const std::string& raw = c.run(r, "GET", "/api/v");
+  EXPECT_EQ(trace, "123");
+  EXPECT_NE(raw.find("X-Api: yes\r\n"), std::string::npos);
+  trace.clear();
+  const std::string& other = c.run(r, "GET", "/apix");
+  EXPECT_EQ(other.find("X-Api"), std::string::npos);  // "/api" is a path prefix, not a string prefix
+  EXPECT_EQ(other.substr(0, 12), "HTTP/1.1 404");
+}
+
+TEST(Router, MiddlewareMayAnswerWithoutCallingNext) {
+  router r;
+  r.use([](auto&, auto& res, next_fn) { res.status(401).send("no"); });
+  r.get("/", [](auto&, auto& res) { res.send("yes"); });
+  call c;
+  EXPECT_EQ(c.run(r, "GET", "/").substr(0, 12), "HTTP/1.1 401");
+}
+
+TEST(Router, HandlerExceptionsReachTheCaller) {
+  router r;
+  r.get("/", [](auto&, auto&) -> void { throw std::runtime_error("x"); });
+  call c;
+  c.req.set_for_test("GET", "/");
+  c.res.reset_for_test();
+  EXPECT_THROW(r.handle(c.req, c.res), std::runtime_error);
+}
+
+TEST(Response, SendFramesWithContentLengthAndDefaultType) {
+  response res;
+  res.reset_for_test();
+  res.status(201).set("X-A", "1").set("x-a", "2").send("abc");
+  const std::string& raw = res.raw_for_test();
+  EXPECT_EQ(raw.substr(0, 22), "HTTP/1.1 201 Created\r\n");
+  EXPECT_NE(raw.find("\r\nDate: "), std::string::npos);
+  EXPECT_NE(raw.find("X-A: 2\r\n"), std::string::npos);  // set() replaces
+  EXPECT_EQ(raw.find("X-A: 1"), std::string::npos);
+  EXPECT_NE(raw.find("Content-Type: text/html; charset=utf-8\r\n"), std::string::npos);
+  EXPECT_NE(raw.find("Content-Length: 3\r\n"), std::string::npos);
+  EXPECT_EQ(body_of(raw), "abc");
+  EXPECT_TRUE(res.finished());
+}
+
+TEST(Response, WriteStreamsChunksAndEndTerminates) {
+  response res;
+  res.reset_for_test();
+  res.write("ab");
+  res.write("");
+  res.end("cde");
+  const std::string& raw = res.raw_for_test();
+  EXPECT_NE(raw.find("Transfer-Encoding: chunked\r\n"), std::string::npos);
+  EXPECT_EQ(body_of(raw), "2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n");
+}
+
+TEST(Response, DeclaredLengthStreamsWithoutChunking) {
+  response res;
+  res.reset_for_test();
+  res.set("Content-Length", "4");
+  res.write("ab");
+  res.end("cd");
+  const std::string& raw = res.raw_for_test();
+  EXPECT_EQ(raw.find("chunked"), std::string::npos);
+  EXPECT_EQ(body_of(raw), "abcd");
+}
+
+TEST(Response, JsonSetsTypeAndHeaderInjectionIsRefused) {
+  response res;
+  res.reset_for_test(false, false);
+  res.set("X-Evil", "a\r\nSet-Cookie: x").json({{"a", 1}});
+  const std::string& raw = res.raw_for_test();
+  EXPECT_EQ(raw.find("Set-Cookie"), std::string::npos);
+  EXPECT_NE(raw.find("Content-Type: application/json; charset=utf-8\r\n"), std::string::npos);
+  EXPECT_NE(raw.find("Connection: close\r\n"), std::string::npos);
+  EXPECT_EQ(body_of(raw), R"({"a":1})");
+}
+
+TEST(Response, NoContentHasNoBodyOrLength) {
+  response res;
+  res.reset_for_test();
+  res.status(204).send("ignored");
+  const std::string& raw = res.raw_for_test();
+  EXPECT_EQ(raw.find("Content-Length"), std::string::npos);
+  EXPECT_EQ(body_of(raw), "");
+}
