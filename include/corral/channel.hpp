@@ -97,8 +97,9 @@ class channel {
 
   channel(uv_loop_t* loop, int fd, channel_options options);
   bool enqueue(std::string_view line, std::vector<unique_fd> fds);
+  bool queued(std::size_t offset, std::vector<unique_fd> fds);
   void schedule_flush();
-  void flush();
+  bool flush();
   void update_poll();
   void on_readable();
   bool read_some();
@@ -118,6 +119,8 @@ class channel {
   bool flush_scheduled_ = false;
   bool above_high_water_ = false;
   bool peer_gone_ = false;  // writes failed with EPIPE; reading goes on to EOF
+  bool wrote_this_turn_ = false;  // a message left at once in this loop iteration
+  bool ref_ = true;               // set_ref()'s wish; queued output refs regardless
 
   std::string out_;             // bytes not yet written start at out_pos_
   std::size_t out_pos_ = 0;

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "channel/json_codec.hpp"
 #include "core/handle.hpp"
 
 namespace corral {
@@ -44,6 +45,10 @@ error errno_error(int err, const std::string& what) {
 struct channel::handles {
   detail::uv_handle_ptr<uv_poll_t> poll = detail::uv_handle_ptr<uv_poll_t>::make();
   detail::uv_handle_ptr<uv_idle_t> idle = detail::uv_handle_ptr<uv_idle_t>::make();
+  // Runs after each iteration's I/O callbacks: the next message sent leaves
+  // at once again. (A check handle, unlike an idle one, does not make the
+  // loop poll without blocking, so a ping-pong costs no extra iteration.)
+  detail::uv_handle_ptr<uv_check_t> turn = detail::uv_handle_ptr<uv_check_t>::make();
   int poll_events = 0;
 };
 
@@ -72,6 +77,12 @@ result<std::unique_ptr<channel>> channel::open(int fd, channel_options options, 
   ch->h_->poll->data = ch.get();
   uv_idle_init(loop, ch->h_->idle.get());
   ch->h_->idle->data = ch.get();
+  uv_check_init(loop, ch->h_->turn.get());
+  ch->h_->turn->data = ch.get();
+  uv_check_start(ch->h_->turn.get(), [](uv_check_t* h) {
+    if (auto* self = static_cast<channel*>(h->data)) self->wrote_this_turn_ = false;
+  });
+  uv_unref(ch->h_->turn.handle());  // it never keeps the loop alive by itself
   ch->update_poll();
   return ch;
 }
@@ -88,10 +99,21 @@ channel::~channel() {
 }
 
 bool channel::send(const json& msg, std::vector<unique_fd> fds) {
-  if (fds.empty()) return enqueue(msg.dump(), {});
+  if (state_ != state::open || peer_gone_) return false;
   if (fds.size() > max_fds_per_message) std::abort();  // caller bug: split batches
-  json envelope = {{"corral", "fds"}, {"n", fds.size()}, {"msg", msg}};
-  return enqueue(envelope.dump(), std::move(fds));
+  std::size_t offset = out_base_ + out_.size();
+  // Serialised straight into the queue: no temporary string per message.
+  if (fds.empty()) {
+    detail::append_json(out_, msg);
+  } else {
+    out_.append(R"({"corral":"fds","n":)");
+    out_.append(std::to_string(fds.size()));
+    out_.append(R"(,"msg":)");
+    detail::append_json(out_, msg);
+    out_.push_back('}');
+  }
+  out_.push_back('\n');
+  return queued(offset, std::move(fds));
 }
 
 bool channel::send_serialized(std::string_view json_text) { return enqueue(json_text, {}); }
@@ -101,13 +123,22 @@ bool channel::enqueue(std::string_view line, std::vector<unique_fd> fds) {
   std::size_t offset = out_base_ + out_.size();
   out_.append(line);
   out_.push_back('\n');
+  return queued(offset, std::move(fds));
+}
+
+// A line starting at `offset` was appended to the queue.
+bool channel::queued(std::size_t offset, std::vector<unique_fd> fds) {
   if (!fds.empty()) out_fds_.push_back({offset, std::move(fds)});
-  // Write the first message at once (lowest latency); let the ones that follow
-  // in the same loop iteration pile up and leave together on the next flush.
-  if (!want_write_ && !flush_scheduled_) {
-    flush();
-    if (state_ == state::closed) return false;
-    schedule_flush();
+  if (!want_write_) {
+    if (!wrote_this_turn_) {
+      // The first message of an iteration leaves at once (lowest latency);
+      // the ones that follow in the same iteration pile up and leave
+      // together on the next flush.
+      wrote_this_turn_ = true;
+      if (!flush() || peer_gone_) return false;
+    } else {
+      schedule_flush();
+    }
   }
   if (queued_bytes() > options_.high_water) above_high_water_ = true;
   return !above_high_water_;
@@ -121,13 +152,14 @@ void channel::schedule_flush() {
     if (!self) return;
     uv_idle_stop(h);
     self->flush_scheduled_ = false;
-    auto alive = self->alive_;
-    if (!self->want_write_) self->flush();
-    if (*alive && self->state_ == state::closing && self->queued_bytes() == 0) self->finish_close();
+    if (!self->want_write_ && !self->flush()) return;
+    if (self->state_ == state::closing && self->queued_bytes() == 0) self->finish_close();
   });
 }
 
-void channel::flush() {
+// Writes what is queued until done or EAGAIN. False if the channel stopped
+// (failed, closed, or destroyed by a callback): touch nothing then.
+bool channel::flush() {
   while (out_pos_ < out_.size()) {
     std::size_t abs = out_base_ + out_pos_;
     std::size_t end = out_.size();
@@ -159,7 +191,7 @@ void channel::flush() {
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
         want_write_ = true;
         update_poll();
-        return;
+        return true;
       }
       if (errno == EPIPE || errno == ECONNRESET) {
         // The peer is gone. Drop our output but keep reading: what it wrote
@@ -171,11 +203,14 @@ void channel::flush() {
         out_fds_.clear();
         want_write_ = false;
         update_poll();
-        if (state_ == state::closing) finish_close();
-        return;
+        if (state_ == state::closing) {
+          finish_close();
+          return false;
+        }
+        return true;
       }
       fail(errno_error(errno, "writing to channel to " + options_.peer));
-      return;
+      return false;
     }
     if (with_fds) out_fds_.erase(out_fds_.begin());  // the kernel holds copies now
     out_pos_ += static_cast<std::size_t>(n);
@@ -192,13 +227,18 @@ void channel::flush() {
     if (on_drain_) {
       auto alive = alive_;
       on_drain_();
-      if (!*alive) return;
+      if (!*alive) return false;
     }
   }
+  return state_ != state::closed;
 }
 
 void channel::update_poll() {
   if (!h_->poll || state_ == state::closed) return;
+  // An unref'd channel (set_ref(false)) still keeps the loop alive while it
+  // has output waiting, or the program would exit with messages unsent.
+  if (ref_ || want_write_) uv_ref(h_->poll.handle());
+  else uv_unref(h_->poll.handle());
   int events = (state_ == state::open ? UV_READABLE : 0) | (want_write_ ? UV_WRITABLE : 0);
   if (events == h_->poll_events) return;
   h_->poll_events = events;
@@ -225,11 +265,9 @@ void channel::update_poll() {
       }
       return;
     }
-    auto alive = self->alive_;
     if (ev & UV_WRITABLE) {
       self->want_write_ = false;
-      self->flush();
-      if (!*alive || self->state_ == state::closed) return;
+      if (!self->flush()) return;
       if (self->state_ == state::closing && self->queued_bytes() == 0) {
         self->finish_close();
         return;
@@ -331,7 +369,7 @@ bool channel::dispatch_lines() {
       return false;
     }
     if (len == 0 || (len == 1 && *start == '\r')) continue;
-    json msg = json::parse(start, static_cast<const char*>(nl), nullptr, /*allow_exceptions=*/false);
+    json msg = detail::parse_json_line(start, nl);
     if (msg.is_discarded()) {
       fail(error(std::make_error_code(std::errc::protocol_error),
                  "channel to " + options_.peer + ": message is not JSON: \"" + preview(start, len) + "\""));
@@ -368,9 +406,8 @@ bool channel::deliver(json&& msg) {
 }
 
 void channel::set_ref(bool ref) noexcept {
-  if (!h_->poll) return;
-  if (ref) uv_ref(h_->poll.handle());
-  else uv_unref(h_->poll.handle());
+  ref_ = ref;
+  update_poll();
 }
 
 void channel::close() {
@@ -401,6 +438,7 @@ void channel::finish_close() {
   // The poll handle must stop watching the fd before it is closed.
   h_->poll.reset();
   h_->idle.reset();
+  h_->turn.reset();
   fd_.reset();
   out_.clear();
   out_pos_ = 0;

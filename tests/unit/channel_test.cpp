@@ -3,6 +3,8 @@
 // closing the loop and asserting that no handle was left behind.
 #include "corral/channel.hpp"
 
+#include "channel/json_codec.hpp"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -12,7 +14,9 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <cmath>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -350,6 +354,116 @@ TEST_F(Channel, CloseFlushesQueuedMessagesBeforeClosing) {
   EXPECT_FALSE(a_->send("after close"));
   ASSERT_TRUE(run_until([&] { return a_closed && b_closed; }));
   EXPECT_EQ(received, n);
+}
+
+// The channel's own JSON encoder and parser must agree with nlohmann exactly.
+
+const char* const valid_lines[] = {
+    R"({"seq":123,"msg":"hello"})",
+    R"("ready")",
+    R"({})", R"([])", R"([[]])", R"({"a":{}})",
+    R"(  {  "a" : [ 1 , -2 , 3.5 , true , false , null ] , "b" : "c"  }  )",
+    R"("esc: \" \\ \/ \b \f \n \r \t \u0001 \u001f \u00e9 \u2028 \ud83d\ude80")",
+    "\"raw utf-8: h\u00e9llo \u2713 \U0001F680 \u4e2d\"",
+    "\"h\xc3\xa9llo \xe2\x9c\x93 \xf0\x9f\x9a\x80 \xf4\x8f\xbf\xbf\"",
+    "0", "-0", "7", "-7", "18446744073709551615", "-9223372036854775808", "9223372036854775807",
+    "1.0", "-0.0", "3.5", "1e3", "1E-3", "-2.5e+10", "1.7976931348623157e308", "5e-324", "0.1",
+    R"({"dup":1,"dup":2})",
+    R"({"corral":"fds","n":2,"msg":{"x":[1,{"y":null}]}})",
+};
+
+TEST(ChannelCodec, FastParserAgreesWithNlohmannOnValidLines) {
+  for (const char* line : valid_lines) {
+    std::string_view v(line);
+    json expected = json::parse(v);
+    json fast;
+    ASSERT_TRUE(corral::detail::parse_json_fast_for_test(v.data(), v.data() + v.size(), fast)) << line;
+    EXPECT_EQ(fast, expected) << line;
+    EXPECT_EQ(fast.type(), expected.type()) << line;  // integer vs unsigned vs float matters
+    EXPECT_EQ(fast.dump(), expected.dump()) << line;
+  }
+}
+
+TEST(ChannelCodec, InvalidLinesAreRejectedLikeNlohmann) {
+  const char* const invalid[] = {
+      R"({"a":1,})", "[1,]", "01", "1.", ".5", "-", "+1", "1e", "tru", "nul", R"({"a" 1})", R"({a:1})",
+      "\"abc", "\"tab\tinside\"", R"("\x")", R"("\u12")", R"("\ud800")", R"("\udc00")",
+      R"("\ud800\u0041")", "1 2", "[1] x", "\"\xff\"", "\"\xc0\x80\"", "\"\xed\xa0\x80\"",
+      "\"\xf4\x90\x80\x80\"", "\"\xe2\x9c\"", "[", "{", "{\"a\":",
+  };
+  for (const char* line : invalid) {
+    std::string_view v(line);
+    EXPECT_FALSE(json::accept(v)) << "corpus error: nlohmann accepts " << line;
+    json fast;
+    EXPECT_FALSE(corral::detail::parse_json_fast_for_test(v.data(), v.data() + v.size(), fast)) << line;
+    EXPECT_TRUE(corral::detail::parse_json_line(v.data(), v.data() + v.size()).is_discarded()) << line;
+  }
+}
+
+TEST(ChannelCodec, WhatTheFastParserLeavesNlohmannParses) {
+  std::string deep = std::string(1000, '[') + std::string(1000, ']');
+  std::string big = "18446744073709551616";  // past uint64: nlohmann makes it a float
+  std::string low = "-9223372036854775809";
+  for (const std::string& line : {deep, big, low}) {
+    json fast;
+    EXPECT_FALSE(corral::detail::parse_json_fast_for_test(line.data(), line.data() + line.size(), fast)) << line;
+    json got = corral::detail::parse_json_line(line.data(), line.data() + line.size());
+    ASSERT_FALSE(got.is_discarded()) << line;
+    EXPECT_EQ(got, json::parse(line)) << line;
+  }
+}
+
+TEST(ChannelCodec, EncoderWritesExactlyWhatDumpWrites) {
+  std::vector<json> values;
+  for (const char* line : valid_lines) values.push_back(json::parse(line));
+  values.push_back(json{{"ctl", std::string("\x00\x01\x1f\x7f", 4)}, {"quote", "\"\\/"}});
+  values.push_back(json{{"i", INT64_MIN}, {"u", UINT64_MAX}, {"f", 0.1}, {"nan", NAN}, {"inf", INFINITY}});
+  values.push_back(json::binary({1, 2, 3}));
+  for (const auto& v : values) {
+    std::string out = "prefix";
+    corral::detail::append_json(out, v);
+    EXPECT_EQ(out, "prefix" + v.dump()) << v.dump();
+  }
+}
+
+TEST(ChannelCodec, InvalidUtf8IsReplacedInsteadOfThrowing) {
+  json v = {{"bad", "a\xff\xc3" "b"}};
+  std::string out;
+  corral::detail::append_json(out, v);
+  EXPECT_EQ(out, v.dump(-1, ' ', false, json::error_handler_t::replace));
+  EXPECT_EQ(out, "{\"bad\":\"a\xef\xbf\xbd\xef\xbf\xbd" "b\"}");
+}
+
+TEST_F(Channel, SendWithInvalidUtf8DeliversReplacementCharacters) {
+  open_pair();
+  json got;
+  b_->on_message([&](json&& m, std::vector<unique_fd>&&) { got = std::move(m); });
+  EXPECT_TRUE(a_->send(json{{"s", "ok\xff"}}));  // json::dump() would throw here
+  ASSERT_TRUE(run_until([&] { return !got.is_null(); }));
+  EXPECT_EQ(got["s"], "ok\xef\xbf\xbd");
+}
+
+TEST_F(Channel, UnrefdChannelKeepsTheLoopAliveUntilItsOutputIsWritten) {
+  auto raw = open_raw();
+  b_->set_ref(false);
+  const std::string big(1 << 20, 'q');  // more than the socket buffer holds
+  EXPECT_TRUE(b_->send(big));
+  EXPECT_GT(b_->queued_bytes(), 0u);
+  // Read it from another thread while the loop runs on its own: uv_run must
+  // not return before the queue is empty.
+  std::string received;
+  std::thread reader([&] {
+    char buf[65536];
+    while (received.size() < big.size() + 3) {
+      ssize_t n = ::read(raw.get(), buf, sizeof buf);
+      if (n <= 0) return;
+      received.append(buf, static_cast<std::size_t>(n));
+    }
+  });
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  EXPECT_EQ(b_->queued_bytes(), 0u);
+  reader.join();
+  EXPECT_EQ(received, "\"" + big + "\"\n");
 }
 
 TEST(ChannelMessages, InternalMessagesAreObjectsWithTheReservedKey) {
