@@ -116,8 +116,9 @@ class this_worker {
   void exit_when_orphaned(bool yes) noexcept { exit_when_orphaned_ = yes; }
   bool is_connected() const noexcept;
 
-  /// Internal (used by net and http): something to close on disconnect.
-  /// `close` gets a callback to call once closed.
+  /// Internal (used by net and http): something to close on disconnect (the
+  /// process-wide registry the shutdown helper uses too). `close` gets a
+  /// callback to call once closed.
   using closer = std::function<void(std::function<void()> done)>;
   int add_closer_for_internal(closer fn);
   void remove_closer_for_internal(int token);
@@ -125,6 +126,9 @@ class this_worker {
   /// the loop alive; balanced by release_for_internal().
   void hold_for_internal();
   void release_for_internal();
+  /// Internal: the shutdown helper takes over the primary's disconnect and
+  /// the 'shutdown' message.
+  void on_shutdown_for_internal(std::function<void()> fn) { shutdown_handler_ = std::move(fn); }
   /// Internal: raw access to the channel for the net layer's requests.
   channel* channel_for_internal() noexcept { return channel_.get(); }
   void on_internal_message(std::function<void(const json&, std::vector<unique_fd>&)> fn) {
@@ -143,9 +147,8 @@ class this_worker {
   bool disconnecting_ = false;
   bool exit_when_orphaned_ = true;
   void update_ref();
+  std::function<void()> shutdown_handler_;
   int holds_ = 0;
-  int next_closer_ = 1;
-  std::map<int, closer> closers_;
   event<const json&, std::vector<unique_fd>&> message_event_;
   event<const json&, std::vector<unique_fd>&> internal_event_;
   event<> disconnect_event_;
@@ -169,6 +172,20 @@ struct settings {
   /// what is left, and exits by the same signal. A second signal forces.
   bool handle_signals = true;
   std::chrono::milliseconds shutdown_timeout{5000};
+  /// With handle_signals, SIGHUP starts a rolling_restart().
+  bool restart_on_sighup = true;
+  /// A replacement must be listening on all of its predecessor's addresses
+  /// (or, if that one listened on none, be online) within this time, or the
+  /// rolling restart is aborted and the old worker kept.
+  std::chrono::milliseconds restart_timeout{30000};
+  /// Re-fork workers that die unexpectedly (not after a disconnect), waiting
+  /// respawn_delay, doubled after each quick death up to respawn_delay_max.
+  /// A worker that lived respawn_stable or longer resets the delay. Off by
+  /// default, as in Node.
+  bool respawn = false;
+  std::chrono::milliseconds respawn_delay{100};
+  std::chrono::milliseconds respawn_delay_max{10000};
+  std::chrono::milliseconds respawn_stable{5000};
 };
 
 /// True in the primary process (no CORRAL_WORKER_ID in the environment).
@@ -198,6 +215,20 @@ void on_listening(std::function<void(corral::worker&, const net::address&)> fn);
 
 /// Disconnects every worker; `done` runs once all have exited.
 void disconnect(std::function<void()> done = {});
+
+/// Replaces every live worker, one at a time: forks the new one (with the
+/// same extra environment), waits until it listens on every address the old
+/// one did, then disconnects the old one. Never fewer listening workers than
+/// before. A replacement that dies or does not listen within
+/// settings::restart_timeout aborts the restart, keeping the old worker.
+/// `done` gets nullptr once every old worker has exited, or the error. A call
+/// during a restart joins it.
+void rolling_restart(std::function<void(const error* err)> done = {});
+bool is_restarting() noexcept;
+/// Every rolling restart's outcome (also the ones SIGHUP starts).
+void on_rolling_restart(std::function<void(const error* err)> fn);
+/// How many workers were re-forked by `respawn`.
+int respawns() noexcept;
 
 /// In a worker: this process's link to its primary. Aborts in the primary.
 this_worker& worker();

@@ -79,14 +79,17 @@ class listener {
   void listen(const listen_options& opts, listening_fn done);
   /// Stops accepting; `done` runs once the socket is closed (and, in a
   /// cluster, the primary knows). Connections already handed over are the
-  /// caller's and stay open.
+  /// caller's and stay open. In a round-robin worker, connections the
+  /// primary passed before it learnt of the close may still arrive through
+  /// on_connection until `done` runs: serve them, so that none is lost.
   void close(std::function<void()> done = {});
   bool is_listening() const noexcept;
   const address& local_address() const noexcept;
 
-  /// In a cluster worker the listener closes itself when the worker
-  /// disconnects. A server that drains its own connections (corral::http)
-  /// turns this off and registers its own graceful close.
+  /// A listener closes itself when its cluster worker disconnects or the
+  /// shutdown helper (corral/shutdown.hpp) runs. A server that drains its own
+  /// connections (corral::http) turns this off and registers its own
+  /// graceful close.
   void close_on_disconnect(bool yes) noexcept;
 
   struct impl;

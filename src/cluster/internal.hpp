@@ -17,6 +17,15 @@ void on_worker_gone(std::function<void(corral::worker&)> fn);
 /// Primary: emits the worker's and the cluster's `listening` events.
 void emit_listening(corral::worker& w, const net::address& bound);
 
+/// Primary: whether a signal-driven shutdown is under way.
+bool shutting_down() noexcept;
+/// Primary: the extra environment a worker was forked with, and when.
+const std::map<std::string, std::string>& fork_env_of(corral::worker& w);
+std::chrono::steady_clock::time_point started_at(corral::worker& w);
+/// Primary: installs rolling restart on SIGHUP and respawn (supervise.cpp).
+void install_supervision();
+void on_sighup();
+
 /// The id/fd environment variables of the worker protocol.
 inline constexpr const char* worker_id_env = "CORRAL_WORKER_ID";
 inline constexpr const char* channel_fd_env = "CORRAL_CHANNEL_FD";

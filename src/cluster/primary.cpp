@@ -38,7 +38,7 @@ struct primary_state {
   // Signal handling.
   bool signals_installed = false;
   int shutdown_signal = 0;
-  detail::uv_handle_ptr<uv_signal_t> sigint, sigterm;
+  detail::uv_handle_ptr<uv_signal_t> sigint, sigterm, sighup;
   detail::uv_handle_ptr<uv_timer_t> shutdown_timer;
 };
 
@@ -87,6 +87,8 @@ struct worker::impl {
   int exit_code = 0;
   int term_signal = 0;
   bool finished = false;
+  std::map<std::string, std::string> fork_env;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
   explicit impl(worker& w) : self(w) {}
   static std::unique_ptr<worker> create(int id) { return std::unique_ptr<worker>(new worker(id)); }
@@ -239,6 +241,9 @@ void on_internal_message(std::function<void(corral::worker&, const json&, std::v
 }
 void on_worker_gone(std::function<void(corral::worker&)> fn) { state().gone_ev.add(std::move(fn)); }
 void emit_listening(corral::worker& w, const net::address& bound) { w.internals().emit_listening(bound); }
+bool shutting_down() noexcept { return state().shutdown_signal != 0; }
+const std::map<std::string, std::string>& fork_env_of(corral::worker& w) { return w.internals().fork_env; }
+std::chrono::steady_clock::time_point started_at(corral::worker& w) { return w.internals().started; }
 }  // namespace detail
 
 void setup_primary(settings s) { state().settings = std::move(s); }
@@ -274,10 +279,12 @@ corral::worker& fork(const std::map<std::string, std::string>& extra_env) {
   const auto& cfg = st.settings;
   if (cfg.handle_signals) install_signals();
   net::detail::serve_workers();
+  cluster::detail::install_supervision();
   int id = st.next_id++;
   auto owned = corral::worker::impl::create(id);
   corral::worker& w = *owned;
   auto& im = w.internals();
+  im.fork_env = extra_env;
   st.owned.emplace(id, std::move(owned));
 
   // Program and arguments.
@@ -448,6 +455,12 @@ void install_signals() {
   };
   make(st.sigint, SIGINT);
   make(st.sigterm, SIGTERM);
+  if (st.settings.restart_on_sighup) {
+    st.sighup = corral::detail::uv_handle_ptr<uv_signal_t>::make();
+    uv_signal_init(uv_default_loop(), st.sighup.get());
+    uv_signal_start(st.sighup.get(), [](uv_signal_t*, int) { cluster::detail::on_sighup(); }, SIGHUP);
+    uv_unref(st.sighup.handle());
+  }
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "cluster/internal.hpp"
+#include "core/closers.hpp"
 #include "corral/cluster.hpp"
 
 namespace corral {
@@ -94,37 +95,26 @@ void this_worker::update_ref() {
 void this_worker::handle(json&& msg, std::vector<unique_fd>&& fds) {
   if (is_internal_message(msg)) {
     if (msg["corral"] == "disconnect") {
-      disconnect();
+      if (shutdown_handler_) {
+        shutdown_handler_();
+      } else {
+        disconnect();
+      }
       return;
     }
     internal_event_.emit(msg, fds);
     return;
   }
+  // PM2's shutdown_with_message convention: the plain message 'shutdown'.
+  if (shutdown_handler_ && msg.is_string() && msg == "shutdown") shutdown_handler_();
   message_event_.emit(msg, fds);
 }
 
-int this_worker::add_closer_for_internal(closer fn) {
-  int token = next_closer_++;
-  closers_.emplace(token, std::move(fn));
-  return token;
-}
+int this_worker::add_closer_for_internal(closer fn) { return detail::add_closer(std::move(fn)); }
 
-void this_worker::remove_closer_for_internal(int token) { closers_.erase(token); }
+void this_worker::remove_closer_for_internal(int token) { detail::remove_closer(token); }
 
-void this_worker::close_servers_then(std::function<void()> done) {
-  if (closers_.empty()) {
-    done();
-    return;
-  }
-  auto pending = std::make_shared<std::size_t>(closers_.size());  // shared by the closers' callbacks
-  auto finish = std::make_shared<std::function<void()>>(std::move(done));
-  auto closers = closers_;
-  for (auto& [token, fn] : closers) {
-    fn([pending, finish] {
-      if (--*pending == 0) (*finish)();
-    });
-  }
-}
+void this_worker::close_servers_then(std::function<void()> done) { detail::close_all(std::move(done)); }
 
 void this_worker::disconnect() {
   if (disconnecting_) return;

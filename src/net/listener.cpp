@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <map>
 
+#include "core/closers.hpp"
 #include "core/defer.hpp"
 #include "corral/cluster.hpp"
 #include "net/acceptor.hpp"
@@ -96,13 +97,15 @@ struct listener::impl {
     acc = std::make_unique<detail::acceptor>(fd.get(), [this](std::vector<unique_fd>& conns) { deliver(conns); });
   }
 
+  // Closed with the process's other servers on a worker's disconnect or by
+  // the shutdown helper.
   void register_closer() {
-    if (!close_on_disconnect || !cluster::is_worker()) return;
-    closer_token = cluster::worker().add_closer_for_internal([this](std::function<void()> done) { close(std::move(done)); });
+    if (!close_on_disconnect || closer_token) return;
+    closer_token = corral::detail::add_closer([this](std::function<void()> done) { close(std::move(done)); });
   }
 
   void unregister_closer() {
-    if (closer_token && cluster::is_worker()) cluster::worker().remove_closer_for_internal(closer_token);
+    if (closer_token) corral::detail::remove_closer(closer_token);
     closer_token = 0;
   }
 
@@ -154,6 +157,7 @@ struct listener::impl {
       }
       m = mode::own;
       start_accepting();
+      register_closer();
       corral::detail::defer([done, guard, this] {
         if (*guard) done(nullptr, bound);
       });

@@ -9,6 +9,7 @@
 // are refused, as in Node.
 #include "net/primary.hpp"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -150,6 +151,15 @@ void leave(worker& w, const std::string& key) {
   auto it = keys().find(key);
   if (it == keys().end()) return;
   auto& k = it->second;
+  // The last round-robin worker to leave (while alive) takes what the kernel
+  // already accepted into the backlog: it serves connections until our
+  // `closed` answer, which follows them on the channel. Closing the socket
+  // with them queued would reset them.
+  if (k.members.size() == 1 && k.members.front().w == &w && k.acc && w.is_connected()) {
+    std::vector<unique_fd> queued;
+    for (int c; (c = ::accept4(k.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;) queued.emplace_back(c);
+    if (!queued.empty()) k.distribute(queued);
+  }
   std::erase_if(k.members, [&](const member& m) { return m.w == &w; });
   if (k.members.empty()) k.close_socket();  // refuse new connections, as Node
   k.next = 0;
@@ -170,6 +180,14 @@ void on_message(worker& w, const json& msg, std::vector<unique_fd>&) {
 }
 
 }  // namespace
+
+std::vector<std::string> keys_of(const corral::worker& w) {
+  std::vector<std::string> out;
+  for (auto& [key, k] : keys())
+    for (auto& m : k.members)
+      if (m.w == &w) out.push_back(key);
+  return out;
+}
 
 void serve_workers() {
   static bool installed = false;

@@ -1,18 +1,25 @@
 // Test program: a cluster whose workers answer every connection with
 // "<pid>\n" and close. Configured by the environment:
 //   WORKERS (default 2), PORT (default 0), LISTEN_PATH (a Unix socket instead),
-//   CORRAL_SCHED_POLICY (the library's own variable).
+//   CORRAL_SCHED_POLICY (the library's own variable),
+//   DELAY_MS       answer after this long (work in flight),
+//   CRASH_FILE     if this file exists when a worker starts, it exits 1 at once,
+//   HOLD_FILE      if this file exists when a worker starts, it never listens,
+//   RESPAWN=1      settings.respawn, with RESPAWN_DELAY_MS,
+//   HANG=1         workers never finish leaving (a timer keeps them alive),
+//   SHUTDOWN_TIMEOUT_MS  settings.shutdown_timeout.
 // The primary prints "listening <worker pid> <address>" for every worker that
-// listens, "exit <worker pid>" for every worker that exits, and forks one more
-// worker on SIGUSR1.
+// listens, "exit <worker pid> code <c> signal <s>" for every worker that
+// exits, "restarted" / "restart failed: <why>" after each rolling restart
+// (SIGHUP), and forks one more worker on SIGUSR1.
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
-#include "core/handle.hpp"
 #include "corral/cluster.hpp"
 #include "corral/net.hpp"
 
@@ -24,26 +31,70 @@ static int env_int(const char* name, int fallback) {
   return v && *v ? std::atoi(v) : fallback;
 }
 
-int main() {
-  std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  if (cluster::is_primary()) {
-    cluster::on_listening([](corral::worker& w, const net::address& a) {
-      std::printf("listening %d %s\n", w.pid(), a.to_string().c_str());
-    });
-    cluster::on_exit([](corral::worker& w, int code, int sig) { std::printf("exit %d code %d signal %d\n", w.pid(), code, sig); });
-    static uv_signal_t usr1;
-    uv_signal_init(uv_default_loop(), &usr1);
-    uv_signal_start(&usr1, [](uv_signal_t*, int) { cluster::fork(); }, SIGUSR1);
-    // The SIGUSR1 watcher keeps this primary alive even with no worker left.
-    for (int i = 0, n = env_int("WORKERS", 2); i < n; ++i) cluster::fork();
-    return corral::run();
+static void primary() {
+  cluster::settings s;
+  s.respawn = env_int("RESPAWN", 0) == 1;
+  s.respawn_delay = std::chrono::milliseconds(env_int("RESPAWN_DELAY_MS", 100));
+  s.shutdown_timeout = std::chrono::milliseconds(env_int("SHUTDOWN_TIMEOUT_MS", 5000));
+  s.restart_timeout = std::chrono::milliseconds(env_int("RESTART_TIMEOUT_MS", 10000));
+  cluster::setup_primary(s);
+  cluster::on_listening([](corral::worker& w, const net::address& a) {
+    std::printf("listening %d %s\n", w.pid(), a.to_string().c_str());
+  });
+  cluster::on_exit([](corral::worker& w, int code, int sig) {
+    std::printf("exit %d code %d signal %d\n", w.pid(), code, sig);
+  });
+  cluster::on_rolling_restart([](const corral::error* e) {
+    if (e) {
+      std::printf("restart failed: %s\n", e->message().c_str());
+    } else {
+      std::printf("restarted\n");
+    }
+  });
+  static uv_signal_t usr1;
+  uv_signal_init(uv_default_loop(), &usr1);
+  // This watcher also keeps the primary alive with no worker left.
+  uv_signal_start(&usr1, [](uv_signal_t*, int) { cluster::fork(); }, SIGUSR1);
+  for (int i = 0, n = env_int("WORKERS", 2); i < n; ++i) cluster::fork();
+}
+
+static void answer(corral::unique_fd fd) {
+  std::string line = std::to_string(::getpid()) + "\n";
+  // A fresh socket's send buffer always takes a few bytes.
+  [[maybe_unused]] auto n = ::write(fd.get(), line.data(), line.size());
+}
+
+static void worker() {
+  struct stat st{};
+  if (const char* crash = std::getenv("CRASH_FILE"); crash && ::stat(crash, &st) == 0) std::exit(1);
+  if (const char* hold = std::getenv("HOLD_FILE"); hold && ::stat(hold, &st) == 0) {
+    static uv_timer_t idle;  // alive, but never listening
+    uv_timer_init(uv_default_loop(), &idle);
+    uv_timer_start(&idle, [](uv_timer_t*) {}, 1000, 1000);
+    return;
   }
   static net::listener l;
+  static int delay = env_int("DELAY_MS", 0);
   l.on_connection([](corral::unique_fd fd) {
-    std::string line = std::to_string(::getpid()) + "\n";
-    // A fresh socket's send buffer always takes a few bytes.
-    [[maybe_unused]] auto n = ::write(fd.get(), line.data(), line.size());
+    if (delay == 0) {
+      answer(std::move(fd));
+      return;
+    }
+    auto* t = new uv_timer_t;
+    uv_timer_init(uv_default_loop(), t);
+    t->data = new corral::unique_fd(std::move(fd));
+    uv_timer_start(t, [](uv_timer_t* t) {
+      auto* fd = static_cast<corral::unique_fd*>(t->data);
+      answer(std::move(*fd));
+      delete fd;
+      uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    }, static_cast<uint64_t>(delay), 0);
   });
+  if (env_int("HANG", 0) == 1) {
+    static uv_timer_t forever;
+    uv_timer_init(uv_default_loop(), &forever);
+    uv_timer_start(&forever, [](uv_timer_t*) {}, 1000, 1000);
+  }
   net::listen_options o;
   o.port = env_int("PORT", 0);
   if (const char* p = std::getenv("LISTEN_PATH")) o.path = p;
@@ -54,5 +105,14 @@ int main() {
       std::exit(3);
     }
   });
+}
+
+int main() {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  if (cluster::is_primary()) {
+    primary();
+  } else {
+    worker();
+  }
   return corral::run();
 }

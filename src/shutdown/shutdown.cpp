@@ -1,0 +1,94 @@
+#include "corral/shutdown.hpp"
+
+#include <uv.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+
+#include "core/closers.hpp"
+#include "core/handle.hpp"
+#include "corral/cluster.hpp"
+
+namespace corral::shutdown {
+namespace {
+
+struct state {
+  options opts;
+  bool enabled = false;
+  bool started = false;
+  std::vector<std::function<void()>> hooks;
+  std::vector<detail::uv_handle_ptr<uv_signal_t>> signals;
+  detail::uv_handle_ptr<uv_timer_t> deadline;
+};
+
+state& st() {
+  static auto* s = new state;  // lives for the whole process
+  return *s;
+}
+
+void say(const char* text) {
+  if (text && *text) std::printf("%s\n", text);
+}
+
+void run_hooks() {
+  auto hooks = std::move(st().hooks);
+  st().hooks.clear();
+  for (auto it = hooks.rbegin(); it != hooks.rend(); ++it) (*it)();
+}
+
+[[noreturn]] void finish(int code) {
+  run_hooks();
+  std::fflush(nullptr);
+  std::exit(code);
+}
+
+void force() {
+  say(st().opts.forced_message);
+  finish(1);
+}
+
+}  // namespace
+
+void on_cleanup(std::function<void()> fn) { st().hooks.push_back(std::move(fn)); }
+bool in_progress() noexcept { return st().started; }
+
+void begin() {
+  auto& s = st();
+  if (s.started) {  // asked twice: stop waiting
+    force();
+  }
+  s.started = true;
+  say(s.opts.closing_message);
+  if (cluster::is_worker() && cluster::worker().is_connected())
+    cluster::worker().send({{"corral", "disconnect"}});  // we leave on purpose
+  s.deadline = detail::uv_handle_ptr<uv_timer_t>::make();
+  uv_timer_init(uv_default_loop(), s.deadline.get());
+  uv_timer_start(s.deadline.get(), [](uv_timer_t*) { force(); },
+                 static_cast<uint64_t>(s.opts.timeout.count()), 0);
+  detail::close_all([] {
+    say(st().opts.closed_message);
+    finish(0);
+  });
+}
+
+void enable(options opts) {
+  auto& s = st();
+  if (s.enabled) return;
+  s.enabled = true;
+  s.opts = std::move(opts);
+  for (int sig : s.opts.signals) {
+    auto h = detail::uv_handle_ptr<uv_signal_t>::make();
+    uv_signal_init(uv_default_loop(), h.get());
+    uv_signal_start(h.get(), [](uv_signal_t*, int) { begin(); }, sig);
+    uv_unref(h.handle());  // watching for a signal must not keep the process alive
+    s.signals.push_back(std::move(h));
+  }
+  if (s.opts.on_shutdown_message && cluster::is_worker()) {
+    // The primary's disconnect and a 'shutdown' message both end here, so
+    // cleanup hooks run however the worker is asked to leave.
+    cluster::worker().on_shutdown_for_internal([] { begin(); });
+  }
+}
+
+}  // namespace corral::shutdown
