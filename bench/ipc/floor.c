@@ -3,7 +3,12 @@
  * event loop. Nothing over a socketpair can do better.
  *
  *   ipc_floor [N]   prints "floor <N> <seconds> <round trips per second>"
+ *
+ * With IPC_PIN=1 the parent runs on CPU 0 and the child on CPU 1, so every
+ * message crosses cores (otherwise the scheduler often keeps both on one).
  */
+#define _GNU_SOURCE
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +29,15 @@ static int exchange(int fd, char* buf, size_t len, int write_first) {
   return 0;
 }
 
+static void pin(int cpu) {
+  const char* env = getenv("IPC_PIN");
+  if (!env || strcmp(env, "1") != 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (sched_setaffinity(0, sizeof set, &set) != 0) perror("sched_setaffinity");
+}
+
 int main(int argc, char** argv) {
   long total = argc > 1 ? atol(argv[1]) : 20000;
   int sv[2];
@@ -32,12 +46,14 @@ int main(int argc, char** argv) {
   size_t len = sizeof msg - 1;
   pid_t pid = fork();
   if (pid == 0) {
+    pin(1);
     close(sv[0]);
     char buf[64];
     for (long i = 0; i < total; ++i)
       if (exchange(sv[1], buf, len, 0) != 0) _exit(1);
     _exit(0);
   }
+  pin(0);
   close(sv[1]);
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);

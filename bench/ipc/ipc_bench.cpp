@@ -5,7 +5,10 @@
 //                            to the primary as fast as back-pressure allows
 //   ipc_bench pingpong [N]   the primary and one worker bounce {"seq":n} N times
 //
-// Prints one line: "<mode> <N> <seconds> <per second>".
+// Prints one line: "<mode> <N> <seconds> <per second>". With IPC_PIN=1 the
+// primary runs on CPU 0 and the worker on CPU 1.
+#include <sched.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +23,15 @@ using bench_clock = std::chrono::steady_clock;
 namespace {
 
 std::string mode;
+
+void pin(int cpu) {
+  const char* env = std::getenv("IPC_PIN");
+  if (!env || std::string(env) != "1") return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (sched_setaffinity(0, sizeof set, &set) != 0) std::perror("sched_setaffinity");
+}
 long total = 0;
 
 // Worker, one-way: sends until send() says the queue is above high water, then
@@ -97,8 +109,10 @@ int main(int argc, char** argv) {
   }
   total = argc > 2 ? std::atol(argv[2]) : (mode == "oneway" ? 1000000 : 20000);
   if (cluster::is_primary()) {
+    pin(0);
     run_primary();
   } else {
+    pin(1);
     run_worker();
   }
   return corral::run();

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "channel/json_codec.hpp"
 #include "corral/channel.hpp"
 
 using corral::json;
@@ -18,6 +19,40 @@ static void BM_EncodeSmallObject(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_EncodeSmallObject);
+
+// What the channel does: its own encoder, appending to the output queue.
+static void BM_EncodeSmallObjectChannel(benchmark::State& state) {
+  long seq = 0;
+  std::string out;
+  for (auto _ : state) {
+    out.clear();
+    corral::detail::append_json(out, json{{"seq", seq++}, {"msg", "hello"}});
+    benchmark::DoNotOptimize(out);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_EncodeSmallObjectChannel);
+
+// The cost of building the message alone (the user's side of send()).
+static void BM_BuildSmallObject(benchmark::State& state) {
+  long seq = 0;
+  for (auto _ : state) {
+    json msg{{"seq", seq++}, {"msg", "hello"}};
+    benchmark::DoNotOptimize(msg);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_BuildSmallObject);
+
+static void BM_ParseSmallObjectChannel(benchmark::State& state) {
+  const std::string line = R"({"seq":123456,"msg":"hello"})";
+  for (auto _ : state) {
+    json msg = corral::detail::parse_json_line(line.data(), line.data() + line.size());
+    benchmark::DoNotOptimize(msg);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ParseSmallObjectChannel);
 
 static void BM_ParseSmallObject(benchmark::State& state) {
   const std::string line = R"({"seq":123456,"msg":"hello"})";

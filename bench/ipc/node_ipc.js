@@ -3,8 +3,13 @@
 //
 //   node node_ipc.js oneway [N] | pingpong [N]
 //   prints "<mode> <N> <seconds> <per second>"
+// With IPC_PIN=1 the primary runs on CPU 0 and the worker on CPU 1 (Node has
+// no affinity API: taskset does it).
 'use strict';
 const cluster = require('cluster');
+if (process.env.IPC_PIN === '1') {
+  require('child_process').execFileSync('taskset', ['-pc', cluster.isPrimary ? '0' : '1', String(process.pid)], { stdio: 'ignore' });
+}
 const mode = process.argv[2] || 'oneway';
 const total = Number(process.argv[3] || (mode === 'oneway' ? 1000000 : 20000));
 
