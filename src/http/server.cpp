@@ -111,9 +111,15 @@ server::~server() {
 }
 
 status server::serve(unique_fd fd) {
-  if (s_->closing) return error(std::make_error_code(std::errc::operation_canceled), "http server: closing");
+  // While closing, connections still arrive until the listener has closed
+  // (a round-robin primary may have passed them before it learnt of the
+  // close): they are served, with Connection: close, so none is lost.
+  if (s_->closing && s_->accepting_closed)
+    return error(std::make_error_code(std::errc::operation_canceled), "http server: closed");
   auto* c = new detail::connection(s_.get());
-  if (!c->open(fd.release())) return error(std::make_error_code(std::errc::bad_file_descriptor), "http server: cannot open the socket");
+  if (!c->open(fd.release()))
+    return error(std::make_error_code(std::errc::bad_file_descriptor), "http server: cannot open the socket");
+  if (s_->closing) c->on_server_closing();
   return {};
 }
 
