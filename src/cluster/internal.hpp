@@ -26,6 +26,16 @@ std::chrono::steady_clock::time_point started_at(corral::worker& w);
 void install_supervision();
 void on_sighup();
 
+/// Under a supervisor (the corral manager's channel, or systemd's
+/// NOTIFY_SOCKET): says "ready" once (no-op in a worker or unsupervised).
+/// Called when the program's listeners are up.
+void notify_ready();
+/// The channel to the corral manager; null if none. Opened when the process's
+/// role is decided (a non-worker with CORRAL_CHANNEL_FD), before any fork, so
+/// that its fd is close-on-exec before workers start.
+channel* supervisor_channel();
+void open_supervisor_link();
+
 /// The id/fd environment variables of the worker protocol.
 inline constexpr const char* worker_id_env = "CORRAL_WORKER_ID";
 inline constexpr const char* channel_fd_env = "CORRAL_CHANNEL_FD";

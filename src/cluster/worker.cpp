@@ -28,7 +28,10 @@ role& current_role() {
   static role r = [] {
     role out;
     const char* id_env = std::getenv(cluster::detail::worker_id_env);
-    if (!id_env) return out;
+    if (!id_env) {
+      cluster::detail::open_supervisor_link();
+      return out;
+    }
     out.worker = true;
     int id = parse_int(id_env, 0);
     int fd = parse_int(std::getenv(cluster::detail::channel_fd_env), -1);

@@ -7,6 +7,7 @@
 
 #include "core/closers.hpp"
 #include "core/defer.hpp"
+#include "cluster/internal.hpp"
 #include "corral/cluster.hpp"
 #include "net/acceptor.hpp"
 #include "net/socket.hpp"
@@ -159,7 +160,9 @@ struct listener::impl {
       start_accepting();
       register_closer();
       corral::detail::defer([done, guard, this] {
-        if (*guard) done(nullptr, bound);
+        if (!*guard) return;
+        done(nullptr, bound);
+        cluster::detail::notify_ready();
       });
       return;
     }

@@ -145,6 +145,10 @@ void on_listen(worker& w, const json& msg) {
   if (k.policy == sched_policy::shared) fds.emplace_back(::fcntl(k.fd.get(), F_DUPFD_CLOEXEC, 3));
   w.send(reply, std::move(fds));
   cluster::detail::emit_listening(w, k.bound);
+  // A primary under a supervisor is ready once every live worker listens.
+  bool all = true;
+  for (auto& [id, live] : cluster::workers()) all = all && !keys_of(*live).empty();
+  if (all) cluster::detail::notify_ready();
 }
 
 void leave(worker& w, const std::string& key) {
