@@ -94,7 +94,16 @@ result<json> client::call(const std::string& cmd, json args) {
   while (off < line.size()) {
     ssize_t n = ::send(fd_.get(), line.data() + off, line.size() - off, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return sys(errno, "daemon connection");
+    if (n < 0) {
+      // The daemon may have refused us (another uid) and hung up before our
+      // request arrived: its one-line reason is still waiting to be read.
+      error send_error = sys(errno, "daemon connection");
+      char buf[4096];
+      ssize_t got = ::recv(fd_.get(), buf, sizeof buf, MSG_DONTWAIT);
+      if (got <= 0) return send_error;
+      in_.append(buf, static_cast<size_t>(got));
+      break;
+    }
     off += static_cast<size_t>(n);
   }
   for (;;) {

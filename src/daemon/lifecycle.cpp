@@ -29,21 +29,21 @@ std::string_view to_string(event e) noexcept {
 using L = lifecycle;
 
 // Rows: states; columns: start, stop, restart, ready, exit, timer.
+#define A(f) &L::act<&L::f>
 const L::action L::table_[state_count][event_count] = {
-    /* stopped */ {&L::launch, &L::ignore, &L::launch, &L::ignore, &L::ignore, &L::ignore},
+    /* stopped */ {A(launch), A(ignore), A(launch), A(ignore), A(ignore), A(ignore)},
     /* launching */
-    {&L::ignore, &L::begin_stop, &L::begin_restart, &L::become_online, &L::exited_while_running, &L::become_online},
-    /* online */
-    {&L::ignore, &L::begin_stop, &L::begin_restart, &L::ignore, &L::exited_while_running, &L::ignore},
+    {A(ignore), A(begin_stop), A(begin_restart), A(become_online), A(exited_while_running), A(become_online)},
+    /* online */ {A(ignore), A(begin_stop), A(begin_restart), A(ignore), A(exited_while_running), A(ignore)},
     /* stopping */
-    {&L::want_start, &L::want_stopped, &L::want_start, &L::ignore, &L::exited_while_stopping, &L::force_kill},
-    /* waiting_restart */
-    {&L::launch_now, &L::stop_waiting, &L::launch_now, &L::ignore, &L::ignore, &L::relaunch},
-    /* errored */ {&L::reset_and_launch, &L::errored_to_stopped, &L::reset_and_launch, &L::ignore, &L::ignore, &L::ignore},
+    {A(want_start), A(want_stopped), A(want_start), A(ignore), A(exited_while_stopping), A(force_kill)},
+    /* waiting_restart */ {A(launch_now), A(stop_waiting), A(launch_now), A(ignore), A(ignore), A(relaunch)},
+    /* errored */ {A(reset_and_launch), A(errored_to_stopped), A(reset_and_launch), A(ignore), A(ignore), A(ignore)},
 };
+#undef A
 
 void lifecycle::handle(event e) {
-  (this->*table_[static_cast<int>(state_)][static_cast<int>(e)])();
+  table_[static_cast<int>(state_)][static_cast<int>(e)](*this);
 }
 
 void lifecycle::handle_exit(int64_t code, int signal) {

@@ -73,7 +73,13 @@ class lifecycle {
   ms started_at() const noexcept { return started_at_; }
 
  private:
-  using action = void (lifecycle::*)();
+  // Plain function pointers, not pointers to members: GCC's UBSan misreads
+  // the bounds of an array of member-function pointers.
+  using action = void (*)(lifecycle&);
+  template <void (lifecycle::*F)()>
+  static void act(lifecycle& l) {
+    (l.*F)();
+  }
   static const action table_[state_count][event_count];
 
   void go(state next);

@@ -55,6 +55,10 @@ void Manager::TearDown() {
     return daemon_pid() <= 0 || !alive(daemon_pid());
   }, 5s);
   reap_orphans();
+  // Under the sanitizers the daemon's reports land in its log.
+  std::string log = slurp(home_.file("daemon.log"));
+  for (const char* bad : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"})
+    EXPECT_EQ(log.find(bad), std::string::npos) << "daemon.log:\n" << log;
 }
 
 pid_t Manager::daemon_pid() {

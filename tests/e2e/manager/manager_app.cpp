@@ -4,6 +4,7 @@
 //   manager_app lines <n>    prints out <i> / err <i> for i < n, then a partial line "partial", then waits
 //   manager_app crash <code> exits at once with <code>
 //   manager_app flood <mb>   writes <mb> MB of lines to stdout as fast as it can, then waits
+//   manager_app stubborn     ignores SIGINT and SIGTERM (only SIGKILL stops it)
 #include <signal.h>
 #include <unistd.h>
 
@@ -39,6 +40,11 @@ int main(int argc, char** argv) {
   send_ready();
   std::printf("started instance=%s pid=%d\n", std::getenv("CORRAL_INSTANCE") ? std::getenv("CORRAL_INSTANCE") : "?",
               static_cast<int>(::getpid()));
+  if (mode == "stubborn") {
+    ::signal(SIGINT, SIG_IGN);
+    ::signal(SIGTERM, SIG_IGN);
+    for (;;) ::pause();
+  }
   if (mode == "crash") return argc > 2 ? std::atoi(argv[2]) : 1;
   if (mode == "lines") {
     int n = argc > 2 ? std::atoi(argv[2]) : 10;

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -154,7 +155,9 @@ TEST_F(Manager, KilledDaemonIsReplacedAndRestoresWithoutDuplicatesOrOrphans) {
   std::set<pid_t> actual;
   for (pid_t p : ours)
     if (p != wrapped && ::getpgid(p) != wrapped) actual.insert(p);
-  EXPECT_EQ(actual, expected);
+  std::string seen;
+  for (pid_t p : actual) seen += std::to_string(p) + ":" + slurp("/proc/" + std::to_string(p) + "/cmdline") + " ";
+  EXPECT_EQ(actual, expected) << seen;
   EXPECT_EQ(live_in_group(wrapped).size(), 3u);  // sh -c, sh, sleep
 }
 
@@ -178,7 +181,9 @@ TEST_F(Manager, LogsKeepOrderPerStreamHonourLinesAndFollow) {
   ASSERT_EQ(tail.code, 0) << tail.err;
   EXPECT_EQ(tail.out, "out 197\nout 198\nout 199\n");
 
-  auto follow = corral_bg({"logs", "chatty", "--out", "--lines", "0", "--follow"});
+  auto follow = corral_bg({"logs", "chatty", "--out", "--lines", "1", "--follow"});
+  // Following from here on: the tail is printed first.
+  ASSERT_TRUE(follow->wait_out("out 199\n", 10s)) << follow->err();
   ASSERT_EQ(corral({"stop", "chatty"}).code, 0);
   // On exit the partial line is flushed, and --follow prints it.
   EXPECT_TRUE(follow->wait_out("partial\n", 10s)) << follow->out() << follow->err();
@@ -226,7 +231,7 @@ TEST_F(Manager, AnotherUidIsRefusedOnTheControlSocket) {
   auto st = c.wait_exit(10s);
   ASSERT_TRUE(st);
   EXPECT_NE(WEXITSTATUS(*st), 0);
-  EXPECT_NE(c.err().find("permission denied"), std::string::npos) << c.err();
+  EXPECT_NE(c.err().find("permission denied"), std::string::npos) << c.err() << c.out();
   EXPECT_NE(c.err().find("uid 12345"), std::string::npos) << c.err();
   EXPECT_EQ(count(c.err(), "\n"), 1) << c.err();
   ::chmod(home().c_str(), 0700);
@@ -275,4 +280,27 @@ TEST_F(Manager, SaveKillResurrectBringsTheAppsBack) {
   ASSERT_TRUE(wait_until([&] { return processes_with(app).empty(); }, 5s));
   ASSERT_EQ(corral({"resurrect"}).code, 0);
   EXPECT_TRUE(wait_until([&] { return all_online(rows("saved"), 2); }, 10s));
+}
+
+TEST_F(Manager, StopEscalatesToSigkillAfterKillTimeout) {
+  ASSERT_EQ(corral({"start", app, "--name", "stubborn", "--kill-timeout", "300", "--", "stubborn"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("stubborn"), 1); }, 10s));
+  ASSERT_TRUE(wait_until([&] { return slurp(log_path("stubborn")).find("started") != std::string::npos; }, 10s));
+  pid_t pid = rows("stubborn")[0].value("pid", 0);
+  auto t0 = clock::now();
+  auto r = corral({"stop", "stubborn"});
+  auto took = clock::now() - t0;
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_GE(took, 300ms);
+  EXPECT_LT(took, 5s);
+  EXPECT_TRUE(live_in_group(pid).empty());
+  EXPECT_EQ(rows("stubborn")[0].value("exit_signal", 0), SIGKILL);
+}
+
+TEST_F(Manager, TimeOptionPrefixesEachLineWithAnIsoTimestamp) {
+  ASSERT_EQ(corral({"start", app, "--name", "stamped", "--time", "--", "lines", "3"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return slurp(log_path("stamped")).find("out 2") != std::string::npos; }, 10s));
+  std::string log = slurp(log_path("stamped"));
+  std::regex stamped(R"((^|\n)\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z: out 1\n)");
+  EXPECT_TRUE(std::regex_search(log, stamped)) << log;
 }
