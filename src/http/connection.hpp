@@ -163,7 +163,8 @@ class connection {
   bool write_in_flight_ = false;
   bool closed_ = false;
   bool reading_ = false;
-  bool peer_ended_ = false;  // the client half-closed while we answered
+  bool peer_ended_ = false;
+  bool client_closes_ = false;  // the last request said Connection: close (or HTTP/1.0)  // the client half-closed while we answered
 };
 
 }  // namespace corral::http::detail
