@@ -51,8 +51,14 @@ TEST(NodeInterop, NodeWorkerExchangesMessagesBothWays) {
   // its absence is a failure, not a reason to skip.
   ASSERT_FALSE(node.empty()) << "node is not on PATH; run scripts/install-deps (Debian package nodejs)";
 
+  const cluster::settings before = cluster::primary_settings();
   cluster::setup_primary({.exec = node, .args = std::vector<std::string>{support::src("tests/e2e/helpers/node_echo.js")},
                           .handle_signals = false});
+  // The settings are process-wide: put them back for whatever runs next here.
+  struct restore {
+    cluster::settings saved;
+    ~restore() { cluster::setup_primary(saved); }
+  } restore_settings{before};
   corral::worker& w = cluster::fork({{"NODE_CHANNEL_FD", "3"}});
   ASSERT_FALSE(w.is_dead());
   const pid_t node_pid = w.pid();  // `w` is freed once its exit listeners have run
