@@ -19,6 +19,17 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
+std::string tail_of(const std::string& path, size_t n) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  if (!f) return "";
+  auto size = static_cast<size_t>(f.tellg());
+  size_t from = size > n ? size - n : 0;
+  f.seekg(static_cast<std::streamoff>(from));
+  std::string out(size - from, '\0');
+  f.read(out.data(), static_cast<std::streamsize>(out.size()));
+  return out;
+}
+
 void write_file(const std::string& path, const std::string& text) {
   std::ofstream f(path);
   f << text;

@@ -1,6 +1,7 @@
 // The process manager end to end: the real `corral` and its daemon in a temp
 // home, real apps in C++, Python, Node and sh.
 #include <signal.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -192,29 +193,36 @@ TEST_F(Manager, LogsKeepOrderPerStreamHonourLinesAndFollow) {
 
 TEST_F(Manager, FloodOfFiftyMegabytesDoesNotDelayList) {
   ASSERT_EQ(corral({"ping"}).code, 0);
-  ASSERT_EQ(corral({"start", app, "--name", "flood", "--", "flood", "50"}).code, 0);
-  std::chrono::nanoseconds worst{0};
-  int lists = 0;
+  // The start runs in the background and `list` loops from before the flood
+  // begins until it is written out, so the lists overlap the flood. (One
+  // thread: forking from several threads could deadlock the children.)
+  auto t0 = clock::now();
+  auto starter = corral_bg({"start", app, "--name", "flood", "--", "flood", "50"});
+  long worst_ms = 0;
+  int lists = 0, failures = 0;
   bool done = false;
-  while (!done && lists < 2000) {
-    auto t0 = clock::now();
+  while (!done && clock::now() - t0 < 60s) {
+    auto l0 = clock::now();
     auto r = corral({"list"});
-    worst = std::max(worst, clock::now() - t0);
-    ASSERT_EQ(r.code, 0) << r.err;
+    worst_ms = std::max<long>(worst_ms,
+                              std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - l0).count());
+    failures += r.code != 0;
     ++lists;
-    std::string log = slurp(log_path("flood"));
-    done = log.size() > 1000 && log.find("flood done") != std::string::npos;
-    if (!done) done = log.find("dropped") != std::string::npos && log.find("flood done") != std::string::npos;
+    done = tail_of(log_path("flood"), 4096).find("flood done") != std::string::npos;
   }
-  EXPECT_TRUE(done);
-  EXPECT_GT(lists, 1);
+  auto flood_ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - t0).count();
+  // (Its exit status may have been reaped by another child's cleanup; the
+  // table it printed says it started.)
+  EXPECT_TRUE(starter->wait_out("flood", 10s)) << starter->err();
+  ASSERT_TRUE(done);
+  std::printf("flood of 50 MB: %ld ms, %d lists meanwhile, slowest %ld ms\n", static_cast<long>(flood_ms), lists,
+              worst_ms);
+  EXPECT_EQ(failures, 0);
   // Running the CLI itself costs a few ms; the bound is about the daemon.
-  EXPECT_LT(worst, 500ms) << "worst list took " << std::chrono::duration_cast<std::chrono::milliseconds>(worst).count()
-                          << " ms over " << lists << " lists";
-  auto size = slurp(log_path("flood")).size();
+  EXPECT_LT(worst_ms, 500) << lists << " lists during a flood of " << flood_ms << " ms";
   // Every line arrived, or the gap is marked.
   std::string log = slurp(log_path("flood"));
-  EXPECT_TRUE(size >= 50u * 1024 * 1024 || log.find("[corral] dropped") != std::string::npos) << size;
+  EXPECT_TRUE(log.size() >= 50u * 1024 * 1024 || log.find("[corral] dropped") != std::string::npos) << log.size();
 }
 
 TEST_F(Manager, AnotherUidIsRefusedOnTheControlSocket) {
