@@ -25,18 +25,15 @@ struct daemon_state {
   home_paths home;
   std::unique_ptr<supervisor> sup;
   std::unique_ptr<control_server> server;
-  detail::uv_handle_ptr<uv_signal_t> sigterm, sigint, sighup;
+  detail::uv_handle_ptr<uv_signal_t> sigterm, sigint;
   bool exiting = false;
 
   void exit_now() {
     if (exiting) return;
     exiting = true;
-    server->shutdown([this] {
-      sigterm.reset();
-      sigint.reset();
-      sighup.reset();
-      sup.reset();  // closes every instance's handles and log files
-    });
+    // We may be deep inside an instance's transition: only stop the loop
+    // here; run_daemon() destroys everything once uv_run has returned.
+    server->shutdown([this] { uv_stop(loop); });
   }
 
   void on_signal(int sig) {
@@ -109,14 +106,14 @@ int run_daemon(const home_paths& home) {
   d.sigint = watch(d.loop, SIGINT, &d);
   // SIGHUP will mean "reload all" (cluster mode); until then it is ignored
   // so that closing a terminal does not kill a foreground daemon.
-  d.sighup = watch(d.loop, SIGHUP, &d);
-  uv_signal_stop(d.sighup.get());
   ::signal(SIGHUP, SIG_IGN);
 
   uv_run(d.loop, UV_RUN_DEFAULT);
+  d.sigterm.reset();
+  d.sigint.reset();
   d.server.reset();
-  d.sup.reset();
-  uv_run(d.loop, UV_RUN_DEFAULT);  // let the closes finish
+  d.sup.reset();  // closes every instance's handles and log files
+  uv_run(d.loop, UV_RUN_DEFAULT);  // let the closes (and last log writes) finish
   ::unlink(home.pid.c_str());
   return 0;
 }

@@ -312,3 +312,16 @@ TEST_F(Manager, TimeOptionPrefixesEachLineWithAnIsoTimestamp) {
   std::regex stamped(R"((^|\n)\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z: out 1\n)");
   EXPECT_TRUE(std::regex_search(log, stamped)) << log;
 }
+
+TEST_F(Manager, SigtermStopsTheAppsGracefullyAndTheNextDaemonBringsThemBack) {
+  ASSERT_EQ(corral({"start", app, "--name", "polite", "--", "serve"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("polite"), 1); }, 10s));
+  pid_t old_pid = rows("polite")[0].value("pid", 0);
+  pid_t d = daemon_pid();
+  ::kill(d, SIGTERM);
+  ASSERT_TRUE(wait_until([&] { reap_orphans(); return !alive(d) && !alive(old_pid); }, 10s));
+  EXPECT_NE(slurp(log_path("polite")).find("stopping gracefully"), std::string::npos);
+  auto r = corral({"list"});
+  EXPECT_NE(r.err.find("restored 1 app(s)"), std::string::npos) << r.err;
+  EXPECT_TRUE(wait_until([&] { return all_online(rows("polite"), 1); }, 10s));
+}
