@@ -325,3 +325,32 @@ TEST_F(Manager, SigtermStopsTheAppsGracefullyAndTheNextDaemonBringsThemBack) {
   EXPECT_NE(r.err.find("restored 1 app(s)"), std::string::npos) << r.err;
   EXPECT_TRUE(wait_until([&] { return all_online(rows("polite"), 1); }, 10s));
 }
+
+TEST_F(Manager, NodeAppSignalsReadyAndStopsOnShutdownMessage) {
+  write_file(work_.file("ready.js"),
+             "process.on('message', (m) => {\n"
+             "  if (m === 'shutdown') { console.log('got shutdown'); process.exit(0); }\n"
+             "});\n"
+             "process.on('SIGINT', () => {});  // only the message may stop it\n"
+             "setTimeout(() => process.send('ready'), 200);\n"
+             "setInterval(() => {}, 1000);\n");
+  ASSERT_EQ(corral({"start", "ready.js", "--name", "ready", "--wait-ready", "--listen-timeout", "20000",
+                    "--shutdown-with-message", "--kill-timeout", "20000"})
+                .code,
+            0);
+  // Online through the channel, long before the 20 s listen timeout.
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("ready"), 1); }, 10s)) << jlist().dump();
+  auto t0 = clock::now();
+  ASSERT_EQ(corral({"stop", "ready"}).code, 0);
+  EXPECT_LT(clock::now() - t0, 10s);  // not the 20 s SIGKILL
+  EXPECT_NE(slurp(log_path("ready")).find("got shutdown"), std::string::npos) << slurp(log_path("ready", true));
+}
+
+TEST_F(Manager, WaitReadyWithoutReadyGoesOnlineAfterListenTimeout) {
+  // As PM2's --wait-ready: start returns once the instance is online, here
+  // when the listen timeout has passed with the process still alive.
+  auto t0 = clock::now();
+  ASSERT_EQ(corral({"start", "sleep 1000", "--name", "quiet", "--wait-ready", "--listen-timeout", "300"}).code, 0);
+  EXPECT_GE(clock::now() - t0, 300ms);
+  EXPECT_TRUE(all_online(rows("quiet"), 1));
+}
