@@ -107,7 +107,10 @@ class request {
 };
 
 /// The answer to one request. Owned by its connection. Headers go out with
-/// the first write()/send()/json()/end(); set() and status() after that are ignored.
+/// the first write()/send()/json()/end(); set() and status() after that are
+/// ignored. A handler that answers later may keep the reference until it
+/// ends the response, even if the client leaves meanwhile (its output is then
+/// discarded); it must not touch the response after ending it.
 class response {
  public:
   response() = default;

@@ -273,7 +273,10 @@ int connection::on_message_complete() {
   }
   in_dispatch_ = false;
   if (closed_) return -1;
-  if (!res_.finished_) return HPE_PAUSED;  // answered later: hold the rest
+  if (!res_.finished_) {
+    awaiting_response_ = true;
+    return HPE_PAUSED;  // answered later: hold the rest
+  }
   after_response();
   return stop_parsing_ ? HPE_PAUSED : 0;
 }
@@ -297,7 +300,15 @@ void connection::on_response_output() {
 }
 
 void connection::on_response_end() {
-  if (in_dispatch_ || closed_) return;  // on_message_complete carries on
+  if (closed_) {
+    awaiting_response_ = false;
+    // The client left while the handler worked. Nothing touches the
+    // response after finish() calls us, so this is the last use.
+    if (handle_closed_) delete this;
+    return;
+  }
+  if (in_dispatch_) return;  // on_message_complete carries on
+  awaiting_response_ = false;
   after_response();
   flush();
   if (closed_ || stop_parsing_) return;
@@ -463,7 +474,16 @@ void connection::destroy() {
   closed_ = true;
   server_state* s = srv;
   srv = nullptr;
-  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), [](uv_handle_t* h) { delete static_cast<connection*>(h->data); });
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), [](uv_handle_t* h) {
+    auto* c = static_cast<connection*>(h->data);
+    // A handler still holds our response (it answers later): we live on,
+    // socketless, until it ends it.
+    if (c->awaiting_response_) {
+      c->handle_closed_ = true;
+      return;
+    }
+    delete c;
+  });
   if (s) {
     s->unlink(this);
     s->maybe_finish_close();

@@ -164,7 +164,9 @@ class connection {
   bool closed_ = false;
   bool reading_ = false;
   bool peer_ended_ = false;
-  bool client_closes_ = false;  // the last request said Connection: close (or HTTP/1.0)  // the client half-closed while we answered
+  bool client_closes_ = false;
+  bool awaiting_response_ = false;  // a handler answers later
+  bool handle_closed_ = false;      // the socket is gone; we wait for that answer  // the last request said Connection: close (or HTTP/1.0)  // the client half-closed while we answered
 };
 
 }  // namespace corral::http::detail

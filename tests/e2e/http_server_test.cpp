@@ -188,6 +188,25 @@ TEST(HttpServer, HandlerExceptionGives500ForThatRequestOnly) {
   EXPECT_EQ(r->body, "Hello World");
 }
 
+TEST(HttpServer, ClientLeavingBeforeALateAnswerIsHarmless) {
+  fixture f;
+  ASSERT_GT(f.port, 0);
+  {
+    client gone(f.port);
+    ASSERT_TRUE(gone.send(get("/slow?ms=100")));
+    client probe(f.port);
+    ASSERT_TRUE(probe.send(get("/")));
+    ASSERT_TRUE(probe.read());  // the slow request is in its handler now
+  }  // `gone` hangs up before its answer
+  // Answered after the first one's timer fired into a connection that is gone.
+  client c(f.port);
+  ASSERT_TRUE(c.send(get("/slow?ms=300")));
+  auto r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "slow done");
+  EXPECT_FALSE(f.proc.exited());
+}
+
 TEST(HttpServer, OversizedHeadersGet431AndTheConnectionCloses) {
   fixture f;
   ASSERT_GT(f.port, 0);
