@@ -225,6 +225,10 @@ void instance::on_message(const json& msg) {
 }
 
 void instance::on_exit(run& r, int64_t code, int signal) {
+  // What the app left in its process group (a shell's background job) dies
+  // with it: nothing runs unsupervised, and a restart never duplicates it.
+  // The group id cannot name anyone else while members remain.
+  ::kill(-r.pid, SIGKILL);
   r.exited = true;
   r.process.reset();
   r.ch.reset();

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 
@@ -162,7 +163,8 @@ instance* supervisor::find_instance(int id) {
 
 std::vector<instance*> supervisor::select(const std::string& target, std::string& err) {
   std::vector<instance*> out;
-  bool numeric = !target.empty() && std::all_of(target.begin(), target.end(), ::isdigit);
+  bool numeric = !target.empty() &&
+                 std::all_of(target.begin(), target.end(), [](unsigned char c) { return std::isdigit(c); });
   for (auto& a : apps_) {
     if (a->deleting) continue;
     for (auto& i : a->instances)

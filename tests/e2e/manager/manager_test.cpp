@@ -354,3 +354,15 @@ TEST_F(Manager, WaitReadyWithoutReadyGoesOnlineAfterListenTimeout) {
   EXPECT_GE(clock::now() - t0, 300ms);
   EXPECT_TRUE(all_online(rows("quiet"), 1));
 }
+
+TEST_F(Manager, WhatAnAppLeavesInItsGroupDiesWithIt) {
+  ASSERT_EQ(corral({"start", "sleep 1000 & echo bg $!; sleep 0.3; exit 3", "--name", "leaver", "--no-autorestart"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return slurp(log_path("leaver")).find("bg ") != std::string::npos; }, 10s));
+  pid_t bg = std::stoi(slurp(log_path("leaver")).substr(3));
+  ASSERT_TRUE(wait_until([&] {
+    auto rs = rows("leaver");
+    return rs.size() == 1 && rs[0].value("status", "") == "stopped";
+  }, 10s));
+  EXPECT_EQ(rows("leaver")[0].value("exit_code", 0), 3);
+  EXPECT_TRUE(wait_until([&] { reap_orphans(); return !alive(bg); }, 5s)) << "background job " << bg << " survived";
+}
