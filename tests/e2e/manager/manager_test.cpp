@@ -231,9 +231,15 @@ TEST_F(Manager, AnotherUidIsRefusedOnTheControlSocket) {
   ASSERT_EQ(corral({"ping"}).code, 0);
   // Loosen the permissions for this test only, so the only thing that can
   // refuse uid 12345 is the daemon's SO_PEERCRED check.
-  ::chmod(home().c_str(), 0755);
+  // Only the home and the socket are touched; the directories above must
+  // already let others through (never chmod a shared directory like /tmp).
+  for (std::string p = home().substr(0, home().rfind('/')); p.size() > 1; p = p.substr(0, p.rfind('/'))) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0 || (st.st_mode & S_IXOTH) == 0)
+      GTEST_SKIP() << p << " is not searchable by other users; set TMPDIR elsewhere";
+  }
+  ::chmod(home().c_str(), 0711);
   ::chmod(home_.file("corral.sock").c_str(), 0777);
-  for (std::string p = home(); p.size() > 1; p = p.substr(0, p.rfind('/'))) ::chmod(p.c_str(), 0755);
   child c({"/usr/bin/setpriv", "--reuid", "12345", "--regid", "12345", "--clear-groups", bin("corral"), "list"},
          spawn_options{{{"CORRAL_HOME", home()}}, {}, "/", {}, false});
   auto st = c.wait_exit(10s);
