@@ -22,6 +22,34 @@ static const char keep[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConte
 static const char closing[] =
     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 11\r\nConnection: close\r\n\r\nHello World";
 
+static char in[65536], out[65536 * 2];
+
+/* Reads what is there, answers each complete request, closes if asked. */
+static void handle(int fd) {
+  for (;;) {
+    ssize_t r = read(fd, in, sizeof in);
+    if (r <= 0) {
+      if (r == 0 || errno != EAGAIN) close(fd);
+      return;
+    }
+    size_t o = 0;
+    int close_after = 0;
+    for (char* p = in; (p = memmem(p, in + r - p, "\r\n\r\n", 4)); p += 4) {
+      if (memmem(in, p - in, "Connection: close", 17) || memmem(in, p - in, "connection: close", 17)) {
+        memcpy(out + o, closing, sizeof closing - 1), o += sizeof closing - 1, close_after = 1;
+        break;
+      }
+      memcpy(out + o, keep, sizeof keep - 1), o += sizeof keep - 1;
+    }
+    if (o && write(fd, out, o) < 0) close_after = 1;
+    if (close_after) {
+      close(fd);
+      return;
+    }
+    if (r < (ssize_t)sizeof in) return;
+  }
+}
+
 static void serve(int port) {
   int l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
   setsockopt(l, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
@@ -31,7 +59,6 @@ static void serve(int port) {
   int ep = epoll_create1(0);
   struct epoll_event ev = {.events = EPOLLIN, .data.fd = l}, evs[256];
   epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev);
-  static char in[65536], out[65536 * 2];
   for (;;) {
     int n = epoll_wait(ep, evs, 256, -1);
     for (int i = 0; i < n; i++) {
@@ -42,31 +69,11 @@ static void serve(int port) {
           setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
           struct epoll_event ce = {.events = EPOLLIN | EPOLLET, .data.fd = c};
           epoll_ctl(ep, EPOLL_CTL_ADD, c, &ce);
+          handle(c); /* the request is often there already: no extra epoll round */
         }
         continue;
       }
-      for (;;) {
-        ssize_t r = read(fd, in, sizeof in);
-        if (r <= 0) {
-          if (r == 0 || (r < 0 && errno != EAGAIN)) close(fd);
-          break;
-        }
-        size_t o = 0;
-        int close_after = 0;
-        for (char* p = in; (p = memmem(p, in + r - p, "\r\n\r\n", 4)); p += 4) {
-          if (memmem(in, p - in, "Connection: close", 17) || memmem(in, p - in, "connection: close", 17)) {
-            memcpy(out + o, closing, sizeof closing - 1), o += sizeof closing - 1, close_after = 1;
-            break;
-          }
-          memcpy(out + o, keep, sizeof keep - 1), o += sizeof keep - 1;
-        }
-        if (o && write(fd, out, o) < 0) close_after = 1;
-        if (close_after) {
-          close(fd);
-          break;
-        }
-        if (r < (ssize_t)sizeof in) break;
-      }
+      handle(fd);
     }
   }
 }
