@@ -1,0 +1,291 @@
+// The control protocol's commands, applied to the supervisor's model
+// (docs/manager-protocol.md). Each replies exactly once, when its effect is
+// visible.
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "daemon/proc_stats.hpp"
+#include "daemon/supervisor.hpp"
+#include "daemon/supervisor_util.hpp"
+
+namespace corral::daemon {
+
+using namespace util;
+
+// ---- commands ---------------------------------------------------------------
+
+void supervisor::handle(const request& req, reply_fn reply) {
+  const std::string& c = req.cmd;
+  if (c == "ping") {
+    reply(ok(req.id, {{"pid", ::getpid()},
+                      {"version", protocol_version},
+                      {"restored", restored_apps_},
+                      {"killed_orphans", killed_orphans_},
+                      {"home", home_.dir},
+                      {"started", started_unix_ms_}}));
+    return;
+  }
+  if (c == "start") return cmd_start(req, std::move(reply));
+  if (c == "stop") return cmd_stop(req, std::move(reply));
+  if (c == "restart") return cmd_restart(req, std::move(reply));
+  if (c == "delete") return cmd_delete(req, std::move(reply));
+  if (c == "list") return cmd_list(req, std::move(reply));
+  if (c == "describe") return cmd_describe(req, std::move(reply));
+  if (c == "flush") return cmd_flush(req, std::move(reply));
+  if (c == "save") return cmd_save(req, std::move(reply));
+  if (c == "resurrect") return cmd_resurrect(req, std::move(reply));
+  if (c == "kill") return cmd_kill(req, std::move(reply));
+  if (c == "logs_info") return cmd_logs_info(req, std::move(reply));
+  reply(fail(req.id, "unknown command '" + c + "'"));
+}
+
+void supervisor::cmd_start(const request& req, reply_fn reply) {
+  std::string target = req.args.value("target", std::string());
+  std::vector<instance*> insts;
+  if (!req.args.contains("app")) {
+    std::string err;
+    insts = select(target, err);
+    if (!err.empty()) {
+      std::string why = req.args.value("resolve_error", std::string());
+      return reply(fail(req.id, why.empty() ? err : why));
+    }
+  } else {
+    auto spec = app_spec_from_json(req.args["app"]);
+    if (!spec) return reply(fail(req.id, spec.err().message()));
+    std::string err;
+    auto existing = select(spec->name, err);
+    if (!existing.empty()) {
+      insts = existing;  // PM2: starting a known name starts it again
+    } else {
+      auto a = add_app(std::move(spec.value()));
+      if (!a) return reply(fail(req.id, a.err().message()));
+      for (auto& i : (*a)->instances) insts.push_back(i.get());
+    }
+  }
+  for (auto* i : insts) {
+    if (app* a = app_of(i->id())) a->spec.running = true;
+    if (i->fsm().current() == state::stopping) i->fsm().handle(event::start);
+    else if (i->fsm().current() != state::online && i->fsm().current() != state::launching) i->fsm().handle(event::start);
+  }
+  persist_soon();
+  std::vector<int> ids;
+  for (auto* i : insts) ids.push_back(i->id());
+  wait_then(
+      [this, ids] {
+        return std::all_of(ids.begin(), ids.end(), [this](int id) {
+          instance* i = find_instance(id);
+          return !i || settled_running(i->fsm().current());
+        });
+      },
+      [this, ids, id = req.id, reply] {
+        json rows = json::array();
+        std::string first_error;
+        for (int k : ids)
+          if (instance* i = find_instance(k)) {
+            rows.push_back(describe_instance(*app_of(k), *i, false));
+            if (i->fsm().current() == state::errored && first_error.empty() && !i->spawn_error_text().empty())
+              first_error = i->spawn_error_text();
+          }
+        if (!first_error.empty()) return reply(fail(id, first_error));
+        reply(ok(id, rows));
+      });
+}
+
+void supervisor::cmd_stop(const request& req, reply_fn reply) {
+  std::string err;
+  auto insts = select(req.args.value("target", std::string()), err);
+  if (!err.empty()) return reply(fail(req.id, err));
+  std::vector<int> ids;
+  for (auto* i : insts) {
+    if (app* a = app_of(i->id())) a->spec.running = false;
+    i->fsm().handle(event::stop);
+    ids.push_back(i->id());
+  }
+  persist_soon();
+  wait_then(
+      [this, ids] {
+        return std::all_of(ids.begin(), ids.end(), [this](int id) {
+          instance* i = find_instance(id);
+          return !i || settled_stopped(i->fsm().current());
+        });
+      },
+      [reply, id = req.id, n = ids.size()] { reply(ok(id, {{"stopped", n}})); });
+}
+
+void supervisor::cmd_restart(const request& req, reply_fn reply) {
+  std::string err;
+  auto insts = select(req.args.value("target", std::string()), err);
+  if (!err.empty()) return reply(fail(req.id, err));
+  std::vector<int> ids;
+  for (auto* i : insts) {
+    if (app* a = app_of(i->id())) a->spec.running = true;
+    i->fsm().handle(event::restart);
+    ids.push_back(i->id());
+  }
+  persist_soon();
+  wait_then(
+      [this, ids] {
+        return std::all_of(ids.begin(), ids.end(), [this](int id) {
+          instance* i = find_instance(id);
+          return !i || (i->fsm().current() != state::stopping && settled_running(i->fsm().current()));
+        });
+      },
+      [reply, id = req.id, n = ids.size()] { reply(ok(id, {{"restarted", n}})); });
+}
+
+void supervisor::cmd_delete(const request& req, reply_fn reply) {
+  std::string err;
+  auto insts = select(req.args.value("target", std::string()), err);
+  if (!err.empty()) return reply(fail(req.id, err));
+  // Deleting an id deletes its whole app: an app's instances share one spec.
+  std::vector<app*> doomed;
+  for (auto* i : insts)
+    if (app* a = app_of(i->id()); a && std::find(doomed.begin(), doomed.end(), a) == doomed.end()) doomed.push_back(a);
+  std::vector<std::string> names;
+  for (auto* a : doomed) {
+    a->deleting = true;
+    names.push_back(a->spec.name);
+    for (auto& i : a->instances) i->fsm().handle(event::stop);
+  }
+  persist_soon();
+  wait_then(
+      [this, names] {
+        return std::none_of(apps_.begin(), apps_.end(), [&](auto& a) {
+          return a->deleting && std::find(names.begin(), names.end(), a->spec.name) != names.end() &&
+                 !std::all_of(a->instances.begin(), a->instances.end(),
+                              [](auto& i) { return settled_stopped(i->fsm().current()); });
+        });
+      },
+      [this, reply, id = req.id, names] {
+        persist_soon();
+        reply(ok(id, {{"deleted", names}}));
+      });
+}
+
+json supervisor::describe_instance(const app& a, const instance& i, bool full) const {
+  const auto& f = i.fsm();
+  json row{{"id", i.id()},
+           {"name", a.spec.name},
+           {"instance", i.index()},
+           {"mode", "fork"},
+           {"pid", i.pid()},
+           {"status", std::string(to_string(f.current()))},
+           {"restarts", f.restarts()},
+           {"uptime_ms", i.pid() > 0 ? unix_ms_now() - i.started_unix_ms() : 0},
+           {"cpu", 0.0},
+           {"memory", 0}};
+  if (i.pid() > 0)
+    if (auto s = sample_process(i.pid())) {
+      row["cpu"] = lifetime_cpu_percent(*s);
+      row["memory"] = s->rss_bytes;
+    }
+  if (f.current() == state::errored || f.last_exit().code != 0 || f.last_exit().signal != 0) {
+    row["exit_code"] = f.last_exit().code;
+    row["exit_signal"] = f.last_exit().signal;
+  }
+  if (!i.spawn_error_text().empty()) row["error"] = i.spawn_error_text();
+  if (full) {
+    row["app"] = to_json(a.spec);
+    row["out_log"] = a.logs[0]->path();
+    row["err_log"] = a.logs[1]->path();
+    row["dropped_lines"] = a.logs[0]->dropped_total() + a.logs[1]->dropped_total();
+  }
+  return row;
+}
+
+void supervisor::cmd_list(const request& req, reply_fn reply) {
+  json rows = json::array();
+  for (auto& a : apps_)
+    if (!a->deleting)
+      for (auto& i : a->instances) rows.push_back(describe_instance(*a, *i, req.args.value("full", false)));
+  reply(ok(req.id, rows));
+}
+
+void supervisor::cmd_describe(const request& req, reply_fn reply) {
+  std::string err;
+  auto insts = select(req.args.value("target", std::string()), err);
+  if (!err.empty()) return reply(fail(req.id, err));
+  json rows = json::array();
+  for (auto* i : insts) rows.push_back(describe_instance(*app_of(i->id()), *i, true));
+  reply(ok(req.id, rows));
+}
+
+void supervisor::cmd_flush(const request& req, reply_fn reply) {
+  std::string target = req.args.value("target", std::string("all"));
+  std::string err;
+  auto insts = select(target, err);
+  if (!err.empty()) return reply(fail(req.id, err));
+  for (auto& a : apps_)
+    if (target == "all" || std::any_of(insts.begin(), insts.end(), [&](instance* i) { return app_of(i->id()) == a.get(); }))
+      for (auto& l : a->logs) l->truncate();
+  reply(ok(req.id));
+}
+
+void supervisor::cmd_logs_info(const request& req, reply_fn reply) {
+  std::string target = req.args.value("target", std::string("all"));
+  std::string err;
+  auto insts = select(target, err);
+  if (!err.empty()) return reply(fail(req.id, err));
+  json out = json::array();
+  for (auto& a : apps_)
+    if (target == "all" || std::any_of(insts.begin(), insts.end(), [&](instance* i) { return app_of(i->id()) == a.get(); }))
+      out.push_back({{"name", a->spec.name}, {"out", a->logs[0]->path()}, {"err", a->logs[1]->path()}});
+  reply(ok(req.id, out));
+}
+
+void supervisor::cmd_save(const request& req, reply_fn reply) {
+  persisted_state st;
+  st.daemon_pid = ::getpid();
+  for (auto& a : apps_)
+    if (!a->deleting) st.apps.push_back({a->spec, {}});
+  if (auto s = write_file_atomic(home_.dump, to_json(st).dump(2) + "\n"); !s) return reply(fail(req.id, s.err().message()));
+  reply(ok(req.id, {{"path", home_.dump}, {"apps", st.apps.size()}}));
+}
+
+void supervisor::cmd_resurrect(const request& req, reply_fn reply) {
+  auto text = read_file(home_.dump);
+  if (!text) return reply(fail(req.id, "nothing saved: " + text.err().message() + " (run corral save first)"));
+  auto j = parse_line(*text);
+  if (!j) return reply(fail(req.id, home_.dump + ": " + j.err().message()));
+  auto st = state_from_json(*j);
+  if (!st) return reply(fail(req.id, home_.dump + ": " + st.err().message()));
+  json started = json::array();
+  for (auto& pa : st->apps) {
+    std::string err;
+    if (!select(pa.spec.name, err).empty()) continue;  // already here: no duplicate
+    auto a = add_app(std::move(pa.spec));
+    if (!a) return reply(fail(req.id, a.err().message()));
+    started.push_back((*a)->spec.name);
+    if ((*a)->spec.running)
+      for (auto& i : (*a)->instances) i->fsm().handle(event::start);
+  }
+  persist_soon();
+  reply(ok(req.id, {{"started", started}}));
+}
+
+void supervisor::stop_everything(std::function<void()> done) {
+  for (auto& a : apps_)
+    for (auto& i : a->instances) i->fsm().handle(event::stop);
+  wait_then(
+      [this] {
+        return std::all_of(apps_.begin(), apps_.end(), [](auto& a) {
+          return std::all_of(a->instances.begin(), a->instances.end(),
+                             [](auto& i) { return settled_stopped(i->fsm().current()); });
+        });
+      },
+      std::move(done));
+}
+
+void supervisor::cmd_kill(const request& req, reply_fn reply) {
+  // `kill` forgets the apps (as PM2's): the next daemon starts empty.
+  for (auto& a : apps_) a->deleting = true;
+  stop_everything([this, reply, id = req.id] {
+    exit_requested_ = true;
+    reply(ok(id));
+    persist_soon();  // persist_now() then tells the daemon to exit
+  });
+}
+
+}  // namespace corral::daemon
