@@ -157,6 +157,7 @@ class response {
   std::string test_out_;
   std::string scratch_;
   std::optional<std::size_t> declared_length_;  // from a set("Content-Length")
+  const char* default_type_ = nullptr;          // send()/json()'s Content-Type line, unless set()
   int status_ = 200;
   bool head_ = false;
   bool keep_alive_ = true;

@@ -146,6 +146,7 @@ void response::reset(std::string* out, detail::connection* conn, bool head, bool
   keep_alive_ = keep_alive;
   http10_ = http10;
   headers_sent_ = chunked_ = finished_ = has_content_type_ = false;
+  default_type_ = nullptr;
 }
 
 void response::reset_for_test(bool head, bool keep_alive) {
@@ -194,6 +195,7 @@ void response::render_head(std::size_t content_length, bool chunked) {
   std::string& out = *out_;
   out += detail::status_line(status_, scratch_);
   out += detail::date_line();
+  if (!has_content_type_ && default_type_) out += default_type_;
   for (std::size_t i = 0; i < n_headers_; ++i) {
     out += headers_[i].first;
     out += ": ";
@@ -237,13 +239,13 @@ void response::send(std::string_view body) {
     end(body);
     return;
   }
-  if (!has_content_type_) set("Content-Type", "text/html; charset=utf-8");
+  default_type_ = "Content-Type: text/html; charset=utf-8\r\n";  // rendered as a constant
   end(body);
 }
 
 void response::json(const nlohmann::json& value) {
   if (finished_ || !out_) return;
-  if (!has_content_type_) set("Content-Type", "application/json; charset=utf-8");
+  default_type_ = "Content-Type: application/json; charset=utf-8\r\n";
   std::string body = value.dump();
   end(body);
 }
