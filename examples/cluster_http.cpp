@@ -27,6 +27,14 @@ int main(int argc, char** argv) {
   if (cluster::is_primary()) {
     int workers = argc > 1 ? std::atoi(argv[1]) : static_cast<int>(uv_available_parallelism());
     std::printf("Master %d is running\n", ::getpid());
+    // SIGHUP (or corral's reload) replaces every worker with zero downtime.
+    cluster::on_rolling_restart([](const corral::error* e, std::chrono::milliseconds took) {
+      if (e) {
+        std::fprintf(stderr, "Rolling restart failed: %s\n", e->message().c_str());
+      } else {
+        std::printf("Restarted all workers in %lld ms\n", static_cast<long long>(took.count()));
+      }
+    });
     for (int i = 0; i < workers; ++i) {
       std::printf("Forking process number %d...\n", i);
       cluster::fork();

@@ -225,8 +225,9 @@ void disconnect(std::function<void()> done = {});
 /// during a restart joins it.
 void rolling_restart(std::function<void(const error* err)> done = {});
 bool is_restarting() noexcept;
-/// Every rolling restart's outcome (also the ones SIGHUP starts).
-void on_rolling_restart(std::function<void(const error* err)> fn);
+/// Every rolling restart's outcome (also the ones SIGHUP starts) and how long
+/// it took, from its start to the exit of the last old worker.
+void on_rolling_restart(std::function<void(const error* err, std::chrono::milliseconds took)> fn);
 /// How many workers were re-forked by `respawn`.
 int respawns() noexcept;
 

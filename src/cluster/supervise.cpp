@@ -24,13 +24,14 @@ struct restart_job {
   int old_left = 0;            // replaced workers not yet exited
   bool replacing_done = false;
   bool finished = false;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::vector<std::function<void(const error*)>> waiters;
   corral::detail::uv_handle_ptr<uv_timer_t> timer;
 };
 
 struct supervision {
   std::shared_ptr<restart_job> job;  // shared with the listeners it installs on workers
-  event<const error*> restarted;
+  event<const error*, ms> restarted;
   int respawns = 0;
   int quick_deaths = 0;
   struct pending_respawn {
@@ -58,7 +59,7 @@ void end_job(const std::shared_ptr<restart_job>& job, const error* e) {
   if (e) std::fprintf(stderr, "corral: rolling restart aborted: %s\n", e->message().c_str());
   for (auto& w : job->waiters)
     if (w) w(e);
-  sv().restarted.emit(e);
+  sv().restarted.emit(e, std::chrono::duration_cast<ms>(std::chrono::steady_clock::now() - job->started));
 }
 
 void maybe_done(const std::shared_ptr<restart_job>& job) {
@@ -198,7 +199,9 @@ void rolling_restart(std::function<void(const error*)> done) {
 }
 
 bool is_restarting() noexcept { return sv().job != nullptr; }
-void on_rolling_restart(std::function<void(const error*)> fn) { sv().restarted.add(std::move(fn)); }
+void on_rolling_restart(std::function<void(const error*, std::chrono::milliseconds)> fn) {
+  sv().restarted.add(std::move(fn));
+}
 int respawns() noexcept { return sv().respawns; }
 
 }  // namespace corral::cluster

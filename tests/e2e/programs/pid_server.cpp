@@ -44,7 +44,7 @@ static void primary() {
   cluster::on_exit([](corral::worker& w, int code, int sig) {
     std::printf("exit %d code %d signal %d\n", w.pid(), code, sig);
   });
-  cluster::on_rolling_restart([](const corral::error* e) {
+  cluster::on_rolling_restart([](const corral::error* e, std::chrono::milliseconds) {
     if (e) {
       std::printf("restart failed: %s\n", e->message().c_str());
     } else {
