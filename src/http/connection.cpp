@@ -18,6 +18,9 @@ connection* self(llhttp_t* p) { return static_cast<connection*>(p->data); }
 
 constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
 
+// Output not yet taken by the kernel above which we stop reading requests.
+constexpr std::size_t max_unsent = 1u << 20;
+
 }  // namespace
 
 const llhttp_settings_t& connection::settings() {
@@ -93,6 +96,12 @@ void connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   c->feed(buf->base, static_cast<std::size_t>(nread));
   c->in_batch_ = false;
   c->flush();
+  // A client that pipelines without reading its answers must not make us
+  // buffer without bound: stop reading until the kernel takes our output.
+  if (!c->closed_ && c->write_in_flight_ && c->out_.size() + c->writing_.size() > max_unsent) {
+    c->write_blocked_ = true;
+    c->stop_reading();
+  }
 }
 
 void connection::start_reading() {
@@ -345,7 +354,7 @@ void connection::resume_parsing() {
       if (closed_) return;
     }
   }
-  if (!paused_ && !stop_parsing_ && phase_ != phase::draining) start_reading();
+  if (!paused_ && !stop_parsing_ && !write_blocked_ && phase_ != phase::draining) start_reading();
 }
 
 void connection::fail_request(int status) {
@@ -405,6 +414,10 @@ void connection::on_write_done(int status) {
     return;
   }
   flush();
+  if (write_blocked_ && !closed_ && !write_in_flight_) {
+    write_blocked_ = false;
+    if (!paused_ && !stop_parsing_ && !write_blocked_ && phase_ != phase::draining) start_reading();
+  }
 }
 
 // After the last response: send FIN and read (discarding) until the client

@@ -165,6 +165,7 @@ class connection {
   bool reading_ = false;
   bool peer_ended_ = false;
   bool client_closes_ = false;
+  bool write_blocked_ = false;     // reading stopped until our output drains
   bool awaiting_response_ = false;  // a handler answers later
   bool handle_closed_ = false;      // the socket is gone; we wait for that answer  // the last request said Connection: close (or HTTP/1.0)  // the client half-closed while we answered
 };
