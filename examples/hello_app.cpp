@@ -9,7 +9,8 @@
 //   Server closed !!!
 //   Cleaning up...
 //
-// On SIGINT it stops accepting, lets requests in flight finish, runs its
+// On SIGINT (or SIGTERM, or the manager's 'shutdown' message) the built-in
+// shutdown helper stops accepting, lets requests in flight finish, runs the
 // cleanup hook and exits 0; if that takes more than 5 s it exits 1.
 #include <unistd.h>
 
@@ -20,15 +21,13 @@
 
 #include "corral/http.hpp"
 #include "corral/loop.hpp"
+#include "corral/shutdown.hpp"
 
 namespace http = corral::http;
 
 namespace {
 
 void cleanup() { std::printf("Cleaning up...\n"); }
-
-uv_signal_t sigint;
-uv_timer_t force_exit;
 
 }  // namespace
 
@@ -66,24 +65,11 @@ int main() {
     std::printf("Listening on port %d\n", a.port);
   });
 
-  uv_signal_init(corral::default_loop(), &sigint);
-  uv_unref(reinterpret_cast<uv_handle_t*>(&sigint));  // the server, not the handler, keeps us running
-  uv_signal_start_oneshot(&sigint, [](uv_signal_t*, int) {
-    std::printf("Closing server...\n");
-    uv_timer_init(corral::default_loop(), &force_exit);
-    uv_timer_start(&force_exit, [](uv_timer_t*) {
-      std::fprintf(stderr, "Could not close connections in time, forcefully shutting down\n");
-      cleanup();
-      std::fflush(nullptr);
-      std::_Exit(1);
-    }, 5000, 0);
-    uv_unref(reinterpret_cast<uv_handle_t*>(&force_exit));
-    server.close([] {
-      std::printf("Server closed !!!\n");
-      cleanup();
-      std::fflush(nullptr);
-      std::_Exit(0);
-    });
-  }, SIGINT);
+  // The seed's process.on('SIGINT', ...) handler, built in.
+  corral::shutdown::on_cleanup(cleanup);
+  corral::shutdown::enable({.timeout = std::chrono::seconds(5),
+                            .closing_message = "Closing server...",
+                            .closed_message = "Server closed !!!",
+                            .forced_message = "Could not close connections in time, forcefully shutting down"});
   return corral::run();
 }

@@ -1,6 +1,7 @@
 // server::listen through corral::net::listener. Kept apart from the server so
 // that programs serving sockets they accept themselves (serve()) do not link
 // the net layer.
+#include "core/closers.hpp"
 #include "corral/cluster.hpp"
 #include "corral/net.hpp"
 #include "http/connection.hpp"
@@ -26,10 +27,10 @@ void server::listen(const net::listen_options& options, net::listener::listening
   raw->listener.on_connection([this](unique_fd fd) { (void)serve(std::move(fd)); });
   st->acceptor_ = std::move(acc);
   st->accepting_closed = false;
-  if (cluster::is_worker() && st->closer_token == 0) {
-    st->closer_token = cluster::worker().add_closer_for_internal([this](std::function<void()> closed) {
-      close(std::move(closed));
-    });
+  // Drained with the process's other servers when a cluster worker
+  // disconnects or the shutdown helper (corral/shutdown.hpp) runs.
+  if (st->closer_token == 0) {
+    st->closer_token = corral::detail::add_closer([this](std::function<void()> closed) { close(std::move(closed)); });
   }
   raw->listener.listen(options, [st, done = std::move(done)](const error* err, const net::address& bound) {
     if (err) {

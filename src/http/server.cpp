@@ -3,6 +3,7 @@
 
 #include "corral/cluster.hpp"
 #include "corral/loop.hpp"
+#include "core/closers.hpp"
 #include "http/connection.hpp"
 
 namespace corral::http {
@@ -106,7 +107,7 @@ server::server(const router& r, server_options options)
 server::~server() {
   s_->notifying = true;  // no close callback from a destructor
   s_->destroy_all();
-  if (s_->closer_token && cluster::is_worker()) cluster::worker().remove_closer_for_internal(s_->closer_token);
+  if (s_->closer_token) corral::detail::remove_closer(s_->closer_token);
   s_->acceptor_.reset();
 }
 

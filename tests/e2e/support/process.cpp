@@ -52,6 +52,32 @@ static std::string slurp(const std::string& path) {
 
 child::child(const std::vector<std::string>& argv, spawn_options opts) {
   std::string out_path = dir_.file("stdout"), err_path = dir_.file("stderr");
+  // Everything the child needs is built here: between fork and exec only
+  // async-signal-safe calls are allowed (other test threads may hold locks).
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string kv(*e);
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  for (auto& [k, v] : opts.env) env[k] = v;
+  for (auto& k : opts.unset_env) env.erase(k);
+  if (opts.listen_pid) env["LISTEN_PID"] = std::string(16, '0');  // filled in by the child
+  std::vector<std::string> env_strings;
+  std::size_t listen_pid_index = SIZE_MAX;
+  for (auto& [k, v] : env) {
+    if (k == "LISTEN_PID" && opts.listen_pid) listen_pid_index = env_strings.size();
+    env_strings.push_back(k + "=" + v);
+  }
+  std::vector<char*> envp, args;
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  char* listen_pid_buf = listen_pid_index == SIZE_MAX ? nullptr : envp[listen_pid_index] + std::strlen("LISTEN_PID=");
+  sigset_t none;
+  sigemptyset(&none);
+
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
@@ -63,25 +89,27 @@ child::child(const std::vector<std::string>& argv, spawn_options opts) {
     ::dup2(o, 1);
     ::dup2(e, 2);
     // Move the requested fds into place, through high numbers to avoid clashes.
-    std::vector<std::pair<int, int>> staged;
-    for (auto [child_fd, parent_fd] : opts.fds) staged.push_back({child_fd, ::fcntl(parent_fd, F_DUPFD, 100)});
-    for (auto [child_fd, tmp] : staged) {
-      ::dup2(tmp, child_fd);
-      ::close(tmp);
+    int staged[16][2];
+    std::size_t n = 0;
+    for (auto [child_fd, parent_fd] : opts.fds)
+      if (n < 16) staged[n][0] = child_fd, staged[n++][1] = ::fcntl(parent_fd, F_DUPFD, 100);
+    for (std::size_t i = 0; i < n; ++i) {
+      ::dup2(staged[i][1], staged[i][0]);
+      ::close(staged[i][1]);
     }
-    for (auto& [k, v] : opts.env) ::setenv(k.c_str(), v.c_str(), 1);
-    for (auto& k : opts.unset_env) ::unsetenv(k.c_str());
-    if (opts.listen_pid) ::setenv("LISTEN_PID", std::to_string(::getpid()).c_str(), 1);
+    if (listen_pid_buf) {  // the pid in decimal, without snprintf
+      char digits[16];
+      int len = 0;
+      for (pid_t p = ::getpid(); p > 0; p /= 10) digits[len++] = static_cast<char>('0' + p % 10);
+      for (int i = 0; i < len; ++i) listen_pid_buf[i] = digits[len - 1 - i];
+      listen_pid_buf[len] = '\0';
+    }
     if (!opts.cwd.empty() && ::chdir(opts.cwd.c_str()) != 0) ::_exit(126);
     ::signal(SIGPIPE, SIG_DFL);
-    sigset_t none;
-    sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execvp(args[0], args.data());
-    std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
+    ::execvpe(args[0], args.data(), envp.data());
+    static const char msg[] = "exec failed\n";
+    [[maybe_unused]] auto w = ::write(2, msg, sizeof msg - 1);
     ::_exit(127);
   }
   ::setpgid(pid_, pid_);
