@@ -147,6 +147,16 @@ int main(int argc, char** argv) {
     }, signals[i]);
   }
 
+  // SIGUSR1: drop every connection now (the server keeps listening).
+  uv_signal_t usr1;
+  uv_signal_init(default_loop(), &usr1);
+  usr1.data = &srv;
+  uv_signal_start(&usr1, [](uv_signal_t* s, int) {
+    static_cast<http::server*>(s->data)->close_all_connections();
+    std::printf("dropped\n");
+  }, SIGUSR1);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&usr1));
+
   std::printf("listening %d\n", ntohs(sa.sin_port));
   int rc = run();
   std::printf("exit\n");

@@ -344,6 +344,29 @@ TEST(HttpServer, GracefulCloseClosesIdleConnectionsAfterTheGrace) {
   EXPECT_TRUE(f.proc.wait_exit(5s));
 }
 
+TEST(HttpServer, CloseAllConnectionsDropsBusyAndIdleOnesAndKeepsListening) {
+  fixture f;
+  ASSERT_GT(f.port, 0);
+  client idle(f.port);
+  ASSERT_TRUE(idle.send(get("/")));
+  ASSERT_TRUE(idle.read());
+  client busy(f.port);
+  ASSERT_TRUE(busy.send(get("/slow?ms=300")));
+  client probe(f.port);
+  ASSERT_TRUE(probe.send(get("/", "Connection: close\r\n")));
+  ASSERT_TRUE(probe.read());  // `busy` is in its handler now
+  f.proc.signal(SIGUSR1);
+  ASSERT_TRUE(f.proc.wait_out("dropped", 5s));
+  EXPECT_TRUE(idle.closed_by_peer(2000));
+  EXPECT_TRUE(busy.closed_by_peer(2000));
+  // The late answer goes nowhere, harmlessly; new connections are served.
+  client next(f.port);
+  ASSERT_TRUE(next.send(get("/slow?ms=400")));
+  auto r = next.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "slow done");
+}
+
 // Every malformed request gets 400 (or 431) and a closed connection; the
 // server keeps serving others.
 TEST(HttpServer, MalformedRequestsGet400AndACloseNeverACrash) {
