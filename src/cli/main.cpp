@@ -6,6 +6,9 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <cerrno>
+#include <string_view>
 #include <filesystem>
 #include <fmt/format.h>
 #include <thread>
@@ -49,6 +52,8 @@ struct start_options {
   int64_t listen_timeout = 3000;
   int max_restarts = 16;
   std::vector<int> stop_exit_codes;
+  std::vector<std::string> listen;
+  int port = -1;
   std::vector<std::string> args;  // after --
 };
 
@@ -154,6 +159,12 @@ int cmd_start(session& s, const start_options& o) {
   l.policy.min_uptime = daemon::ms(o.min_uptime);
   l.policy.max_restarts = o.max_restarts;
   l.policy.stop_exit_codes = o.stop_exit_codes;
+  if (o.port >= 0) spec.listen.push_back("0.0.0.0:" + std::to_string(o.port));
+  for (const auto& text : o.listen) {
+    auto addr = daemon::parse_listen(text);
+    if (!addr) return fail("--listen: " + addr.err().message(), exit_usage);
+    spec.listen.push_back(text);
+  }
   auto r = s.call("start", {{"app", daemon::to_json(spec)}});
   if (!r) return fail(r.err().message());
   return s.print_list();
@@ -217,9 +228,28 @@ std::vector<std::string> split_dashdash(int argc, char** argv, std::vector<std::
   return before;
 }
 
+// `corral __exec -- prog args...`: how the daemon starts an instance in
+// cluster mode. systemd's LISTEN_PID must be the app's own pid, known only
+// after fork, and uv_spawn runs nothing of ours between fork and exec; so the
+// daemon execs this, which sets it and execs the app in the same process.
+// Parsed before CLI11: it runs on every instance start.
+[[noreturn]] void exec_with_listen_pid(int argc, char** argv) {
+  int k = 2;
+  if (k < argc && std::string_view(argv[k]) == "--") ++k;
+  if (k >= argc) {
+    std::fputs("corral __exec: no program\n", stderr);
+    std::_Exit(127);
+  }
+  ::setenv("LISTEN_PID", std::to_string(::getpid()).c_str(), 1);
+  ::execvp(argv[k], argv + k);
+  std::fprintf(stderr, "corral: exec %s: %s\n", argv[k], std::strerror(errno));
+  std::_Exit(127);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string_view(argv[1]) == "__exec") exec_with_listen_pid(argc, argv);
   ::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"corral: a process manager for programs in any language"};
   app.require_subcommand(1);
@@ -249,6 +279,9 @@ int main(int argc, char** argv) {
   start->add_option("--listen-timeout", so.listen_timeout, "ms to wait for 'ready' (default 3000)")
       ->check(CLI::NonNegativeNumber);
   start->add_option("--stop-exit-codes", so.stop_exit_codes, "exit codes that mean done (no restart)");
+  start->add_option("--port", so.port, "cluster mode: the daemon listens on this TCP port (0: any) for the instances")
+      ->check(CLI::Range(0, 65535));
+  start->add_option("--listen", so.listen, "cluster mode: host:port or unix:/path to listen on (repeatable)");
 
   std::string target;
   auto target_cmd = [&](const char* name, const char* help) {
@@ -260,6 +293,12 @@ int main(int argc, char** argv) {
   auto* restart = target_cmd("restart", "restart an app (name, id or all)");
   auto* del = target_cmd("delete", "stop and forget an app (name, id or all)");
   auto* describe = target_cmd("describe", "everything about an app");
+  int parallel = 1;
+  auto* reload = target_cmd("reload", "replace the instances one by one with no downtime (cluster mode)");
+  reload->add_option("--parallel", parallel, "instances replaced at once (default 1)")->check(CLI::Range(1, 1024));
+  std::string scale_to;
+  auto* scale = target_cmd("scale", "set an app's number of instances");
+  scale->add_option("instances", scale_to, "the new number of instances (or max)")->required();
   auto* list = app.add_subcommand("list", "the apps as a table");
   list->alias("ls");
   list->alias("status");
@@ -308,6 +347,18 @@ int main(int argc, char** argv) {
   if (stop->parsed()) return cmd_target(s, "stop", target);
   if (restart->parsed()) return cmd_target(s, "restart", target);
   if (del->parsed()) return cmd_target(s, "delete", target);
+  if (reload->parsed()) {
+    auto r = s.call("reload", {{"target", target}, {"parallel", parallel}});
+    if (!r) return fail(r.err().message());
+    return s.print_list();
+  }
+  if (scale->parsed()) {
+    auto n = parse_instances(scale_to);
+    if (!n) return fail(n.err().message(), exit_usage);
+    auto r = s.call("scale", {{"target", target}, {"instances", *n}});
+    if (!r) return fail(r.err().message());
+    return s.print_list();
+  }
   if (list->parsed()) return s.print_list();
   if (describe->parsed()) {
     auto r = s.call("describe", {{"target", target}});

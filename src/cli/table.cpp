@@ -24,7 +24,7 @@ std::string human_duration(int64_t ms) {
 
 std::string format_table(const nlohmann::json& rows) {
   std::vector<std::vector<std::string>> cells;
-  cells.push_back({"id", "name", "mode", "pid", "uptime", "restarts", "status", "cpu", "memory"});
+  cells.push_back({"id", "name", "mode", "listen", "pid", "uptime", "restarts", "status", "cpu", "memory"});
   for (const auto& r : rows) {
     std::string status = r.value("status", "?");
     if (status == "errored") {
@@ -33,8 +33,10 @@ std::string format_table(const nlohmann::json& rows) {
       else if (r.contains("exit_code")) status += fmt::format(" (exit {})", r.value("exit_code", int64_t{0}));
     }
     int pid = r.value("pid", 0);
+    std::string listen;
+    for (const auto& l : r.value("listen", nlohmann::json::array())) listen += (listen.empty() ? "" : ",") + l.get<std::string>();
     cells.push_back({std::to_string(r.value("id", 0)), r.value("name", ""), r.value("mode", "fork"),
-                     pid ? std::to_string(pid) : "-", pid ? human_duration(r.value("uptime_ms", int64_t{0})) : "-",
+                     listen.empty() ? "-" : listen, pid ? std::to_string(pid) : "-", pid ? human_duration(r.value("uptime_ms", int64_t{0})) : "-",
                      std::to_string(r.value("restarts", 0)), status, fmt::format("{:.0f}%", r.value("cpu", 0.0)),
                      human_bytes(r.value("memory", uint64_t{0}))});
   }

@@ -40,7 +40,8 @@ json to_json(const app_spec& s) {
               {"max_restarts", p.max_restarts},
               {"stop_exit_codes", p.stop_exit_codes},
               {"running", s.running},
-              {"interpreter", s.interpreter}};
+              {"interpreter", s.interpreter},
+              {"listen", s.listen}};
 }
 
 result<app_spec> app_spec_from_json(const json& j) {
@@ -68,6 +69,7 @@ result<app_spec> app_spec_from_json(const json& j) {
     p.stop_exit_codes = j.value("stop_exit_codes", std::vector<int>());
     s.running = j.value("running", true);
     s.interpreter = j.value("interpreter", std::string());
+    s.listen = j.value("listen", std::vector<std::string>());
   } catch (const json::exception& e) {
     return bad(std::string("app: ") + e.what());
   }
@@ -79,7 +81,29 @@ result<app_spec> app_spec_from_json(const json& j) {
   if (l.kill_timeout.count() < 0 || l.listen_timeout.count() < 0 || l.policy.restart_delay.count() < 0 ||
       l.policy.exp_backoff_restart_delay.count() < 0 || l.policy.min_uptime.count() < 0 || l.policy.max_restarts < 0)
     return bad("app '" + s.name + "': negative duration or count");
+  if (s.listen.size() > 64) return bad("app '" + s.name + "': too many listen addresses");
+  for (const auto& l : s.listen)
+    if (auto a = parse_listen(l); !a) return bad("app '" + s.name + "': " + a.err().message());
   return s;
+}
+
+result<net::address> parse_listen(const std::string& text) {
+  net::address a;
+  if (text.rfind("unix:", 0) == 0) {
+    a.path = text.substr(5);
+    if (a.path.empty() || a.path[0] != '/') return bad("listen '" + text + "': a Unix socket path must be absolute");
+    return a;
+  }
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos) return bad("listen '" + text + "': expected host:port or unix:/path");
+  std::string host = text.substr(0, colon), port = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), [](unsigned char c) { return std::isdigit(c); }))
+    return bad("listen '" + text + "': bad port");
+  a.port = std::stoi(port);
+  if (a.port > 65535) return bad("listen '" + text + "': port above 65535");
+  a.host = host.empty() ? "0.0.0.0" : host;
+  return a;
 }
 
 }  // namespace corral::daemon

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "corral/error.hpp"
+#include "corral/net.hpp"
 #include "daemon/lifecycle.hpp"
 
 namespace corral::daemon {
@@ -31,7 +32,15 @@ struct app_spec {
   bool running = true;
   /// How the CLI interpreted the command, for `describe` ("exec", "shell", "python3", ...).
   std::string interpreter;
+  /// Cluster mode when not empty: the addresses the daemon listens on for the
+  /// app ("0.0.0.0:3000", "[::1]:8080", "unix:/run/app.sock") and passes to
+  /// every instance by socket activation. A port 0 is replaced by the port the
+  /// daemon got, so a restored app keeps it.
+  std::vector<std::string> listen;
 };
+
+/// "host:port", "[v6]:port", ":port" (any IPv4 address) or "unix:/abs/path".
+result<net::address> parse_listen(const std::string& text);
 
 json to_json(const app_spec& spec);
 result<app_spec> app_spec_from_json(const json& j);

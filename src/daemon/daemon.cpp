@@ -25,7 +25,7 @@ struct daemon_state {
   home_paths home;
   std::unique_ptr<supervisor> sup;
   std::unique_ptr<control_server> server;
-  detail::uv_handle_ptr<uv_signal_t> sigterm, sigint;
+  detail::uv_handle_ptr<uv_signal_t> sigterm, sigint, sighup;
   bool exiting = false;
 
   void exit_now() {
@@ -38,6 +38,11 @@ struct daemon_state {
 
   void on_signal(int sig) {
     if (exiting) return;
+    if (sig == SIGHUP) {
+      // As `corral reload all`; closing a terminal must not kill a foreground daemon.
+      sup->reload_all_from_signal();
+      return;
+    }
     std::fprintf(stderr, "corral daemon: %s: stopping the apps (they come back with the next daemon)\n",
                  strsignal(sig));
     // The desired state stays "running": a daemon stopped by the system
@@ -104,13 +109,12 @@ int run_daemon(const home_paths& home) {
   d.sup->on_exit_requested([&d] { d.exit_now(); });
   d.sigterm = watch(d.loop, SIGTERM, &d);
   d.sigint = watch(d.loop, SIGINT, &d);
-  // SIGHUP will mean "reload all" (cluster mode); until then it is ignored
-  // so that closing a terminal does not kill a foreground daemon.
-  ::signal(SIGHUP, SIG_IGN);
+  d.sighup = watch(d.loop, SIGHUP, &d);
 
   uv_run(d.loop, UV_RUN_DEFAULT);
   d.sigterm.reset();
   d.sigint.reset();
+  d.sighup.reset();
   d.server.reset();
   d.sup.reset();  // closes every instance's handles and log files
   uv_run(d.loop, UV_RUN_DEFAULT);  // let the closes (and last log writes) finish

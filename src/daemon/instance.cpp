@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <map>
 
@@ -30,7 +32,17 @@ struct instance::run {
 
 namespace {
 
-constexpr int channel_fd = 3;
+constexpr int first_listen_fd = 3;  // systemd's SD_LISTEN_FDS_START
+
+// The corral binary itself: in cluster mode an instance runs through its
+// hidden `__exec` subcommand, which sets LISTEN_PID to its own pid and execs
+// the app (same pid). uv_spawn runs no code of ours between fork and exec.
+std::string exec_wrapper() {
+  char buf[4096];
+  size_t n = sizeof buf;
+  if (uv_exepath(buf, &n) != 0) return {};
+  return std::string(buf, n);
+}
 
 std::string errno_name(int uv_status) { return uv_err_name(uv_status); }
 
@@ -46,8 +58,9 @@ instance::run::~run() {
     if (p) delete static_cast<pipe_ctx*>(p->data);
 }
 
-instance::instance(uv_loop_t* loop, instance_host& host, const app_spec& spec, int id, int index)
-    : loop_(loop), host_(host), spec_(spec), id_(id), index_(index), fsm_(*this, spec.lifecycle) {
+instance::instance(uv_loop_t* loop, instance_host& host, const app_spec& spec, const std::vector<unique_fd>& sockets,
+                   int id, int index)
+    : loop_(loop), host_(host), spec_(spec), sockets_(sockets), id_(id), index_(index), fsm_(*this, spec.lifecycle) {
   timer_ = detail::uv_handle_ptr<uv_timer_t>::make();
   uv_timer_init(loop_, timer_.get());
   timer_->data = this;
@@ -107,8 +120,19 @@ int instance::spawn() {
   env["CORRAL_APP_NAME"] = spec_.name;
   env["CORRAL_INSTANCE"] = std::to_string(index_);
   env["NODE_APP_INSTANCE"] = std::to_string(index_);
+  // The channel comes after the listening sockets, which must start at 3.
+  const int n_sockets = static_cast<int>(sockets_.size());
+  const int channel_fd = first_listen_fd + n_sockets;
   env["CORRAL_CHANNEL_FD"] = std::to_string(channel_fd);
   env["NODE_CHANNEL_FD"] = std::to_string(channel_fd);
+  if (auto notify = host_.notify_socket_path(); !notify.empty()) env["NOTIFY_SOCKET"] = notify;
+  if (n_sockets > 0) {
+    env["LISTEN_FDS"] = std::to_string(n_sockets);
+    // One name per fd (systemd's FileDescriptorName); ':' separates them.
+    std::string names;
+    for (int k = 0; k < n_sockets; ++k) names += (k ? ":" : "") + spec_.name;
+    env["LISTEN_FDNAMES"] = names;
+  }
   env["NODE_CHANNEL_SERIALIZATION_MODE"] = "json";
   std::vector<std::string> env_strings;
   env_strings.reserve(env.size());
@@ -117,6 +141,20 @@ int instance::spawn() {
   for (auto& s : env_strings) c_env.push_back(s.data());
   c_env.push_back(nullptr);
   std::vector<std::string> argv = spec_.argv;
+  if (n_sockets > 0) {
+    // The wrapper would report a missing program only as exit 127: say it now.
+    if (argv[0].find('/') != std::string::npos && ::access(argv[0].c_str(), X_OK) != 0) {
+      int e = errno;
+      spawn_error_text_ = "spawn " + argv[0] + ": " + std::strerror(e) + " (" + errno_name(-e) + ")";
+      return -e;
+    }
+    std::string wrapper = exec_wrapper();
+    if (wrapper.empty()) {
+      spawn_error_text_ = "cannot find the corral binary to exec the app through";
+      return -ENOENT;
+    }
+    argv.insert(argv.begin(), {wrapper, "__exec", "--"});
+  }
   std::vector<char*> c_argv;
   for (auto& a : argv) c_argv.push_back(a.data());
   c_argv.push_back(nullptr);
@@ -130,7 +168,7 @@ int instance::spawn() {
 
   auto r = std::make_unique<run>();
   r->owner = this;
-  uv_stdio_container_t stdio[4];
+  std::vector<uv_stdio_container_t> stdio(static_cast<size_t>(channel_fd + 1));
   stdio[0].flags = UV_IGNORE;  // libuv opens /dev/null for an ignored 0..2
   for (int s = 1; s <= 2; ++s) {
     r->pipes[s - 1] = detail::uv_handle_ptr<uv_pipe_t>::make();
@@ -138,16 +176,20 @@ int instance::spawn() {
     stdio[s].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
     stdio[s].data.stream = reinterpret_cast<uv_stream_t*>(r->pipes[s - 1].get());
   }
-  stdio[3].flags = UV_INHERIT_FD;
-  stdio[3].data.fd = theirs.get();
+  for (int k = 0; k < n_sockets; ++k) {
+    stdio[static_cast<size_t>(first_listen_fd + k)].flags = UV_INHERIT_FD;
+    stdio[static_cast<size_t>(first_listen_fd + k)].data.fd = sockets_[static_cast<size_t>(k)].get();
+  }
+  stdio[static_cast<size_t>(channel_fd)].flags = UV_INHERIT_FD;
+  stdio[static_cast<size_t>(channel_fd)].data.fd = theirs.get();
 
   uv_process_options_t opts{};
   opts.file = c_argv[0];
   opts.args = c_argv.data();
   opts.env = c_env.data();
   opts.cwd = spec_.cwd.empty() ? nullptr : spec_.cwd.c_str();
-  opts.stdio = stdio;
-  opts.stdio_count = 4;
+  opts.stdio = stdio.data();
+  opts.stdio_count = static_cast<int>(stdio.size());
   // A new session, hence its own process group (pgid == pid): stop and kill
   // reach everything the app forks.
   opts.flags = UV_PROCESS_DETACHED;
@@ -157,7 +199,7 @@ int instance::spawn() {
   r->process = detail::uv_handle_ptr<uv_process_t>::make();
   int st = uv_spawn(loop_, r->process.get(), &opts);
   if (st < 0) {
-    spawn_error_text_ = "spawn " + spec_.argv[0] + ": " + uv_strerror(st) + " (" + errno_name(st) + ")";
+    spawn_error_text_ = "spawn " + argv[0] + ": " + uv_strerror(st) + " (" + errno_name(st) + ")";
     return st;
   }
   r->process->data = r.get();

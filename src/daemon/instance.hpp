@@ -13,6 +13,7 @@
 
 #include "core/handle.hpp"
 #include "corral/channel.hpp"
+#include "corral/fd.hpp"
 #include "daemon/app_spec.hpp"
 #include "daemon/lifecycle.hpp"
 #include "daemon/log_lines.hpp"
@@ -26,12 +27,17 @@ struct instance_host {
   virtual ~instance_host() = default;
   virtual void on_output(int instance_id, int stream, std::string_view line) = 0;
   virtual void on_instance_transition(int instance_id, state from, state to) = 0;
+  /// The sd_notify datagram socket's path (NOTIFY_SOCKET), or "".
+  virtual std::string notify_socket_path() const { return {}; }
 };
 
 class instance final : public instance_effects {
  public:
-  /// `spec` is borrowed: the app owns both and outlives its instances.
-  instance(uv_loop_t* loop, instance_host& host, const app_spec& spec, int id, int index);
+  /// `spec` and `sockets` are borrowed: the app owns them and outlives its
+  /// instances. A non-empty `sockets` is cluster mode: they are passed at fds
+  /// 3.. by systemd's socket activation (LISTEN_FDS, LISTEN_PID).
+  instance(uv_loop_t* loop, instance_host& host, const app_spec& spec, const std::vector<unique_fd>& sockets, int id,
+           int index);
   ~instance() override;
   instance(const instance&) = delete;
   instance& operator=(const instance&) = delete;
@@ -39,6 +45,9 @@ class instance final : public instance_effects {
   lifecycle& fsm() noexcept { return fsm_; }
   const lifecycle& fsm() const noexcept { return fsm_; }
   int id() const noexcept { return id_; }
+  /// A reload's replacement takes the id of the instance it replaces (and
+  /// that one a fresh id), so ids stay stable across reloads.
+  void set_id(int id) noexcept { id_ = id; }
   int index() const noexcept { return index_; }
   /// The running process (and its process group), or 0.
   pid_t pid() const noexcept { return pid_; }
@@ -69,6 +78,7 @@ class instance final : public instance_effects {
   uv_loop_t* loop_;
   instance_host& host_;
   const app_spec& spec_;
+  const std::vector<unique_fd>& sockets_;
   int id_;
   int index_;
   lifecycle fsm_;

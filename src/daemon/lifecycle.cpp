@@ -33,7 +33,7 @@ using L = lifecycle;
 const L::action L::table_[state_count][event_count] = {
     /* stopped */ {A(launch), A(ignore), A(launch), A(ignore), A(ignore), A(ignore)},
     /* launching */
-    {A(ignore), A(begin_stop), A(begin_restart), A(become_online), A(exited_while_running), A(become_online)},
+    {A(ignore), A(begin_stop), A(begin_restart), A(become_online), A(exited_while_running), A(timed_out_online)},
     /* online */ {A(ignore), A(begin_stop), A(begin_restart), A(ignore), A(exited_while_running), A(ignore)},
     /* stopping */
     {A(want_start), A(want_stopped), A(want_start), A(ignore), A(exited_while_stopping), A(force_kill)},
@@ -59,6 +59,7 @@ void lifecycle::go(state next) {
 
 void lifecycle::launch() {
   fx_.cancel_timer();
+  online_by_timeout_ = false;
   started_at_ = fx_.now();
   spawn_error_ = fx_.spawn();
   if (spawn_error_ != 0) {
@@ -90,6 +91,13 @@ void lifecycle::reset_and_launch() {
 void lifecycle::become_online() {
   fx_.cancel_timer();
   go(state::online);
+}
+
+// DESIGN.md "Readiness": an app that never says it is ready is online after
+// listen_timeout; a rolling reload still wants to know it never said so.
+void lifecycle::timed_out_online() {
+  online_by_timeout_ = true;
+  become_online();
 }
 
 void lifecycle::begin_stop() {

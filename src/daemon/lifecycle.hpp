@@ -69,6 +69,9 @@ class lifecycle {
   int spawn_error() const noexcept { return spawn_error_; }
   const lifecycle_options& options() const noexcept { return options_; }
   void set_options(lifecycle_options o) { options_ = std::move(o); }
+  /// The current run went online because listen_timeout passed while it was
+  /// expected to say 'ready' (wait_ready), not because it said so.
+  bool online_by_timeout() const noexcept { return online_by_timeout_; }
   /// When the current run began (monotonic), valid while it runs.
   ms started_at() const noexcept { return started_at_; }
 
@@ -89,6 +92,7 @@ class lifecycle {
   void relaunch();
   void launch_now();
   void become_online();
+  void timed_out_online();
   void begin_stop();
   void begin_restart();
   void stop_waiting();
@@ -106,6 +110,7 @@ class lifecycle {
   bool start_after_exit_ = false;
   int restarts_ = 0;
   int spawn_error_ = 0;
+  bool online_by_timeout_ = false;
   ms started_at_{0};
   exit_info last_exit_;
   exit_info pending_exit_;

@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "daemon/proc_stats.hpp"
+#include "net/socket.hpp"
 #include "daemon/supervisor_util.hpp"
 
 namespace corral::daemon {
@@ -21,11 +22,13 @@ supervisor::supervisor(uv_loop_t* loop, home_paths home) : loop_(loop), home_(st
   uv_timer_init(loop_, persist_timer_.get());
   persist_timer_->data = this;
   started_unix_ms_ = unix_ms_now();
+  open_notify_socket();
 }
 
 supervisor::~supervisor() {
   for (auto& a : apps_)
-    for (auto& i : a->instances) i->sigkill_now();
+    for (auto* v : {&a->instances, &a->others})
+      for (auto& i : *v) i->sigkill_now();
 }
 
 // ---- persistence ----------------------------------------------------------
@@ -50,12 +53,15 @@ void supervisor::persist_now() {
   for (auto& a : apps_) {
     if (a->deleting) continue;
     persisted_app pa{a->spec, {}};
-    for (auto& i : a->instances) {
-      persisted_instance pi{i->id(), i->index(), i->pid(), 0};
-      if (pi.pid > 0)
-        if (auto s = sample_process(pi.pid)) pi.start_ticks = s->start_ticks;
-      pa.instances.push_back(pi);
-    }
+    // Replacements and retiring instances come last: a new daemon only
+    // kills them (restore() gives ids to the first spec.instances).
+    for (auto* v : {&a->instances, &a->others})
+      for (auto& i : *v) {
+        persisted_instance pi{i->id(), i->index(), i->pid(), 0};
+        if (pi.pid > 0)
+          if (auto s = sample_process(pi.pid)) pi.start_ticks = s->start_ticks;
+        pa.instances.push_back(pi);
+      }
     st.apps.push_back(std::move(pa));
   }
   if (auto s = write_file_atomic(home_.state, to_json(st).dump(2) + "\n"); !s)
@@ -125,10 +131,20 @@ result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<in
     if (!f) return error(f.err().code(), f.err().message() + ": " + f.err().code().message());
     a->logs[s] = std::move(f.value());
   }
+  for (auto& text : a->spec.listen) {
+    auto addr = parse_listen(text);
+    if (!addr) return addr.err();
+    auto fd = net::detail::bind_socket(*addr, 511, false, true);
+    if (!fd) return fd.err();
+    // Port 0: the port the kernel chose is the app's from now on.
+    if (auto bound = net::detail::local_address_of(fd->get()); bound && !addr->is_unix() && addr->port == 0)
+      text = bound->to_string();
+    a->sockets.push_back(std::move(fd.value()));
+  }
   for (int k = 0; k < a->spec.instances; ++k) {
     int id = k < static_cast<int>(ids.size()) ? ids[k] : next_id_++;
     next_id_ = std::max(next_id_, id + 1);
-    a->instances.push_back(std::make_unique<instance>(loop_, *this, a->spec, id, k));
+    a->instances.push_back(std::make_unique<instance>(loop_, *this, a->spec, a->sockets, id, k));
   }
   apps_.push_back(std::move(a));
   return apps_.back().get();
@@ -136,15 +152,23 @@ result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<in
 
 supervisor::app* supervisor::app_of(int id) {
   for (auto& a : apps_)
-    for (auto& i : a->instances)
-      if (i->id() == id) return a.get();
+    for (auto* v : {&a->instances, &a->others})
+      for (auto& i : *v)
+        if (i->id() == id) return a.get();
+  return nullptr;
+}
+
+supervisor::app* supervisor::app_named(const std::string& name) {
+  for (auto& a : apps_)
+    if (!a->deleting && a->spec.name == name) return a.get();
   return nullptr;
 }
 
 instance* supervisor::find_instance(int id) {
   for (auto& a : apps_)
-    for (auto& i : a->instances)
-      if (i->id() == id) return i.get();
+    for (auto* v : {&a->instances, &a->others})
+      for (auto& i : *v)
+        if (i->id() == id) return i.get();
   return nullptr;
 }
 
@@ -218,9 +242,15 @@ void supervisor::check_waiters() {
 }
 
 void supervisor::remove_deleted_apps() {
-  auto gone = [](const std::unique_ptr<app>& a) {
-    return a->deleting && std::all_of(a->instances.begin(), a->instances.end(),
-                                      [](auto& i) { return settled_stopped(i->fsm().current()); });
+  auto stopped = [](const std::unique_ptr<instance>& i) { return settled_stopped(i->fsm().current()); };
+  for (auto& a : apps_) std::erase_if(a->others, stopped);
+  auto gone = [&](const std::unique_ptr<app>& a) {
+    if (!a->deleting || !std::all_of(a->instances.begin(), a->instances.end(), stopped) || !a->others.empty())
+      return false;
+    // The app's sockets close with it; a Unix socket's file goes too.
+    for (auto& text : a->spec.listen)
+      if (auto addr = parse_listen(text); addr && addr->is_unix()) ::unlink(addr->path.c_str());
+    return true;
   };
   std::erase_if(apps_, gone);
 }

@@ -44,17 +44,31 @@ class supervisor final : public instance_host {
   int restored_apps() const noexcept { return restored_apps_; }
   int killed_orphans() const noexcept { return killed_orphans_; }
 
+  /// `reload all`, as the daemon's SIGHUP asks: errors go to stderr.
+  void reload_all_from_signal();
+
   // instance_host
   void on_output(int instance_id, int stream, std::string_view line) override;
   void on_instance_transition(int instance_id, state from, state to) override;
+  std::string notify_socket_path() const override { return notify_path_; }
 
  private:
   struct app {
     app_spec spec;
     std::unique_ptr<log_file> logs[2];  // out, err
+    /// Cluster mode: the listening sockets the daemon owns for the app, kept
+    /// across restarts and reloads (the kernel queues connections while no
+    /// instance accepts), closed on delete. Declared before the instances,
+    /// which borrow them.
+    std::vector<unique_fd> sockets;
+    /// One per index 0..spec.instances-1: what list shows.
     std::vector<std::unique_ptr<instance>> instances;
+    /// Reload replacements not yet online, and instances being retired
+    /// (replaced or scaled down) until they have stopped.
+    std::vector<std::unique_ptr<instance>> others;
     bool deleting = false;
   };
+  struct reload_job;
   struct waiter {
     std::function<bool()> done;
     std::function<void()> fire;
@@ -63,6 +77,7 @@ class supervisor final : public instance_host {
   result<app*> add_app(app_spec spec, const std::vector<int>& ids = {});
   std::vector<instance*> select(const std::string& target, std::string& err);
   app* app_of(int instance_id);
+  app* app_named(const std::string& name);
   instance* find_instance(int id);
   json describe_instance(const app& a, const instance& i, bool full) const;
   void persist_soon();
@@ -82,6 +97,14 @@ class supervisor final : public instance_host {
   void cmd_resurrect(const request& req, reply_fn reply);
   void cmd_kill(const request& req, reply_fn reply);
   void cmd_logs_info(const request& req, reply_fn reply);
+  void cmd_reload(const request& req, reply_fn reply);
+  void cmd_scale(const request& req, reply_fn reply);
+
+  void reload_app(app& a, int parallel, std::function<void(std::string error)> done);
+  void reload_next(const std::shared_ptr<reload_job>& job);
+  void reload_slot(const std::shared_ptr<reload_job>& job, int index);
+  void open_notify_socket();
+  void on_notify_readable();
 
   uv_loop_t* loop_;
   home_paths home_;
@@ -96,6 +119,9 @@ class supervisor final : public instance_host {
   int restored_apps_ = 0;
   int killed_orphans_ = 0;
   int64_t started_unix_ms_ = 0;
+  std::string notify_path_;
+  unique_fd notify_fd_;
+  detail::uv_handle_ptr<uv_poll_t> notify_poll_;
 };
 
 }  // namespace corral::daemon

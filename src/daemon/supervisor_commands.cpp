@@ -38,6 +38,8 @@ void supervisor::handle(const request& req, reply_fn reply) {
   if (c == "resurrect") return cmd_resurrect(req, std::move(reply));
   if (c == "kill") return cmd_kill(req, std::move(reply));
   if (c == "logs_info") return cmd_logs_info(req, std::move(reply));
+  if (c == "reload") return cmd_reload(req, std::move(reply));
+  if (c == "scale") return cmd_scale(req, std::move(reply));
   reply(fail(req.id, "unknown command '" + c + "'"));
 }
 
@@ -147,15 +149,18 @@ void supervisor::cmd_delete(const request& req, reply_fn reply) {
   for (auto* a : doomed) {
     a->deleting = true;
     names.push_back(a->spec.name);
-    for (auto& i : a->instances) i->fsm().handle(event::stop);
+    for (auto* v : {&a->instances, &a->others})
+      for (auto& i : *v) i->fsm().handle(event::stop);
   }
   persist_soon();
   wait_then(
       [this, names] {
         return std::none_of(apps_.begin(), apps_.end(), [&](auto& a) {
           return a->deleting && std::find(names.begin(), names.end(), a->spec.name) != names.end() &&
-                 !std::all_of(a->instances.begin(), a->instances.end(),
-                              [](auto& i) { return settled_stopped(i->fsm().current()); });
+                 !(std::all_of(a->instances.begin(), a->instances.end(),
+                               [](auto& i) { return settled_stopped(i->fsm().current()); }) &&
+                   std::all_of(a->others.begin(), a->others.end(),
+                               [](auto& i) { return settled_stopped(i->fsm().current()); }));
         });
       },
       [this, reply, id = req.id, names] {
@@ -169,7 +174,8 @@ json supervisor::describe_instance(const app& a, const instance& i, bool full) c
   json row{{"id", i.id()},
            {"name", a.spec.name},
            {"instance", i.index()},
-           {"mode", "fork"},
+           {"mode", a.sockets.empty() ? "fork" : "cluster"},
+           {"listen", a.spec.listen},
            {"pid", i.pid()},
            {"status", std::string(to_string(f.current()))},
            {"restarts", f.restarts()},
@@ -267,12 +273,14 @@ void supervisor::cmd_resurrect(const request& req, reply_fn reply) {
 
 void supervisor::stop_everything(std::function<void()> done) {
   for (auto& a : apps_)
-    for (auto& i : a->instances) i->fsm().handle(event::stop);
+    for (auto* v : {&a->instances, &a->others})
+      for (auto& i : *v) i->fsm().handle(event::stop);
   wait_then(
       [this] {
-        return std::all_of(apps_.begin(), apps_.end(), [](auto& a) {
-          return std::all_of(a->instances.begin(), a->instances.end(),
-                             [](auto& i) { return settled_stopped(i->fsm().current()); });
+        auto stopped = [](auto& i) { return settled_stopped(i->fsm().current()); };
+        return std::all_of(apps_.begin(), apps_.end(), [&](auto& a) {
+          return std::all_of(a->instances.begin(), a->instances.end(), stopped) &&
+                 std::all_of(a->others.begin(), a->others.end(), stopped);
         });
       },
       std::move(done));

@@ -72,6 +72,19 @@ TEST_F(Lifecycle, WaitReadyGoesOnlineAfterListenTimeout) {
   fsm->handle(event::start);
   fsm->handle(event::timer);
   EXPECT_EQ(fsm->current(), state::online);
+  EXPECT_TRUE(fsm->online_by_timeout());
+}
+TEST_F(Lifecycle, OnlineByTimeoutIsForgottenByTheNextRunAndUnsetByReady) {
+  opts.wait_ready = true;
+  make();
+  fsm->handle(event::start);
+  fsm->handle(event::timer);
+  fsm->handle(event::restart);
+  fsm->handle_exit(0, 2);
+  EXPECT_EQ(fsm->current(), state::launching);
+  EXPECT_FALSE(fsm->online_by_timeout());
+  fsm->handle(event::ready);
+  EXPECT_FALSE(fsm->online_by_timeout());
 }
 
 TEST_F(Lifecycle, StopSignalsThenKillsAfterKillTimeout) {

@@ -92,6 +92,28 @@ TEST(ManagerAppSpec, RejectsBadNamesAndValues) {
   EXPECT_FALSE(app_spec_from_json(k));
 }
 
+TEST(ManagerAppSpec, ListenAddressesRoundTripAndParse) {
+  app_spec s;
+  s.name = "web";
+  s.argv = {"/bin/true"};
+  s.listen = {"0.0.0.0:3000", "[::1]:8080", "unix:/run/web.sock"};
+  auto back = app_spec_from_json(to_json(s));
+  ASSERT_TRUE(back) << back.err().message();
+  EXPECT_EQ(back->listen, s.listen);
+  auto v6 = parse_listen("[::1]:8080");
+  ASSERT_TRUE(v6);
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(v6->port, 8080);
+  auto any = parse_listen(":0");
+  ASSERT_TRUE(any);
+  EXPECT_EQ(any->host, "0.0.0.0");
+  EXPECT_EQ(parse_listen("unix:/run/web.sock")->path, "/run/web.sock");
+  for (const char* bad : {"3000", "host:", "host:65536", "host:3x", "unix:relative.sock", "unix:"})
+    EXPECT_FALSE(parse_listen(bad)) << bad;
+  s.listen = {"nowhere"};
+  EXPECT_FALSE(app_spec_from_json(to_json(s)));
+}
+
 TEST(ManagerStateFile, RoundTripsWithPids) {
   persisted_state st;
   st.daemon_pid = 100;

@@ -1,0 +1,316 @@
+// Cluster mode's commands: the rolling `reload`, `scale`, and readiness by
+// sd_notify (DESIGN.md "Readiness", "Reload, restart, stop").
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+
+#include "daemon/supervisor.hpp"
+#include "daemon/supervisor_util.hpp"
+
+namespace corral::daemon {
+
+using namespace util;
+
+// One app's rolling reload. Shared by the waiters of its slots: each holds it
+// until its step is done.
+struct supervisor::reload_job {
+  std::string app_name;
+  int parallel = 1;
+  std::deque<int> pending;  // instance indices not yet replaced
+  int in_flight = 0;
+  std::string error;        // the first failure: no new slot starts after it
+  std::vector<int> retiring;  // ids of replaced instances, until they stop
+  bool finished = false;
+  std::function<void(std::string)> done;
+};
+
+namespace {
+
+bool is_running(state s) { return s == state::online || s == state::launching; }
+
+std::string exit_text(const lifecycle& f) {
+  if (f.last_exit().signal) return "was killed by signal " + std::to_string(f.last_exit().signal);
+  return "exited with code " + std::to_string(f.last_exit().code);
+}
+
+}  // namespace
+
+void supervisor::cmd_reload(const request& req, reply_fn reply) {
+  std::string err;
+  auto insts = select(req.args.value("target", std::string()), err);
+  if (!err.empty()) return reply(fail(req.id, err));
+  int parallel = std::clamp(req.args.value("parallel", 1), 1, 1024);
+  std::vector<app*> targets;
+  for (auto* i : insts)
+    if (app* a = app_of(i->id()); a && std::find(targets.begin(), targets.end(), a) == targets.end())
+      targets.push_back(a);
+  struct pending_reply {
+    int left;
+    std::string errors;
+  };
+  // Shared by every app's completion: the reply goes out after the last.
+  auto st = std::make_shared<pending_reply>(pending_reply{static_cast<int>(targets.size()), {}});
+  if (targets.empty()) return reply(ok(req.id, {{"reloaded", 0}}));
+  for (app* a : targets) {
+    a->spec.running = true;
+    reload_app(*a, parallel, [st, reply, id = req.id, n = targets.size()](std::string e) {
+      if (!e.empty()) st->errors += (st->errors.empty() ? "" : "; ") + e;
+      if (--st->left > 0) return;
+      if (!st->errors.empty()) return reply(fail(id, st->errors));
+      reply(ok(id, {{"reloaded", n}}));
+    });
+  }
+  persist_soon();
+}
+
+void supervisor::reload_all_from_signal() {
+  handle(request{0, "reload", {{"target", "all"}}}, [](response&& r) {
+    if (!r.ok) std::fprintf(stderr, "corral daemon: SIGHUP reload: %s\n", r.error.c_str());
+  });
+}
+
+void supervisor::reload_app(app& a, int parallel, std::function<void(std::string)> done) {
+  if (a.sockets.empty()) {
+    // Fork mode: the app binds its own ports, so a replacement beside the old
+    // instance would find them taken. A reload is a restart, as in PM2.
+    std::vector<int> ids;
+    for (auto& i : a.instances) {
+      i->fsm().handle(event::restart);
+      ids.push_back(i->id());
+    }
+    wait_then(
+        [this, ids] {
+          return std::all_of(ids.begin(), ids.end(), [this](int id) {
+            instance* i = find_instance(id);
+            return !i || (i->fsm().current() != state::stopping && settled_running(i->fsm().current()));
+          });
+        },
+        [done] { done({}); });
+    return;
+  }
+  auto job = std::make_shared<reload_job>();
+  job->app_name = a.spec.name;
+  job->parallel = parallel;
+  for (int k = 0; k < static_cast<int>(a.instances.size()); ++k) job->pending.push_back(k);
+  job->done = std::move(done);
+  reload_next(job);
+}
+
+void supervisor::reload_next(const std::shared_ptr<reload_job>& job) {
+  if (job->finished) return;
+  app* a = app_named(job->app_name);
+  if (!a && job->error.empty()) job->error = "app '" + job->app_name + "' was deleted during its reload";
+  while (a && job->error.empty() && job->in_flight < job->parallel && !job->pending.empty()) {
+    int index = job->pending.front();
+    job->pending.pop_front();
+    ++job->in_flight;
+    reload_slot(job, index);
+  }
+  if (job->in_flight > 0 || (job->error.empty() && !job->pending.empty())) return;
+  job->finished = true;
+  // The reply waits for the old instances to be gone: "reloaded" means only
+  // new code runs.
+  wait_then(
+      [this, job] {
+        return std::all_of(job->retiring.begin(), job->retiring.end(), [this](int id) {
+          instance* i = find_instance(id);
+          return !i || settled_stopped(i->fsm().current());
+        });
+      },
+      [job] { job->done(job->error); });
+}
+
+void supervisor::reload_slot(const std::shared_ptr<reload_job>& job, int index) {
+  app* a = app_named(job->app_name);
+  if (!a || index >= static_cast<int>(a->instances.size())) {  // scaled down meanwhile
+    --job->in_flight;
+    return reload_next(job);
+  }
+  instance& old = *a->instances[static_cast<size_t>(index)];
+  int old_id = old.id();
+  if (!is_running(old.fsm().current())) {
+    // Nothing serves from this slot: start it; there is nothing to keep.
+    old.fsm().handle(event::restart);
+    wait_then(
+        [this, old_id] {
+          instance* i = find_instance(old_id);
+          return !i || (i->fsm().current() != state::stopping && settled_running(i->fsm().current()));
+        },
+        [this, job] {
+          --job->in_flight;
+          reload_next(job);
+        });
+    return;
+  }
+  a->others.push_back(std::make_unique<instance>(loop_, *this, a->spec, a->sockets, next_id_++, index));
+  instance& fresh = *a->others.back();
+  int fresh_id = fresh.id();
+  fresh.fsm().handle(event::start);
+  persist_soon();
+  auto failed = [](const instance& r) {
+    const auto& f = r.fsm();
+    return f.restarts() > 0 || !(is_running(f.current()));
+  };
+  wait_then(
+      [this, fresh_id, failed] {
+        instance* r = find_instance(fresh_id);
+        return !r || r->fsm().current() == state::online || failed(*r);
+      },
+      [this, job, index, old_id, fresh_id, failed] {
+        --job->in_flight;
+        app* a = app_named(job->app_name);
+        instance* r = find_instance(fresh_id);
+        std::string who = "instance " + std::to_string(index) + " of " + job->app_name;
+        std::string why;
+        if (!a || !r) {
+          why = "app '" + job->app_name + "' was deleted during its reload";
+        } else if (failed(*r)) {
+          why = !r->spawn_error_text().empty() ? r->spawn_error_text() : "its replacement " + exit_text(r->fsm()) + " before it was online";
+        } else if (r->fsm().online_by_timeout()) {
+          why = "its replacement did not say it was ready within listen_timeout (" +
+                std::to_string(r->fsm().options().listen_timeout.count()) + " ms)";
+        } else if (!a->spec.running) {
+          why = "the app was stopped during its reload";
+        }
+        auto slot = a ? std::find_if(a->instances.begin(), a->instances.end(),
+                                     [&](auto& i) { return i->id() == old_id; })
+                      : decltype(a->instances.begin()){};
+        if (why.empty() && a && slot == a->instances.end()) why = "the instance went away during its reload";
+        if (!why.empty()) {
+          // Abort: the old instance keeps serving; the replacement goes.
+          if (r) r->fsm().handle(event::stop);
+          if (job->error.empty()) job->error = "reload of " + who + " aborted, the old instance still runs: " + why;
+          if (a) a->logs[1]->write_line("[corral] " + job->error);
+          return reload_next(job);
+        }
+        // The replacement takes the old id and slot; the old one retires with
+        // a fresh id, stopped gracefully (kill_signal or 'shutdown', then
+        // SIGKILL after kill_timeout) while the replacement already serves.
+        auto other = std::find_if(a->others.begin(), a->others.end(), [&](auto& i) { return i.get() == r; });
+        instance* retiring = slot->get();
+        retiring->set_id(fresh_id);
+        r->set_id(old_id);
+        std::swap(*slot, *other);
+        job->retiring.push_back(fresh_id);
+        retiring->fsm().handle(event::stop);
+        persist_soon();
+        reload_next(job);
+      });
+}
+
+void supervisor::cmd_scale(const request& req, reply_fn reply) {
+  std::string target = req.args.value("target", std::string());
+  app* a = app_named(target);
+  if (!a) {
+    std::string err;
+    auto insts = select(target, err);
+    if (!err.empty()) return reply(fail(req.id, err));
+    if (!insts.empty()) a = app_of(insts[0]->id());
+  }
+  if (!a) return reply(fail(req.id, "no app named '" + target + "'"));
+  int n = req.args.value("instances", 0);
+  if (n < 1 || n > 1024) return reply(fail(req.id, "scale: instances must be 1..1024"));
+  std::vector<int> ids;
+  bool down = n < static_cast<int>(a->instances.size());
+  while (static_cast<int>(a->instances.size()) > n) {
+    // The highest indices go, gracefully, as a reload's old instances.
+    auto& last = a->instances.back();
+    last->fsm().handle(event::stop);
+    ids.push_back(last->id());
+    a->others.push_back(std::move(last));
+    a->instances.pop_back();
+  }
+  while (static_cast<int>(a->instances.size()) < n) {
+    int index = static_cast<int>(a->instances.size());
+    a->instances.push_back(std::make_unique<instance>(loop_, *this, a->spec, a->sockets, next_id_++, index));
+    if (a->spec.running) a->instances.back()->fsm().handle(event::start);
+    ids.push_back(a->instances.back()->id());
+  }
+  a->spec.instances = n;
+  persist_soon();
+  wait_then(
+      [this, ids, down] {
+        return std::all_of(ids.begin(), ids.end(), [&](int id) {
+          instance* i = find_instance(id);
+          return !i || (down ? settled_stopped(i->fsm().current()) : settled_running(i->fsm().current()));
+        });
+      },
+      [reply, id = req.id, n] { reply(ok(id, {{"instances", n}})); });
+}
+
+// ---- sd_notify ----------------------------------------------------------------
+
+void supervisor::open_notify_socket() {
+  // systemd's notify protocol: datagrams of "KEY=VALUE\n" lines. The kernel
+  // attaches the sender's credentials (SO_PASSCRED), so a message counts only
+  // for the instance whose process group sent it.
+  std::string path = home_.dir + "/notify.sock";
+  sockaddr_un sa{};
+  if (path.size() >= sizeof sa.sun_path) return;  // no sd_notify; the channel and listen_timeout remain
+  unique_fd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return;
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  ::unlink(path.c_str());
+  int one = 1;
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
+      ::setsockopt(fd.get(), SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0) {
+    std::fprintf(stderr, "corral daemon: no sd_notify socket at %s: %s\n", path.c_str(), std::strerror(errno));
+    return;
+  }
+  notify_poll_ = detail::uv_handle_ptr<uv_poll_t>::make();
+  if (uv_poll_init(loop_, notify_poll_.get(), fd.get()) != 0) {
+    notify_poll_.reset();
+    return;
+  }
+  notify_poll_->data = this;
+  uv_poll_start(notify_poll_.get(), UV_READABLE, [](uv_poll_t* p, int, int) {
+    if (auto* self = static_cast<supervisor*>(p->data)) self->on_notify_readable();
+  });
+  uv_unref(reinterpret_cast<uv_handle_t*>(notify_poll_.get()));
+  notify_fd_ = std::move(fd);
+  notify_path_ = path;
+}
+
+void supervisor::on_notify_readable() {
+  for (int budget = 64; budget > 0; --budget) {
+    char buf[4096];
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
+    iovec iov{buf, sizeof buf - 1};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = ::recvmsg(notify_fd_.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0) return;
+    pid_t sender = 0;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
+        ucred cred;
+        std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
+        sender = cred.pid;
+      }
+    if (sender <= 0) continue;
+    std::string_view text(buf, static_cast<size_t>(n));
+    bool ready = text == "READY=1" || text.starts_with("READY=1\n") || text.find("\nREADY=1") != std::string_view::npos;
+    if (!ready) continue;
+    // The instance's own process, or one in its process group (a shell
+    // wrapper's child): never another instance's.
+    pid_t group = ::getpgid(sender);
+    int who = -1;
+    for (auto& a : apps_)
+      for (auto* v : {&a->instances, &a->others})
+        for (auto& i : *v)
+          if (i->pid() > 0 && (i->pid() == sender || i->pid() == group)) who = i->id();
+    // By id, after the walk: the transition may add instances (a reload's next slot).
+    if (instance* i = find_instance(who)) i->fsm().handle(event::ready);
+  }
+}
+
+}  // namespace corral::daemon
