@@ -103,7 +103,12 @@ void instance::kill_group() {
 }
 
 int instance::spawn() {
-  fsm_.set_options(spec_.lifecycle);
+  // Cluster mode: an instance is online when it says so (channel, sd_notify)
+  // or after listen_timeout alive, never at once: a reload must not retire
+  // the old instance for a replacement that dies while it starts.
+  auto options = spec_.lifecycle;
+  if (!sockets_.empty()) options.wait_ready = true;
+  fsm_.set_options(options);
   spawn_error_text_.clear();
 
   std::map<std::string, std::string> env;

@@ -171,7 +171,7 @@ void supervisor::reload_slot(const std::shared_ptr<reload_job>& job, int index) 
           why = "app '" + job->app_name + "' was deleted during its reload";
         } else if (failed(*r)) {
           why = !r->spawn_error_text().empty() ? r->spawn_error_text() : "its replacement " + exit_text(r->fsm()) + " before it was online";
-        } else if (r->fsm().online_by_timeout()) {
+        } else if (r->fsm().online_by_timeout() && a->spec.lifecycle.wait_ready) {
           why = "its replacement did not say it was ready within listen_timeout (" +
                 std::to_string(r->fsm().options().listen_timeout.count()) + " ms)";
         } else if (!a->spec.running) {

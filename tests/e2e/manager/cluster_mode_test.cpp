@@ -1,0 +1,263 @@
+// Cluster mode end to end: the daemon's sockets passed by socket activation
+// to apps in C++, Python and Node, rolling reloads, restarts and scaling under
+// wrk with zero failed requests, and a reload aborted by a broken replacement.
+#include <signal.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "harness.hpp"
+
+using namespace manager_test;
+using namespace support;
+
+namespace {
+
+bool all_online(const std::vector<json>& rows, size_t n) {
+  if (rows.size() != n) return false;
+  for (auto& r : rows)
+    if (r.value("status", "") != "online" || r.value("pid", 0) <= 0) return false;
+  return true;
+}
+
+std::set<int> pids_of(const std::vector<json>& rows) {
+  std::set<int> out;
+  for (auto& r : rows)
+    if (int p = r.value("pid", 0); p > 0) out.insert(p);
+  return out;
+}
+
+int port_of(const json& row) {
+  auto l = row.value("listen", json::array());
+  if (l.empty()) return 0;
+  std::string a = l[0].get<std::string>();
+  return std::stoi(a.substr(a.rfind(':') + 1));
+}
+
+std::map<std::string, std::string> environ_of(pid_t pid) {
+  std::string text = slurp("/proc/" + std::to_string(pid) + "/environ");
+  std::map<std::string, std::string> out;
+  for (size_t start = 0; start < text.size();) {
+    size_t end = text.find('\0', start);
+    if (end == std::string::npos) end = text.size();
+    std::string kv = text.substr(start, end - start);
+    if (auto eq = kv.find('='); eq != std::string::npos) out[kv.substr(0, eq)] = kv.substr(eq + 1);
+    start = end + 1;
+  }
+  return out;
+}
+
+// wrk with keep-alive and wrk with a new connection per request, side by
+// side, until stopped; SIGINT makes wrk print its report.
+struct load {
+  std::unique_ptr<child> keep_alive, close;
+  explicit load(int port) {
+    std::string url = "http://127.0.0.1:" + std::to_string(port) + "/";
+    keep_alive = std::make_unique<child>(std::vector<std::string>{"wrk", "-t1", "-c8", "-d60s", url});
+    close = std::make_unique<child>(
+        std::vector<std::string>{"wrk", "-t1", "-c8", "-d60s", "-H", "Connection: close", url});
+  }
+  // Both running and already answered (wrk has no progress output: let it
+  // warm up on the clock, bounded).
+  void expect_clean() {
+    for (auto* w : {keep_alive.get(), close.get()}) {
+      EXPECT_FALSE(w->exited()) << "wrk ended before the operations did";
+      w->signal(SIGINT);
+      ASSERT_TRUE(w->wait_exit(10s));
+      std::string report = w->out();
+      std::string which = w == keep_alive.get() ? "keep-alive" : "Connection: close";
+      EXPECT_NE(report.find("requests in"), std::string::npos) << which << ": " << report << w->err();
+      EXPECT_EQ(report.find("Socket errors"), std::string::npos) << which << ": " << report;
+      EXPECT_EQ(report.find("Non-2xx"), std::string::npos) << which << ": " << report;
+    }
+  }
+};
+
+struct app_case {
+  std::string label;
+  std::vector<std::string> start;  // after "start"
+};
+
+std::vector<std::string> start_args(const std::string& label, int instances) {
+  std::vector<std::string> a;
+  // The libcorral primary stops its workers gracefully on 'shutdown'; a
+  // SIGINT to the group would reach its workers too.
+  if (label == "Cpp")
+    a = {"start", bin("examples/cluster_http"), "--name", "web", "--wait-ready", "--shutdown-with-message"};
+  // It says nothing: online once it has lived listen_timeout.
+  if (label == "Python" || label == "PythonExample")
+    a = {"start", src(label == "Python" ? "tests/e2e/manager/apps/python_app.py" : "examples/python/app.py"), "--name",
+         "web", "--listen-timeout", "250"};
+  if (label == "Node" || label == "NodeExample")
+    a = {"start", src(label == "Node" ? "tests/e2e/manager/apps/node_app.js" : "examples/node/app.js"), "--name",
+         "web", "--wait-ready", "--shutdown-with-message"};
+  for (auto& s : std::vector<std::string>{"-i", std::to_string(instances), "--port", "0"}) a.push_back(s);
+  if (label == "Cpp") a.insert(a.end(), {"--", "1"});  // one worker per instance
+  return a;
+}
+
+}  // namespace
+
+TEST_F(Manager, ClusterModeGivesEachInstanceTheSocketWithItsOwnListenPid) {
+  auto r = corral(start_args("Python", 2));
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 2); }, 10s));
+  auto rs = rows("web");
+  int port = port_of(rs[0]);
+  EXPECT_GT(port, 0) << rs[0].dump();
+  for (auto& row : rs) {
+    EXPECT_EQ(row.value("mode", ""), "cluster");
+    EXPECT_EQ(port_of(row), port);
+    pid_t pid = row.value("pid", 0);
+    auto env = environ_of(pid);
+    EXPECT_EQ(env["LISTEN_PID"], std::to_string(pid));
+    EXPECT_EQ(env["LISTEN_FDS"], "1");
+    EXPECT_EQ(env["LISTEN_FDNAMES"], "web");
+    EXPECT_EQ(env["CORRAL_CHANNEL_FD"], "4");
+    EXPECT_EQ(env["NODE_CHANNEL_FD"], "4");
+    char link[256] = {};
+    ssize_t n = ::readlink(("/proc/" + std::to_string(pid) + "/fd/3").c_str(), link, sizeof link - 1);
+    ASSERT_GT(n, 0);
+    EXPECT_EQ(std::string(link).rfind("socket:", 0), 0u) << link;
+  }
+  auto list = corral({"list"});
+  EXPECT_NE(list.out.find("cluster"), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find(":" + std::to_string(port)), std::string::npos) << list.out;
+  // Both instances answer on the one port.
+  std::set<std::string> answers;
+  ASSERT_TRUE(wait_until([&] {
+    child c({"curl", "-s", "http://127.0.0.1:" + std::to_string(port) + "/"});
+    if (c.wait_exit(5s)) answers.insert(c.out());
+    return answers.size() >= 2;
+  }, 20s)) << answers.size();
+}
+
+// label, operation, instances
+class ClusterZeroErrors : public Manager,
+                          public ::testing::WithParamInterface<std::tuple<std::string, std::string, int>> {};
+
+TEST_P(ClusterZeroErrors, TenInARowUnderWrkFailNoRequest) {
+  auto [label, op, n] = GetParam();
+  auto r = corral(start_args(label, n));
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), static_cast<size_t>(n)); }, 15s));
+  int port = port_of(rows("web")[0]);
+  ASSERT_GT(port, 0);
+  load wrk(port);
+  auto before = pids_of(rows("web"));
+  for (int k = 0; k < 10; ++k) {
+    auto o = corral({op, "web"});
+    ASSERT_EQ(o.code, 0) << op << " " << k << ": " << o.err;
+    ASSERT_TRUE(all_online(rows("web"), static_cast<size_t>(n))) << corral({"list"}).out;
+  }
+  auto after = pids_of(rows("web"));
+  for (int p : after) EXPECT_FALSE(before.count(p)) << "instance " << p << " was not replaced";
+  wrk.expect_clean();
+}
+
+auto param_name = [](const auto& info) {
+  return std::get<0>(info.param) + "_" + std::get<1>(info.param) + "_" + std::to_string(std::get<2>(info.param));
+};
+
+// Python and Node here are tests/e2e/manager/apps/, the examples with the two
+// fixes their comments describe.
+INSTANTIATE_TEST_SUITE_P(Apps, ClusterZeroErrors,
+                         ::testing::Combine(::testing::Values("Cpp", "Python", "Node"),
+                                            ::testing::Values("reload", "restart"), ::testing::Values(2, 1)),
+                         param_name);
+// examples/python/app.py loses requests under wrk even with no reload (two
+// writes per response: resets with Connection: close); examples/node/app.js
+// closes idle keep-alive connections when it stops (Node's server.close()),
+// which races with the client's next request. Enabled once they are fixed.
+INSTANTIATE_TEST_SUITE_P(DISABLED_Examples, ClusterZeroErrors,
+                         ::testing::Combine(::testing::Values("PythonExample", "NodeExample"),
+                                            ::testing::Values("reload", "restart"), ::testing::Values(2, 1)),
+                         param_name);
+
+TEST_F(Manager, ReloadWithAReplacementThatCrashesIsAbortedAndTheOldInstanceServes) {
+  std::string broken = work_.file("broken");
+  auto r = corral({"start", "test -f " + broken + " && { echo 'no config' >&2; exit 3; }; exec python3 " +
+                                src("examples/python/app.py"),
+                   "--name", "web", "-i", "2", "--port", "0", "--listen-timeout", "250"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 2); }, 10s));
+  auto before = pids_of(rows("web"));
+  int port = port_of(rows("web")[0]);
+  write_file(broken, "");
+  auto re = corral({"reload", "web"});
+  EXPECT_NE(re.code, 0);
+  EXPECT_NE(re.err.find("aborted"), std::string::npos) << re.err;
+  EXPECT_NE(re.err.find("exited with code 3"), std::string::npos) << re.err;
+  EXPECT_EQ(std::count(re.err.begin(), re.err.end(), '\n'), 1) << re.err;
+  EXPECT_EQ(pids_of(rows("web")), before);
+  EXPECT_TRUE(all_online(rows("web"), 2));
+  child c({"curl", "-s", "http://127.0.0.1:" + std::to_string(port) + "/"});
+  ASSERT_TRUE(c.wait_exit(5s));
+  EXPECT_NE(c.out().find("Hello from Python"), std::string::npos) << c.out();
+  // Fixed, the next reload goes through.
+  ::unlink(broken.c_str());
+  auto ok = corral({"reload", "web"});
+  EXPECT_EQ(ok.code, 0) << ok.err;
+}
+
+TEST_F(Manager, ScaleUpAndDownUnderWrkFailsNoRequest) {
+  auto r = corral(start_args("Cpp", 2));
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 2); }, 10s));
+  load wrk(port_of(rows("web")[0]));
+  for (int n : {4, 1, 3, 2}) {
+    auto s = corral({"scale", "web", std::to_string(n)});
+    ASSERT_EQ(s.code, 0) << s.err;
+    ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), static_cast<size_t>(n)); }, 10s)) << n;
+  }
+  wrk.expect_clean();
+}
+
+TEST_F(Manager, SighupReloadsEveryClusterApp) {
+  auto r = corral(start_args("Cpp", 2));
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 2); }, 10s));
+  auto before = pids_of(rows("web"));
+  auto ids = rows("web");
+  ASSERT_EQ(::kill(daemon_pid(), SIGHUP), 0);
+  ASSERT_TRUE(wait_until([&] {
+    auto rs = rows("web");
+    if (!all_online(rs, 2)) return false;
+    for (int p : pids_of(rs))
+      if (before.count(p)) return false;
+    return true;
+  }, 15s)) << corral({"list"}).out;
+  // Ids are stable across a reload.
+  auto rs = rows("web");
+  for (size_t k = 0; k < rs.size(); ++k) EXPECT_EQ(rs[k].value("id", -1), ids[k].value("id", -2));
+}
+
+TEST_F(Manager, SdNotifyReadyFromTheInstanceMakesItOnline) {
+  write_file(work_.file("notify.py"),
+             "import os, signal, socket, sys, time\n"
+             "signal.signal(signal.SIGINT, lambda *a: sys.exit(0))\n"
+             "time.sleep(0.2)\n"
+             "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+             "s.sendto(b'READY=1', os.environ['NOTIFY_SOCKET'])\n"
+             "while True: time.sleep(0.05)\n");
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = corral({"start", work_.file("notify.py"), "--name", "nt", "--wait-ready", "--listen-timeout", "20000"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+  auto rs = rows("nt");
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_EQ(rs[0].value("status", ""), "online");
+}
+
+TEST_F(Manager, DeleteClosesTheSocketAndUnixSocketsWork) {
+  std::string path = work_.file("web.sock");
+  auto r = corral({"start", src("examples/python/app.py"), "--name", "web", "--listen", "unix:" + path,
+                   "--listen-timeout", "250"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 1); }, 10s));
+  child c({"curl", "-s", "--unix-socket", path, "http://x/"});
+  ASSERT_TRUE(c.wait_exit(5s));
+  EXPECT_NE(c.out().find("Hello from Python"), std::string::npos) << c.out();
+  ASSERT_EQ(corral({"delete", "web"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return ::access(path.c_str(), F_OK) != 0; }, 5s)) << "the socket file stayed";
+}
