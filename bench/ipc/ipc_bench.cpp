@@ -46,8 +46,7 @@ void pump() {
 
 void run_worker() {
   auto& self = cluster::worker();
-  // The public this_worker has no on_drain yet; the channel does.
-  if (auto* ch = self.channel_for_internal()) ch->on_drain([] { pump(); });
+  self.on_drain([] { pump(); });  // send until false, then wait for the drain
   self.on_message([&self](const json& msg, auto&) {
     if (msg == "start") {
       pump();

@@ -95,7 +95,7 @@ class channel {
     std::vector<unique_fd> fds;
   };
 
-  channel(uv_loop_t* loop, int fd, channel_options options);
+  channel(int fd, channel_options options);
   bool enqueue(std::string_view line, std::vector<unique_fd> fds);
   bool queued(std::size_t offset, std::vector<unique_fd> fds);
   void schedule_flush();
@@ -108,7 +108,6 @@ class channel {
   void fail(error e);
   void finish_close();
 
-  uv_loop_t* loop_;
   unique_fd fd_;
   channel_options options_;
   state state_ = state::open;

@@ -92,6 +92,7 @@ class worker {
   event<const json&, std::vector<unique_fd>&> message_event_;
   event<int, int> exit_event_;
   event<> disconnect_event_;
+  event<> drain_event_;
   event<int, std::string_view> output_event_;
   event<const net::address&> listening_event_;
 };
@@ -111,6 +112,9 @@ class this_worker {
   void disconnect();
   /// The channel closed (primary gone or disconnect finished).
   void on_disconnect(std::function<void()> fn) { disconnect_event_.add(std::move(fn)); }
+  /// The queue to the primary went back under its high-water mark after
+  /// send() returned false.
+  void on_drain(std::function<void()> fn) { drain_event_.add(std::move(fn)); }
   /// If true (the default) the worker exits (code 0) when its primary goes
   /// away without a disconnect, so no worker outlives its primary.
   void exit_when_orphaned(bool yes) noexcept { exit_when_orphaned_ = yes; }
@@ -152,6 +156,7 @@ class this_worker {
   event<const json&, std::vector<unique_fd>&> message_event_;
   event<const json&, std::vector<unique_fd>&> internal_event_;
   event<> disconnect_event_;
+  event<> drain_event_;
 };
 
 namespace cluster {

@@ -71,7 +71,7 @@ result<std::unique_ptr<channel>> channel::open(int fd, channel_options options, 
   if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0)
     return errno_error(errno, "channel fd " + std::to_string(fd));
   ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-  std::unique_ptr<channel> ch(new channel(loop, owned.release(), std::move(options)));
+  std::unique_ptr<channel> ch(new channel(owned.release(), std::move(options)));
   int r = uv_poll_init_socket(loop, ch->h_->poll.get(), fd);
   if (r < 0) return error::from_uv(r, "channel to " + ch->peer() + " (fd " + std::to_string(fd) + ")");
   ch->h_->poll->data = ch.get();
@@ -87,8 +87,8 @@ result<std::unique_ptr<channel>> channel::open(int fd, channel_options options, 
   return ch;
 }
 
-channel::channel(uv_loop_t* loop, int fd, channel_options options)
-    : loop_(loop), fd_(fd), options_(std::move(options)), alive_(std::make_shared<bool>(true)),
+channel::channel(int fd, channel_options options)
+    : fd_(fd), options_(std::move(options)), alive_(std::make_shared<bool>(true)),
       h_(std::make_unique<handles>()) {
   in_.resize(read_chunk * 2);
 }

@@ -94,6 +94,7 @@ struct worker::impl {
   static std::unique_ptr<worker> create(int id) { return std::unique_ptr<worker>(new worker(id)); }
   void set_pid(pid_t pid) { self.pid_ = pid; }
   void mark_dead() { self.dead_ = true; }
+  void emit_drain() { self.drain_event_.emit(); }
   void emit_listening(const net::address& a) {
     self.listening_event_.emit(a);
     state().listening_ev.emit(self, a);
@@ -401,6 +402,7 @@ corral::worker& fork(const std::map<std::string, std::string>& extra_env) {
       std::fprintf(stderr, "corral: %s; closing the channel to worker %d\n", e.message().c_str(), w.id());
     });
     im.ch->on_close([&im] { im.on_channel_close(); });
+    im.ch->on_drain([&im] { im.emit_drain(); });
   } else {
     std::fprintf(stderr, "corral: %s\n", ch.err().message().c_str());
   }

@@ -67,6 +67,7 @@ this_worker::this_worker(int id, std::unique_ptr<channel> ch) : id_(id), channel
     std::fprintf(stderr, "corral: worker %d: %s\n", id_, e.message().c_str());
   });
   channel_->on_close([this] { lost_primary(); });
+  channel_->on_drain([this] { drain_event_.emit(); });
   channel_->send({{"corral", "online"}});
 }
 

@@ -55,25 +55,29 @@ TEST(ClusterApi, ProgramThatCannotStartIsReportedAsADeadWorker) {
 }
 
 TEST(ClusterApi, ExitedAfterDisconnectTellsADeliberateLeaveFromACrash) {
+  // Only the workers' own listeners: cluster-wide ones would outlive this
+  // test's locals if the tests repeat in one process.
   cluster::setup_primary({.exec = bin("examples/cluster_messages"), .args = std::vector<std::string>{"1"},
                           .handle_signals = false});
-  int exits = 0;
-  bool crashed_flag = true, left_flag = false;
   corral::worker& a = cluster::fork();
   corral::worker& b = cluster::fork();
-  int a_id = a.id();
-  cluster::on_exit([&](corral::worker& w, int, int) {
-    (w.id() == a_id ? crashed_flag : left_flag) = w.exited_after_disconnect();
-    ++exits;
-  });
-  int online = 0;
-  cluster::on_online([&](corral::worker&) {
+  int online = 0, exits = 0;
+  bool crashed_flag = true, left_flag = false, both = false;
+  auto go = [&] {
     if (++online < 2) return;
-    a.kill(SIGKILL);   // a crash
-    b.disconnect();    // a deliberate leave
+    a.kill(SIGKILL);  // a crash
+    b.disconnect();   // a deliberate leave
+  };
+  a.on_online(go);
+  b.on_online(go);
+  a.on_exit([&](int, int) {
+    crashed_flag = a.exited_after_disconnect();
+    both = ++exits == 2;
   });
-  bool both = false;
-  cluster::on_exit([&](corral::worker&, int, int) { both = exits == 2; });
+  b.on_exit([&](int, int) {
+    left_flag = b.exited_after_disconnect();
+    both = ++exits == 2;
+  });
   ASSERT_TRUE(run_until(both));
   EXPECT_FALSE(crashed_flag);
   EXPECT_TRUE(left_flag);
