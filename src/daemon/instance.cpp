@@ -41,7 +41,12 @@ std::string exec_wrapper() {
   char buf[4096];
   size_t n = sizeof buf;
   if (uv_exepath(buf, &n) != 0) return {};
-  return std::string(buf, n);
+  std::string path(buf, n);
+  // Replaced on disk since the daemon started (an upgrade): the new binary's
+  // __exec does the same.
+  constexpr std::string_view deleted = " (deleted)";
+  if (path.ends_with(deleted)) path.resize(path.size() - deleted.size());
+  return path;
 }
 
 std::string errno_name(int uv_status) { return uv_err_name(uv_status); }

@@ -181,6 +181,9 @@ void supervisor::reload_slot(const std::shared_ptr<reload_job>& job, int index) 
                                      [&](auto& i) { return i->id() == old_id; })
                       : decltype(a->instances.begin()){};
         if (why.empty() && a && slot == a->instances.end()) why = "the instance went away during its reload";
+        auto other = a ? std::find_if(a->others.begin(), a->others.end(), [&](auto& i) { return i.get() == r; })
+                       : decltype(a->others.begin()){};
+        if (why.empty() && a && other == a->others.end()) why = "its replacement went away during the reload";
         if (!why.empty()) {
           // Abort: the old instance keeps serving; the replacement goes.
           if (r) r->fsm().handle(event::stop);
@@ -191,7 +194,6 @@ void supervisor::reload_slot(const std::shared_ptr<reload_job>& job, int index) 
         // The replacement takes the old id and slot; the old one retires with
         // a fresh id, stopped gracefully (kill_signal or 'shutdown', then
         // SIGKILL after kill_timeout) while the replacement already serves.
-        auto other = std::find_if(a->others.begin(), a->others.end(), [&](auto& i) { return i.get() == r; });
         instance* retiring = slot->get();
         retiring->set_id(fresh_id);
         r->set_id(old_id);

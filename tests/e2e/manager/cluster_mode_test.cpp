@@ -48,14 +48,16 @@ std::map<std::string, std::string> environ_of(pid_t pid) {
 }
 
 // wrk with keep-alive and wrk with a new connection per request, side by
-// side, until stopped; SIGINT makes wrk print its report.
+// side, until stopped; SIGINT makes wrk print its report. A request queued in
+// the daemon's socket while a Python instance boots on a loaded machine may
+// wait over wrk's default 2 s: it is late, not lost, hence --timeout 10s.
 struct load {
   std::unique_ptr<child> keep_alive, close;
   explicit load(int port) {
     std::string url = "http://127.0.0.1:" + std::to_string(port) + "/";
-    keep_alive = std::make_unique<child>(std::vector<std::string>{"wrk", "-t1", "-c8", "-d60s", url});
+    keep_alive = std::make_unique<child>(std::vector<std::string>{"wrk", "-t1", "-c8", "-d60s", "--timeout", "10s", url});
     close = std::make_unique<child>(
-        std::vector<std::string>{"wrk", "-t1", "-c8", "-d60s", "-H", "Connection: close", url});
+        std::vector<std::string>{"wrk", "-t1", "-c8", "-d60s", "--timeout", "10s", "-H", "Connection: close", url});
   }
   // Both running and already answered (wrk has no progress output: let it
   // warm up on the clock, bounded).
