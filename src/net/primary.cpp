@@ -58,11 +58,14 @@ struct shared_key {
   void distribute(std::vector<unique_fd>& conns) {
     std::vector<std::vector<unique_fd>> per(members.size());
     for (auto& c : conns) {
+      // Rotate, skipping a worker only if it has at least 3 more connections
+      // waiting than another: a worker a little slow to acknowledge (a busy
+      // machine) still gets its share; a backed-up one does not get more.
       std::size_t best = members.size();
       for (std::size_t k = 0; k < members.size(); ++k) {
         std::size_t i = (next + k) % members.size();
         if (!members[i].w->is_connected()) continue;
-        if (best == members.size() || members[i].pending < members[best].pending) best = i;
+        if (best == members.size() || members[i].pending + 2 < members[best].pending) best = i;
       }
       if (best == members.size()) return;  // nobody to serve: the rest close (refused)
       members[best].pending++;
