@@ -263,3 +263,20 @@ TEST_F(Manager, DeleteClosesTheSocketAndUnixSocketsWork) {
   ASSERT_EQ(corral({"delete", "web"}).code, 0);
   ASSERT_TRUE(wait_until([&] { return ::access(path.c_str(), F_OK) != 0; }, 5s)) << "the socket file stayed";
 }
+
+TEST_F(Manager, ReloadInParallelReplacesEveryInstanceUnderWrkFailingNoRequest) {
+  auto r = corral(start_args("Cpp", 4));
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 4); }, 10s));
+  load wrk(port_of(rows("web")[0]));
+  for (int k = 0; k < 3; ++k) {
+    auto before = pids_of(rows("web"));
+    auto re = corral({"reload", "web", "--parallel", "2"});
+    ASSERT_EQ(re.code, 0) << re.err;
+    auto rs = rows("web");
+    ASSERT_TRUE(all_online(rs, 4));
+    for (int p : pids_of(rs)) EXPECT_FALSE(before.count(p)) << "instance " << p << " was not replaced";
+    for (int p : before) EXPECT_FALSE(alive(p)) << "old instance " << p << " still runs after the reload replied";
+  }
+  wrk.expect_clean();
+}
