@@ -185,3 +185,22 @@ TEST(Shutdown, WorkerThatWillNotLeaveIsKilledAfterTheTimeout) {
   EXPECT_NE(p.err().find("did not exit in time; killing it"), std::string::npos) << p.err();
   EXPECT_TRUE(wait_until([&] { reap_orphans(); return live_in_group(p.pid()).empty(); }, 5s));
 }
+
+TEST(Shutdown, SecondSigintForcesAtOnce) {
+  become_subreaper();
+  // Workers that will not leave, and a primary that would wait 30 s for them.
+  child p({bin("tests/e2e/pid_server")}, {.env = {{"WORKERS", "2"}, {"HANG", "1"}, {"SHUTDOWN_TIMEOUT_MS", "30000"}}});
+  ASSERT_TRUE(p.wait_out("listening ", 20s, 2)) << p.out() << p.err();
+  auto workers = live_in_group(p.pid());
+  ASSERT_EQ(workers.size(), 3u);
+  auto t0 = clock::now();
+  p.signal(SIGINT);
+  // The first signal asked the workers to leave; they hang on.
+  ASSERT_FALSE(p.wait_exit(300ms));
+  p.signal(SIGINT);
+  auto st = p.wait_exit(10s);
+  ASSERT_TRUE(st);
+  EXPECT_LT(clock::now() - t0, 10s);
+  EXPECT_TRUE(WIFSIGNALED(*st) && WTERMSIG(*st) == SIGINT) << *st;
+  EXPECT_TRUE(wait_until([&] { reap_orphans(); return live_in_group(p.pid()).empty(); }, 5s));
+}
