@@ -280,3 +280,20 @@ TEST_F(Manager, ReloadInParallelReplacesEveryInstanceUnderWrkFailingNoRequest) {
   }
   wrk.expect_clean();
 }
+
+TEST_F(Manager, SdNotifyReadyMarksOnlyTheSendersInstance) {
+  write_file(work_.file("notify.py"),
+             "import os, signal, socket, sys, time\n"
+             "signal.signal(signal.SIGINT, lambda *a: sys.exit(0))\n"
+             "if os.environ['CORRAL_INSTANCE'] == '0':\n"
+             "    socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'READY=1', os.environ['NOTIFY_SOCKET'])\n"
+             "while True: time.sleep(0.05)\n");
+  // start replies once every instance is settled: leave it running.
+  auto start = corral_bg({"start", work_.file("notify.py"), "--name", "nt", "-i", "2", "--wait-ready",
+                          "--listen-timeout", "60000"});
+  ASSERT_TRUE(wait_until([&] {
+    auto rs = rows("nt");
+    return rs.size() == 2 && rs[0].value("status", "") == "online";
+  }, 10s)) << corral({"list"}).out;
+  EXPECT_EQ(rows("nt")[1].value("status", ""), "launching");
+}
