@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """examples/python/app.py with three differences that wrk exposes: the response
-goes out in one write (headers then body in two writes meet delayed ACKs and,
-with Connection: close, resets), and a stopping server answers the next
+goes out in one write (the example's headers-then-body writes meet delayed
+ACKs with keep-alive, and lose requests with Connection: close), and a stopping server answers the next
 request of a keep-alive connection with Connection: close instead of closing
 it while the client may be sending, and it waits for its connection threads
 before it exits (daemon threads are never joined: their requests were cut).
