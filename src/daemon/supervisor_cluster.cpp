@@ -154,7 +154,7 @@ void supervisor::reload_slot(const std::shared_ptr<reload_job>& job, int index) 
   persist_soon();
   auto failed = [](const instance& r) {
     const auto& f = r.fsm();
-    return f.restarts() > 0 || !(is_running(f.current()));
+    return f.restarts() > 0 || !is_running(f.current());
   };
   wait_then(
       [this, fresh_id, failed] {
@@ -170,7 +170,8 @@ void supervisor::reload_slot(const std::shared_ptr<reload_job>& job, int index) 
         if (!a || !r) {
           why = "app '" + job->app_name + "' was deleted during its reload";
         } else if (failed(*r)) {
-          why = !r->spawn_error_text().empty() ? r->spawn_error_text() : "its replacement " + exit_text(r->fsm()) + " before it was online";
+          why = !r->spawn_error_text().empty() ? r->spawn_error_text()
+                                               : "its replacement " + exit_text(r->fsm()) + " before it was online";
         } else if (r->fsm().online_by_timeout() && a->spec.lifecycle.wait_ready) {
           why = "its replacement did not say it was ready within listen_timeout (" +
                 std::to_string(r->fsm().options().listen_timeout.count()) + " ms)";
