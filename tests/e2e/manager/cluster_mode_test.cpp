@@ -93,7 +93,10 @@ std::vector<std::string> start_args(const std::string& label, int instances) {
   if (label == "Node" || label == "NodeExample")
     a = {"start", src(label == "Node" ? "tests/e2e/manager/apps/node_app.js" : "examples/node/app.js"), "--name",
          "web", "--wait-ready", "--shutdown-with-message"};
-  for (auto& s : std::vector<std::string>{"-i", std::to_string(instances), "--port", "0"}) a.push_back(s);
+  // A stop past kill_timeout ends in SIGKILL, which cuts requests in flight:
+  // on a loaded machine a graceful stop may need more than the default 1.6 s.
+  for (auto& s : std::vector<std::string>{"-i", std::to_string(instances), "--port", "0", "--kill-timeout", "8000"})
+    a.push_back(s);
   if (label == "Cpp") a.insert(a.end(), {"--", "1"});  // one worker per instance
   return a;
 }
