@@ -5,6 +5,13 @@ It serves on the socket the manager passes by systemd's socket-activation
 protocol (fd 3, LISTEN_FDS, LISTEN_PID) and answers with its pid. Run alone it
 binds PORT (default 3000) itself. SIGINT or SIGTERM stop it gracefully: the
 request in flight finishes, then it exits 0.
+
+What a real client (wrk) needs, learnt the hard way: the response leaves in
+one write (headers then body in two writes meet delayed ACKs on keep-alive);
+`Connection: close` from the client is honoured; a stopping server answers the
+next request of a keep-alive connection with `Connection: close` instead of
+closing under a client that may be sending; and connection threads are joined
+before exit (daemon threads are not, which cut requests in flight).
 """
 import http.server
 import os
@@ -27,25 +34,23 @@ def inherited_socket():
 
 class Hello(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real clients expect
+    timeout = 2  # an idle keep-alive connection does not hold a stop forever
 
     def do_GET(self):
         body = f"Hello from Python {os.getpid()}\n".encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        if getattr(self.server, "stopping", False):
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        self.end_headers()
-        self.wfile.write(body)
+        close = getattr(self.server, "stopping", False) or self.headers.get("Connection", "").lower() == "close"
+        head = (f"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
+                + ("Connection: close\r\n" if close else "") + "\r\n").encode()
+        self.wfile.write(head + body)
+        self.close_connection = close
 
     def log_message(self, *args):
         pass  # the manager keeps logs; one line per request would flood them
 
 
 class Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = True  # server_close() waits for requests in flight
+    daemon_threads = False  # server_close() joins them: requests in flight finish
+    block_on_close = True
 
 
 def main():

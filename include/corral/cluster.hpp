@@ -115,6 +115,11 @@ class this_worker {
   /// The queue to the primary went back under its high-water mark after
   /// send() returned false.
   void on_drain(std::function<void()> fn) { drain_event_.add(std::move(fn)); }
+  /// SIGINT and SIGTERM sent to a worker directly (a terminal's Ctrl+C, or a
+  /// manager signalling the whole process group) start a graceful
+  /// disconnect, as the primary's own handling of the signal would: requests
+  /// in flight are finished, not cut.
+  ///
   /// If true (the default) the worker exits (code 0) when its primary goes
   /// away without a disconnect, so no worker outlives its primary.
   void exit_when_orphaned(bool yes) noexcept { exit_when_orphaned_ = yes; }
@@ -151,7 +156,9 @@ class this_worker {
   bool disconnecting_ = false;
   bool exit_when_orphaned_ = true;
   void update_ref();
+  void watch_stop_signals();
   std::function<void()> shutdown_handler_;
+  std::vector<std::shared_ptr<void>> signal_watchers_;  // type-erased uv handles
   int holds_ = 0;
   event<const json&, std::vector<unique_fd>&> message_event_;
   event<const json&, std::vector<unique_fd>&> internal_event_;

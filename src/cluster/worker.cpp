@@ -4,6 +4,7 @@
 
 #include "cluster/internal.hpp"
 #include "core/closers.hpp"
+#include "core/handle.hpp"
 #include "corral/cluster.hpp"
 
 namespace corral {
@@ -69,6 +70,23 @@ this_worker::this_worker(int id, std::unique_ptr<channel> ch) : id_(id), channel
   channel_->on_close([this] { lost_primary(); });
   channel_->on_drain([this] { drain_event_.emit(); });
   channel_->send({{"corral", "online"}});
+  watch_stop_signals();
+}
+
+void this_worker::watch_stop_signals() {
+  for (int sig : {SIGINT, SIGTERM}) {
+    auto h = std::make_shared<detail::uv_handle_ptr<uv_signal_t>>(detail::uv_handle_ptr<uv_signal_t>::make());
+    uv_signal_t* raw = h->get();
+    uv_signal_init(uv_default_loop(), raw);
+    raw->data = this;
+    uv_signal_start(raw, [](uv_signal_t* s, int) {
+      auto* self = static_cast<this_worker*>(s->data);
+      // The shutdown helper, when enabled, watches these signals itself.
+      if (self && !self->shutdown_handler_) self->disconnect();
+    }, sig);
+    uv_unref(reinterpret_cast<uv_handle_t*>(raw));  // watching must not keep the worker alive
+    signal_watchers_.push_back(std::move(h));
+  }
 }
 
 bool this_worker::send(const json& msg, std::vector<unique_fd> fds) {

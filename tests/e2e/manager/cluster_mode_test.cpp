@@ -87,11 +87,11 @@ std::vector<std::string> start_args(const std::string& label, int instances) {
   if (label == "Cpp")
     a = {"start", bin("examples/cluster_http"), "--name", "web", "--wait-ready", "--shutdown-with-message"};
   // It says nothing: online once it has lived listen_timeout.
-  if (label == "Python" || label == "PythonExample")
-    a = {"start", src(label == "Python" ? "tests/e2e/manager/apps/python_app.py" : "examples/python/app.py"), "--name",
+  if (label == "Python")
+    a = {"start", src("examples/python/app.py"), "--name",
          "web", "--listen-timeout", "250"};
-  if (label == "Node" || label == "NodeExample")
-    a = {"start", src(label == "Node" ? "tests/e2e/manager/apps/node_app.js" : "examples/node/app.js"), "--name",
+  if (label == "Node")
+    a = {"start", src("examples/node/app.js"), "--name",
          "web", "--wait-ready", "--shutdown-with-message"};
   // A stop past kill_timeout ends in SIGKILL, which cuts requests in flight:
   // on a loaded machine a graceful stop may need more than the default 1.6 s.
@@ -164,20 +164,10 @@ auto param_name = [](const auto& info) {
   return std::get<0>(info.param) + "_" + std::get<1>(info.param) + "_" + std::to_string(std::get<2>(info.param));
 };
 
-// Python and Node here are tests/e2e/manager/apps/, the examples with the two
-// fixes their comments describe.
+// The apps are the shipped examples: examples/cluster_http, examples/python/app.py
+// and examples/node/app.js, unchanged.
 INSTANTIATE_TEST_SUITE_P(Apps, ClusterZeroErrors,
                          ::testing::Combine(::testing::Values("Cpp", "Python", "Node"),
-                                            ::testing::Values("reload", "restart"), ::testing::Values(2, 1)),
-                         param_name);
-// examples/python/app.py loses requests under wrk even with no reload and no
-// manager (read errors and BrokenPipe tracebacks with Connection: close), and
-// its daemon threads are never joined when it stops, so requests in flight on
-// keep-alive connections are cut; examples/node/app.js
-// closes idle keep-alive connections when it stops (Node's server.close()),
-// which races with the client's next request. Enabled once they are fixed.
-INSTANTIATE_TEST_SUITE_P(DISABLED_Examples, ClusterZeroErrors,
-                         ::testing::Combine(::testing::Values("PythonExample", "NodeExample"),
                                             ::testing::Values("reload", "restart"), ::testing::Values(2, 1)),
                          param_name);
 
