@@ -193,6 +193,14 @@ TEST_F(Manager, LogsKeepOrderPerStreamHonourLinesAndFollow) {
 
 TEST_F(Manager, FloodOfFiftyMegabytesDoesNotDelayList) {
   ASSERT_EQ(corral({"ping"}).code, 0);
+  // What a `list` costs on this machine now (a sanitizer build, a loaded
+  // machine), so the bound below is about the daemon, not the machine.
+  long quiet_ms = 0;
+  for (int i = 0; i < 3; ++i) {
+    auto l0 = clock::now();
+    ASSERT_EQ(corral({"list"}).code, 0);
+    quiet_ms = std::max<long>(quiet_ms, std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - l0).count());
+  }
   // The start runs in the background and `list` loops from before the flood
   // begins until it is written out, so the lists overlap the flood. (One
   // thread: forking from several threads could deadlock the children.)
@@ -218,8 +226,11 @@ TEST_F(Manager, FloodOfFiftyMegabytesDoesNotDelayList) {
   std::printf("flood of 50 MB: %ld ms, %d lists meanwhile, slowest %ld ms\n", static_cast<long>(flood_ms), lists,
               worst_ms);
   EXPECT_EQ(failures, 0);
-  // Running the CLI itself costs a few ms; the bound is about the daemon.
-  EXPECT_LT(worst_ms, 500) << lists << " lists during a flood of " << flood_ms << " ms";
+  // A daemon stalled by the flood would answer after it (seconds); a
+  // responsive one answers about as fast as when idle.
+  long bound_ms = std::max<long>(500, 5 * quiet_ms);
+  EXPECT_LT(worst_ms, bound_ms) << lists << " lists during a flood of " << flood_ms << " ms; idle list "
+                                << quiet_ms << " ms";
   // Every line arrived, or the gap is marked.
   std::string log = slurp(log_path("flood"));
   EXPECT_TRUE(log.size() >= 50u * 1024 * 1024 || log.find("[corral] dropped") != std::string::npos) << log.size();
