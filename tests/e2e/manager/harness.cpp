@@ -137,4 +137,18 @@ std::vector<pid_t> Manager::processes_with(const std::string& needle) {
   return out;
 }
 
+bool all_online(const std::vector<nlohmann::json>& rows, std::size_t n) {
+  if (rows.size() != n) return false;
+  for (auto& r : rows)
+    if (r.value("status", "") != "online" || r.value("pid", 0) <= 0) return false;
+  return true;
+}
+
+std::set<int> pids_of(const std::vector<nlohmann::json>& rows) {
+  std::set<int> out;
+  for (auto& r : rows)
+    if (int p = r.value("pid", 0); p > 0) out.insert(p);
+  return out;
+}
+
 }  // namespace manager_test

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -56,5 +57,10 @@ std::string tail_of(const std::string& path, size_t n);
 void write_file(const std::string& path, const std::string& text);
 /// utime+stime of a process, in clock ticks.
 long cpu_ticks(pid_t pid);
+
+/// True if `rows` (jlist rows of one app) are exactly `n` instances, all online with a pid.
+bool all_online(const std::vector<nlohmann::json>& rows, std::size_t n);
+/// The pids of `rows`.
+std::set<int> pids_of(const std::vector<nlohmann::json>& rows);
 
 }  // namespace manager_test

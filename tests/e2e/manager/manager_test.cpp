@@ -18,20 +18,6 @@ namespace {
 
 const std::string app = MANAGER_APP;
 
-bool all_online(const std::vector<json>& rows, size_t n) {
-  if (rows.size() != n) return false;
-  for (auto& r : rows)
-    if (r.value("status", "") != "online" || r.value("pid", 0) <= 0) return false;
-  return true;
-}
-
-std::set<int> pids_of(const std::vector<json>& rows) {
-  std::set<int> out;
-  for (auto& r : rows)
-    if (int p = r.value("pid", 0); p > 0) out.insert(p);
-  return out;
-}
-
 }  // namespace
 
 TEST_F(Manager, StartListStopRestartDeleteForCppPythonNodeAndShell) {
