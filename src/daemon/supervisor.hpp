@@ -87,6 +87,8 @@ class supervisor final : public instance_host {
   void remove_deleted_apps();
 
   void cmd_start(const request& req, reply_fn reply);
+  void drive_targets(const request& req, reply_fn reply, bool running, event e, const char* verb,
+                     std::function<bool(state)> settled);
   void cmd_stop(const request& req, reply_fn reply);
   void cmd_restart(const request& req, reply_fn reply);
   void cmd_delete(const request& req, reply_fn reply);

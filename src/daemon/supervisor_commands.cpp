@@ -95,46 +95,37 @@ void supervisor::cmd_start(const request& req, reply_fn reply) {
       });
 }
 
-void supervisor::cmd_stop(const request& req, reply_fn reply) {
+// stop and restart: mark the apps' desired state, send every selected
+// instance the event, persist, and answer once each has settled.
+void supervisor::drive_targets(const request& req, reply_fn reply, bool running, event e, const char* verb,
+                               std::function<bool(state)> settled) {
   std::string err;
   auto insts = select(req.args.value("target", std::string()), err);
   if (!err.empty()) return reply(fail(req.id, err));
   std::vector<int> ids;
   for (auto* i : insts) {
-    if (app* a = app_of(i->id())) a->spec.running = false;
-    i->fsm().handle(event::stop);
+    if (app* a = app_of(i->id())) a->spec.running = running;
+    i->fsm().handle(e);
     ids.push_back(i->id());
   }
   persist_soon();
   wait_then(
-      [this, ids] {
-        return std::all_of(ids.begin(), ids.end(), [this](int id) {
+      [this, ids, settled] {
+        return std::all_of(ids.begin(), ids.end(), [this, &settled](int id) {
           instance* i = find_instance(id);
-          return !i || settled_stopped(i->fsm().current());
+          return !i || settled(i->fsm().current());
         });
       },
-      [reply, id = req.id, n = ids.size()] { reply(ok(id, {{"stopped", n}})); });
+      [reply, id = req.id, n = ids.size(), verb] { reply(ok(id, {{verb, n}})); });
+}
+
+void supervisor::cmd_stop(const request& req, reply_fn reply) {
+  drive_targets(req, std::move(reply), false, event::stop, "stopped", [](state s) { return settled_stopped(s); });
 }
 
 void supervisor::cmd_restart(const request& req, reply_fn reply) {
-  std::string err;
-  auto insts = select(req.args.value("target", std::string()), err);
-  if (!err.empty()) return reply(fail(req.id, err));
-  std::vector<int> ids;
-  for (auto* i : insts) {
-    if (app* a = app_of(i->id())) a->spec.running = true;
-    i->fsm().handle(event::restart);
-    ids.push_back(i->id());
-  }
-  persist_soon();
-  wait_then(
-      [this, ids] {
-        return std::all_of(ids.begin(), ids.end(), [this](int id) {
-          instance* i = find_instance(id);
-          return !i || (i->fsm().current() != state::stopping && settled_running(i->fsm().current()));
-        });
-      },
-      [reply, id = req.id, n = ids.size()] { reply(ok(id, {{"restarted", n}})); });
+  drive_targets(req, std::move(reply), true, event::restart, "restarted",
+                [](state s) { return s != state::stopping && settled_running(s); });
 }
 
 void supervisor::cmd_delete(const request& req, reply_fn reply) {
