@@ -59,17 +59,31 @@ void begin() {
     force();
   }
   s.started = true;
-  say(s.opts.closing_message);
   if (cluster::is_worker() && cluster::worker().is_connected())
     cluster::worker().send({{"corral", "disconnect"}});  // we leave on purpose
   s.deadline = detail::uv_handle_ptr<uv_timer_t>::make();
   uv_timer_init(uv_default_loop(), s.deadline.get());
   uv_timer_start(s.deadline.get(), [](uv_timer_t*) { force(); },
                  static_cast<uint64_t>(s.opts.timeout.count()), 0);
+  // The listeners close synchronously inside close_all, so the closing
+  // message is printed only once nothing accepts any more: whoever reads it
+  // can rely on it. If nothing was in flight, close_all is done at once, and
+  // the closed message must still come second.
+  static bool closing_said = false, closed_early = false;
   detail::close_all([] {
+    if (!closing_said) {
+      closed_early = true;
+      return;
+    }
     say(st().opts.closed_message);
     finish(0);
   });
+  say(s.opts.closing_message);
+  closing_said = true;
+  if (closed_early) {
+    say(s.opts.closed_message);
+    finish(0);
+  }
 }
 
 void enable(options opts) {
