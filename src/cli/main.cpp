@@ -41,6 +41,9 @@ struct start_options {
   std::vector<std::string> env;
   std::string interpreter;
   bool time = false;
+  bool log_per_instance = false;
+  std::string max_log_size = "10M";
+  int log_retain = 5;
   bool no_autorestart = false;
   bool wait_ready = false;
   bool shutdown_with_message = false;
@@ -70,6 +73,27 @@ result<int> parse_signal(const std::string& s) {
   } catch (...) {
   }
   return error(std::make_error_code(std::errc::invalid_argument), "--kill-signal: unknown signal '" + s + "'");
+}
+
+// "1048576", "512K", "10M", "1G" (powers of 1024); "0" means never.
+result<uint64_t> parse_size(const std::string& s) {
+  auto bad_size = [&] { return error(std::make_error_code(std::errc::invalid_argument),
+                                     "expected a size like 10M, 512K or 1048576, got '" + s + "'"); };
+  if (s.empty()) return bad_size();
+  std::size_t digits = 0;
+  while (digits < s.size() && std::isdigit(static_cast<unsigned char>(s[digits]))) ++digits;
+  if (digits == 0 || digits > 12) return bad_size();
+  uint64_t n = std::stoull(s.substr(0, digits));
+  std::string unit = s.substr(digits);
+  uint64_t mult = 1;
+  if (unit == "K" || unit == "k" || unit == "KB" || unit == "kB") mult = 1u << 10;
+  else if (unit == "M" || unit == "MB") mult = 1u << 20;
+  else if (unit == "G" || unit == "GB") mult = 1u << 30;
+  else if (!unit.empty()) return bad_size();
+  uint64_t bytes = n * mult;
+  if (bytes != 0 && bytes < 4096) return error(std::make_error_code(std::errc::invalid_argument),
+                                               "'" + s + "' is below the 4K minimum (0 means never rotate)");
+  return bytes;
 }
 
 result<int> parse_instances(const std::string& s) {
@@ -147,6 +171,11 @@ int cmd_start(session& s, const start_options& o) {
   spec.cwd = cwd;
   spec.instances = *n;
   spec.time = o.time;
+  auto log_size = parse_size(o.max_log_size);
+  if (!log_size) return fail("--max-log-size: " + log_size.err().message(), exit_usage);
+  spec.merge_logs = !o.log_per_instance;
+  spec.max_log_size = *log_size;
+  spec.log_retain = o.log_retain;
   spec.kill_signal = *sig;
   spec.shutdown_with_message = o.shutdown_with_message;
   auto& l = spec.lifecycle;
@@ -264,6 +293,10 @@ int main(int argc, char** argv) {
   start->add_option("--env", so.env, "K=V added to the environment (repeatable)");
   start->add_option("--interpreter", so.interpreter, "run the script with this interpreter ('none' to exec it)");
   start->add_flag("--time", so.time, "prefix log lines with a timestamp");
+  start->add_flag("--log-per-instance", so.log_per_instance,
+                  "one pair of log files per instance (<name>-out-<i>.log) instead of merged files");
+  start->add_option("--max-log-size", so.max_log_size, "rotate a log file at this size (bytes, or 10K/10M/1G; 0: never; default 10M)");
+  start->add_option("--log-retain", so.log_retain, "rotated log files kept per file (default 5)")->check(CLI::Range(0, 1000));
   start->add_flag("--no-autorestart", so.no_autorestart, "do not restart the app when it exits");
   start->add_flag("--wait-ready", so.wait_ready, "online only once the app sends 'ready'");
   start->add_flag("--shutdown-with-message", so.shutdown_with_message, "stop by sending 'shutdown' on the channel");

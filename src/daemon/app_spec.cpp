@@ -28,6 +28,9 @@ json to_json(const app_spec& s) {
               {"env", s.env},
               {"instances", s.instances},
               {"time", s.time},
+              {"merge_logs", s.merge_logs},
+              {"max_log_size", s.max_log_size},
+              {"log_retain", s.log_retain},
               {"kill_signal", s.kill_signal},
               {"shutdown_with_message", s.shutdown_with_message},
               {"kill_timeout", l.kill_timeout.count()},
@@ -54,6 +57,9 @@ result<app_spec> app_spec_from_json(const json& j) {
     s.env = j.value("env", std::map<std::string, std::string>());
     s.instances = j.value("instances", 1);
     s.time = j.value("time", false);
+    s.merge_logs = j.value("merge_logs", true);
+    s.max_log_size = j.value("max_log_size", uint64_t{10u << 20});
+    s.log_retain = j.value("log_retain", 5);
     s.kill_signal = j.value("kill_signal", 2);
     s.shutdown_with_message = j.value("shutdown_with_message", false);
     auto& l = s.lifecycle;
@@ -81,6 +87,9 @@ result<app_spec> app_spec_from_json(const json& j) {
   if (l.kill_timeout.count() < 0 || l.listen_timeout.count() < 0 || l.policy.restart_delay.count() < 0 ||
       l.policy.exp_backoff_restart_delay.count() < 0 || l.policy.min_uptime.count() < 0 || l.policy.max_restarts < 0)
     return bad("app '" + s.name + "': negative duration or count");
+  if (s.log_retain < 0 || s.log_retain > 1000) return bad("app '" + s.name + "': log_retain must be 0..1000");
+  if (s.max_log_size != 0 && s.max_log_size < 4096)
+    return bad("app '" + s.name + "': max_log_size must be 0 (never rotate) or at least 4096 bytes");
   if (s.listen.size() > 64) return bad("app '" + s.name + "': too many listen addresses");
   for (const auto& l : s.listen)
     if (auto a = parse_listen(l); !a) return bad("app '" + s.name + "': " + a.err().message());

@@ -25,6 +25,14 @@ struct app_spec {
   int instances = 1;
   /// Prefix each log line with an ISO-8601 timestamp.
   bool time = false;
+  /// Logs: all instances in <name>-out.log / <name>-error.log, each line
+  /// prefixed "<index>|" (true, the default), or one pair of files per
+  /// instance, <name>-out-<index>.log (false; PM2's merge_logs: false).
+  bool merge_logs = true;
+  /// Rotate a log file once it reaches this many bytes (0: never), keeping
+  /// the `log_retain` most recent rotated files.
+  uint64_t max_log_size = 10u << 20;
+  int log_retain = 5;
   int kill_signal = 2;  // SIGINT, as PM2
   bool shutdown_with_message = false;
   lifecycle_options lifecycle;
