@@ -97,6 +97,7 @@ void control_server::accept_one(int raw) {
     if (it == conns_.end()) return;
     auto* dead = it->second.release();
     conns_.erase(it);
+    if (on_disconnect_) on_disconnect_(id);
     auto* t = new uv_timer_t;
     uv_timer_init(loop_, t);
     t->data = dead;
@@ -108,9 +109,21 @@ void control_server::accept_one(int raw) {
   });
 }
 
-void control_server::send(uint64_t conn, const json& doc) {
+bool control_server::send(uint64_t conn, const json& doc) {
   auto it = conns_.find(conn);
-  if (it != conns_.end()) it->second->send(doc);
+  return it != conns_.end() && it->second->send(doc);
+}
+
+void control_server::drop(uint64_t conn) {
+  auto it = conns_.find(conn);
+  if (it == conns_.end()) return;
+  // Not called from inside this channel's callbacks (a stream's timer), so
+  // it may be destroyed here; destruction runs no callback.
+  auto doomed = std::move(it->second);
+  conns_.erase(it);
+  doomed.reset();
+  if (on_disconnect_) on_disconnect_(conn);
+  maybe_done();
 }
 
 void control_server::shutdown(std::function<void()> done) {

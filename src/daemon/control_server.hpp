@@ -27,8 +27,16 @@ class control_server {
   static result<std::unique_ptr<control_server>> listen(uv_loop_t* loop, const std::string& path, request_fn fn);
   ~control_server();
 
-  /// Sends one document to connection `conn`, if it is still there.
-  void send(uint64_t conn, const json& doc);
+  /// Sends one document to connection `conn`, if it is still there. False
+  /// when the connection is gone or its peer is not reading (more than the
+  /// channel's high-water mark, 1 MiB, waits to be written).
+  bool send(uint64_t conn, const json& doc);
+  /// Closes `conn` at once, dropping what it has queued (a stream's client
+  /// that stopped reading). on_disconnect runs.
+  void drop(uint64_t conn);
+  /// Called once per connection when it is gone (peer hung up, dropped, or
+  /// shutdown), so that streams on it stop.
+  void on_disconnect(std::function<void(uint64_t conn)> fn) { on_disconnect_ = std::move(fn); }
   /// Stops accepting and closes every connection gracefully (queued replies
   /// go out first); `done` runs when all are closed.
   void shutdown(std::function<void()> done);
@@ -50,6 +58,7 @@ class control_server {
   std::size_t rejected_ = 0;
   bool shutting_down_ = false;
   std::function<void()> on_done_;
+  std::function<void(uint64_t)> on_disconnect_;
 };
 
 }  // namespace corral::daemon

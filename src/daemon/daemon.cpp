@@ -12,7 +12,9 @@
 #include "corral/fd.hpp"
 #include "corral/loop.hpp"
 #include "daemon/control_server.hpp"
+#include "daemon/monit_stream.hpp"
 #include "daemon/protocol.hpp"
+#include "daemon/sd_notify.hpp"
 #include "daemon/state_file.hpp"
 #include "daemon/supervisor.hpp"
 
@@ -25,6 +27,7 @@ struct daemon_state {
   home_paths home;
   std::unique_ptr<supervisor> sup;
   std::unique_ptr<control_server> server;
+  std::unique_ptr<monit_streams> monit;
   detail::uv_handle_ptr<uv_signal_t> sigterm, sigint, sighup;
   bool exiting = false;
 
@@ -45,6 +48,7 @@ struct daemon_state {
     }
     std::fprintf(stderr, "corral daemon: %s: stopping the apps (they come back with the next daemon)\n",
                  strsignal(sig));
+    notify_service_manager("STOPPING=1");
     // The desired state stays "running": a daemon stopped by the system
     // brings the same apps back when it is next started.
     sup->stop_everything([this] { exit_now(); });
@@ -57,6 +61,7 @@ struct daemon_state {
       server->send(conn, encode(response{id, false, json(), req.err().message()}));
       return;
     }
+    if (req->cmd == "monit") return monit->subscribe(conn, *req);
     sup->handle(*req, [this, conn](response&& r) {
       if (server) server->send(conn, encode(r));
     });
@@ -106,12 +111,22 @@ int run_daemon(const home_paths& home) {
     return 1;
   }
   d.server = std::move(srv.value());
+  d.monit = std::make_unique<monit_streams>(
+      d.loop, [&d](uint64_t conn, const json& doc) { return d.server && d.server->send(conn, doc); },
+      [&d](uint64_t conn) { if (d.server) d.server->drop(conn); },
+      [&d](const std::string& target, std::function<void(response&&)> reply) {
+        d.sup->handle(request{0, "list", {{"target", target}}}, [reply = std::move(reply)](response&& r) { reply(std::move(r)); });
+      });
+  d.server->on_disconnect([&d](uint64_t conn) { if (d.monit) d.monit->on_disconnect(conn); });
   d.sup->on_exit_requested([&d] { d.exit_now(); });
   d.sigterm = watch(d.loop, SIGTERM, &d);
   d.sigint = watch(d.loop, SIGINT, &d);
   d.sighup = watch(d.loop, SIGHUP, &d);
 
+  // The socket answers: a Type=notify unit (corral startup) is started.
+  notify_service_manager("READY=1");
   uv_run(d.loop, UV_RUN_DEFAULT);
+  d.monit.reset();  // its timers call into the supervisor and the server
   d.sigterm.reset();
   d.sigint.reset();
   d.sighup.reset();

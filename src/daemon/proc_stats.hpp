@@ -5,10 +5,13 @@
 
 #include <cstdint>
 #include <optional>
+#include <string_view>
+#include <vector>
 
 namespace corral::daemon {
 
 struct proc_sample {
+  pid_t pid = 0;
   uint64_t start_ticks = 0;  // starttime, clock ticks since boot
   uint64_t cpu_ticks = 0;    // utime + stime
   uint64_t rss_bytes = 0;
@@ -16,9 +19,13 @@ struct proc_sample {
   char state = '?';
 };
 
+/// Parses the text of /proc/<pid>/stat (pure); nullopt if malformed.
+std::optional<proc_sample> parse_stat(pid_t pid, std::string_view text, uint64_t page_size);
 /// Reads /proc/<pid>/stat; nullopt if the process is gone.
 std::optional<proc_sample> sample_process(pid_t pid);
-/// CPU % over the process's lifetime (100 = one core).
-double lifetime_cpu_percent(const proc_sample& s);
+/// Every process whose process group is in `pgids` (sorted), in one pass
+/// over /proc. Costs one read per process on the machine: call it only when
+/// someone asks (list, monit), never from an idle timer.
+std::vector<proc_sample> sample_groups(const std::vector<pid_t>& pgids);
 
 }  // namespace corral::daemon

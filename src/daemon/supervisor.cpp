@@ -17,7 +17,16 @@ namespace corral::daemon {
 using namespace util;
 
 
-supervisor::supervisor(uv_loop_t* loop, home_paths home) : loop_(loop), home_(std::move(home)) {
+supervisor::supervisor(uv_loop_t* loop, home_paths home)
+    : loop_(loop), home_(std::move(home)), usage_(loop, [this] {
+        // Each instance leads its own process group: its pid is the group's id.
+        std::vector<pid_t> groups;
+        for (auto& a : apps_)
+          for (auto* v : {&a->instances, &a->others})
+            for (auto& i : *v)
+              if (i->pid() > 0) groups.push_back(i->pid());
+        return groups;
+      }) {
   persist_timer_ = detail::uv_handle_ptr<uv_timer_t>::make();
   uv_timer_init(loop_, persist_timer_.get());
   persist_timer_->data = this;

@@ -19,6 +19,7 @@
 #include "daemon/log_file.hpp"
 #include "daemon/protocol.hpp"
 #include "daemon/state_file.hpp"
+#include "daemon/usage_sampler.hpp"
 
 namespace corral::daemon {
 
@@ -111,6 +112,7 @@ class supervisor final : public instance_host {
   uv_loop_t* loop_;
   home_paths home_;
   std::vector<std::unique_ptr<app>> apps_;
+  usage_sampler usage_;  // list/describe/monit figures; reads /proc only on demand
   int next_id_ = 0;
   std::vector<waiter> waiters_;
   bool checking_waiters_ = false;

@@ -173,11 +173,17 @@ json supervisor::describe_instance(const app& a, const instance& i, bool full) c
            {"uptime_ms", i.pid() > 0 ? unix_ms_now() - i.started_unix_ms() : 0},
            {"cpu", 0.0},
            {"memory", 0}};
-  if (i.pid() > 0)
-    if (auto s = sample_process(i.pid())) {
-      row["cpu"] = lifetime_cpu_percent(*s);
+  if (i.pid() > 0) {
+    // The instance's whole process group (a shell wrapper's children too);
+    // before any window was measured (a start's reply), the leader's memory.
+    group_usage u = usage_.of(i.pid());
+    if (u.processes > 0) {
+      row["cpu"] = u.cpu;
+      row["memory"] = u.rss;
+    } else if (auto s = sample_process(i.pid())) {
       row["memory"] = s->rss_bytes;
     }
+  }
   if (f.current() == state::errored || f.last_exit().code != 0 || f.last_exit().signal != 0) {
     row["exit_code"] = f.last_exit().code;
     row["exit_signal"] = f.last_exit().signal;
@@ -192,21 +198,33 @@ json supervisor::describe_instance(const app& a, const instance& i, bool full) c
   return row;
 }
 
+// list and describe answer once the CPU figures cover a recent window (at
+// most usage_sampler::baseline_window later).
 void supervisor::cmd_list(const request& req, reply_fn reply) {
-  json rows = json::array();
-  for (auto& a : apps_)
-    if (!a->deleting)
-      for (auto& i : a->instances) rows.push_back(describe_instance(*a, *i, req.args.value("full", false)));
-  reply(ok(req.id, rows));
+  std::string target = req.args.value("target", std::string("all"));
+  std::string err;
+  (void)select(target, err);
+  if (!err.empty()) return reply(fail(req.id, err));
+  usage_.with_fresh([this, target, full = req.args.value("full", false), id = req.id, reply] {
+    std::string err;
+    auto insts = select(target, err);
+    json rows = json::array();
+    for (auto* i : insts) rows.push_back(describe_instance(*app_of(i->id()), *i, full));
+    reply(ok(id, rows));
+  });
 }
 
 void supervisor::cmd_describe(const request& req, reply_fn reply) {
   std::string err;
-  auto insts = select(req.args.value("target", std::string()), err);
+  (void)select(req.args.value("target", std::string()), err);
   if (!err.empty()) return reply(fail(req.id, err));
-  json rows = json::array();
-  for (auto* i : insts) rows.push_back(describe_instance(*app_of(i->id()), *i, true));
-  reply(ok(req.id, rows));
+  usage_.with_fresh([this, target = req.args.value("target", std::string()), id = req.id, reply] {
+    std::string err;
+    json rows = json::array();
+    for (auto* i : select(target, err)) rows.push_back(describe_instance(*app_of(i->id()), *i, true));
+    if (!err.empty()) return reply(fail(id, err));  // deleted during the window
+    reply(ok(id, rows));
+  });
 }
 
 void supervisor::cmd_flush(const request& req, reply_fn reply) {

@@ -1,0 +1,15 @@
+// The daemon's side of systemd's readiness protocol (sd_notify(3)), for a
+// `Type=notify` unit (corral startup): one datagram to $NOTIFY_SOCKET.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace corral::daemon {
+
+/// Sends `state` (e.g. "READY=1") to the socket named by $NOTIFY_SOCKET, if
+/// set (a path, or "@name" for the abstract namespace). Best effort: returns
+/// false if unset or the send failed; never blocks.
+bool notify_service_manager(std::string_view state);
+
+}  // namespace corral::daemon
