@@ -128,4 +128,37 @@ result<json> client::call(const std::string& cmd, json args) {
   }
 }
 
+result<uint64_t> client::send(const std::string& cmd, json args) {
+  daemon::request req{next_id_++, cmd, std::move(args)};
+  std::string line = daemon::encode_line(daemon::encode(req));
+  for (size_t off = 0; off < line.size();) {
+    ssize_t n = ::send(fd_.get(), line.data() + off, line.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return sys(errno, "daemon connection");
+    off += static_cast<size_t>(n);
+  }
+  return req.id;
+}
+
+result<json> client::next(int timeout_ms) {
+  for (;;) {
+    if (auto nl = in_.find('\n'); nl != std::string::npos) {
+      std::string doc = in_.substr(0, nl);
+      in_.erase(0, nl + 1);
+      return daemon::parse_line(doc);
+    }
+    pollfd p{fd_.get(), POLLIN, 0};
+    int r = ::poll(&p, 1, timeout_ms);
+    if (r < 0 && errno == EINTR) return json();
+    if (r < 0) return sys(errno, "poll");
+    if (r == 0) return json();
+    char buf[65536];
+    ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) return json();
+    if (n < 0) return sys(errno, "daemon connection");
+    if (n == 0) return error(std::make_error_code(std::errc::connection_reset), "the daemon closed the connection");
+    in_.append(buf, static_cast<size_t>(n));
+  }
+}
+
 }  // namespace corral::cli

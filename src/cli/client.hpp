@@ -24,6 +24,13 @@ class client {
   /// Sends one request and waits for its response. A failed response is an
   /// error carrying the daemon's one-line message.
   result<json> call(const std::string& cmd, json args = json::object());
+  /// For streams (monit): sends a request without waiting; returns its id.
+  result<uint64_t> send(const std::string& cmd, json args = json::object());
+  /// The next document from the daemon (a response or a stream event), or
+  /// null if none arrived within `timeout_ms` (-1: wait). EINTR returns null
+  /// too, so that a signal can stop the caller.
+  result<json> next(int timeout_ms);
+  int fd() const noexcept { return fd_.get(); }
 
  private:
   explicit client(unique_fd fd) : fd_(std::move(fd)) {}

@@ -18,6 +18,8 @@
 #include "daemon/command_resolve.hpp"
 #include "daemon/daemon.hpp"
 #include "logs.hpp"
+#include "monit.hpp"
+#include "startup.hpp"
 #include "table.hpp"
 
 using namespace corral;
@@ -351,6 +353,22 @@ int main(int argc, char** argv) {
   auto* resurrect = app.add_subcommand("resurrect", "start the apps saved by save");
   auto* kill = app.add_subcommand("kill", "stop every app, then the daemon");
   auto* daemon_cmd = app.add_subcommand("daemon", "run the daemon in the foreground");
+  cli::monit_options mo;
+  auto* monit = app.add_subcommand("monit", "live view of cpu, memory and logs (q or Ctrl+C quits)");
+  monit->add_option("target", mo.target, "app name or id (default: all)");
+  monit->add_flag("--once", mo.once, "print one snapshot and exit");
+  monit->add_option("--interval", mo.interval_ms, "ms between refreshes (default 1000)")->check(CLI::Range(100, 60000));
+  monit->add_option("--lines", mo.log_lines, "log lines per log file (default: fit the terminal; none when piped)")
+      ->check(CLI::Range(0, 1000));
+  cli::startup_options sto;
+  auto* startup = app.add_subcommand("startup", "print (or --install) a systemd unit that runs the daemon at boot");
+  auto* unstartup = app.add_subcommand("unstartup", "remove the unit written by startup --install");
+  for (auto* c : {startup, unstartup}) {
+    c->add_flag("--system", sto.system, "a system unit (default when root)");
+    c->add_flag("--user", sto.user, "a systemd --user unit (default when not root)");
+    c->add_option("--unit-dir", sto.unit_dir, "directory of the unit file (then systemctl is not run)");
+  }
+  startup->add_flag("--install", sto.install, "write the unit and enable it");
 
   std::vector<std::string> after;
   auto before = split_dashdash(argc, argv, after);
@@ -375,6 +393,9 @@ int main(int argc, char** argv) {
   so.args = after;
 
   if (daemon_cmd->parsed()) return daemon::run_daemon(home);
+  if (monit->parsed()) return cli::run_monit(home, mo);
+  if (startup->parsed()) return cli::run_startup(home, sto);
+  if (unstartup->parsed()) return cli::run_unstartup(sto);
   session s(home);
   if (start->parsed()) return cmd_start(s, so);
   if (stop->parsed()) return cmd_target(s, "stop", target);

@@ -5,6 +5,7 @@
 //   manager_app crash <code> exits at once with <code>
 //   manager_app flood <mb>   writes <mb> MB of lines to stdout as fast as it can, then waits
 //   manager_app stubborn     ignores SIGINT and SIGTERM (only SIGKILL stops it)
+//   manager_app burn         spins on one core until SIGINT (cpu % tests)
 #include <signal.h>
 #include <unistd.h>
 
@@ -44,6 +45,11 @@ int main(int argc, char** argv) {
     ::signal(SIGINT, SIG_IGN);
     ::signal(SIGTERM, SIG_IGN);
     for (;;) ::pause();
+  }
+  if (mode == "burn") {
+    volatile unsigned long spins = 0;
+    while (!stop_requested) spins = spins + 1;
+    return 0;
   }
   if (mode == "crash") return argc > 2 ? std::atoi(argv[2]) : 1;
   if (mode == "lines") {

@@ -1,0 +1,213 @@
+// `corral monit`, recent cpu %, the daemon's READY=1, and `corral startup`.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+
+#include "harness.hpp"
+
+namespace manager_test {
+namespace {
+
+using namespace support;
+
+const std::string app = MANAGER_APP;
+
+json row_named(const json& rows, const std::string& name) {
+  for (auto& r : rows)
+    if (r.value("name", "") == name) return r;
+  return json();
+}
+
+// Lines of `text` that are table rows of app `name` (id, name, pid ...).
+int rows_of(const std::string& text, const std::string& name) {
+  std::istringstream in(text);
+  int n = 0;
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream words(line);
+    std::string id, word;
+    words >> id >> word;
+    if (!id.empty() && std::isdigit(static_cast<unsigned char>(id[0])) && word == name) ++n;
+  }
+  return n;
+}
+
+TEST_F(Manager, CpuIsRecentAndCountsTheWholeGroupABusyAppShowsHighAnIdleOneLow) {
+  // The burner runs under a shell wrapper: the leader idles, its child
+  // burns, so only a figure summed over the process group is high.
+  ASSERT_EQ(corral({"start", "sh -c '" + app + " burn; true'", "--name", "busy"}).code, 0);
+  ASSERT_EQ(corral({"start", app, "--name", "idle", "--", "lines", "1"}).code, 0);
+  json last;
+  bool seen = wait_until([&] {
+    last = jlist();
+    json b = row_named(last, "busy"), i = row_named(last, "idle");
+    return b.is_object() && i.is_object() && b.value("cpu", 0.0) > 30 && i.value("cpu", 100.0) < 10;
+  }, 20s);
+  EXPECT_TRUE(seen) << last.dump();
+  // The figure is recent, not a lifetime average: once the burner stops
+  // (SIGSTOP, the group stays), busy drops near zero within a few lists.
+  json b = row_named(last, "busy");
+  ASSERT_GT(b.value("pid", 0), 0);
+  ::kill(-b.value("pid", 0), SIGSTOP);
+  bool dropped = wait_until([&] {
+    last = jlist();
+    return row_named(last, "busy").value("cpu", 100.0) < 10;
+  }, 20s);
+  ::kill(-b.value("pid", 0), SIGCONT);
+  EXPECT_TRUE(dropped) << last.dump();
+  auto d = corral({"describe", "busy"});
+  ASSERT_EQ(d.code, 0) << d.err;
+  auto dj = json::parse(d.out);
+  EXPECT_GT(dj[0].value("memory", 0), 0);
+}
+
+TEST_F(Manager, MonitWhenPipedPrintsARowPerInstanceEveryInterval) {
+  ASSERT_EQ(corral({"start", app, "--name", "web", "-i", "2", "--", "serve"}).code, 0);
+  auto m = corral_bg({"monit", "--interval", "200", "--lines", "2"});
+  ASSERT_TRUE(m->wait_out("corral monit", 15s, 3)) << m->out() << m->err();
+  std::string out = m->out();
+  // Every snapshot lists both instances (the last may be partly written).
+  EXPECT_GE(rows_of(out, "web"), 2 * 2) << out;
+  EXPECT_NE(out.find("cpu"), std::string::npos);
+  EXPECT_NE(out.find("tick"), std::string::npos) << "the log lines of web: " << out;
+  m->signal(SIGINT);
+  auto st = m->wait_exit(10s);
+  ASSERT_TRUE(st.has_value());
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << *st;
+}
+
+TEST_F(Manager, MonitOnceIsOneSnapshotAndAnUnknownTargetIsOneLine) {
+  ASSERT_EQ(corral({"start", app, "--name", "one", "--", "serve"}).code, 0);
+  auto r = corral({"monit", "--once"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(count(r.out, "corral monit"), 1) << r.out;
+  EXPECT_EQ(rows_of(r.out, "one"), 1) << r.out;
+  for (auto args : {std::vector<std::string>{"monit", "nope"}, std::vector<std::string>{"monit", "--once", "nope"}}) {
+    auto bad = corral(args);
+    EXPECT_NE(bad.code, 0);
+    EXPECT_EQ(bad.err, "corral: no app named or numbered 'nope' (see corral list)\n");
+  }
+}
+
+TEST_F(Manager, MonitClientThatGoesAwayLeavesTheDaemonResponsiveWithNothingLeft) {
+  ASSERT_EQ(corral({"start", app, "--name", "web", "--", "serve"}).code, 0);
+  pid_t daemon = daemon_pid();
+  ASSERT_GT(daemon, 0);
+  int fds_before = fd_count(daemon);
+  for (int round = 0; round < 3; ++round) {
+    auto m = corral_bg({"monit", "--interval", "100"});
+    ASSERT_TRUE(m->wait_out("corral monit", 15s, 2)) << m->out() << m->err();
+    m->signal(SIGKILL);
+    m->wait_exit(10s);
+  }
+  // A raw client that asks for the stream and never reads: the daemon keeps
+  // serving others.
+  int raw = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::string path = home() + "/corral.sock";
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  ASSERT_EQ(::connect(raw, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  std::string req = R"({"id":1,"cmd":"monit","args":{"interval_ms":100}})" "\n";
+  ASSERT_EQ(::write(raw, req.data(), req.size()), static_cast<ssize_t>(req.size()));
+  auto t0 = clock::now();
+  auto ping = corral({"ping"});
+  EXPECT_EQ(ping.code, 0) << ping.err;
+  EXPECT_LT(clock::now() - t0, 5s);
+  ::close(raw);
+  EXPECT_EQ(corral({"list"}).code, 0);
+  // Every stream's connection and timer went with its client.
+  EXPECT_TRUE(wait_until([&] { return fd_count(daemon) <= fds_before; }, 10s))
+      << fd_count(daemon) << " fds, " << fds_before << " before";
+  EXPECT_EQ(daemon_pid(), daemon);
+}
+
+TEST_F(Manager, DaemonSaysReadyOnNotifySocketOnceItAnswers) {
+  temp_dir dir;
+  std::string path = dir.file("notify.sock");
+  int sock = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  ASSERT_EQ(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  spawn_options o;
+  o.env["CORRAL_HOME"] = home();
+  o.env["NOTIFY_SOCKET"] = path;
+  child d({bin("corral"), "daemon"}, o);
+  char buf[256] = {};
+  std::string got;
+  ASSERT_TRUE(wait_until([&] {
+    ssize_t n = ::recv(sock, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) got.assign(buf, static_cast<size_t>(n));
+    return !got.empty();
+  }, 15s));
+  EXPECT_EQ(got, "READY=1");
+  // Ready means answering.
+  EXPECT_EQ(corral({"ping"}).code, 0);
+  d.signal(SIGTERM);
+  EXPECT_TRUE(wait_until([&] {
+    ssize_t n = ::recv(sock, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) got.assign(buf, static_cast<size_t>(n));
+    return got == "STOPPING=1";
+  }, 15s)) << got;
+  EXPECT_TRUE(d.wait_exit(15s).has_value());
+  ::close(sock);
+}
+
+TEST_F(Manager, StartupUnitRunsThisBinaryAsThisUserWithThisHome) {
+  auto r = corral({"startup", "--system"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::string exe = bin("corral");
+  char real[4096];
+  ASSERT_NE(::realpath(exe.c_str(), real), nullptr);
+  EXPECT_NE(r.out.find("ExecStart=\"" + std::string(real) + "\" daemon\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Environment=\"CORRAL_HOME=" + home() + "\"\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Type=notify\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("KillMode=mixed\n"), std::string::npos) << r.out;
+  const char* user = ::geteuid() == 0 ? "root" : std::getenv("USER");
+  if (user) {
+    EXPECT_NE(r.out.find(std::string("User=") + user + "\n"), std::string::npos) << r.out;
+  }
+  EXPECT_NE(r.out.find("WantedBy=multi-user.target"), std::string::npos);
+  auto u = corral({"startup", "--user"});
+  ASSERT_EQ(u.code, 0) << u.err;
+  EXPECT_EQ(u.out.find("User="), std::string::npos) << "a user unit has no User=: " << u.out;
+  EXPECT_NE(u.out.find("WantedBy=default.target"), std::string::npos);
+  // Printing starts no daemon.
+  EXPECT_EQ(daemon_pid(), 0);
+}
+
+TEST_F(Manager, StartupInstallWritesAUnitSystemdAcceptsAndUnstartupRemovesIt) {
+  temp_dir units;
+  auto r = corral({"startup", "--system", "--install", "--unit-dir", units.path()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  // The name systemd knows it by: corral-<user>.service.
+  std::string name;
+  for (auto& f : std::filesystem::directory_iterator(units.path())) name = f.path().filename().string();
+  ASSERT_EQ(name.rfind("corral-", 0), 0u) << name;
+  std::string unit = units.file(name);
+  std::string text = slurp(unit);
+  EXPECT_NE(text.find("Environment=\"CORRAL_HOME=" + home() + "\""), std::string::npos) << text;
+  EXPECT_NE(r.out.find("systemctl daemon-reload && systemctl enable " + name), std::string::npos) << r.out;
+  if (::system("command -v systemd-analyze >/dev/null 2>&1") == 0) {
+    auto v = child({"systemd-analyze", "verify", unit}, {});
+    auto st = v.wait_exit(60s);
+    ASSERT_TRUE(st.has_value());
+    EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << v.out() << v.err() << text;
+  }
+  auto un = corral({"unstartup", "--system", "--unit-dir", units.path()});
+  EXPECT_EQ(un.code, 0) << un.err;
+  EXPECT_EQ(::access(unit.c_str(), F_OK), -1);
+  auto again = corral({"unstartup", "--system", "--unit-dir", units.path()});
+  EXPECT_NE(again.code, 0);
+  EXPECT_EQ(again.err, "corral: unstartup: no startup unit at " + unit + "\n");
+  if (::system("command -v systemd-analyze >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "systemd-analyze is not installed: the unit's syntax was not verified";
+}
+
+}  // namespace
+}  // namespace manager_test
