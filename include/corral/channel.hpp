@@ -126,7 +126,10 @@ class channel {
   std::size_t out_base_ = 0;    // absolute offset of out_[0]
   std::vector<fd_batch> out_fds_;
 
-  std::vector<char> in_;        // received bytes: [in_pos_, in_len_)
+  // Received bytes: [in_pos_, in_len_) of in_cap_. Not zero-filled: only the
+  // pages a read touches become resident (a daemon holds one per instance).
+  std::unique_ptr<char[]> in_;
+  std::size_t in_cap_ = 0;
   std::size_t in_pos_ = 0;
   std::size_t in_len_ = 0;
   std::size_t scan_pos_ = 0;    // where the newline search resumes

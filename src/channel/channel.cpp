@@ -90,7 +90,8 @@ result<std::unique_ptr<channel>> channel::open(int fd, channel_options options, 
 channel::channel(int fd, channel_options options)
     : fd_(fd), options_(std::move(options)), alive_(std::make_shared<bool>(true)),
       h_(std::make_unique<handles>()) {
-  in_.resize(read_chunk * 2);
+  in_cap_ = read_chunk * 2;
+  in_.reset(new char[in_cap_]);  // uninitialised on purpose
 }
 
 channel::~channel() {
@@ -289,15 +290,21 @@ void channel::on_readable() {
 // Reads once; returns true if more may be waiting.
 bool channel::read_some() {
   if (in_pos_ == in_len_) in_pos_ = in_len_ = scan_pos_ = 0;
-  if (in_.size() - in_len_ < read_chunk) {
-    std::memmove(in_.data(), in_.data() + in_pos_, in_len_ - in_pos_);
+  if (in_cap_ - in_len_ < read_chunk) {
+    std::memmove(in_.get(), in_.get() + in_pos_, in_len_ - in_pos_);
     in_len_ -= in_pos_;
     scan_pos_ -= in_pos_;
     in_pos_ = 0;
-    if (in_.size() - in_len_ < read_chunk) in_.resize(std::max(in_.size() * 2, in_len_ + read_chunk));
+    if (in_cap_ - in_len_ < read_chunk) {
+      std::size_t cap = std::max(in_cap_ * 2, in_len_ + read_chunk);
+      std::unique_ptr<char[]> bigger(new char[cap]);
+      std::memcpy(bigger.get(), in_.get(), in_len_);
+      in_ = std::move(bigger);
+      in_cap_ = cap;
+    }
   }
-  std::size_t cap = in_.size() - in_len_;
-  iovec iov{in_.data() + in_len_, cap};
+  std::size_t cap = in_cap_ - in_len_;
+  iovec iov{in_.get() + in_len_, cap};
   alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * max_fds_per_message)];
   msghdr mh{};
   mh.msg_iov = &iov;
@@ -331,7 +338,7 @@ bool channel::read_some() {
       fail(error(std::make_error_code(std::errc::protocol_error),
                  "channel to " + options_.peer + " closed in the middle of a message (" +
                      std::to_string(in_len_ - in_pos_) + " bytes of an unfinished line: \"" +
-                     preview(in_.data() + in_pos_, in_len_ - in_pos_) + "\")"));
+                     preview(in_.get() + in_pos_, in_len_ - in_pos_) + "\")"));
     } else {
       finish_close();
     }
@@ -347,7 +354,7 @@ bool channel::read_some() {
 bool channel::dispatch_lines() {
   auto alive = alive_;
   for (;;) {
-    char* base = in_.data();
+    char* base = in_.get();
     auto* nl = static_cast<char*>(std::memchr(base + scan_pos_, '\n', in_len_ - scan_pos_));
     if (!nl) {
       scan_pos_ = in_len_;
