@@ -30,6 +30,7 @@ struct daemon_state {
   std::unique_ptr<monit_streams> monit;
   detail::uv_handle_ptr<uv_signal_t> sigterm, sigint, sighup;
   bool exiting = false;
+  int exit_code = 0;
 
   void exit_now() {
     if (exiting) return;
@@ -80,7 +81,7 @@ detail::uv_handle_ptr<uv_signal_t> watch(uv_loop_t* loop, int sig, daemon_state*
 
 }  // namespace
 
-int run_daemon(const home_paths& home) {
+int run_daemon(const home_paths& home, const daemon_hooks& hooks) {
   if (auto s = ensure_home(home); !s) {
     std::fprintf(stderr, "corral daemon: %s\n", s.err().message().c_str());
     return 1;
@@ -122,10 +123,17 @@ int run_daemon(const home_paths& home) {
   d.sigterm = watch(d.loop, SIGTERM, &d);
   d.sigint = watch(d.loop, SIGINT, &d);
   d.sighup = watch(d.loop, SIGHUP, &d);
+  if (hooks.on_started)
+    hooks.on_started(d.loop, *d.sup, [&d](int code) {
+      if (d.exiting) return;
+      d.exit_code = code;
+      d.sup->stop_everything([&d] { d.exit_now(); });
+    });
 
   // The socket answers: a Type=notify unit (corral startup) is started.
   notify_service_manager("READY=1");
   uv_run(d.loop, UV_RUN_DEFAULT);
+  if (hooks.on_stopped) hooks.on_stopped();
   d.monit.reset();  // its timers call into the supervisor and the server
   d.sigterm.reset();
   d.sigint.reset();
@@ -134,7 +142,7 @@ int run_daemon(const home_paths& home) {
   d.sup.reset();  // closes every instance's handles and log files
   uv_run(d.loop, UV_RUN_DEFAULT);  // let the closes (and last log writes) finish
   ::unlink(home.pid.c_str());
-  return 0;
+  return d.exit_code;
 }
 
 }  // namespace corral::daemon

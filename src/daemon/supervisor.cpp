@@ -199,6 +199,7 @@ void supervisor::on_output(int id, int stream, std::string_view line) {
   app* a = app_of(id);
   if (!a) return;
   instance* inst = find_instance(id);
+  if (echo_) echo_(a->spec, inst ? inst->index() : 0, stream, line);
   std::string prefixed;
   if (a->spec.time) prefixed = iso8601_utc(unix_ms_now()) + ": ";
   // Instances share one file per stream; with several, each line says whose it is.

@@ -45,6 +45,11 @@ class supervisor final : public instance_host {
   int restored_apps() const noexcept { return restored_apps_; }
   int killed_orphans() const noexcept { return killed_orphans_; }
 
+  /// Also hands every app's output line, as logged, to `fn` (`corral run`
+  /// prints them). `stream` is 1 (stdout) or 2 (stderr).
+  using output_echo = std::function<void(const app_spec& spec, int index, int stream, std::string_view line)>;
+  void echo_output_to(output_echo fn) { echo_ = std::move(fn); }
+
   /// `reload all`, as the daemon's SIGHUP asks: errors go to stderr.
   void reload_all_from_signal();
 
@@ -120,6 +125,7 @@ class supervisor final : public instance_host {
   bool persist_pending_ = false;
   bool exit_requested_ = false;
   std::function<void()> on_exit_requested_;
+  output_echo echo_;
   int restored_apps_ = 0;
   int killed_orphans_ = 0;
   int64_t started_unix_ms_ = 0;
