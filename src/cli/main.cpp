@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -13,11 +14,14 @@
 #include <fmt/format.h>
 #include <thread>
 
+#include "app_options.hpp"
 #include "client.hpp"
+#include "ecosystem.hpp"
 #include "daemon/app_spec.hpp"
 #include "daemon/command_resolve.hpp"
 #include "daemon/daemon.hpp"
 #include "logs.hpp"
+#include "run.hpp"
 #include "monit.hpp"
 #include "startup.hpp"
 #include "table.hpp"
@@ -35,79 +39,119 @@ int fail(const std::string& msg, int code = exit_error) {
   return code;
 }
 
+// `corral start` and `corral run` take the same flags; an ecosystem file
+// takes only --env and --only.
 struct start_options {
-  std::string command;
-  std::string name;
-  std::string instances = "1";
-  std::string cwd;
-  std::vector<std::string> env;
-  std::string interpreter;
-  bool time = false;
+  std::string command;  // a program, script, shell command, or ecosystem file
+  cli::app_options app;
+  std::vector<std::string> env;  // K=V, or for a file also the NAME of env_NAME
+  std::string interpreter_args;
   bool log_per_instance = false;
-  std::string max_log_size = "10M";
-  int log_retain = 5;
   bool no_autorestart = false;
-  bool wait_ready = false;
-  bool shutdown_with_message = false;
-  std::string kill_signal = "SIGINT";
-  int64_t kill_timeout = 1600;
-  int64_t restart_delay = 0;
-  int64_t exp_backoff = 0;
-  int64_t min_uptime = 1000;
-  int64_t listen_timeout = 3000;
-  int max_restarts = 16;
-  std::vector<int> stop_exit_codes;
-  std::vector<std::string> listen;
-  int port = -1;
-  std::vector<std::string> args;  // after --
+  std::vector<std::string> only;
+  CLI::App* sub = nullptr;
 };
 
-result<int> parse_signal(const std::string& s) {
-  std::string name = s;
-  if (name.rfind("SIG", 0) == 0) name = name.substr(3);
-  for (int sig = 1; sig < 32; ++sig) {
-    const char* abbrev = sigabbrev_np(sig);
-    if (abbrev && name == abbrev) return sig;
-  }
-  try {
-    int n = std::stoi(s);
-    if (n > 0 && n < 65) return n;
-  } catch (...) {
-  }
-  return error(std::make_error_code(std::errc::invalid_argument), "--kill-signal: unknown signal '" + s + "'");
+void add_start_flags(CLI::App* c, start_options& so) {
+  so.sub = c;
+  auto& a = so.app;
+  c->add_option("-n,--name", a.name, "app name (default: the program's name)");
+  c->add_option("-i,--instances", a.instances, "number of instances, or 'max' for one per CPU");
+  c->add_option("--cwd", a.cwd, "working directory");
+  c->add_option("--env", so.env, "K=V added to the environment (repeatable); with a file, NAME selects env_NAME");
+  c->add_option("--only", so.only, "with a file: only these apps (comma-separated)")->delimiter(',');
+  c->add_option("--interpreter", a.interpreter, "run the script with this interpreter ('none' to exec it)");
+  c->add_option("--interpreter-args", so.interpreter_args, "arguments for the interpreter, before the script");
+  c->add_flag("--time", a.time, "prefix log lines with a timestamp");
+  c->add_flag("--log-per-instance", so.log_per_instance,
+              "one pair of log files per instance (<name>-out-<i>.log) instead of merged files");
+  c->add_option("--max-log-size", a.max_log_size, "rotate a log file at this size (bytes, or 10K/10M/1G; 0: never; default 10M)");
+  c->add_option("--log-retain", a.log_retain, "rotated log files kept per file (default 5)")->check(CLI::Range(0, 1000));
+  c->add_flag("--no-autorestart", so.no_autorestart, "do not restart the app when it exits");
+  c->add_flag("--wait-ready", a.wait_ready, "online only once the app sends 'ready'");
+  c->add_flag("--shutdown-with-message", a.shutdown_with_message, "stop by sending 'shutdown' on the channel");
+  c->add_option("--kill-signal", a.kill_signal, "graceful stop signal (default SIGINT)");
+  c->add_option("--kill-timeout", a.kill_timeout, "ms before SIGKILL (default 1600)")->check(CLI::NonNegativeNumber);
+  c->add_option("--restart-delay", a.restart_delay, "ms before a restart")->check(CLI::NonNegativeNumber);
+  c->add_option("--exp-backoff-restart-delay", a.exp_backoff_restart_delay, "first backoff delay in ms (doubles)")
+      ->check(CLI::NonNegativeNumber);
+  c->add_option("--min-uptime", a.min_uptime, "ms under which a run is unstable (default 1000)")
+      ->check(CLI::NonNegativeNumber);
+  c->add_option("--max-restarts", a.max_restarts, "unstable restarts before errored (default 16)")
+      ->check(CLI::NonNegativeNumber);
+  c->add_option("--listen-timeout", a.listen_timeout, "ms to wait for 'ready' (default 3000)")
+      ->check(CLI::NonNegativeNumber);
+  c->add_option("--stop-exit-codes", a.stop_exit_codes, "exit codes that mean done (no restart)");
+  c->add_option("--port", a.port, "cluster mode: the daemon listens on this TCP port (0: any) for the instances")
+      ->check(CLI::Range(0, 65535));
+  c->add_option("--listen", a.listen, "cluster mode: host:port or unix:/path to listen on (repeatable)");
 }
 
-// "1048576", "512K", "10M", "1G" (powers of 1024); "0" means never.
-result<uint64_t> parse_size(const std::string& s) {
-  auto bad_size = [&] { return error(std::make_error_code(std::errc::invalid_argument),
-                                     "expected a size like 10M, 512K or 1048576, got '" + s + "'"); };
-  if (s.empty()) return bad_size();
-  std::size_t digits = 0;
-  while (digits < s.size() && std::isdigit(static_cast<unsigned char>(s[digits]))) ++digits;
-  if (digits == 0 || digits > 12) return bad_size();
-  uint64_t n = std::stoull(s.substr(0, digits));
-  std::string unit = s.substr(digits);
-  uint64_t mult = 1;
-  if (unit == "K" || unit == "k" || unit == "KB" || unit == "kB") mult = 1u << 10;
-  else if (unit == "M" || unit == "MB") mult = 1u << 20;
-  else if (unit == "G" || unit == "GB") mult = 1u << 30;
-  else if (!unit.empty()) return bad_size();
-  uint64_t bytes = n * mult;
-  if (bytes != 0 && bytes < 4096) return error(std::make_error_code(std::errc::invalid_argument),
-                                               "'" + s + "' is below the 4K minimum (0 means never rotate)");
-  return bytes;
+std::string path_env() {
+  const char* path = std::getenv("PATH");
+  return path ? path : "/usr/bin:/bin";
 }
 
-result<int> parse_instances(const std::string& s) {
-  if (s == "max" || s == "0" || s == "-1") return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  try {
-    size_t used = 0;
-    int n = std::stoi(s, &used);
-    if (used == s.size() && n > 0 && n <= 1024) return n;
-  } catch (...) {
+bool is_ecosystem_file(const std::string& arg) {
+  std::error_code ec;
+  return cli::ecosystem_format(arg) && std::filesystem::is_regular_file(arg, ec);
+}
+
+// The flag a spec_error's field came from: "kill_signal" -> "--kill-signal".
+std::string flag_of(const std::string& field) {
+  if (field == "instances") return "-i/--instances";
+  if (field == "exp_backoff_restart_delay") return "--exp-backoff-restart-delay";
+  std::string f = "--" + field;
+  std::replace(f.begin(), f.end(), '_', '-');
+  return f;
+}
+
+// What the command line asks, as specs: every app of an ecosystem file, or
+// the one app of the command. `unresolved` is set (and nothing returned)
+// when the command is neither a file nor runnable: maybe an app's name.
+result<std::vector<daemon::app_spec>> specs_of(start_options& o, std::string& unresolved) {
+  auto usage = [](const std::string& msg) { return error(std::make_error_code(std::errc::invalid_argument), msg); };
+  if (is_ecosystem_file(o.command)) {
+    for (const auto* opt : o.sub->get_options())
+      if (opt->count() > 0 && opt->check_name("--env") == false && opt->check_name("--only") == false &&
+          !opt->get_positional() && !opt->check_name("--help"))
+        return usage(opt->get_name() + ": does not apply to an ecosystem file (set it in the file)");
+    cli::eco_load_options lo;
+    lo.path_env = path_env();
+    lo.only = o.only;
+    for (const auto& e : o.env) {
+      auto eq = e.find('=');
+      if (eq == 0) return usage("--env: expected K=V or an environment name, got '" + e + "'");
+      if (eq != std::string::npos) lo.env[e.substr(0, eq)] = e.substr(eq + 1);
+      else if (!lo.env_name.empty()) return usage("--env: one environment name only ('" + lo.env_name + "', '" + e + "')");
+      else lo.env_name = e;
+    }
+    return cli::load_ecosystem(o.command, lo);
   }
-  return error(std::make_error_code(std::errc::invalid_argument),
-               "-i/--instances: expected a number 1..1024 or 'max', got '" + s + "'");
+  if (!o.only.empty()) return usage("--only: only for an ecosystem file");
+  cli::app_options a = o.app;
+  a.script = o.command;
+  for (const auto& kv : o.env) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) return usage("--env: expected K=V, got '" + kv + "'");
+    a.env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  if (!o.interpreter_args.empty()) {
+    auto w = cli::split_words(o.interpreter_args);
+    if (!w) return usage("--interpreter-args: " + w.err().message());
+    a.interpreter_args = *w;
+  }
+  a.merge_logs = !o.log_per_instance;
+  a.autorestart = !o.no_autorestart;
+  std::error_code ec;
+  auto out = cli::make_app_spec(a, std::filesystem::current_path(ec).string(), path_env());
+  if (out.spec) return std::vector<daemon::app_spec>{std::move(*out.spec)};
+  if (out.error.field == "script") {
+    unresolved = out.error.message;
+    return std::vector<daemon::app_spec>{};
+  }
+  if (out.error.field == "name") return usage(out.error.message + " (use --name)");
+  return usage(flag_of(out.error.field) + ": " + out.error.message);
 }
 
 class session {
@@ -142,69 +186,61 @@ class session {
   std::optional<cli::client> client_;
 };
 
-int cmd_start(session& s, const start_options& o) {
-  auto n = parse_instances(o.instances);
-  if (!n) return fail(n.err().message(), exit_usage);
-  auto sig = parse_signal(o.kill_signal);
-  if (!sig) return fail(sig.err().message(), exit_usage);
-  std::error_code ec;
-  std::string cwd = o.cwd.empty() ? std::filesystem::current_path(ec).string()
-                                  : std::filesystem::absolute(o.cwd, ec).string();
-  if (!o.cwd.empty() && !std::filesystem::is_directory(cwd, ec)) return fail("--cwd: not a directory: " + cwd, exit_usage);
-  daemon::app_spec spec;
-  for (const auto& kv : o.env) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) return fail("--env: expected K=V, got '" + kv + "'", exit_usage);
-    spec.env[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  const char* path = std::getenv("PATH");
-  auto resolved = daemon::resolve_command(o.command, o.args, o.interpreter, cwd, path ? path : "/usr/bin:/bin");
-  if (!resolved) {
+int cmd_start(session& s, start_options& o) {
+  std::string unresolved;
+  auto specs = specs_of(o, unresolved);
+  if (!specs) return fail(specs.err().message(), exit_usage);
+  if (!unresolved.empty()) {
     // Not a program: maybe the name or id of a known app to start again.
-    auto r = s.call("start", {{"target", o.command}, {"resolve_error", resolved.err().message()}});
+    auto r = s.call("start", {{"target", o.command}, {"resolve_error", unresolved}});
     if (!r) return fail(r.err().message());
     return s.print_list();
   }
-  spec.name = o.name.empty() ? resolved->default_name : o.name;
-  if (!daemon::valid_app_name(spec.name))
-    return fail("invalid app name '" + spec.name + "' (use --name; letters, digits, - _ . @, not a number)", exit_usage);
-  spec.argv = resolved->argv;
-  spec.interpreter = resolved->interpreter;
-  spec.cwd = cwd;
-  spec.instances = *n;
-  spec.time = o.time;
-  auto log_size = parse_size(o.max_log_size);
-  if (!log_size) return fail("--max-log-size: " + log_size.err().message(), exit_usage);
-  spec.merge_logs = !o.log_per_instance;
-  spec.max_log_size = *log_size;
-  spec.log_retain = o.log_retain;
-  spec.kill_signal = *sig;
-  spec.shutdown_with_message = o.shutdown_with_message;
-  auto& l = spec.lifecycle;
-  l.kill_timeout = daemon::ms(o.kill_timeout);
-  l.wait_ready = o.wait_ready;
-  l.listen_timeout = daemon::ms(o.listen_timeout);
-  l.policy.autorestart = !o.no_autorestart;
-  l.policy.restart_delay = daemon::ms(o.restart_delay);
-  l.policy.exp_backoff_restart_delay = daemon::ms(o.exp_backoff);
-  l.policy.min_uptime = daemon::ms(o.min_uptime);
-  l.policy.max_restarts = o.max_restarts;
-  l.policy.stop_exit_codes = o.stop_exit_codes;
-  if (o.port >= 0) spec.listen.push_back("0.0.0.0:" + std::to_string(o.port));
-  for (const auto& text : o.listen) {
-    auto addr = daemon::parse_listen(text);
-    if (!addr) return fail("--listen: " + addr.err().message(), exit_usage);
-    spec.listen.push_back(text);
+  // A known name is started again if stopped and otherwise left as it is,
+  // its settings unchanged (as the daemon does for any start of a known name).
+  auto known = s.call("list");
+  if (!known) return fail(known.err().message());
+  int failures = 0;
+  for (const auto& spec : *specs) {
+    for (const auto& row : *known)
+      if (row.value("name", "") == spec.name) {
+        std::fprintf(stderr, "corral: app '%s' already exists: started if stopped, settings unchanged "
+                             "(delete it first to apply new ones)\n", spec.name.c_str());
+        break;
+      }
+    auto r = s.call("start", {{"app", daemon::to_json(spec)}});
+    if (!r) {
+      fail(specs->size() > 1 ? spec.name + ": " + r.err().message() : r.err().message());
+      ++failures;
+    }
   }
-  auto r = s.call("start", {{"app", daemon::to_json(spec)}});
-  if (!r) return fail(r.err().message());
-  return s.print_list();
+  int code = s.print_list();
+  return failures ? exit_error : code;
 }
 
-int cmd_target(session& s, const std::string& cmd, const std::string& target) {
-  auto r = s.call(cmd, {{"target", target}});
-  if (!r) return fail(r.err().message());
-  return s.print_list();
+// stop, restart, reload, delete: of an app, an id, all, or every app of an
+// ecosystem file (by name).
+int cmd_target(session& s, const std::string& cmd, const std::string& target, json args = json::object()) {
+  std::vector<std::string> targets{target};
+  if (is_ecosystem_file(target)) {
+    cli::eco_load_options lo;
+    lo.path_env = path_env();
+    auto specs = cli::load_ecosystem(target, lo);
+    if (!specs) return fail(specs.err().message(), exit_usage);
+    targets.clear();
+    for (const auto& spec : *specs) targets.push_back(spec.name);
+  }
+  int failures = 0;
+  for (const auto& t : targets) {
+    args["target"] = t;
+    auto r = s.call(cmd, args);
+    if (!r) {
+      fail(r.err().message());
+      ++failures;
+    }
+  }
+  int code = s.print_list();
+  return failures ? exit_error : code;
 }
 
 int cmd_logs(session& s, const std::string& target, int lines, bool follow, bool err_only, bool out_only) {
@@ -287,36 +323,13 @@ int main(int argc, char** argv) {
   auto home = daemon::resolve_home();
 
   start_options so;
-  auto* start = app.add_subcommand("start", "start an app (a program, a script, or a shell command)");
-  start->add_option("command", so.command, "program, script (.py .js .sh) or shell command")->required();
-  start->add_option("-n,--name", so.name, "app name (default: the program's name)");
-  start->add_option("-i,--instances", so.instances, "number of instances, or 'max' for one per CPU");
-  start->add_option("--cwd", so.cwd, "working directory");
-  start->add_option("--env", so.env, "K=V added to the environment (repeatable)");
-  start->add_option("--interpreter", so.interpreter, "run the script with this interpreter ('none' to exec it)");
-  start->add_flag("--time", so.time, "prefix log lines with a timestamp");
-  start->add_flag("--log-per-instance", so.log_per_instance,
-                  "one pair of log files per instance (<name>-out-<i>.log) instead of merged files");
-  start->add_option("--max-log-size", so.max_log_size, "rotate a log file at this size (bytes, or 10K/10M/1G; 0: never; default 10M)");
-  start->add_option("--log-retain", so.log_retain, "rotated log files kept per file (default 5)")->check(CLI::Range(0, 1000));
-  start->add_flag("--no-autorestart", so.no_autorestart, "do not restart the app when it exits");
-  start->add_flag("--wait-ready", so.wait_ready, "online only once the app sends 'ready'");
-  start->add_flag("--shutdown-with-message", so.shutdown_with_message, "stop by sending 'shutdown' on the channel");
-  start->add_option("--kill-signal", so.kill_signal, "graceful stop signal (default SIGINT)");
-  start->add_option("--kill-timeout", so.kill_timeout, "ms before SIGKILL (default 1600)")->check(CLI::NonNegativeNumber);
-  start->add_option("--restart-delay", so.restart_delay, "ms before a restart")->check(CLI::NonNegativeNumber);
-  start->add_option("--exp-backoff-restart-delay", so.exp_backoff, "first backoff delay in ms (doubles)")
-      ->check(CLI::NonNegativeNumber);
-  start->add_option("--min-uptime", so.min_uptime, "ms under which a run is unstable (default 1000)")
-      ->check(CLI::NonNegativeNumber);
-  start->add_option("--max-restarts", so.max_restarts, "unstable restarts before errored (default 16)")
-      ->check(CLI::NonNegativeNumber);
-  start->add_option("--listen-timeout", so.listen_timeout, "ms to wait for 'ready' (default 3000)")
-      ->check(CLI::NonNegativeNumber);
-  start->add_option("--stop-exit-codes", so.stop_exit_codes, "exit codes that mean done (no restart)");
-  start->add_option("--port", so.port, "cluster mode: the daemon listens on this TCP port (0: any) for the instances")
-      ->check(CLI::Range(0, 65535));
-  start->add_option("--listen", so.listen, "cluster mode: host:port or unix:/path to listen on (repeatable)");
+  auto* start = app.add_subcommand("start", "start an app (a program, a script, a shell command) or an ecosystem file's apps");
+  start->add_option("command", so.command, "program, script (.py .js .sh), shell command, or ecosystem file")->required();
+  add_start_flags(start, so);
+  start_options ro;
+  auto* run = app.add_subcommand("run", "containers: run the apps in the foreground, their logs on stdout (pm2-runtime)");
+  run->add_option("command", ro.command, "ecosystem file, program, script or shell command")->required();
+  add_start_flags(run, ro);
 
   std::string target;
   auto target_cmd = [&](const char* name, const char* help) {
@@ -389,26 +402,33 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return fail(e.what(), exit_usage);
   }
-  if (!after.empty() && !start->parsed()) return fail("arguments after -- are only for start", exit_usage);
-  so.args = after;
+  if (!after.empty() && !start->parsed() && !run->parsed())
+    return fail("arguments after -- are only for start and run", exit_usage);
+  so.app.args = after;
+  ro.app.args = after;
 
   if (daemon_cmd->parsed()) return daemon::run_daemon(home);
   if (monit->parsed()) return cli::run_monit(home, mo);
   if (startup->parsed()) return cli::run_startup(home, sto);
   if (unstartup->parsed()) return cli::run_unstartup(sto);
+  if (run->parsed()) {
+    std::string unresolved;
+    auto specs = specs_of(ro, unresolved);
+    if (!specs) return fail(specs.err().message(), exit_usage);
+    if (!unresolved.empty()) return fail(unresolved, exit_usage);
+    return cli::run_foreground(*specs);
+  }
   session s(home);
   if (start->parsed()) return cmd_start(s, so);
   if (stop->parsed()) return cmd_target(s, "stop", target);
   if (restart->parsed()) return cmd_target(s, "restart", target);
   if (del->parsed()) return cmd_target(s, "delete", target);
   if (reload->parsed()) {
-    auto r = s.call("reload", {{"target", target}, {"parallel", parallel}});
-    if (!r) return fail(r.err().message());
-    return s.print_list();
+    return cmd_target(s, "reload", target, {{"parallel", parallel}});
   }
   if (scale->parsed()) {
-    auto n = parse_instances(scale_to);
-    if (!n) return fail(n.err().message(), exit_usage);
+    auto n = cli::parse_instances(scale_to);
+    if (!n) return fail("instances: " + n.err().message(), exit_usage);
     auto r = s.call("scale", {{"target", target}, {"instances", *n}});
     if (!r) return fail(r.err().message());
     return s.print_list();

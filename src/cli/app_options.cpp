@@ -1,0 +1,130 @@
+#include "app_options.hpp"
+
+#include <string.h>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <thread>
+
+#include "daemon/command_resolve.hpp"
+
+namespace corral::cli {
+
+namespace {
+
+error invalid(const std::string& what) { return error(std::make_error_code(std::errc::invalid_argument), what); }
+
+spec_outcome bad(const std::string& field, const std::string& message) { return {std::nullopt, {field, message}}; }
+
+}  // namespace
+
+result<int> parse_signal(const std::string& s) {
+  std::string name = s;
+  if (name.rfind("SIG", 0) == 0) name = name.substr(3);
+  for (int sig = 1; sig < 32; ++sig) {
+    const char* abbrev = sigabbrev_np(sig);
+    if (abbrev && name == abbrev) return sig;
+  }
+  try {
+    size_t used = 0;
+    int n = std::stoi(s, &used);
+    if (used == s.size() && n > 0 && n < 65) return n;
+  } catch (...) {
+  }
+  return invalid("unknown signal '" + s + "'");
+}
+
+result<uint64_t> parse_size(const std::string& s) {
+  auto bad_size = [&] { return invalid("expected a size like 10M, 512K or 1048576, got '" + s + "'"); };
+  if (s.empty()) return bad_size();
+  std::size_t digits = 0;
+  while (digits < s.size() && std::isdigit(static_cast<unsigned char>(s[digits]))) ++digits;
+  if (digits == 0 || digits > 12) return bad_size();
+  uint64_t n = std::stoull(s.substr(0, digits));
+  std::string unit = s.substr(digits);
+  uint64_t mult = 1;
+  if (unit == "K" || unit == "k" || unit == "KB" || unit == "kB") mult = 1u << 10;
+  else if (unit == "M" || unit == "MB") mult = 1u << 20;
+  else if (unit == "G" || unit == "GB") mult = 1u << 30;
+  else if (!unit.empty()) return bad_size();
+  uint64_t bytes = n * mult;
+  if (bytes != 0 && bytes < 4096) return invalid("'" + s + "' is below the 4K minimum (0 means never rotate)");
+  return bytes;
+}
+
+result<int> parse_instances(const std::string& s) {
+  if (s == "max" || s == "0" || s == "-1") return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  try {
+    size_t used = 0;
+    int n = std::stoi(s, &used);
+    if (used == s.size() && n > 0 && n <= 1024) return n;
+  } catch (...) {
+  }
+  return invalid("expected a number 1..1024 or 'max', got '" + s + "'");
+}
+
+spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, const std::string& path_env) {
+  auto n = parse_instances(o.instances);
+  if (!n) return bad("instances", n.err().message());
+  auto sig = parse_signal(o.kill_signal);
+  if (!sig) return bad("kill_signal", sig.err().message());
+  auto log_size = parse_size(o.max_log_size);
+  if (!log_size) return bad("max_log_size", log_size.err().message());
+  if (o.log_retain < 0 || o.log_retain > 1000) return bad("log_retain", "expected 0..1000, got " + std::to_string(o.log_retain));
+  for (auto [field, v] : {std::pair{"kill_timeout", o.kill_timeout}, {"restart_delay", o.restart_delay},
+                          {"exp_backoff_restart_delay", o.exp_backoff_restart_delay}, {"min_uptime", o.min_uptime},
+                          {"listen_timeout", o.listen_timeout}, {"max_restarts", int64_t{o.max_restarts}}})
+    if (v < 0) return bad(field, "must not be negative, got " + std::to_string(v));
+  if (o.port < -1 || o.port > 65535) return bad("port", "expected 0..65535, got " + std::to_string(o.port));
+  for (const auto& [k, v] : o.env)
+    if (k.empty() || k.find('=') != std::string::npos) return bad("env", "bad variable name '" + k + "'");
+
+  std::error_code ec;
+  namespace fs = std::filesystem;
+  std::string cwd = o.cwd.empty() ? base_dir : (fs::path(base_dir) / o.cwd).lexically_normal().string();
+  if (cwd.size() > 1 && cwd.back() == '/') cwd.pop_back();
+  if (!fs::is_directory(cwd, ec)) return bad("cwd", "not a directory: " + cwd);
+
+  auto resolved = daemon::resolve_command(o.script, o.args, o.interpreter, cwd, path_env);
+  if (!resolved) return bad("script", resolved.err().message());
+  daemon::app_spec spec;
+  spec.name = o.name.empty() ? resolved->default_name : o.name;
+  if (!daemon::valid_app_name(spec.name))
+    return bad("name", "invalid app name '" + spec.name + "' (letters, digits, - _ . @, not a number)");
+  spec.argv = resolved->argv;
+  if (!o.interpreter_args.empty()) {
+    if (resolved->interpreter == "exec" || resolved->interpreter == "shell")
+      return bad("interpreter_args", "'" + o.script + "' does not run under an interpreter");
+    spec.argv.insert(spec.argv.begin() + 1, o.interpreter_args.begin(), o.interpreter_args.end());
+  }
+  spec.interpreter = resolved->interpreter;
+  spec.cwd = cwd;
+  spec.env = o.env;
+  spec.instances = *n;
+  spec.time = o.time;
+  spec.merge_logs = o.merge_logs;
+  spec.max_log_size = *log_size;
+  spec.log_retain = o.log_retain;
+  spec.kill_signal = *sig;
+  spec.shutdown_with_message = o.shutdown_with_message;
+  auto& l = spec.lifecycle;
+  l.kill_timeout = daemon::ms(o.kill_timeout);
+  l.wait_ready = o.wait_ready;
+  l.listen_timeout = daemon::ms(o.listen_timeout);
+  l.policy.autorestart = o.autorestart;
+  l.policy.restart_delay = daemon::ms(o.restart_delay);
+  l.policy.exp_backoff_restart_delay = daemon::ms(o.exp_backoff_restart_delay);
+  l.policy.min_uptime = daemon::ms(o.min_uptime);
+  l.policy.max_restarts = o.max_restarts;
+  l.policy.stop_exit_codes = o.stop_exit_codes;
+  if (o.port >= 0) spec.listen.push_back("0.0.0.0:" + std::to_string(o.port));
+  for (const auto& text : o.listen) {
+    auto addr = daemon::parse_listen(text);
+    if (!addr) return bad("listen", addr.err().message());
+    spec.listen.push_back(text);
+  }
+  return {std::move(spec), {}};
+}
+
+}  // namespace corral::cli

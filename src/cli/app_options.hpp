@@ -1,0 +1,80 @@
+// What the user asked for one app, from the command line (`corral start
+// <command> [flags]`) or from one entry of an ecosystem file, and the one
+// function that turns it into a daemon::app_spec. Both sources go through
+// make_app_spec, so they resolve the command and check every value the same
+// way and fail with the same messages.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "corral/error.hpp"
+#include "daemon/app_spec.hpp"
+
+namespace corral::cli {
+
+struct app_options {
+  /// A program, a script (.py .js .sh) or a shell command; see command_resolve.hpp.
+  std::string script;
+  std::vector<std::string> args;
+  /// Empty: the program's name.
+  std::string name;
+  /// Empty: `base_dir`; relative: to `base_dir`.
+  std::string cwd;
+  std::map<std::string, std::string> env;
+  std::string interpreter;
+  /// Given to the interpreter before the script (PM2's interpreter_args).
+  std::vector<std::string> interpreter_args;
+  /// A number 1..1024, or "max" (also "0" and "-1"): one per CPU.
+  std::string instances = "1";
+  bool time = false;
+  bool merge_logs = true;
+  /// Bytes, or 512K / 10M / 1G; "0": never rotate.
+  std::string max_log_size = "10M";
+  int log_retain = 5;
+  bool autorestart = true;
+  bool wait_ready = false;
+  bool shutdown_with_message = false;
+  /// "SIGINT", "INT" or a number.
+  std::string kill_signal = "SIGINT";
+  int64_t kill_timeout = 1600;
+  int64_t restart_delay = 0;
+  int64_t exp_backoff_restart_delay = 0;
+  int64_t min_uptime = 1000;
+  int64_t listen_timeout = 3000;
+  int max_restarts = 16;
+  std::vector<int> stop_exit_codes;
+  /// Cluster mode: addresses (see daemon::parse_listen), and/or a TCP port on
+  /// every IPv4 address (-1: none).
+  std::vector<std::string> listen;
+  int port = -1;
+};
+
+/// Why an app_options could not become a spec: `field` is the ecosystem key
+/// of the bad value ("kill_signal"; "script" when the command does not
+/// resolve), so the command line can name its flag and a file its key.
+struct spec_error {
+  std::string field;
+  std::string message;
+};
+
+struct spec_outcome {
+  std::optional<daemon::app_spec> spec;
+  spec_error error;  // when !spec
+};
+
+/// Resolves the command (relative paths against the cwd) and checks every
+/// value. `base_dir` is absolute; `path_env` is $PATH.
+spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, const std::string& path_env);
+
+/// "SIGTERM", "TERM" or a number 1..64.
+result<int> parse_signal(const std::string& s);
+/// "1048576", "512K", "10M", "1G" (powers of 1024); "0" means never.
+result<uint64_t> parse_size(const std::string& s);
+/// 1..1024, or "max" / "0" / "-1" for one instance per CPU.
+result<int> parse_instances(const std::string& s);
+
+}  // namespace corral::cli

@@ -1,0 +1,436 @@
+#include "ecosystem.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "corral/fd.hpp"
+#include "daemon/command_resolve.hpp"
+
+namespace corral::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+error invalid(const std::string& what) { return error(std::make_error_code(std::errc::invalid_argument), what); }
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// A parse failure inside one app: thrown from the key handlers, caught once
+// per app and turned into the one-line error (never crosses a callback).
+struct key_error {
+  std::string key;
+  int line;
+  std::string message;
+};
+
+int line_of(const YAML::Node& n) { return n.Mark().is_null() ? 0 : n.Mark().line + 1; }
+
+class app_reader {
+ public:
+  app_reader(eco_app& app, const std::string& env_name) : app_(app), env_name_(env_name) {}
+
+  void read(const YAML::Node& entry) {
+    for (auto it = entry.begin(); it != entry.end(); ++it) {
+      key_ = it->first.Scalar();
+      key_line_ = line_of(it->first);
+      app_.key_lines[key_] = key_line_;
+      one(key_, it->second);
+    }
+    if (!env_name_.empty())
+      for (const auto& [k, v] : env_selected_) app_.options.env[k] = v;
+    if (app_.options.script.empty()) {
+      key_ = "script";
+      key_line_ = app_.line;
+      fail("missing (the program, script or command to run)");
+    }
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& message) { throw key_error{key_, key_line_, message}; }
+
+  std::string text(const YAML::Node& n) {
+    if (!n.IsScalar()) fail("expected a string");
+    return n.Scalar();
+  }
+  bool boolean(const YAML::Node& n) {
+    bool b = false;
+    if (!n.IsScalar() || n.Tag() == "!" || !YAML::convert<bool>::decode(n, b)) fail("expected true or false");
+    return b;
+  }
+  int64_t integer(const YAML::Node& n, int64_t lo, int64_t hi) {
+    int64_t v = 0;
+    if (!n.IsScalar() || n.Tag() == "!" || !YAML::convert<int64_t>::decode(n, v)) fail("expected a whole number");
+    if (v < lo || v > hi) fail("expected " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " + std::to_string(v));
+    return v;
+  }
+  int64_t duration(const YAML::Node& n) {
+    if (!n.IsScalar()) fail("expected milliseconds or a duration like \"1s\" or \"500ms\"");
+    auto d = parse_duration_ms(n.Scalar());
+    if (!d) fail(d.err().message());
+    return *d;
+  }
+  std::vector<std::string> strings(const YAML::Node& n) {
+    std::vector<std::string> out;
+    if (n.IsScalar()) return {n.Scalar()};
+    if (!n.IsSequence()) fail("expected a string or a list of strings");
+    for (const auto& e : n) {
+      if (!e.IsScalar()) fail("expected a list of strings");
+      out.push_back(e.Scalar());
+    }
+    return out;
+  }
+  std::vector<std::string> words(const YAML::Node& n) {
+    if (n.IsSequence()) return strings(n);
+    auto w = split_words(text(n));
+    if (!w) fail(w.err().message());
+    return *w;
+  }
+  std::map<std::string, std::string> env_map(const YAML::Node& n) {
+    if (n.IsNull()) return {};
+    if (!n.IsMap()) fail("expected a map of VARIABLE: value");
+    std::map<std::string, std::string> out;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      std::string k = it->first.Scalar();
+      if (k.empty() || k.find('=') != std::string::npos) fail("bad variable name '" + k + "'");
+      // PM2 stringifies numbers and booleans; a nested map is a mistake.
+      if (it->second.IsNull()) out[k] = "";
+      else if (!it->second.IsScalar()) fail(k + ": expected a string, number or boolean");
+      else out[k] = it->second.Scalar();
+    }
+    return out;
+  }
+
+  void one(const std::string& key, const YAML::Node& v) {
+    auto& o = app_.options;
+    if (key == "name") o.name = text(v);
+    else if (key == "script") o.script = text(v);
+    else if (key == "args") o.args = words(v);
+    else if (key == "cwd") o.cwd = text(v);
+    else if (key == "interpreter" || key == "exec_interpreter") o.interpreter = text(v);
+    else if (key == "interpreter_args" || key == "node_args") o.interpreter_args = words(v);
+    else if (key == "instances") {
+      int64_t n = 0;
+      if (!v.IsScalar()) fail("expected a number or \"max\"");
+      o.instances = v.Tag() != "!" && YAML::convert<int64_t>::decode(v, n) ? std::to_string(integer(v, -1, 1024))
+                                                                             : v.Scalar();
+    }
+    else if (key == "exec_mode") {
+      // Cluster mode is the daemon owning the port (port/listen); without one
+      // "cluster" means several instances, which `instances` already says.
+      std::string m = text(v);
+      if (m != "fork" && m != "cluster" && m != "fork_mode" && m != "cluster_mode")
+        fail("expected fork or cluster, got '" + m + "'");
+    } else if (key == "env") {
+      for (const auto& [k, val] : env_map(v)) o.env[k] = val;
+    } else if (key.rfind("env_", 0) == 0 && key.size() > 4) {
+      auto m = env_map(v);
+      if (key.substr(4) == env_name_) env_selected_ = m;
+    } else if (key == "port") o.port = static_cast<int>(integer(v, 0, 65535));
+    else if (key == "listen") o.listen = strings(v);
+    else if (key == "autorestart") o.autorestart = boolean(v);
+    else if (key == "watch") {
+      if (!v.IsScalar() || v.Tag() == "!" || boolean(v))
+        fail("not supported by corral (only watch: false is accepted)");
+    } else if (key == "max_restarts") o.max_restarts = static_cast<int>(integer(v, 0, 1000000));
+    else if (key == "min_uptime") o.min_uptime = duration(v);
+    else if (key == "restart_delay") o.restart_delay = duration(v);
+    else if (key == "exp_backoff_restart_delay") o.exp_backoff_restart_delay = duration(v);
+    else if (key == "kill_timeout") o.kill_timeout = duration(v);
+    else if (key == "listen_timeout") o.listen_timeout = duration(v);
+    else if (key == "kill_signal") o.kill_signal = text(v);
+    else if (key == "shutdown_with_message") o.shutdown_with_message = boolean(v);
+    else if (key == "wait_ready") o.wait_ready = boolean(v);
+    else if (key == "stop_exit_codes") {
+      o.stop_exit_codes.clear();
+      if (v.IsSequence())
+        for (const auto& e : v) o.stop_exit_codes.push_back(static_cast<int>(integer(e, 0, 255)));
+      else
+        o.stop_exit_codes.push_back(static_cast<int>(integer(v, 0, 255)));
+    } else if (key == "time") o.time = boolean(v);
+    else if (key == "merge_logs" || key == "combine_logs") o.merge_logs = boolean(v);
+    else if (key == "max_log_size") o.max_log_size = text(v);
+    else if (key == "log_retain") o.log_retain = static_cast<int>(integer(v, 0, 1000));
+    else if (pm2_only(key)) fail("PM2 key not supported by corral");
+    else fail("unknown key (see docs/ecosystem.md)");
+  }
+
+  static bool pm2_only(const std::string& key) {
+    static const std::set<std::string> keys{"ignore_watch", "watch_options", "max_memory_restart", "cron_restart",
+                                            "out_file", "error_file", "log_file", "pid_file", "log_date_format",
+                                            "log_type", "instance_var", "increment_var", "vizion", "source_map_support",
+                                            "force", "namespace", "append_env_to_name", "treekill", "filter_env",
+                                            "autostart", "post_update", "disable_logs", "uid", "gid"};
+    return keys.count(key) > 0;
+  }
+
+  eco_app& app_;
+  const std::string& env_name_;
+  std::map<std::string, std::string> env_selected_;
+  std::string key_;
+  int key_line_ = 0;
+};
+
+std::string where(const std::string& file, int line) {
+  return line > 0 ? file + ":" + std::to_string(line) : file;
+}
+
+std::string app_label(const eco_app& a, size_t index) {
+  return a.options.name.empty() ? "app #" + std::to_string(index + 1) : "app '" + a.options.name + "'";
+}
+
+// JSON: nlohmann checks the syntax (its byte offset gives the line); the tree
+// is then read by yaml-cpp, whose nodes know their lines (JSON is YAML).
+result<YAML::Node> load_tree(const std::string& text, eco_format format, const std::string& file) {
+  if (format != eco_format::yaml) {
+    try {
+      auto parsed = nlohmann::json::parse(text);
+      (void)parsed;
+    } catch (const nlohmann::json::parse_error& e) {
+      size_t upto = std::min<size_t>(e.byte > 0 ? e.byte - 1 : 0, text.size());
+      int line = 1 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(upto), '\n'));
+      std::string what = e.what();
+      // "[json.exception.parse_error.101] parse error at line 3, column 5: syntax error ..."
+      auto col = what.find(", column ");
+      if (col != std::string::npos && what.find(": ", col) != std::string::npos) what = what.substr(what.find(": ", col) + 2);
+      return invalid(where(file, format == eco_format::js ? 0 : line) + ": bad JSON: " + what);
+    }
+  }
+  try {
+    return YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return invalid(where(file, e.mark.is_null() ? 0 : e.mark.line + 1) + ": bad " +
+                   (format == eco_format::yaml ? "YAML" : "JSON") + ": " + e.msg);
+  }
+}
+
+result<std::string> read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return error(std::error_code(errno, std::generic_category()), path + ": " + std::strerror(errno));
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// PM2's ecosystem.config.js is a program: node evaluates it and prints its
+// exports as JSON. Run without a shell; stderr kept for the error line.
+result<std::string> eval_js(const std::string& path, const std::string& path_env) {
+  auto node = daemon::resolve_command("node", {}, "", "/", path_env);
+  if (!node)
+    return invalid(path + ": a .config.js file needs node to evaluate it, and node is not in PATH "
+                          "(or write the apps as .yaml or .json)");
+  int out[2], err[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) return error(std::error_code(errno, std::generic_category()), "pipe");
+  if (::pipe2(err, O_CLOEXEC) != 0) {
+    ::close(out[0]);
+    ::close(out[1]);
+    return error(std::error_code(errno, std::generic_category()), "pipe");
+  }
+  unique_fd out_r(out[0]), out_w(out[1]), err_r(err[0]), err_w(err[1]);
+  std::string prog = node->argv[0];
+  const char* script = "process.stdout.write(JSON.stringify(require(process.argv[1])))";
+  pid_t pid = ::fork();
+  if (pid < 0) return error(std::error_code(errno, std::generic_category()), "fork");
+  if (pid == 0) {
+    ::dup2(out_w.get(), 1);
+    ::dup2(err_w.get(), 2);
+    ::execl(prog.c_str(), prog.c_str(), "-e", script, path.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  out_w.reset();
+  err_w.reset();
+  // Drain both pipes together: node must never block on a full one.
+  std::string json_text, err_text;
+  pollfd fds[2] = {{out_r.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0}};
+  std::string* sinks[2] = {&json_text, &err_text};
+  int open_count = 2;
+  while (open_count > 0) {
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int k = 0; k < 2; ++k) {
+      if (fds[k].fd < 0 || fds[k].revents == 0) continue;
+      char buf[65536];
+      ssize_t n = ::read(fds[k].fd, buf, sizeof buf);
+      if (n > 0) {
+        sinks[k]->append(buf, static_cast<size_t>(n));
+      } else if (n == 0 || errno != EINTR) {
+        fds[k].fd = -1;
+        --open_count;
+      }
+    }
+  }
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return json_text;
+  // node prints "<file>:<line>\n<code>\n<caret>\n\nSyntaxError: ..."; keep the
+  // location and the error line.
+  std::istringstream lines(err_text);
+  std::string l, loc, what;
+  while (std::getline(lines, l)) {
+    if (loc.empty() && l.rfind(path + ":", 0) == 0) loc = l;
+    if (what.empty() && l.find("Error") != std::string::npos && l.find(':') != std::string::npos &&
+        l.rfind("    at ", 0) != 0 && l.rfind("node:", 0) != 0)
+      what = l;
+  }
+  return invalid((loc.empty() ? path : loc) + ": node could not evaluate it: " +
+                 (what.empty() ? "exit status " + std::to_string(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st))
+                               : what));
+}
+
+}  // namespace
+
+std::optional<eco_format> ecosystem_format(const std::string& path) {
+  if (ends_with(path, ".yaml") || ends_with(path, ".yml")) return eco_format::yaml;
+  if (ends_with(path, ".json")) return eco_format::json;
+  if (ends_with(path, ".config.js") || ends_with(path, ".config.cjs")) return eco_format::js;
+  return std::nullopt;
+}
+
+result<std::vector<std::string>> split_words(const std::string& text) {
+  std::vector<std::string> out;
+  std::string word;
+  bool in_word = false;
+  char quote = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (quote) {
+      if (c == quote) quote = 0;
+      else if (c == '\\' && quote == '"' && i + 1 < text.size() && std::strchr("\"\\$`", text[i + 1])) word += text[++i];
+      else word += c;
+    } else if (c == '\'' || c == '"') {
+      quote = c;
+      in_word = true;
+    } else if (c == '\\' && i + 1 < text.size()) {
+      word += text[++i];
+      in_word = true;
+    } else if (c == ' ' || c == '\t' || c == '\n') {
+      if (in_word) out.push_back(std::move(word));
+      word.clear();
+      in_word = false;
+    } else {
+      word += c;
+      in_word = true;
+    }
+  }
+  if (quote) return invalid(std::string("unterminated ") + quote + " quote");
+  if (in_word) out.push_back(std::move(word));
+  return out;
+}
+
+result<int64_t> parse_duration_ms(const std::string& text) {
+  auto bad = [&] { return invalid("expected milliseconds or a duration like \"1s\" or \"500ms\", got '" + text + "'"); };
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (...) {
+    return bad();
+  }
+  if (text.empty() || !(std::isdigit(static_cast<unsigned char>(text[0])) || text[0] == '.')) return bad();
+  std::string unit = text.substr(used);
+  double mult = 0;
+  if (unit.empty() || unit == "ms") mult = 1;
+  else if (unit == "s") mult = 1000;
+  else if (unit == "m" || unit == "min") mult = 60'000;
+  else if (unit == "h") mult = 3'600'000;
+  else return bad();
+  double ms = v * mult;
+  if (!(ms >= 0) || ms > 1e12 || (unit.empty() && v != std::floor(v))) return bad();
+  return static_cast<int64_t>(std::llround(ms));
+}
+
+result<std::vector<eco_app>> parse_ecosystem(const std::string& text, eco_format format, const std::string& file,
+                                             const std::string& env_name) {
+  auto tree = load_tree(text, format, file);
+  if (!tree) return tree.err();
+  const int no_line = format == eco_format::js ? 0 : -1;  // js: the lines are node's, not the file's
+  auto at = [&](const YAML::Node& n) { return no_line == 0 ? 0 : line_of(n); };
+  YAML::Node root = *tree;
+  YAML::Node list = root;
+  if (root.IsMap()) {
+    for (auto it = root.begin(); it != root.end(); ++it)
+      if (it->first.Scalar() != "apps")
+        return invalid(where(file, at(it->first)) + ": " + it->first.Scalar() +
+                       ": unknown top-level key (expected apps: followed by a list of apps)");
+    list = root["apps"];
+    if (!list) return invalid(where(file, at(root)) + ": apps: missing");
+  }
+  if (!list.IsSequence())
+    return invalid(where(file, at(list)) + ": expected apps: followed by a list of apps (or a bare list)");
+  if (list.size() == 0) return invalid(where(file, at(list)) + ": the list of apps is empty");
+  std::vector<eco_app> apps;
+  for (size_t k = 0; k < list.size(); ++k) {
+    const YAML::Node& entry = list[k];
+    eco_app a;
+    a.line = at(entry);
+    if (!entry.IsMap())
+      return invalid(where(file, a.line) + ": app #" + std::to_string(k + 1) + ": expected a map of keys (name, script, ...)");
+    // The name first, so that every error names the app.
+    if (entry["name"] && entry["name"].IsScalar()) a.options.name = entry["name"].Scalar();
+    try {
+      app_reader(a, env_name).read(entry);
+    } catch (const key_error& e) {
+      return invalid(where(file, no_line == 0 ? 0 : e.line) + ": " + app_label(a, k) + ": " + e.key + ": " + e.message);
+    }
+    if (no_line == 0) {
+      a.line = 0;
+      a.key_lines.clear();
+    }
+    apps.push_back(std::move(a));
+  }
+  return apps;
+}
+
+result<std::vector<daemon::app_spec>> load_ecosystem(const std::string& path, const eco_load_options& options) {
+  auto format = ecosystem_format(path);
+  if (!format) return invalid(path + ": not an ecosystem file (.yaml, .yml, .json, .config.js or .config.cjs)");
+  std::error_code ec;
+  fs::path abs = fs::absolute(path, ec).lexically_normal();
+  auto text = *format == eco_format::js ? eval_js(abs.string(), options.path_env) : read_text(path);
+  if (!text) return text.err();
+  auto apps = parse_ecosystem(*text, *format, path, options.env_name);
+  if (!apps) return apps.err();
+  std::string dir = abs.parent_path().string();
+  std::vector<daemon::app_spec> specs;
+  std::map<std::string, int> lines_of_names;
+  for (size_t k = 0; k < apps->size(); ++k) {
+    eco_app& a = (*apps)[k];
+    for (const auto& [kk, v] : options.env) a.options.env[kk] = v;
+    auto out = make_app_spec(a.options, dir, options.path_env);
+    if (!out.spec)
+      return invalid(where(path, a.line_of(out.error.field)) + ": " + app_label(a, k) + ": " + out.error.field + ": " +
+                     out.error.message);
+    auto [it, fresh] = lines_of_names.emplace(out.spec->name, a.line);
+    if (!fresh)
+      return invalid(where(path, a.line_of("name")) + ": app '" + out.spec->name + "': name: duplicate app name" +
+                     (it->second > 0 ? " (also at line " + std::to_string(it->second) + ")" : ""));
+    specs.push_back(std::move(*out.spec));
+  }
+  for (const auto& name : options.only)
+    if (!lines_of_names.count(name)) return invalid(path + ": --only: no app named '" + name + "' in the file");
+  if (!options.only.empty())
+    std::erase_if(specs, [&](const daemon::app_spec& s) {
+      return std::find(options.only.begin(), options.only.end(), s.name) == options.only.end();
+    });
+  return specs;
+}
+
+}  // namespace corral::cli

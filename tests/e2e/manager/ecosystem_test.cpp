@@ -1,0 +1,176 @@
+// Ecosystem files and `corral run`: the real binary, a temp home, real apps
+// (the C++ test app and a Python script), started from a YAML file.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "harness.hpp"
+
+namespace manager_test {
+namespace {
+
+using namespace support;
+
+const char* hello_py = R"(import os, signal, sys, time
+def bye(*_):
+    print("bye", os.getpid(), flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGINT, bye)
+print(os.environ.get("GREETING"), "pid", os.getpid(), flush=True)
+print("to stderr", file=sys.stderr, flush=True)
+while True:
+    time.sleep(1)
+)";
+
+class Ecosystem : public Manager {
+ protected:
+  void SetUp() override {
+    Manager::SetUp();
+    write_file(work_.file("hello.py"), hello_py);
+    write_file(work_.file("eco.yaml"), std::string("apps:\n"
+                                                   "  - name: cpp\n"
+                                                   "    script: ") + MANAGER_APP + "\n"
+                                                   "    args: serve\n"
+                                                   "    instances: 2\n"
+                                                   "    env:\n"
+                                                   "      GREETING: dev\n"
+                                                   "    env_production:\n"
+                                                   "      GREETING: prod\n"
+                                                   "  - name: py\n"
+                                                   "    script: hello.py\n"
+                                                   "    env: {GREETING: hi}\n"
+                                                   "    kill_timeout: 5s\n");
+  }
+  /// The variables of a live process.
+  static std::string environ_of(int pid) {
+    std::string e = slurp("/proc/" + std::to_string(pid) + "/environ");
+    std::replace(e.begin(), e.end(), '\0', '\n');
+    return "\n" + e;
+  }
+};
+
+TEST_F(Ecosystem, StartsEveryAppOfAYamlFile) {
+  auto r = corral({"start", "eco.yaml"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("cpp"), 2) && all_online(rows("py"), 1); }, 20s)) << jlist().dump();
+  auto cpp = rows("cpp");
+  EXPECT_EQ(cpp[0]["app"]["instances"], 2);
+  EXPECT_EQ(cpp[0]["app"]["env"]["GREETING"], "dev");
+  for (const auto& row : cpp) EXPECT_NE(environ_of(row["pid"]).find("\nGREETING=dev\n"), std::string::npos);
+  auto py = rows("py");
+  EXPECT_EQ(py[0]["app"]["interpreter"], "python3");
+  EXPECT_EQ(py[0]["app"]["kill_timeout"], 5000);
+  EXPECT_EQ(py[0]["app"]["cwd"], work_.path());
+  EXPECT_TRUE(wait_until([&] { return slurp(log_path("py")).find("hi pid") != std::string::npos; }, 10s));
+
+  // Again: the apps exist, so they are left as they are.
+  auto pids = pids_of(rows("cpp"));
+  r = corral({"start", "eco.yaml"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("app 'cpp' already exists"), std::string::npos) << r.err;
+  EXPECT_EQ(pids_of(rows("cpp")), pids);
+}
+
+TEST_F(Ecosystem, EnvProductionSelectsEnvUnderscoreProduction) {
+  auto r = corral({"start", "eco.yaml", "--env", "production", "--only", "cpp"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("cpp"), 2); }, 20s)) << jlist().dump();
+  EXPECT_TRUE(rows("py").empty());
+  for (const auto& row : rows("cpp")) EXPECT_NE(environ_of(row["pid"]).find("\nGREETING=prod\n"), std::string::npos);
+}
+
+TEST_F(Ecosystem, ABrokenFileNamesItsLineAndStartsNothing) {
+  write_file(work_.file("broken.yaml"), "apps:\n"
+                                        "  - name: fine\n"
+                                        "    script: sleep\n"
+                                        "    args: 100\n"
+                                        "  - name: bad\n"
+                                        "    script: sleep\n"
+                                        "    kill_signal: SIGNOPE\n");
+  auto r = corral({"start", "broken.yaml"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "corral: broken.yaml:7: app 'bad': kill_signal: unknown signal 'SIGNOPE'\n");
+  write_file(work_.file("broken.json"), "{\"apps\": [\n  {\"name\": \"fine\", \"script\": \"sleep\"},\n  {\"name\": \"x\" \"script\": \"sleep\"}\n]}");
+  r = corral({"start", "broken.json"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err.rfind("corral: broken.json:3: bad JSON: ", 0), 0u) << r.err;
+  r = corral({"start", "eco.yaml", "--instances", "3"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--instances: does not apply to an ecosystem file"), std::string::npos) << r.err;
+  EXPECT_EQ(jlist(), json::array());
+}
+
+TEST_F(Ecosystem, StopAndDeleteActOnTheFilesApps) {
+  ASSERT_EQ(corral({"start", "eco.yaml"}).code, 0);
+  ASSERT_EQ(corral({"start", MANAGER_APP, "--name", "other", "--", "serve"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("cpp"), 2) && all_online(rows("py"), 1); }, 20s));
+  auto py_pid = rows("py")[0].value("pid", 0);
+  // Its SIGINT handler is in place once it has said hello.
+  ASSERT_TRUE(wait_until([&] { return slurp(log_path("py")).find("hi pid") != std::string::npos; }, 10s));
+  auto r = corral({"stop", "eco.yaml"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* name : {"cpp", "py"})
+    for (const auto& row : rows(name)) EXPECT_EQ(row["status"], "stopped") << name;
+  EXPECT_TRUE(all_online(rows("other"), 1));
+  EXPECT_NE(slurp(log_path("py")).find("bye " + std::to_string(py_pid)), std::string::npos) << "not a graceful stop";
+  r = corral({"delete", "eco.yaml"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(rows("cpp").empty());
+  EXPECT_TRUE(rows("py").empty());
+  EXPECT_TRUE(all_online(rows("other"), 1));
+}
+
+// pm2-runtime: the daemon in the foreground, the apps' lines on its stdout
+// and stderr, a graceful stop on SIGTERM, and nothing left behind.
+TEST_F(Ecosystem, RunStreamsLogsAndStopsGracefullyOnSigterm) {
+  std::filesystem::create_directories(work_.file("tmp"));
+  spawn_options o;
+  o.unset_env = {"CORRAL_HOME"};
+  o.env["TMPDIR"] = work_.file("tmp");
+  o.cwd = work_.path();
+  child run({bin("corral"), "run", "eco.yaml"}, o);
+  ASSERT_TRUE(run.wait_out("py | hi pid ", 30s)) << run.out() << run.err();
+  ASSERT_TRUE(run.wait_out("cpp:1 | tick", 10s)) << run.out();
+  ASSERT_TRUE(run.wait_err("py | to stderr", 10s)) << run.err();
+  ASSERT_TRUE(run.wait_err("cpp:0 | tock", 10s)) << run.err();
+  std::string out = run.out();
+  auto at = out.find("py | hi pid ") + std::strlen("py | hi pid ");
+  int py_pid = std::stoi(out.substr(at));
+  auto home_at = run.err().find("corral run: home ");
+  ASSERT_NE(home_at, std::string::npos);
+  std::string home_dir = run.err().substr(home_at + 17, run.err().find('\n', home_at) - home_at - 17);
+  EXPECT_EQ(home_dir.rfind(work_.file("tmp") + "/corral-run-", 0), 0u) << home_dir;
+  struct stat st {};
+  ASSERT_EQ(::stat(home_dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_TRUE(alive(py_pid));
+
+  run.signal(SIGTERM);
+  auto status = run.wait_exit(30s);
+  ASSERT_TRUE(status) << run.err();
+  ASSERT_TRUE(WIFEXITED(*status)) << run.err();
+  EXPECT_EQ(WEXITSTATUS(*status), 0) << run.err();
+  EXPECT_NE(run.out().find("py | bye " + std::to_string(py_pid)), std::string::npos) << run.out();
+  reap_orphans();
+  EXPECT_FALSE(alive(py_pid));
+  EXPECT_TRUE(live_in_group(py_pid).empty());
+  EXPECT_TRUE(live_in_group(run.pid()).empty());
+  EXPECT_TRUE(processes_with(home_dir).empty());
+  EXPECT_FALSE(std::filesystem::exists(home_dir)) << "the private home is removed";
+}
+
+TEST_F(Ecosystem, RunExitsNonZeroOnceEveryAppHasStoppedForGood) {
+  write_file(work_.file("once.yaml"), std::string("apps:\n  - name: once\n    script: ") + MANAGER_APP +
+                                          "\n    args: [crash, '0']\n    autorestart: false\n");
+  auto c = corral_bg({"run", "once.yaml"});
+  auto status = c->wait_exit(30s);
+  ASSERT_TRUE(status) << c->err();
+  ASSERT_TRUE(WIFEXITED(*status));
+  EXPECT_EQ(WEXITSTATUS(*status), 1);
+  EXPECT_NE(c->err().find("corral run: no app is running any more; exiting 1"), std::string::npos) << c->err();
+  EXPECT_TRUE(processes_with(home()).empty());
+}
+
+}  // namespace
+}  // namespace manager_test
