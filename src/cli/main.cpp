@@ -128,6 +128,9 @@ result<std::vector<daemon::app_spec>> specs_of(start_options& o, std::string& un
     }
     return cli::load_ecosystem(o.command, lo);
   }
+  std::error_code ec;
+  if (cli::ecosystem_format(o.command) && !std::filesystem::exists(o.command, ec))
+    return usage(o.command + ": no such ecosystem file");
   if (!o.only.empty()) return usage("--only: only for an ecosystem file");
   cli::app_options a = o.app;
   a.script = o.command;
@@ -143,7 +146,6 @@ result<std::vector<daemon::app_spec>> specs_of(start_options& o, std::string& un
   }
   a.merge_logs = !o.log_per_instance;
   a.autorestart = !o.no_autorestart;
-  std::error_code ec;
   auto out = cli::make_app_spec(a, std::filesystem::current_path(ec).string(), path_env());
   if (out.spec) return std::vector<daemon::app_spec>{std::move(*out.spec)};
   if (out.error.field == "script") {

@@ -98,6 +98,9 @@ TEST_F(Ecosystem, ABrokenFileNamesItsLineAndStartsNothing) {
   r = corral({"start", "eco.yaml", "--instances", "3"});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--instances: does not apply to an ecosystem file"), std::string::npos) << r.err;
+  r = corral({"start", "missing.yaml"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "corral: missing.yaml: no such ecosystem file\n");
   EXPECT_EQ(jlist(), json::array());
 }
 
