@@ -71,7 +71,8 @@ class listener {
   listener(const listener&) = delete;
   listener& operator=(const listener&) = delete;
 
-  /// Each accepted connection, as a connected, non-blocking, close-on-exec socket.
+  /// Each accepted connection, as a connected, non-blocking, close-on-exec
+  /// socket; a TCP one has TCP_NODELAY set (inherited from the listening socket).
   void on_connection(connection_fn fn);
   /// Starts listening. `done` runs once, on the loop: with err == nullptr and
   /// the bound address (the real port, for port 0), or with an error naming

@@ -48,7 +48,7 @@ connection::connection(server_state* s) : srv(s) {
   parser_.data = this;
 }
 
-bool connection::open(int fd) {
+bool connection::open(int fd, bool nodelay_set) {
   uv_tcp_init(srv->loop, &tcp_);
   tcp_.data = this;
   auto on_close = [](uv_handle_t* h) { delete static_cast<connection*>(h->data); };
@@ -58,7 +58,7 @@ bool connection::open(int fd) {
     uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
     return false;
   }
-  uv_tcp_nodelay(&tcp_, 1);
+  if (!nodelay_set) uv_tcp_nodelay(&tcp_, 1);
   srv->link(this);
   set_deadline(deadline_kind::headers, srv->options.headers_timeout);
   start_reading();

@@ -67,6 +67,9 @@ struct server_state {
   static constexpr std::size_t read_buf_size = 64 * 1024;
 
   void dispatch(request& req, response& res);
+  /// Serves an accepted socket; `nodelay_set`: it came from our own
+  /// listener, whose sockets have TCP_NODELAY already (saves a syscall).
+  status serve(unique_fd fd, bool nodelay_set);
   void link(connection* c);
   void unlink(connection* c);
   void start_sweep();
@@ -88,7 +91,7 @@ class connection {
 
   connection(server_state* s);
   /// Opens the socket and starts reading; false (and the fd closed) on failure.
-  bool open(int fd);
+  bool open(int fd, bool nodelay_set);
 
   /// A response wrote something while streaming (outside a read batch: flush now).
   void on_response_output();

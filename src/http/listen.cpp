@@ -24,7 +24,8 @@ void server::listen(const net::listen_options& options, net::listener::listening
   detail::server_state* st = s_.get();
   // We drain our own connections on disconnect, at request boundaries.
   raw->listener.close_on_disconnect(false);
-  raw->listener.on_connection([this](unique_fd fd) { (void)serve(std::move(fd)); });
+  // The listener's sockets carry TCP_NODELAY from their listening socket.
+  raw->listener.on_connection([st](unique_fd fd) { (void)st->serve(std::move(fd), true); });
   st->acceptor_ = std::move(acc);
   st->accepting_closed = false;
   // Drained with the process's other servers when a cluster worker

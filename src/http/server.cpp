@@ -111,18 +111,24 @@ server::~server() {
   s_->acceptor_.reset();
 }
 
-status server::serve(unique_fd fd) {
+status server::serve(unique_fd fd) { return s_->serve(std::move(fd), false); }
+
+namespace detail {
+
+status server_state::serve(unique_fd fd, bool nodelay_set) {
   // While closing, connections still arrive until the listener has closed
   // (a round-robin primary may have passed them before it learnt of the
   // close): they are served, with Connection: close, so none is lost.
-  if (s_->closing && s_->accepting_closed)
+  if (closing && accepting_closed)
     return error(std::make_error_code(std::errc::operation_canceled), "http server: closed");
-  auto* c = new detail::connection(s_.get());
-  if (!c->open(fd.release()))
+  auto* c = new connection(this);
+  if (!c->open(fd.release(), nodelay_set))
     return error(std::make_error_code(std::errc::bad_file_descriptor), "http server: cannot open the socket");
-  if (s_->closing) c->on_server_closing();
+  if (closing) c->on_server_closing();
   return {};
 }
+
+}  // namespace detail
 
 void server::close(std::function<void()> done) {
   s_->on_closed.push_back(done ? std::move(done) : [] {});

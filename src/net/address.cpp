@@ -135,6 +135,11 @@ address address_from_json(const json& j) {
   return a;
 }
 
+void set_tcp_nodelay(int fd) {
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // fails harmlessly on non-TCP sockets
+}
+
 result<unique_fd> bind_socket(const address& addr, int backlog, bool reuseport, bool listen_now) {
   auto sa = resolve(addr);
   if (!sa) return sa.err();
@@ -148,6 +153,9 @@ result<unique_fd> bind_socket(const address& addr, int backlog, bool reuseport, 
     ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (reuseport && ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
       return sys_error(errno, what + " (SO_REUSEPORT)");
+    // Accepted sockets inherit it (Linux): servers need no setsockopt per
+    // connection, and so do apps that accept from a socket we hand them.
+    set_tcp_nodelay(fd.get());
   }
   if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&sa->ss), sa->len) != 0) {
     int err = errno;
@@ -218,6 +226,7 @@ const std::vector<inherited_socket>& inherited_sockets() {
       ::fcntl(fd, F_SETFD, FD_CLOEXEC);
       auto a = local_address_of(fd);
       if (!a) continue;
+      if (!a->is_unix()) set_tcp_nodelay(fd);  // as for sockets we bind ourselves
       out.push_back({fd, i < static_cast<long>(names.size()) ? names[static_cast<std::size_t>(i)] : "", *a});
     }
     ::unsetenv("LISTEN_PID");

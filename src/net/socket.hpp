@@ -16,6 +16,8 @@ namespace corral::net::detail {
 /// Creates a non-blocking, close-on-exec socket bound to `addr`; listening
 /// (with `backlog`) unless `listen_now` is false. `reuseport` sets SO_REUSEPORT.
 /// Errors name the address: "listen 0.0.0.0:80: permission denied".
+/// TCP_NODELAY on a listening socket: the sockets it accepts inherit it.
+void set_tcp_nodelay(int fd);
 result<unique_fd> bind_socket(const address& addr, int backlog, bool reuseport, bool listen_now = true);
 /// The address a socket is bound to.
 result<address> local_address_of(int fd);

@@ -105,6 +105,17 @@ TEST_P(EveryPolicy, PortZeroGivesEveryWorkerTheSamePort) {
   EXPECT_NE(r.port, 0);
 }
 
+TEST_P(EveryPolicy, AcceptedSocketsHaveTcpNodelayWithoutASetsockoptEach) {
+  become_subreaper();
+  auto r = start(GetParam(), 2, {{"REPORT_NODELAY", "1"}});
+  ASSERT_GT(r.port, 0) << r.p->out();
+  for (int i = 0; i < 4; ++i) {
+    auto line = ask_pid(r.port);
+    ASSERT_TRUE(line) << i;
+    EXPECT_NE(line->find(" nodelay=1"), std::string::npos) << *line << " policy " << GetParam();
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(NetSharing, EveryPolicy, ::testing::Values("round_robin", "shared", "reuseport"));
 
 TEST(RoundRobin, FourWorkersEachGetBetween20And30PercentOf2000Connections) {

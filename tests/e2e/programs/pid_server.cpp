@@ -12,7 +12,10 @@
 // listens, "exit <worker pid> code <c> signal <s>" for every worker that
 // exits, "restarted" / "restart failed: <why>" after each rolling restart
 // (SIGHUP), and forks one more worker on SIGUSR1.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -59,7 +62,14 @@ static void primary() {
 }
 
 static void answer(corral::unique_fd fd) {
-  std::string line = std::to_string(::getpid()) + "\n";
+  std::string line = std::to_string(::getpid());
+  if (std::getenv("REPORT_NODELAY")) {  // what the listener promises: TCP_NODELAY
+    int v = -1;
+    socklen_t len = sizeof v;
+    ::getsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &v, &len);
+    line += " nodelay=" + std::to_string(v);
+  }
+  line += "\n";
   // A fresh socket's send buffer always takes a few bytes.
   [[maybe_unused]] auto n = ::write(fd.get(), line.data(), line.size());
 }
