@@ -249,13 +249,14 @@ int cmd_logs(session& s, const std::string& target, int lines, bool follow, bool
   auto r = s.call("logs_info", {{"target", target.empty() ? "all" : target}});
   if (!r) return fail(r.err().message());
   std::vector<cli::log_source> sources;
-  bool one_app = r->size() == 1;
-  bool one_stream = err_only || out_only;
   for (const auto& a : *r) {
-    std::string name = a.value("name", "");
-    if (!err_only) sources.push_back({one_app && one_stream ? "" : name + " out | ", a.value("out", "")});
-    if (!out_only) sources.push_back({one_app && one_stream ? "" : name + " err | ", a.value("err", "")});
+    // Per-instance files (merge_logs false) say whose they are: "web[1] out | ".
+    std::string who = a.value("name", "");
+    if (a.contains("instance")) who += "[" + std::to_string(a.value("instance", 0)) + "]";
+    if (!err_only) sources.push_back({who + " out | ", a.value("out", "")});
+    if (!out_only) sources.push_back({who + " err | ", a.value("err", "")});
   }
+  if (sources.size() == 1) sources[0].label.clear();  // one file: bare lines
   return cli::show_logs(sources, lines, follow);
 }
 

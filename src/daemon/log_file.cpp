@@ -1,97 +1,259 @@
 #include "daemon/log_file.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <vector>
 
 #include "daemon/log_lines.hpp"
 
 namespace corral::daemon {
 
+// Touched only on the loop's thread, except `path` and `options`, which never
+// change and which the job reads on the threadpool.
 struct log_file::shared {
   uv_loop_t* loop;
+  const std::string path;
+  const log_options options;
   int fd;
   log_buffer buf;
-  bool writing = false;
-  bool closed = false;  // the owner is gone: close fd after the last write
+  bool busy = false;    // a job is in flight: it owns fd until it is done
+  bool closed = false;  // the owner is gone: close fd after the last job
+  bool reopen = false;  // the last write failed: open the path afresh first
+  std::vector<std::function<void()>> flush_waiters;
+  int failing = 0;            // errno of the write failure in progress, 0 if none
+  uint64_t failed_lines = 0;  // lost since the last marker that made it to disk
+  bool mid_line = false;      // a failed write stopped inside a line
+  uint64_t write_dropped = 0;
+  bool rotate_reported = false;
+  uint64_t rotations = 0;
+};
+
+// One batch for the threadpool. The thread reads the inputs and the shared
+// state's constant path and options; it writes only the outputs.
+struct log_file::job {
+  uv_work_t req;
+  std::shared_ptr<shared> st;
+  int fd;  // in and out: a reopen or a rotation replaces it
+  bool reopen = false;
+  bool truncate = false;
+  std::string data;
+  std::size_t prefix = 0;  // bytes of failure marker at the front of data
+  uint64_t marked = 0;     // the count in the buffer's drop marker ending data
+  std::vector<std::function<void()>> flushed;
+  std::size_t written = 0;
+  int write_errno = 0;
+  int rotate_errno = 0;
+  std::string rotate_what;
+  uint64_t rotations = 0;
 };
 
 namespace {
 
-struct write_op {
-  uv_fs_t req;
-  std::shared_ptr<void> keep;  // the file's shared state, alive until done
-  std::string data;
-  uv_buf_t iov;
-};
+int open_log(const std::string& path, bool truncate) {
+  return ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0600);
+}
+
+std::string errno_text(int err) { return std::string(std::strerror(err)) + " (" + uv_err_name(-err) + ")"; }
 
 }  // namespace
 
-result<std::unique_ptr<log_file>> log_file::open(uv_loop_t* loop, std::string path, std::size_t capacity) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+result<std::unique_ptr<log_file>> log_file::open(uv_loop_t* loop, std::string path, log_options options,
+                                                 std::size_t capacity) {
+  int fd = open_log(path, false);
   if (fd < 0) return error(std::error_code(errno, std::generic_category()), "open log " + path);
-  auto st = std::make_shared<shared>(shared{loop, fd, log_buffer(capacity)});
-  return std::unique_ptr<log_file>(new log_file(loop, std::move(path), std::move(st)));
+  auto st = std::make_shared<shared>(shared{loop, path, options, fd, log_buffer(capacity)});
+  return std::unique_ptr<log_file>(new log_file(std::move(path), std::move(st)));
 }
 
-log_file::log_file(uv_loop_t* loop, std::string path, std::shared_ptr<shared> st)
-    : loop_(loop), path_(std::move(path)), st_(std::move(st)) {}
+std::unique_ptr<log_file> log_file::create(uv_loop_t* loop, std::string path, log_options options,
+                                           std::size_t capacity) {
+  auto st = std::make_shared<shared>(shared{loop, path, options, -1, log_buffer(capacity)});
+  return std::unique_ptr<log_file>(new log_file(std::move(path), std::move(st)));
+}
+
+log_file::log_file(std::string path, std::shared_ptr<shared> st) : path_(std::move(path)), st_(std::move(st)) {}
 
 log_file::~log_file() {
   st_->closed = true;
-  if (!st_->writing) {
-    // Whatever is still buffered goes out synchronously: the daemon is
-    // deleting the app or exiting, and a log must not lose its last lines.
-    std::string rest = st_->buf.take();
-    if (!rest.empty()) (void)!::write(st_->fd, rest.data(), rest.size());
-    ::close(st_->fd);
-  }
+  if (!st_->busy) finish_closed(*st_);
 }
 
-uint64_t log_file::dropped_total() const noexcept { return st_->buf.dropped_total(); }
+void log_file::finish_closed(shared& st) {
+  // Whatever is still queued goes out synchronously: the daemon is deleting
+  // the app or exiting, and a log must not lose its last lines.
+  std::string rest = st.buf.take();
+  if (st.fd >= 0) {
+    if (!rest.empty()) (void)!::write(st.fd, rest.data(), rest.size());
+    ::close(st.fd);
+  }
+  st.fd = -1;
+}
+
+uint64_t log_file::dropped_total() const noexcept { return st_->buf.dropped_total() + st_->write_dropped; }
+std::string log_file::failing() const { return st_->failing ? errno_text(st_->failing) : std::string(); }
+uint64_t log_file::rotations() const noexcept { return st_->rotations; }
 
 void log_file::write_line(std::string_view line) {
   st_->buf.append(line);
   kick(st_);
 }
 
-void log_file::truncate() {
-  if (::ftruncate(st_->fd, 0) != 0) {
-    // Nothing to report to: the flush reply says done either way.
-  }
+void log_file::flush(std::function<void()> done) {
+  st_->buf.clear();
+  st_->flush_waiters.push_back(std::move(done));
+  kick(st_);
 }
 
 void log_file::kick(const std::shared_ptr<shared>& st) {
-  if (st->writing || st->buf.empty()) return;
-  auto* op = new write_op{};
-  op->keep = st;
-  op->data = st->buf.take();
-  op->iov = uv_buf_init(op->data.data(), static_cast<unsigned>(op->data.size()));
-  op->req.data = op;
-  st->writing = true;
-  int r = uv_fs_write(st->loop, &op->req, st->fd, &op->iov, 1, -1, [](uv_fs_t* req) {
-    auto* op = static_cast<write_op*>(req->data);
-    auto st = std::static_pointer_cast<shared>(op->keep);
-    ssize_t n = req->result;
-    uv_fs_req_cleanup(req);
-    // A short write to a regular file means the disk is full: the rest is
-    // lost, as the next lines would be; the loop must go on regardless.
-    (void)n;
-    delete op;
-    st->writing = false;
-    if (st->closed) {
-      std::string rest = st->buf.take();
-      if (!rest.empty()) (void)!::write(st->fd, rest.data(), rest.size());
-      ::close(st->fd);
+  if (st->busy || (st->buf.empty() && st->flush_waiters.empty())) return;
+  auto* j = new job{};
+  j->st = st;
+  j->fd = st->fd;
+  j->reopen = st->reopen;
+  j->truncate = !st->flush_waiters.empty();
+  j->flushed.swap(st->flush_waiters);
+  if (!st->buf.empty()) {
+    // Lines lost to a failed write are said before the first line that makes it.
+    if (st->failing && st->failed_lines > 0) {
+      if (st->mid_line) j->data = "\n";
+      j->data += drop_marker(st->failed_lines, errno_text(st->failing));
+      j->prefix = j->data.size();
+    }
+    j->marked = st->buf.dropped_pending();
+    j->data += st->buf.take();
+  }
+  st->busy = true;
+  j->req.data = j;
+  uv_queue_work(
+      st->loop, &j->req, [](uv_work_t* r) { run(*static_cast<job*>(r->data)); },
+      [](uv_work_t* r, int) {
+        std::unique_ptr<job> j(static_cast<job*>(r->data));
+        done(*j);
+      });
+}
+
+namespace {
+
+// On the threadpool: the whole of `bytes`, through short writes and EINTR.
+bool write_all(int fd, std::string_view bytes, std::size_t& written, int& err) {
+  while (!bytes.empty()) {
+    ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      err = n < 0 ? errno : EIO;
+      return false;
+    }
+    written += static_cast<std::size_t>(n);
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+}  // namespace
+
+void log_file::run(job& j) {
+  const std::string& path = j.st->path;
+  const log_options& opt = j.st->options;
+  int open_errno = 0;
+  if (j.truncate)  // `flush`: the rotated files go too, however many there are
+    for (int k = 1; k <= 1000; ++k)
+      if (::unlink((path + "." + std::to_string(k)).c_str()) != 0 && errno == ENOENT && k > opt.retain) break;
+  if (j.truncate || j.reopen || j.fd < 0) {
+    int fd = open_log(path, j.truncate);
+    if (fd >= 0) {
+      if (j.fd >= 0) ::close(j.fd);
+      j.fd = fd;
+    } else {
+      open_errno = errno;
+    }
+  }
+  if (j.data.empty()) return;
+  if (j.fd < 0) {
+    j.write_errno = open_errno;
+    return;
+  }
+  struct stat sb {};
+  bool rotate = opt.max_size > 0 && ::fstat(j.fd, &sb) == 0 && S_ISREG(sb.st_mode);  // not /dev/null
+  uint64_t size = rotate ? static_cast<uint64_t>(sb.st_size) : 0;
+  std::string_view rest(j.data);
+  while (!rest.empty()) {
+    std::size_t n = rotate ? bytes_that_fit(rest, size, opt.max_size) : rest.size();
+    if (n > 0) {
+      if (!write_all(j.fd, rest.substr(0, n), j.written, j.write_errno)) return;
+      size += n;
+      rest.remove_prefix(n);
+      continue;
+    }
+    // The next line would pass max_size: rotate between two lines.
+    bool moved = true;
+    for (const auto& step : rotation_plan(path, opt.retain)) {
+      int r = step.to.empty() ? ::unlink(step.from.c_str()) : ::rename(step.from.c_str(), step.to.c_str());
+      if (r == 0 || errno == ENOENT) continue;
+      j.rotate_errno = errno;
+      j.rotate_what = step.to.empty() ? "unlink " + step.from : "rename " + step.from + " to " + step.to;
+      moved = false;
+      break;
+    }
+    if (!moved) {
+      rotate = false;  // keep every line: they go on in the full file
+      continue;
+    }
+    int fd = open_log(path, false);
+    if (fd < 0) {  // the old file is gone from the path: as a failed write
+      j.write_errno = errno;
       return;
     }
-    kick(st);
-  });
-  if (r < 0) {
-    st->writing = false;
-    delete op;
+    ::close(j.fd);
+    j.fd = fd;
+    size = 0;
+    ++j.rotations;
   }
+}
+
+void log_file::done(job& j) {
+  shared& st = *j.st;
+  st.busy = false;
+  st.fd = j.fd;
+  st.reopen = false;
+  st.rotations += j.rotations;
+  if (j.rotate_errno && !st.rotate_reported)
+    std::fprintf(stderr, "corral daemon: cannot rotate %s (%s): %s; writing on past max_log_size\n", st.path.c_str(),
+                 j.rotate_what.c_str(), errno_text(j.rotate_errno).c_str());
+  if (j.rotate_errno) st.rotate_reported = true;
+  else if (j.rotations > 0) st.rotate_reported = false;
+  if (!j.data.empty() && j.write_errno == 0 && st.failing) {
+    std::fprintf(stderr, "corral daemon: %s is written again (the log marks the lines dropped meanwhile)\n",
+                 st.path.c_str());
+    st.failing = 0;
+    st.failed_lines = 0;
+    st.mid_line = false;
+  }
+  if (!j.data.empty() && j.write_errno != 0) {
+    // What did not reach the disk: the lines after `written` (a line cut
+    // short counts as lost), and the count of the buffer's own marker.
+    std::string_view lost(j.data);
+    lost.remove_prefix(std::max(j.written, j.prefix));
+    auto lines = static_cast<uint64_t>(std::count(lost.begin(), lost.end(), '\n'));
+    if (j.marked > 0) --lines;  // that marker's line ends data
+    if (j.written >= j.prefix) st.failed_lines = 0;  // our marker made it
+    st.failed_lines += lines + j.marked;
+    st.write_dropped += lines;
+    if (j.written > 0) st.mid_line = j.data[j.written - 1] != '\n';
+    if (!st.failing)
+      std::fprintf(stderr, "corral daemon: cannot write %s: %s; dropping its lines (counted) until a write succeeds\n",
+                   st.path.c_str(), errno_text(j.write_errno).c_str());
+    st.failing = j.write_errno;
+    st.reopen = true;
+  }
+  for (auto& f : j.flushed) f();
+  if (st.closed) return finish_closed(st);
+  kick(j.st);
 }
 
 }  // namespace corral::daemon

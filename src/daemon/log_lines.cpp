@@ -49,9 +49,18 @@ bool log_buffer::append(std::string_view line) {
   return true;
 }
 
-std::string log_buffer::marker(uint64_t dropped) {
-  return "[corral] dropped " + std::to_string(dropped) + " line" + (dropped == 1 ? "" : "s") +
-         " (the log could not keep up)\n";
+std::string drop_marker(uint64_t dropped, std::string_view reason) {
+  std::string out = "[corral] " + std::to_string(dropped) + (dropped == 1 ? " line" : " lines") + " dropped: ";
+  out.append(reason);
+  out.push_back('\n');
+  return out;
+}
+
+std::string log_buffer::marker(uint64_t dropped) { return drop_marker(dropped, "the log could not keep up"); }
+
+void log_buffer::clear() noexcept {
+  pending_.clear();
+  dropped_ = 0;
 }
 
 std::string log_buffer::take() {
@@ -62,6 +71,27 @@ std::string log_buffer::take() {
     dropped_ = 0;
   }
   return out;
+}
+
+std::size_t bytes_that_fit(std::string_view data, uint64_t file_size, uint64_t max_size) {
+  if (max_size == 0 || data.empty()) return data.size();
+  uint64_t room = max_size > file_size ? max_size - file_size : 0;
+  if (room >= data.size()) return data.size();
+  // The last newline within the room ends the last line that fits.
+  if (room > 0)
+    if (auto nl = data.rfind('\n', static_cast<std::size_t>(room - 1)); nl != std::string_view::npos) return nl + 1;
+  if (file_size > 0) return 0;
+  auto nl = data.find('\n');
+  return nl == std::string_view::npos ? data.size() : nl + 1;
+}
+
+std::vector<rotation_step> rotation_plan(const std::string& path, int retain) {
+  if (retain <= 0) return {{path, ""}};
+  std::vector<rotation_step> plan;
+  for (int k = retain - 1; k >= 1; --k)
+    plan.push_back({path + "." + std::to_string(k), path + "." + std::to_string(k + 1)});
+  plan.push_back({path, path + ".1"});
+  return plan;
 }
 
 std::string iso8601_utc(int64_t unix_ms) {

@@ -1,6 +1,6 @@
-// The pure half of logging: cutting a byte stream into lines, and a bounded
+// The pure half of logging: cutting a byte stream into lines, a bounded
 // buffer of lines waiting for the disk that drops (and counts) rather than
-// grows without limit. The I/O half is log_file.hpp.
+// grows without limit, and where rotation cuts. The I/O half is log_file.hpp.
 #pragma once
 
 #include <cstddef>
@@ -8,6 +8,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace corral::daemon {
 
@@ -39,8 +40,12 @@ class log_buffer {
   bool append(std::string_view line);
   /// Everything pending, then the drop marker if lines were dropped.
   std::string take();
+  /// Forgets what is pending (`corral flush`); drops stay counted.
+  void clear() noexcept;
   bool empty() const noexcept { return pending_.empty() && dropped_ == 0; }
   std::size_t size() const noexcept { return pending_.size(); }
+  /// Lines dropped since the last take(): the count the next marker carries.
+  uint64_t dropped_pending() const noexcept { return dropped_; }
   uint64_t dropped_total() const noexcept { return dropped_total_; }
 
   static std::string marker(uint64_t dropped);
@@ -51,6 +56,26 @@ class log_buffer {
   uint64_t dropped_ = 0;
   uint64_t dropped_total_ = 0;
 };
+
+/// "[corral] <n> lines dropped: <reason>\n", the one form of every drop marker.
+std::string drop_marker(uint64_t dropped, std::string_view reason);
+
+/// Rotation cuts only between lines: how many bytes from the front of `data`
+/// (whole lines) go into a file that holds `file_size` bytes before it passes
+/// `max_size`. 0 means "rotate first". A file that is empty takes at least one
+/// line, however long, so rotation always makes progress. `max_size` 0: all.
+std::size_t bytes_that_fit(std::string_view data, uint64_t file_size, uint64_t max_size);
+
+/// One step of a rotation: rename `from` to `to`, or unlink `from` when `to`
+/// is empty. A missing `from` is not an error (fewer files than `retain` yet).
+struct rotation_step {
+  std::string from;
+  std::string to;
+  bool operator==(const rotation_step&) const = default;
+};
+/// x.log -> x.log.1, after shifting x.log.k -> x.log.k+1 for k = retain-1..1
+/// (rename replaces x.log.<retain>, the oldest). retain 0: unlink x.log.
+std::vector<rotation_step> rotation_plan(const std::string& path, int retain);
 
 /// "2026-11-24T20:39:30.123Z" for a Unix time in milliseconds.
 std::string iso8601_utc(int64_t unix_ms);

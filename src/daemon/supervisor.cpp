@@ -134,12 +134,9 @@ int supervisor::restore() {
 result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<int>& ids) {
   auto a = std::make_unique<app>();
   a->spec = std::move(spec);
-  const char* suffix[2] = {"-out.log", "-error.log"};
-  for (int s = 0; s < 2; ++s) {
-    auto f = log_file::open(loop_, home_.logs + "/" + a->spec.name + suffix[s]);
-    if (!f) return error(f.err().code(), f.err().message() + ": " + f.err().code().message());
-    a->logs[s] = std::move(f.value());
-  }
+  auto logs = app_logs::open(loop_, home_.logs, a->spec);
+  if (!logs) return logs.err();
+  a->logs = std::make_unique<app_logs>(std::move(logs.value()));
   for (auto& text : a->spec.listen) {
     auto addr = parse_listen(text);
     if (!addr) return addr.err();
@@ -200,16 +197,7 @@ void supervisor::on_output(int id, int stream, std::string_view line) {
   if (!a) return;
   instance* inst = find_instance(id);
   if (echo_) echo_(a->spec, inst ? inst->index() : 0, stream, line);
-  std::string prefixed;
-  if (a->spec.time) prefixed = iso8601_utc(unix_ms_now()) + ": ";
-  // Instances share one file per stream; with several, each line says whose it is.
-  if (a->spec.instances > 1 && inst) prefixed += std::to_string(inst->index()) + "|";
-  if (prefixed.empty()) {
-    a->logs[stream - 1]->write_line(line);
-    return;
-  }
-  prefixed.append(line);
-  a->logs[stream - 1]->write_line(prefixed);
+  if (inst) a->logs->write(a->spec, inst->index(), stream, line);
 }
 
 void supervisor::on_instance_transition(int id, state from, state to) {
@@ -219,7 +207,7 @@ void supervisor::on_instance_transition(int id, state from, state to) {
       std::string why = !i->spawn_error_text().empty() ? i->spawn_error_text()
                         : i->fsm().last_exit().signal ? "killed by signal " + std::to_string(i->fsm().last_exit().signal)
                                                       : "exit code " + std::to_string(i->fsm().last_exit().code);
-      a->logs[1]->write_line("[corral] instance " + std::to_string(i->index()) + " errored: " + why);
+      a->logs->note(i->index(), "[corral] instance " + std::to_string(i->index()) + " errored: " + why);
     }
   if (from != to || to == state::online) persist_soon();
   check_waiters();

@@ -16,7 +16,7 @@
 #include "daemon/app_spec.hpp"
 #include "daemon/home.hpp"
 #include "daemon/instance.hpp"
-#include "daemon/log_file.hpp"
+#include "daemon/app_logs.hpp"
 #include "daemon/protocol.hpp"
 #include "daemon/state_file.hpp"
 #include "daemon/usage_sampler.hpp"
@@ -61,7 +61,7 @@ class supervisor final : public instance_host {
  private:
   struct app {
     app_spec spec;
-    std::unique_ptr<log_file> logs[2];  // out, err
+    std::unique_ptr<app_logs> logs;
     /// Cluster mode: the listening sockets the daemon owns for the app, kept
     /// across restarts and reloads (the kernel queues connections while no
     /// instance accepts), closed on delete. Declared before the instances,

@@ -189,7 +189,7 @@ void supervisor::reload_slot(const std::shared_ptr<reload_job>& job, int index) 
           // Abort: the old instance keeps serving; the replacement goes.
           if (r) r->fsm().handle(event::stop);
           if (job->error.empty()) job->error = "reload of " + who + " aborted, the old instance still runs: " + why;
-          if (a) a->logs[1]->write_line("[corral] " + job->error);
+          if (a) a->logs->note(index, "[corral] " + job->error);
           return reload_next(job);
         }
         // The replacement takes the old id and slot; the old one retires with

@@ -191,9 +191,10 @@ json supervisor::describe_instance(const app& a, const instance& i, bool full) c
   if (!i.spawn_error_text().empty()) row["error"] = i.spawn_error_text();
   if (full) {
     row["app"] = to_json(a.spec);
-    row["out_log"] = a.logs[0]->path();
-    row["err_log"] = a.logs[1]->path();
-    row["dropped_lines"] = a.logs[0]->dropped_total() + a.logs[1]->dropped_total();
+    row["out_log"] = a.logs->path(i.index(), app_logs::out);
+    row["err_log"] = a.logs->path(i.index(), app_logs::err);
+    row["dropped_lines"] = a.logs->dropped(i.index());
+    if (auto failing = a.logs->failing(i.index()); !failing.empty()) row["log_errors"] = failing;
   }
   return row;
 }
@@ -232,10 +233,18 @@ void supervisor::cmd_flush(const request& req, reply_fn reply) {
   std::string err;
   auto insts = select(target, err);
   if (!err.empty()) return reply(fail(req.id, err));
+  std::vector<app*> targets;
   for (auto& a : apps_)
     if (target == "all" || std::any_of(insts.begin(), insts.end(), [&](instance* i) { return app_of(i->id()) == a.get(); }))
-      for (auto& l : a->logs) l->truncate();
-  reply(ok(req.id));
+      targets.push_back(a.get());
+  // The reply waits for the files to be empty, so the next `logs` shows none
+  // of what was flushed.
+  auto left = std::make_shared<size_t>(targets.size() + 1);
+  auto one_done = [left, reply, id = req.id] {
+    if (--*left == 0) reply(ok(id));
+  };
+  for (app* a : targets) a->logs->flush(one_done);
+  one_done();
 }
 
 void supervisor::cmd_logs_info(const request& req, reply_fn reply) {
@@ -246,7 +255,7 @@ void supervisor::cmd_logs_info(const request& req, reply_fn reply) {
   json out = json::array();
   for (auto& a : apps_)
     if (target == "all" || std::any_of(insts.begin(), insts.end(), [&](instance* i) { return app_of(i->id()) == a.get(); }))
-      out.push_back({{"name", a->spec.name}, {"out", a->logs[0]->path()}, {"err", a->logs[1]->path()}});
+      for (auto& s : a->logs->sources(a->spec.name, a->spec.instances)) out.push_back(s);
   reply(ok(req.id, out));
 }
 

@@ -39,6 +39,44 @@ TEST(LogBuffer, DropsWhenFullCountsAndMarksTheGap) {
   EXPECT_EQ(b.dropped_total(), 2u);
 }
 
+TEST(LogBuffer, ClearForgetsPendingButKeepsTheCount) {
+  log_buffer b(4);
+  EXPECT_TRUE(b.append("abc"));
+  EXPECT_FALSE(b.append("d"));
+  EXPECT_EQ(b.dropped_pending(), 1u);
+  b.clear();
+  EXPECT_TRUE(b.empty());
+  EXPECT_EQ(b.dropped_total(), 1u);
+  EXPECT_EQ(b.take(), "");
+}
+
+TEST(LogDropMarker, SaysHowManyAndWhy) {
+  EXPECT_EQ(drop_marker(1, "No space left on device (ENOSPC)"),
+            "[corral] 1 line dropped: No space left on device (ENOSPC)\n");
+  EXPECT_EQ(log_buffer::marker(3), "[corral] 3 lines dropped: the log could not keep up\n");
+}
+
+TEST(LogRotation, CutsOnlyBetweenLines) {
+  std::string data = "aaaa\nbbbb\ncccc\n";  // three lines of 5 bytes
+  EXPECT_EQ(bytes_that_fit(data, 0, 0), data.size());      // never rotates
+  EXPECT_EQ(bytes_that_fit(data, 0, 100), data.size());    // all fit
+  EXPECT_EQ(bytes_that_fit(data, 0, 10), 10u);             // exactly two lines
+  EXPECT_EQ(bytes_that_fit(data, 0, 14), 10u);             // not 2.8
+  EXPECT_EQ(bytes_that_fit(data, 6, 10), 0u);              // rotate first
+  EXPECT_EQ(bytes_that_fit(data, 5, 10), 5u);
+  EXPECT_EQ(bytes_that_fit(data, 20, 10), 0u);             // already past (appended by someone else)
+  EXPECT_EQ(bytes_that_fit(data, 0, 3), 5u);               // an empty file takes one line, however long
+  EXPECT_EQ(bytes_that_fit("", 9, 10), 0u);
+}
+
+TEST(LogRotation, PlanShiftsOldestFirstAndUnlinksWhenNothingIsKept) {
+  EXPECT_EQ(rotation_plan("/l/a.log", 3), (std::vector<rotation_step>{{"/l/a.log.2", "/l/a.log.3"},
+                                                                       {"/l/a.log.1", "/l/a.log.2"},
+                                                                       {"/l/a.log", "/l/a.log.1"}}));
+  EXPECT_EQ(rotation_plan("/l/a.log", 1), (std::vector<rotation_step>{{"/l/a.log", "/l/a.log.1"}}));
+  EXPECT_EQ(rotation_plan("/l/a.log", 0), (std::vector<rotation_step>{{"/l/a.log", ""}}));
+}
+
 TEST(LogTimestamp, IsIso8601Utc) { EXPECT_EQ(iso8601_utc(1700000000123), "2023-11-14T22:13:20.123Z"); }
 
 TEST(CommandResolve, ShellOnlyForShellSyntax) {

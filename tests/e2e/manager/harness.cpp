@@ -19,6 +19,13 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
+std::string slurp_rotated(const std::string& path) {
+  std::string out;
+  for (int k = 1; ::access((path + "." + std::to_string(k)).c_str(), F_OK) == 0; ++k)
+    out.insert(0, slurp(path + "." + std::to_string(k)));
+  return out + slurp(path);
+}
+
 std::string tail_of(const std::string& path, size_t n) {
   std::ifstream f(path, std::ios::binary | std::ios::ate);
   if (!f) return "";

@@ -52,6 +52,8 @@ class Manager : public ::testing::Test {
 
 /// The full text of a file ("" if missing).
 std::string slurp(const std::string& path);
+/// A log and its rotated files, oldest first: <path>.<k> .. <path>.1, <path>.
+std::string slurp_rotated(const std::string& path);
 /// The last `n` bytes of a file.
 std::string tail_of(const std::string& path, size_t n);
 void write_file(const std::string& path, const std::string& text);

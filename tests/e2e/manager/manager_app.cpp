@@ -6,9 +6,13 @@
 //   manager_app flood <mb>   writes <mb> MB of lines to stdout as fast as it can, then waits
 //   manager_app stubborn     ignores SIGINT and SIGTERM (only SIGKILL stops it)
 //   manager_app burn         spins on one core until SIGINT (cpu % tests)
+//   manager_app numbered <n> <bytes> [delay_us] [wait]
+//                            prints "seq <i>" padded to <bytes> (newline included) for i < n,
+//                            <delay_us> apart; with "wait", prints "waiting" and starts on SIGUSR1
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -17,6 +21,7 @@
 namespace {
 
 volatile sig_atomic_t stop_requested = 0;
+volatile sig_atomic_t go = 0;
 
 void send_ready() {
   const char* fd = std::getenv("CORRAL_CHANNEL_FD");
@@ -60,6 +65,27 @@ int main(int argc, char** argv) {
     }
     std::printf("partial");
     std::fflush(stdout);
+    wait_for_stop();
+    return 0;
+  }
+  if (mode == "numbered") {
+    int n = argc > 2 ? std::atoi(argv[2]) : 100;
+    int bytes = argc > 3 ? std::atoi(argv[3]) : 64;
+    int delay_us = argc > 4 ? std::atoi(argv[4]) : 0;
+    if (argc > 5 && std::string(argv[5]) == "wait") {
+      struct sigaction usr {};
+      usr.sa_handler = [](int) { go = 1; };
+      ::sigaction(SIGUSR1, &usr, nullptr);
+      std::printf("waiting\n");
+      while (!go && !stop_requested) ::usleep(1000);  // (pause() could miss a signal just before it)
+    }
+    for (int i = 0; i < n && !stop_requested; ++i) {
+      std::string line = "seq " + std::to_string(i) + " ";
+      line.resize(static_cast<size_t>(std::max(bytes, 16) - 1), 'x');
+      std::printf("%s\n", line.c_str());
+      if (delay_us > 0) ::usleep(static_cast<useconds_t>(delay_us));
+    }
+    std::printf("numbered done\n");
     wait_for_stop();
     return 0;
   }

@@ -1,0 +1,225 @@
+// The manager's log files end to end: per-instance files, rotation by the
+// daemon, a full disk, and `logs --follow` across rotations.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <regex>
+
+#include "harness.hpp"
+
+using namespace manager_test;
+using namespace support;
+
+namespace {
+
+const std::string app = MANAGER_APP;
+
+bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+
+off_t size_of(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_size : -1;
+}
+
+// The numbers of the "seq <i> xxx" lines in `text`, in order; every line of
+// `text` must be one of those, "started ...", "waiting" or "numbered done".
+std::vector<int> seq_numbers(const std::string& text, std::string* stray = nullptr) {
+  std::vector<int> out;
+  size_t start = 0;
+  static const std::regex seq("seq (\\d+) x+");
+  while (start < text.size()) {
+    size_t nl = text.find('\n', start);
+    if (nl == std::string::npos) nl = text.size();
+    std::string line = text.substr(start, nl - start);
+    std::smatch m;
+    if (std::regex_match(line, m, seq)) out.push_back(std::stoi(m[1]));
+    else if (stray && line.rfind("started", 0) != 0 && line != "waiting" && line != "numbered done") *stray += line + "\n";
+    start = nl + 1;
+  }
+  return out;
+}
+
+size_t count_of(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+std::vector<int> range(int from, int to) {
+  std::vector<int> v;
+  for (int i = from; i < to; ++i) v.push_back(i);
+  return v;
+}
+
+}  // namespace
+
+TEST_F(Manager, PerInstanceLogFilesCarryEachInstancesOwnLinesThroughScaleFlushAndDelete) {
+  auto r = corral({"start", app, "--name", "split", "-i", "2", "--log-per-instance", "--", "lines", "20"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto file = [&](const char* kind, int i) { return home_.file("logs/split-" + std::string(kind) + "-" + std::to_string(i) + ".log"); };
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(wait_until([&] { return slurp(file("out", i)).find("out 19\n") != std::string::npos; }, 10s)) << i;
+    ASSERT_TRUE(wait_until([&] { return slurp(file("error", i)).find("err 19\n") != std::string::npos; }, 10s)) << i;
+    std::string out = slurp(file("out", i));
+    // Its own lines only, with no "<index>|" prefix.
+    EXPECT_EQ(out.rfind("started instance=" + std::to_string(i) + " ", 0), 0u) << out;
+    EXPECT_EQ(out.find("started instance=" + std::to_string(1 - i)), std::string::npos) << out;
+    EXPECT_EQ(out.find('|'), std::string::npos) << out;
+    EXPECT_EQ(slurp(file("error", i)).find("out "), std::string::npos);
+  }
+  EXPECT_FALSE(exists(log_path("split")));
+
+  // `logs` shows every instance's files, each line labelled by instance.
+  auto logs = corral({"logs", "split", "--out", "--lines", "1"});
+  ASSERT_EQ(logs.code, 0) << logs.err;
+  EXPECT_EQ(logs.out, "split[0] out | out 19\nsplit[1] out | out 19\n");
+
+  // describe names each instance's own files.
+  auto d = corral({"describe", "split"});
+  ASSERT_EQ(d.code, 0) << d.err;
+  auto described = json::parse(d.out);
+  ASSERT_EQ(described.size(), 2u);
+  for (auto& row : described) {
+    int i = row.value("instance", -1);
+    EXPECT_EQ(row.value("out_log", ""), file("out", i));
+    EXPECT_EQ(row.value("err_log", ""), file("error", i));
+    EXPECT_EQ(row.value("dropped_lines", -1), 0);
+  }
+
+  // A third instance gets files of its own.
+  ASSERT_EQ(corral({"scale", "split", "3"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return slurp(file("out", 2)).find("out 19\n") != std::string::npos; }, 10s));
+  ASSERT_TRUE(wait_until([&] { return slurp(file("error", 2)).find("err 19\n") != std::string::npos; }, 10s));
+  EXPECT_EQ(slurp(file("out", 2)).rfind("started instance=2 ", 0), 0u);
+  auto three = corral({"logs", "split", "--err", "--lines", "1"});
+  EXPECT_EQ(three.out, "split[0] err | err 19\nsplit[1] err | err 19\nsplit[2] err | err 19\n");
+
+  // flush empties them all; the reply comes once they are empty.
+  ASSERT_EQ(corral({"flush", "split"}).code, 0);
+  for (int i = 0; i < 3; ++i)
+    for (const char* kind : {"out", "error"}) EXPECT_EQ(size_of(file(kind, i)), 0) << kind << i;
+
+  // After a stop, the partial last line goes to its instance's file.
+  ASSERT_EQ(corral({"stop", "split"}).code, 0);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(slurp(file("out", i)), "partial\n") << i;
+  auto del = corral({"delete", "split"});
+  ASSERT_EQ(del.code, 0) << del.err;
+  EXPECT_TRUE(rows("split").empty());
+}
+
+TEST_F(Manager, RotationKeepsLogRetainFilesWithEveryLineOnceInOrder) {
+  // 1000 lines of 64 bytes through 4 KiB files: 64 lines a file, 15 rotations.
+  const int n = 1000;
+  for (auto [name, retain] : {std::pair{"keepall", "50"}, {"keep3", "3"}, {"keep0", "0"}}) {
+    auto r = corral({"start", app, "--name", name, "--max-log-size", "4K", "--log-retain", retain, "--", "numbered",
+                     std::to_string(n), "64"});
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+  for (const char* name : {"keepall", "keep3", "keep0"})
+    ASSERT_TRUE(wait_until([&] { return slurp(log_path(name)).find("numbered done") != std::string::npos; }, 20s))
+        << name;
+
+  // keepall: every line exactly once, in order, across the rotated files,
+  // none of which passed 4096 bytes or begins or ends inside a line.
+  std::string stray;
+  EXPECT_EQ(seq_numbers(slurp_rotated(log_path("keepall")), &stray), range(0, n));
+  EXPECT_EQ(stray, "");
+  int rotated = 0;
+  for (int k = 1; exists(log_path("keepall") + "." + std::to_string(k)); ++k) {
+    std::string f = log_path("keepall") + "." + std::to_string(k);
+    std::string text = slurp(f);
+    EXPECT_LE(text.size(), 4096u) << f;
+    EXPECT_EQ(text.back(), '\n') << f;
+    EXPECT_EQ(text.size() % 64, text.rfind("started", 0) == 0 ? text.find('\n') + 1 : 0) << f;
+    ++rotated;
+  }
+  EXPECT_EQ(rotated, 15);
+  EXPECT_LE(size_of(log_path("keepall")), 4096);
+
+  // keep3: exactly three rotated files, holding the newest lines.
+  EXPECT_TRUE(exists(log_path("keep3") + ".3"));
+  EXPECT_FALSE(exists(log_path("keep3") + ".4"));
+  auto kept = seq_numbers(slurp_rotated(log_path("keep3")));
+  ASSERT_FALSE(kept.empty());
+  EXPECT_EQ(kept, range(kept.front(), n));
+  EXPECT_GE(kept.size(), 3u * 64);
+
+  // keep0: no rotated file, the current one starts where the last rotation cut.
+  EXPECT_FALSE(exists(log_path("keep0") + ".1"));
+  auto current = seq_numbers(slurp(log_path("keep0")));
+  ASSERT_FALSE(current.empty());
+  EXPECT_EQ(current, range(current.front(), n));
+
+  // --lines reads on into the previous file when the current one is short.
+  auto tail = corral({"logs", "keepall", "--out", "--lines", "80"});
+  ASSERT_EQ(tail.code, 0) << tail.err;
+  auto shown = seq_numbers(tail.out);
+  ASSERT_GE(shown.size(), 79u) << tail.out;
+  EXPECT_EQ(shown, range(n - static_cast<int>(shown.size()), n));
+  EXPECT_EQ(tail.out.substr(tail.out.size() - 14), "numbered done\n");
+  EXPECT_EQ(std::count(tail.out.begin(), tail.out.end(), '\n'), 80);
+
+  // describe says no line was lost; flush removes the rotated files too.
+  auto described = json::parse(corral({"describe", "keepall"}).out);
+  EXPECT_EQ(described[0].value("dropped_lines", -1), 0);
+  ASSERT_EQ(corral({"flush", "keepall"}).code, 0);
+  EXPECT_FALSE(exists(log_path("keepall") + ".1"));
+  EXPECT_EQ(size_of(log_path("keepall")), 0);
+}
+
+TEST_F(Manager, FollowSurvivesRotationsAndPrintsEveryLineOnce) {
+  auto r = corral({"start", app, "--name", "rolling", "--max-log-size", "4K", "--log-retain", "2", "--", "numbered",
+                   "600", "64", "500", "wait"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return slurp(log_path("rolling")).find("waiting\n") != std::string::npos; }, 10s));
+  auto follow = corral_bg({"logs", "rolling", "--out", "--lines", "1", "--follow"});
+  ASSERT_TRUE(follow->wait_out("waiting\n", 10s)) << follow->err();
+  // Now following: the numbered lines roll through about 9 files.
+  ASSERT_EQ(::kill(rows("rolling")[0].value("pid", 0), SIGUSR1), 0);
+  ASSERT_TRUE(follow->wait_out("numbered done\n", 20s)) << follow->out() << follow->err();
+  std::string stray;
+  EXPECT_EQ(seq_numbers(follow->out(), &stray), range(0, 600));
+  EXPECT_EQ(stray, "");
+  EXPECT_FALSE(exists(log_path("rolling") + ".3"));
+}
+
+TEST_F(Manager, FullDiskDropsLinesReportsOnceAndMarksTheGapWhenWritesWorkAgain) {
+  ASSERT_EQ(corral({"ping"}).code, 0);
+  // Every write to the stdout log fails with ENOSPC.
+  ASSERT_EQ(::symlink("/dev/full", log_path("full").c_str()), 0);
+  ASSERT_EQ(corral({"start", app, "--name", "full", "--", "serve"}).code, 0);  // a tick every 50 ms
+  ASSERT_TRUE(wait_until([&] {
+    auto rs = rows("full");
+    return rs.size() == 1 && rs[0].value("dropped_lines", 0) >= 5;
+  }, 10s));
+  // The daemon is up and answers at once; stderr (the other file) is unharmed.
+  auto t0 = clock::now();
+  ASSERT_EQ(corral({"list"}).code, 0);
+  EXPECT_LT(clock::now() - t0, 2s);
+  EXPECT_NE(slurp(log_path("full", true)).find("tock 3\n"), std::string::npos);
+  auto described = json::parse(corral({"describe", "full"}).out);
+  ASSERT_EQ(described[0]["log_errors"].size(), 1u) << described.dump();
+  EXPECT_NE(described[0]["log_errors"][0].get<std::string>().find("(ENOSPC)"), std::string::npos);
+  // One line in the daemon's stderr, naming the file and the errno.
+  std::string dlog = slurp(home_.file("daemon.log"));
+  EXPECT_EQ(count_of(dlog, "cannot write " + log_path("full") + ": No space left on device (ENOSPC)"), 1u) << dlog;
+
+  // Room again: the daemon reopens the path after a failed write, so the
+  // next tick lands in a real file, after the marker of what was lost.
+  ASSERT_EQ(::unlink(log_path("full").c_str()), 0);
+  ASSERT_TRUE(wait_until([&] { return slurp(log_path("full")).find("tick") != std::string::npos; }, 10s));
+  std::string log = slurp(log_path("full"));
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(
+      log, m, std::regex("^\\[corral\\] (\\d+) lines dropped: No space left on device \\(ENOSPC\\)\ntick (\\d+)\n")))
+      << log;
+  // Nothing lost silently: "started" and ticks 0..k-1 were dropped, tick k is first.
+  EXPECT_EQ(std::stoi(m[1]), std::stoi(m[2]) + 1) << log;
+  auto after = rows("full");
+  EXPECT_EQ(after[0].value("dropped_lines", 0), std::stoi(m[1]));
+  EXPECT_FALSE(after[0].contains("log_errors"));
+  ASSERT_TRUE(wait_until([&] {
+    return slurp(home_.file("daemon.log")).find(log_path("full") + " is written again") != std::string::npos;
+  }, 5s));
+}

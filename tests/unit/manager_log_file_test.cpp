@@ -1,0 +1,130 @@
+// log_file on a real loop and real files in a temp directory: the accounting
+// of a write that fails halfway, and rotation in one batch. A file size limit
+// (RLIMIT_FSIZE) makes the kernel cut a write short and then refuse with
+// EFBIG, which is how a disk filling up mid-write looks.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "daemon/log_file.hpp"
+
+using namespace corral::daemon;
+
+namespace {
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+class LogFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/corral-log-file-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    ASSERT_EQ(uv_loop_init(&loop_), 0);
+  }
+  void TearDown() override {
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    EXPECT_EQ(uv_loop_close(&loop_), 0);  // no request or handle left behind
+    (void)!std::system(("rm -rf " + dir_).c_str());
+  }
+  // Runs the loop until every job is done.
+  void settle() { uv_run(&loop_, UV_RUN_DEFAULT); }
+
+  uv_loop_t loop_{};
+  std::string dir_;
+};
+
+struct fsize_limit {
+  rlimit old{};
+  explicit fsize_limit(rlim_t bytes) {
+    ::signal(SIGXFSZ, SIG_IGN);  // EFBIG instead of death
+    ::getrlimit(RLIMIT_FSIZE, &old);
+    rlimit lim = old;
+    lim.rlim_cur = bytes;
+    ::setrlimit(RLIMIT_FSIZE, &lim);
+  }
+  ~fsize_limit() { ::setrlimit(RLIMIT_FSIZE, &old); }
+};
+
+}  // namespace
+
+TEST_F(LogFile, WriteCutShortCountsTheRestAndMarksTheGapOnItsOwnLineOnceWritesWork) {
+  std::string path = dir_ + "/a.log";
+  auto f = log_file::open(&loop_, path);
+  ASSERT_TRUE(f) << f.err().message();
+  {
+    fsize_limit limit(13);
+    for (const char* l : {"line0", "line1", "line2", "line3", "line4"}) (*f)->write_line(l);  // 6 bytes each
+    settle();
+  }
+  // Two lines and one byte got in; line2 (cut) to line4 are lost.
+  EXPECT_EQ(slurp(path), "line0\nline1\nl");
+  EXPECT_EQ((*f)->dropped_total(), 3u);
+  EXPECT_EQ((*f)->failing(), "File too large (EFBIG)");
+  (*f)->write_line("line5");
+  settle();
+  EXPECT_EQ(slurp(path), "line0\nline1\nl\n[corral] 3 lines dropped: File too large (EFBIG)\nline5\n");
+  EXPECT_EQ((*f)->failing(), "");
+  EXPECT_EQ((*f)->dropped_total(), 3u);
+}
+
+TEST_F(LogFile, MarkerThatFailsTooIsWrittenLaterWithTheLaterLosses) {
+  std::string path = dir_ + "/b.log";
+  auto f = log_file::open(&loop_, path);
+  ASSERT_TRUE(f);
+  {
+    fsize_limit limit(6);
+    (*f)->write_line("line0");
+    (*f)->write_line("line1");  // lost: EFBIG
+    settle();
+    (*f)->write_line("line2");  // the marker goes out first and fails too: both wait
+    settle();
+  }
+  (*f)->write_line("line3");
+  settle();
+  EXPECT_EQ(slurp(path), "line0\n[corral] 2 lines dropped: File too large (EFBIG)\nline3\n");
+  EXPECT_EQ((*f)->dropped_total(), 2u);
+}
+
+TEST_F(LogFile, RotationCutsBetweenLinesAndKeepsRetainFiles) {
+  std::string path = dir_ + "/c.log";
+  auto f = log_file::open(&loop_, path, {.max_size = 4096, .retain = 2});
+  ASSERT_TRUE(f);
+  std::string all;
+  for (int i = 0; i < 300; ++i) {  // 300 lines of 64 bytes: 64 a file, 4 rotations
+    std::string l = "seq " + std::to_string(i) + " ";
+    l.resize(63, 'x');
+    (*f)->write_line(l);
+    all += l + "\n";
+  }
+  settle();
+  EXPECT_EQ((*f)->rotations(), 4u);
+  EXPECT_EQ(slurp(path + ".2") + slurp(path + ".1") + slurp(path), all.substr(all.size() - (2 * 4096 + 44 * 64)));
+  EXPECT_EQ(::access((path + ".3").c_str(), F_OK), -1);
+  bool flushed = false;
+  (*f)->flush([&] { flushed = true; });
+  settle();
+  EXPECT_TRUE(flushed);
+  EXPECT_EQ(slurp(path), "");
+  EXPECT_EQ(::access((path + ".1").c_str(), F_OK), -1);
+}
+
+TEST_F(LogFile, LinesQueuedWhenTheOwnerGoesAreWrittenAfterTheJobInFlight) {
+  std::string path = dir_ + "/d.log";
+  auto f = log_file::open(&loop_, path);
+  ASSERT_TRUE(f);
+  (*f)->write_line("first");   // a job is in flight now
+  (*f)->write_line("second");  // queued behind it
+  f.value().reset();
+  settle();
+  EXPECT_EQ(slurp(path), "first\nsecond\n");
+}
