@@ -13,10 +13,10 @@
 #include <vector>
 
 #include "core/handle.hpp"
+#include "daemon/app_logs.hpp"
 #include "daemon/app_spec.hpp"
 #include "daemon/home.hpp"
 #include "daemon/instance.hpp"
-#include "daemon/app_logs.hpp"
 #include "daemon/protocol.hpp"
 #include "daemon/state_file.hpp"
 #include "daemon/usage_sampler.hpp"

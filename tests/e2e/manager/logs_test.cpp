@@ -102,7 +102,8 @@ TEST_F(Manager, PerInstanceLogFilesCarryEachInstancesOwnLinesThroughScaleFlushAn
 
   // After a stop, the partial last line goes to its instance's file.
   ASSERT_EQ(corral({"stop", "split"}).code, 0);
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(slurp(file("out", i)), "partial\n") << i;
+  for (int i = 0; i < 3; ++i)
+    EXPECT_TRUE(wait_until([&] { return slurp(file("out", i)) == "partial\n"; }, 10s)) << i << ": " << slurp(file("out", i));
   auto del = corral({"delete", "split"});
   ASSERT_EQ(del.code, 0) << del.err;
   EXPECT_TRUE(rows("split").empty());
@@ -197,7 +198,7 @@ TEST_F(Manager, FullDiskDropsLinesReportsOnceAndMarksTheGapWhenWritesWorkAgain) 
   auto t0 = clock::now();
   ASSERT_EQ(corral({"list"}).code, 0);
   EXPECT_LT(clock::now() - t0, 2s);
-  EXPECT_NE(slurp(log_path("full", true)).find("tock 3\n"), std::string::npos);
+  EXPECT_TRUE(wait_until([&] { return slurp(log_path("full", true)).find("tock 3\n") != std::string::npos; }, 10s));
   auto described = json::parse(corral({"describe", "full"}).out);
   ASSERT_EQ(described[0]["log_errors"].size(), 1u) << described.dump();
   EXPECT_NE(described[0]["log_errors"][0].get<std::string>().find("(ENOSPC)"), std::string::npos);
