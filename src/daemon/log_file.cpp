@@ -97,7 +97,7 @@ void log_file::finish_closed(shared& st) {
 
 uint64_t log_file::dropped_total() const noexcept { return st_->buf.dropped_total() + st_->write_dropped; }
 std::string log_file::failing() const { return st_->failing ? errno_text(st_->failing) : std::string(); }
-uint64_t log_file::rotations() const noexcept { return st_->rotations; }
+uint64_t log_file::rotations_for_test() const noexcept { return st_->rotations; }
 
 void log_file::write_line(std::string_view line) {
   st_->buf.append(line);

@@ -65,8 +65,8 @@ class log_file {
   uint64_t dropped_total() const noexcept;
   /// While writes fail: "No space left on device (ENOSPC)"; else "".
   std::string failing() const;
-  /// Rotations done so far (for describe and the benchmark).
-  uint64_t rotations() const noexcept;
+  /// Rotations done so far.
+  uint64_t rotations_for_test() const noexcept;
 
  private:
   struct shared;  // outlives us while a job is in flight

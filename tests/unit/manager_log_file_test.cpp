@@ -107,7 +107,7 @@ TEST_F(LogFile, RotationCutsBetweenLinesAndKeepsRetainFiles) {
     all += l + "\n";
   }
   settle();
-  EXPECT_EQ((*f)->rotations(), 4u);
+  EXPECT_EQ((*f)->rotations_for_test(), 4u);
   EXPECT_EQ(slurp(path + ".2") + slurp(path + ".1") + slurp(path), all.substr(all.size() - (2 * 4096 + 44 * 64)));
   EXPECT_EQ(::access((path + ".3").c_str(), F_OK), -1);
   bool flushed = false;
