@@ -31,6 +31,7 @@ struct daemon_state {
   detail::uv_handle_ptr<uv_signal_t> sigterm, sigint, sighup;
   bool exiting = false;
   int exit_code = 0;
+  bool embedded = false;  // `corral run`: the apps do not outlive this run
 
   void exit_now() {
     if (exiting) return;
@@ -47,8 +48,8 @@ struct daemon_state {
       sup->reload_all_from_signal();
       return;
     }
-    std::fprintf(stderr, "corral daemon: %s: stopping the apps (they come back with the next daemon)\n",
-                 strsignal(sig));
+    std::fprintf(stderr, "corral daemon: %s: stopping the apps%s\n", strsignal(sig),
+                 embedded ? "" : " (they come back with the next daemon)");
     notify_service_manager("STOPPING=1");
     // The desired state stays "running": a daemon stopped by the system
     // brings the same apps back when it is next started.
@@ -99,6 +100,7 @@ int run_daemon(const home_paths& home, const daemon_hooks& hooks) {
   daemon_state d;
   d.loop = default_loop();
   d.home = home;
+  d.embedded = static_cast<bool>(hooks.on_started);
   d.sup = std::make_unique<supervisor>(d.loop, home);
   int restored = d.sup->restore();
   if (restored > 0)
