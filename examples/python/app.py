@@ -34,7 +34,9 @@ def inherited_socket():
 
 class Hello(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real clients expect
-    timeout = 2  # an idle keep-alive connection does not hold a stop forever
+    # An idle keep-alive connection is closed after 5 s, as Node does
+    # (keepAliveTimeout), so that it does not hold a stop forever.
+    timeout = 5
 
     def do_GET(self):
         body = f"Hello from Python {os.getpid()}\n".encode()
