@@ -289,7 +289,8 @@ TEST_F(Manager, SaveKillResurrectBringsTheAppsBack) {
   ASSERT_EQ(corral({"start", app, "--name", "saved", "-i", "2", "--", "serve"}).code, 0);
   ASSERT_EQ(corral({"save"}).code, 0);
   ASSERT_EQ(corral({"kill"}).code, 0);
-  ASSERT_TRUE(wait_until([&] { return processes_with(app).empty(); }, 5s));
+  // This home's processes only: other tests run the same app binary meanwhile.
+  ASSERT_TRUE(wait_until([&] { return processes_with(home()).empty(); }, 5s));
   ASSERT_EQ(corral({"resurrect"}).code, 0);
   EXPECT_TRUE(wait_until([&] { return all_online(rows("saved"), 2); }, 10s));
 }
