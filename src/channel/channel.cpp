@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -19,6 +20,29 @@ namespace {
 constexpr std::size_t read_chunk = 64 * 1024;
 constexpr int max_reads_per_wakeup = 16;  // then yield to other handles
 constexpr int max_fds_per_message = 253;  // SCM_MAX_FD
+
+// Closes a batch of fds with one close_range() per run of consecutive
+// numbers: a round-robin primary passes batches of sockets it has just
+// accepted, whose numbers are mostly consecutive, and closing them one by
+// one was half of its system calls.
+void close_batch(std::vector<unique_fd>& fds) {
+  if (fds.size() < 2) {
+    fds.clear();
+    return;
+  }
+  std::vector<int> raw;
+  raw.reserve(fds.size());
+  for (auto& f : fds) raw.push_back(f.release());
+  fds.clear();
+  std::sort(raw.begin(), raw.end());
+  for (std::size_t i = 0; i < raw.size();) {
+    std::size_t j = i + 1;
+    while (j < raw.size() && raw[j] == raw[j - 1] + 1) ++j;
+    if (j - i == 1 || ::close_range(static_cast<unsigned>(raw[i]), static_cast<unsigned>(raw[j - 1]), 0) != 0)
+      for (std::size_t k = i; k < j; ++k) ::close(raw[k]);  // one, or a kernel without close_range
+    i = j;
+  }
+}
 
 std::string preview(const char* p, std::size_t n) {
   std::string out;
@@ -213,7 +237,10 @@ bool channel::flush() {
       fail(errno_error(errno, "writing to channel to " + options_.peer));
       return false;
     }
-    if (with_fds) out_fds_.erase(out_fds_.begin());  // the kernel holds copies now
+    if (with_fds) {  // the kernel holds copies now
+      close_batch(out_fds_.front().fds);
+      out_fds_.erase(out_fds_.begin());
+    }
     out_pos_ += static_cast<std::size_t>(n);
   }
   out_base_ += out_.size();

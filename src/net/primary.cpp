@@ -56,8 +56,12 @@ struct shared_key {
   // Connections accepted in one wakeup are spread by least-pending (ties
   // rotate), then sent as one message per worker.
   void distribute(std::vector<unique_fd>& conns) {
-    std::vector<std::vector<unique_fd>> per(members.size());
-    for (auto& c : conns) {
+    // First how many each worker gets, then consecutive connections in one
+    // block per worker: their fd numbers are then mostly consecutive, and
+    // the channel closes our copies with one close_range() per message.
+    std::vector<std::size_t> share(members.size(), 0);
+    std::size_t assigned = 0;
+    for (; assigned < conns.size(); ++assigned) {
       // Rotate, skipping a worker only if it has at least 3 more connections
       // waiting than another: a worker a little slow to acknowledge (a busy
       // machine) still gets its share; a backed-up one does not get more.
@@ -67,11 +71,15 @@ struct shared_key {
         if (!members[i].w->is_connected()) continue;
         if (best == members.size() || members[i].pending + 2 < members[best].pending) best = i;
       }
-      if (best == members.size()) return;  // nobody to serve: the rest close (refused)
+      if (best == members.size()) break;  // nobody to serve: the rest close (refused)
       members[best].pending++;
-      per[best].push_back(std::move(c));
+      share[best]++;
       next = (best + 1) % members.size();
     }
+    std::vector<std::vector<unique_fd>> per(members.size());
+    std::size_t from = 0;
+    for (std::size_t i = 0; i < members.size(); ++i)
+      for (std::size_t k = 0; k < share[i]; ++k) per[i].push_back(std::move(conns[from++]));
     for (std::size_t i = 0; i < members.size() && i < per.size(); ++i) {
       auto& batch = per[i];
       while (!batch.empty()) {
