@@ -59,7 +59,10 @@ long cpu_ticks(pid_t pid) {
 void Manager::SetUp() { become_subreaper(); }
 
 void Manager::TearDown() {
-  // Kill first what the daemon started (it may be wedged), then the daemon.
+  // Kill first what the daemon started (it may be wedged), then the daemon,
+  // frozen meanwhile: a daemon that saw an instance die would start another,
+  // after the scan below, and it would outlive the test.
+  if (pid_t d = daemon_pid(); d > 0) ::kill(d, SIGSTOP);
   std::string state = slurp(home_.file("state.json"));
   auto j = json::parse(state, nullptr, false);
   if (!j.is_discarded() && j.contains("apps"))
