@@ -18,7 +18,7 @@ using namespace util;
 
 
 supervisor::supervisor(uv_loop_t* loop, home_paths home)
-    : loop_(loop), home_(std::move(home)), usage_(loop, [this] {
+    : loop_(loop), home_(std::move(home)), usage_([this] {
         // Each instance leads its own process group: its pid is the group's id.
         std::vector<pid_t> groups;
         for (auto& a : apps_)

@@ -35,11 +35,9 @@ group_usage cpu_meter::of(pid_t pgid) const {
   return it == groups_.end() ? group_usage{} : it->second;
 }
 
-usage_sampler::usage_sampler(uv_loop_t* loop, groups_fn groups)
-    : loop_(loop), groups_(std::move(groups)), meter_(static_cast<double>(::sysconf(_SC_CLK_TCK))) {
-  timer_ = detail::uv_handle_ptr<uv_timer_t>::make();
-  uv_timer_init(loop_, timer_.get());
-  timer_->data = this;
+usage_sampler::usage_sampler(groups_fn groups)
+    : groups_(std::move(groups)), meter_(static_cast<double>(::sysconf(_SC_CLK_TCK))) {
+  sample();  // the first window starts with the daemon
 }
 
 double usage_sampler::now_s() const { return static_cast<double>(uv_hrtime()) / 1e9; }
@@ -52,28 +50,14 @@ void usage_sampler::sample() {
 }
 
 void usage_sampler::with_fresh(std::function<void()> then) {
-  if (!waiting_.empty()) {  // a baseline window is open: share it
-    waiting_.push_back(std::move(then));
-    return;
-  }
+  // Never wait: a `list` right after `start`, or after an hour of quiet,
+  // answers at once. The window is the time since the previous pass (the
+  // first is taken when the sampler is made, as the daemon starts), and a
+  // very recent pass is reused as is: two lists in a row must not measure a
+  // 1 ms window.
   double age = now_s() - last_sample_s_;
-  auto secs = [](std::chrono::milliseconds d) { return static_cast<double>(d.count()) / 1000.0; };
-  if (age <= secs(max_window)) {
-    // Recent enough to be the start of the window; a very recent one is
-    // reused as is (two lists in a row must not measure a 1 ms window).
-    if (age >= secs(min_window)) sample();
-    then();
-    return;
-  }
-  sample();
-  waiting_.push_back(std::move(then));
-  uv_timer_start(timer_.get(), [](uv_timer_t* t) {
-    auto* self = static_cast<usage_sampler*>(t->data);
-    self->sample();
-    auto run = std::move(self->waiting_);
-    self->waiting_.clear();
-    for (auto& fn : run) fn();
-  }, static_cast<uint64_t>(baseline_window.count()), 0);
+  if (age >= static_cast<double>(min_window.count()) / 1000.0) sample();
+  then();
 }
 
 }  // namespace corral::daemon

@@ -2,10 +2,11 @@
 // for list, describe and monit.
 //
 // Idle cost is zero: there is no periodic timer. /proc is read only when a
-// request needs figures (list, describe, a monit tick). CPU % is the
-// difference of two samples: the previous sample if it is recent (under
-// `max_window`), else the request takes a fresh baseline and waits
-// `baseline_window` for a second one.
+// request needs figures (list, describe, a monit tick), and once when the
+// daemon starts. CPU % is the difference of two samples: this request's and
+// the previous one (reused if younger than `min_window`). Nothing waits: the
+// window is as long as the time since the previous look (monit and `watch
+// corral list` look every second or two).
 #pragma once
 
 #include <uv.h>
@@ -56,14 +57,11 @@ class usage_sampler {
  public:
   using groups_fn = std::function<std::vector<pid_t>()>;
   static constexpr std::chrono::milliseconds min_window{250};
-  static constexpr std::chrono::milliseconds baseline_window{300};
-  static constexpr std::chrono::milliseconds max_window{3000};
 
   /// `groups` lists the process groups to watch (the running instances).
-  usage_sampler(uv_loop_t* loop, groups_fn groups);
-  /// Runs `then` once the figures are fresh: at once if the last sample is
-  /// recent, else after one baseline window. Callbacks waiting for the same
-  /// window share it.
+  explicit usage_sampler(groups_fn groups);
+  /// Takes a sample (unless the last one is younger than min_window), then
+  /// runs `then`, at once.
   void with_fresh(std::function<void()> then);
   group_usage of(pid_t pgid) const { return meter_.of(pgid); }
   /// Whether of() has figures from a window (false before the first one).
@@ -73,12 +71,9 @@ class usage_sampler {
   void sample();
   double now_s() const;
 
-  uv_loop_t* loop_;
   groups_fn groups_;
   cpu_meter meter_;
   double last_sample_s_ = -1e9;
-  std::vector<std::function<void()>> waiting_;
-  detail::uv_handle_ptr<uv_timer_t> timer_;
 };
 
 }  // namespace corral::daemon
