@@ -32,6 +32,7 @@ struct daemon_state {
   bool exiting = false;
   int exit_code = 0;
   bool embedded = false;  // `corral run`: the apps do not outlive this run
+  bool stopping = false;  // a stop signal came: a second one changes nothing
 
   void exit_now() {
     if (exiting) return;
@@ -48,6 +49,8 @@ struct daemon_state {
       sup->reload_all_from_signal();
       return;
     }
+    if (stopping) return;  // already stopping them gracefully (kill_timeout bounds it)
+    stopping = true;
     std::fprintf(stderr, "corral daemon: %s: stopping the apps%s\n", strsignal(sig),
                  embedded ? "" : " (they come back with the next daemon)");
     notify_service_manager("STOPPING=1");
