@@ -1,6 +1,5 @@
 #include "daemon/protocol.hpp"
 
-#include <array>
 
 namespace corral::daemon {
 
@@ -8,17 +7,7 @@ namespace {
 
 error bad(const std::string& what) { return error(std::make_error_code(std::errc::bad_message), what); }
 
-constexpr std::array<std::string_view, 13> commands = {"ping",   "start", "stop", "restart",   "delete",
-                                                       "list",   "describe", "flush", "save", "resurrect",
-                                                       "kill",   "reset", "logs_info"};
-
 }  // namespace
-
-bool known_command(std::string_view cmd) noexcept {
-  for (auto c : commands)
-    if (c == cmd) return true;
-  return false;
-}
 
 json encode(const request& r) { return json{{"id", r.id}, {"cmd", r.cmd}, {"args", r.args}}; }
 

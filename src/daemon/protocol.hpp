@@ -38,7 +38,4 @@ result<request> decode_request(const json& doc);
 result<response> decode_response(const json& doc);
 result<json> parse_line(std::string_view line);
 
-/// The commands the daemon knows.
-bool known_command(std::string_view cmd) noexcept;
-
 }  // namespace corral::daemon
