@@ -57,6 +57,13 @@ void app_logs::write(const app_spec& spec, int index, int stream, std::string_vi
   f.write_line(prefixed);
 }
 
+bool app_logs::hold(int index, int stream, std::function<void()> resume) {
+  log_file& f = file(index, stream);
+  if (!f.behind()) return false;
+  f.on_room(std::move(resume));
+  return true;
+}
+
 void app_logs::note(int index, std::string_view line) { file(index, err).write_line(line); }
 
 uint64_t app_logs::dropped(int index) const {

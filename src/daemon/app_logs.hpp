@@ -31,6 +31,9 @@ class app_logs {
 
   /// One line of instance `index`'s `stream`, with the prefixes `spec` asks for.
   void write(const app_spec& spec, int index, int stream, std::string_view line);
+  /// True if instance `index`'s `stream` file is behind the app (more than
+  /// half its buffer waits for the disk): `resume` runs once it has room.
+  bool hold(int index, int stream, std::function<void()> resume);
   /// A line from corral itself about instance `index`, into its stderr file.
   void note(int index, std::string_view line);
   /// The file instance `index`'s `stream` goes to, whether opened yet or not.

@@ -18,6 +18,8 @@ namespace corral::daemon {
 // partial last line) reach the log.
 struct instance::run {
   instance* owner;
+  /// Expires with the run: a log's "room again" callback checks it first.
+  std::shared_ptr<char> alive = std::make_shared<char>();
   pid_t pid = 0;
   bool exited = false;
   int open_pipes = 0;
@@ -221,38 +223,9 @@ int instance::spawn() {
   theirs.reset();
 
   for (int s = 1; s <= 2; ++s) {
-    auto* p = r->pipes[s - 1].get();
-    p->data = new pipe_ctx{r.get(), s};
+    r->pipes[s - 1]->data = new pipe_ctx{r.get(), s};
     ++r->open_pipes;
-    uv_read_start(reinterpret_cast<uv_stream_t*>(p),
-                  [](uv_handle_t*, size_t, uv_buf_t* buf) {
-                    // One buffer reused by every pipe: the loop is single
-                    // threaded and each read is consumed before the next.
-                    static char storage[64 * 1024];
-                    *buf = uv_buf_init(storage, sizeof storage);
-                  },
-                  [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
-                    auto* ctx = static_cast<pipe_ctx*>(s->data);
-                    if (!ctx) return;
-                    run* rr = ctx->r;
-                    instance* self = rr->owner;
-                    int stream = ctx->stream;
-                    auto emit = [self, stream](std::string_view line) {
-                      self->host_.on_output(self->id_, stream, line);
-                    };
-                    if (n > 0) {
-                      rr->lines[stream - 1].feed(std::string_view(buf->base, static_cast<size_t>(n)), emit);
-                      return;
-                    }
-                    if (n == 0) return;
-                    // EOF or error: the partial last line goes out now.
-                    rr->lines[stream - 1].finish(emit);
-                    delete ctx;
-                    s->data = nullptr;
-                    rr->pipes[stream - 1].reset();
-                    --rr->open_pipes;
-                    if (rr->drained()) self->on_run_drained(*rr);
-                  });
+    read_pipe(*r, s);
   }
 
   channel_options co;
@@ -269,6 +242,47 @@ int instance::spawn() {
   }
   current_ = std::move(r);
   return 0;
+}
+
+void instance::read_pipe(run& r, int stream) {
+  uv_read_start(reinterpret_cast<uv_stream_t*>(r.pipes[stream - 1].get()),
+                [](uv_handle_t*, size_t, uv_buf_t* buf) {
+                  // One buffer reused by every pipe: the loop is single
+                  // threaded and each read is consumed before the next.
+                  static char storage[64 * 1024];
+                  *buf = uv_buf_init(storage, sizeof storage);
+                },
+                [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+                  auto* ctx = static_cast<pipe_ctx*>(s->data);
+                  if (!ctx) return;
+                  run* rr = ctx->r;
+                  instance* self = rr->owner;
+                  int stream = ctx->stream;
+                  auto emit = [self, stream](std::string_view line) {
+                    self->host_.on_output(self->id_, stream, line);
+                  };
+                  if (n > 0) {
+                    rr->lines[stream - 1].feed(std::string_view(buf->base, static_cast<size_t>(n)), emit);
+                    // Back-pressure: while the log is behind, the pipe is not
+                    // read, so the app blocks in write() rather than its
+                    // lines being dropped. The log calls back once it has
+                    // room; by then the run may be gone.
+                    std::weak_ptr<char> alive = rr->alive;
+                    auto resume = [alive, rr, stream] {
+                      if (!alive.expired() && rr->pipes[stream - 1]) read_pipe(*rr, stream);
+                    };
+                    if (self->host_.hold_output(self->id_, stream, std::move(resume))) uv_read_stop(s);
+                    return;
+                  }
+                  if (n == 0) return;
+                  // EOF or error: the partial last line goes out now.
+                  rr->lines[stream - 1].finish(emit);
+                  delete ctx;
+                  s->data = nullptr;
+                  rr->pipes[stream - 1].reset();
+                  --rr->open_pipes;
+                  if (rr->drained()) self->on_run_drained(*rr);
+                });
 }
 
 void instance::on_message(const json& msg) {

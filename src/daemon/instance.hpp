@@ -26,6 +26,11 @@ class log_file;
 struct instance_host {
   virtual ~instance_host() = default;
   virtual void on_output(int instance_id, int stream, std::string_view line) = 0;
+  /// After a read: true if `stream`'s destination is behind, in which case
+  /// the instance stops reading that pipe and the host calls `resume` once
+  /// there is room again (at most once; `resume` checks that the pipe is
+  /// still there). False: go on reading, and `resume` is dropped.
+  virtual bool hold_output(int /*instance_id*/, int /*stream*/, std::function<void()> /*resume*/) { return false; }
   virtual void on_instance_transition(int instance_id, state from, state to) = 0;
   /// The sd_notify datagram socket's path (NOTIFY_SOCKET), or "".
   virtual std::string notify_socket_path() const { return {}; }
@@ -73,6 +78,7 @@ class instance final : public instance_effects {
  private:
   void on_exit(run& r, int64_t code, int signal);
   void on_run_drained(run& r);
+  static void read_pipe(run& r, int stream);
   void on_message(const json& msg);
 
   uv_loop_t* loop_;

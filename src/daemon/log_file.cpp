@@ -26,6 +26,7 @@ struct log_file::shared {
   bool closed = false;  // the owner is gone: close fd after the last job
   bool reopen = false;  // the last write failed: open the path afresh first
   std::vector<std::function<void()>> flush_waiters;
+  std::vector<std::function<void()>> room_waiters;
   int failing = 0;            // errno of the write failure in progress, 0 if none
   uint64_t failed_lines = 0;  // lost since the last marker that made it to disk
   bool mid_line = false;      // a failed write stopped inside a line
@@ -84,6 +85,20 @@ log_file::~log_file() {
   if (!st_->busy) finish_closed(*st_);
 }
 
+bool log_file::behind() const noexcept { return st_->buf.size() >= st_->buf.capacity() / 2; }
+
+void log_file::on_room(std::function<void()> room) {
+  st_->room_waiters.push_back(std::move(room));
+  kick(st_);
+}
+
+void log_file::wake_writers(shared& st) {
+  if (st.room_waiters.empty() || st.buf.size() >= st.buf.capacity() / 2) return;
+  auto waiters = std::move(st.room_waiters);
+  st.room_waiters.clear();
+  for (auto& w : waiters) w();
+}
+
 void log_file::finish_closed(shared& st) {
   // Whatever is still queued goes out synchronously: the daemon is deleting
   // the app or exiting, and a log must not lose its last lines.
@@ -93,6 +108,7 @@ void log_file::finish_closed(shared& st) {
     ::close(st.fd);
   }
   st.fd = -1;
+  st.room_waiters.clear();  // their pipes close with the app that owns this file
 }
 
 uint64_t log_file::dropped_total() const noexcept { return st_->buf.dropped_total() + st_->write_dropped; }
@@ -254,6 +270,7 @@ void log_file::done(job& j) {
   for (auto& f : j.flushed) f();
   if (st.closed) return finish_closed(st);
   kick(j.st);
+  wake_writers(st);
 }
 
 }  // namespace corral::daemon

@@ -1,8 +1,12 @@
 // One log file ($CORRAL_HOME/logs/<app>-out.log), written off the loop's
 // thread so a slow or full disk never blocks the control plane.
 //
-// Lines wait in a bounded log_buffer; when it is full they are dropped and
-// counted, and a marker line says how many. One job at a time runs on libuv's
+// Lines wait in a bounded log_buffer. Once half of it is waiting, behind()
+// says so and the writer should pause (the daemon stops reading the app's
+// pipe, so the app blocks in write(): a slow disk slows the app, it never
+// costs a line) until on_room() calls back. A writer that goes on anyway
+// fills the buffer; past that its lines are dropped and counted, and a
+// marker line says how many. One job at a time runs on libuv's
 // threadpool (uv_queue_work, the threads that serve uv_fs_* requests) with
 // everything pending: it writes whole lines, and when the next line would
 // take the file past `max_size` it rotates (x.log -> x.log.1 ..., see
@@ -55,6 +59,11 @@ class log_file {
 
   /// Queues one line (a newline is added).
   void write_line(std::string_view line);
+  /// More than half the buffer waits for the disk: pause the writer.
+  bool behind() const noexcept;
+  /// `room` runs once, on the loop, after the next batch is written and the
+  /// buffer is no longer behind (or when the file is closed).
+  void on_room(std::function<void()> room);
   /// `corral flush`: discards what is queued, empties the file (reopened
   /// with O_TRUNC, so a replaced path is picked up) and removes its rotated
   /// files. `done` runs on the loop once that is done, even if the file was
@@ -76,6 +85,7 @@ class log_file {
   static void run(job& j);                  // on the threadpool
   static void done(job& j);                 // back on the loop
   static void finish_closed(shared& st);
+  static void wake_writers(shared& st);
 
   std::string path_;
   std::shared_ptr<shared> st_;  // shared with the job in flight

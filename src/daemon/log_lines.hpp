@@ -44,6 +44,7 @@ class log_buffer {
   void clear() noexcept;
   bool empty() const noexcept { return pending_.empty() && dropped_ == 0; }
   std::size_t size() const noexcept { return pending_.size(); }
+  std::size_t capacity() const noexcept { return capacity_; }
   /// Lines dropped since the last take(): the count the next marker carries.
   uint64_t dropped_pending() const noexcept { return dropped_; }
   uint64_t dropped_total() const noexcept { return dropped_total_; }

@@ -200,6 +200,12 @@ void supervisor::on_output(int id, int stream, std::string_view line) {
   if (inst) a->logs->write(a->spec, inst->index(), stream, line);
 }
 
+bool supervisor::hold_output(int id, int stream, std::function<void()> resume) {
+  app* a = app_of(id);
+  instance* inst = find_instance(id);
+  return a && inst && a->logs->hold(inst->index(), stream, std::move(resume));
+}
+
 void supervisor::on_instance_transition(int id, state from, state to) {
   if (to == state::errored)
     if (instance* i = find_instance(id); i && app_of(id)) {

@@ -1,8 +1,13 @@
 // The manager's log files end to end: per-instance files, rotation by the
 // daemon, a full disk, and `logs --follow` across rotations.
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <cctype>
 
 #include <regex>
 
@@ -223,4 +228,80 @@ TEST_F(Manager, FullDiskDropsLinesReportsOnceAndMarksTheGapWhenWritesWorkAgain) 
   ASSERT_TRUE(wait_until([&] {
     return slurp(home_.file("daemon.log")).find(log_path("full") + " is written again") != std::string::npos;
   }, 5s));
+}
+
+namespace {
+
+// The syscall `pid` is blocked in, from /proc/<pid>/syscall (-1 if running or unreadable).
+long blocked_syscall(int pid) {
+  std::string s = slurp("/proc/" + std::to_string(pid) + "/syscall");
+  if (s.empty() || !std::isdigit(static_cast<unsigned char>(s[0]))) return -1;
+  return std::stol(s);
+}
+
+// Bytes `pid` has written so far (/proc/<pid>/io's wchar).
+long long bytes_written(int pid) {
+  std::string io = slurp("/proc/" + std::to_string(pid) + "/io");
+  auto at = io.find("wchar: ");
+  return at == std::string::npos ? -1 : std::stoll(io.substr(at + 7));
+}
+
+}  // namespace
+
+TEST_F(Manager, SlowDiskHoldsTheAppBackAndLosesNoLine) {
+  ASSERT_EQ(corral({"ping"}).code, 0);
+  // The stdout log is a FIFO that this test reads: a disk exactly as slow as
+  // the test wants. Its reader is open first, so the daemon's open succeeds.
+  std::string fifo = home_.file("slow.fifo");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  int rd = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(rd, 0);
+  ASSERT_EQ(::symlink(fifo.c_str(), log_path("slow").c_str()), 0);
+  // 16 MB of numbered lines: twice what the daemon ever buffers.
+  constexpr int n = 160000, bytes = 100;
+  ASSERT_EQ(corral({"start", app, "--name", "slow", "--", "numbered", std::to_string(n), std::to_string(bytes)}).code, 0);
+  int pid = 0;
+  ASSERT_TRUE(wait_until([&] {
+    auto rs = rows("slow");
+    pid = rs.size() == 1 ? rs[0].value("pid", 0) : 0;
+    return pid > 0;
+  }, 10s));
+  // Nothing is read yet. A daemon that drops what it cannot write lets the
+  // app run to its end; ours stops reading its pipe, so the app blocks in
+  // write(2) well before its end.
+  // (Held, not just waiting a moment for a busy daemon: still in the same
+  // write, with not one more byte written, 300 ms later. A daemon that reads
+  // on leaves the app blocked for microseconds at a time.)
+  long long held_at = -1;
+  auto since = clock::now();
+  ASSERT_TRUE(wait_until([&] {
+    long long w = bytes_written(pid);
+    if (blocked_syscall(pid) != SYS_write || w != held_at) {
+      held_at = w;
+      since = clock::now();
+      return false;
+    }
+    return clock::now() - since >= 300ms;
+  }, 30s)) << "syscall " << blocked_syscall(pid) << ", " << bytes_written(pid) << " bytes written";
+  EXPECT_LT(held_at, 12ll << 20) << "the app wrote on past what the daemon buffers";
+  // Meanwhile the daemon answers as ever.
+  auto r = corral({"list"});
+  EXPECT_EQ(r.code, 0) << r.err;
+
+  // The disk catches up: read everything.
+  std::string got;
+  char buf[1 << 16];
+  auto t0 = clock::now();
+  while (got.find("numbered done\n") == std::string::npos && clock::now() - t0 < 120s) {
+    struct pollfd p {rd, POLLIN, 0};
+    ::poll(&p, 1, 1000);
+    ssize_t k = ::read(rd, buf, sizeof buf);
+    if (k > 0) got.append(buf, static_cast<size_t>(k));
+  }
+  ::close(rd);
+  ASSERT_NE(got.find("numbered done\n"), std::string::npos) << got.size() << " bytes read";
+  std::string stray;
+  EXPECT_EQ(seq_numbers(got, &stray), range(0, n));
+  EXPECT_EQ(stray, "");
+  EXPECT_EQ(rows("slow")[0].value("dropped_lines", 0), 0);
 }
