@@ -179,11 +179,27 @@ class session {
   int print_list() {
     auto rows = call("list");
     if (!rows) return fail(rows.err().message());
-    std::fputs(cli::format_table(*rows).c_str(), stdout);
+    return print_rows(*rows);
+  }
+
+  /// The list after a command the daemon carried out. A foreground daemon
+  /// (`corral run`) exits as soon as its last app is stopped or deleted,
+  /// maybe before this list is asked: the command did not fail.
+  int print_list_after_command() {
+    auto rows = call("list");
+    if (rows) return print_rows(*rows);
+    auto ec = rows.err().code();
+    if (ec != std::errc::connection_reset && ec != std::errc::broken_pipe) return fail(rows.err().message());
+    std::fprintf(stderr, "corral: the daemon has exited (corral run exits once no app runs)\n");
     return 0;
   }
 
  private:
+  static int print_rows(const json& rows) {
+    std::fputs(cli::format_table(rows).c_str(), stdout);
+    return 0;
+  }
+
   daemon::home_paths home_;
   std::optional<cli::client> client_;
 };
@@ -241,7 +257,7 @@ int cmd_target(session& s, const std::string& cmd, const std::string& target, js
       ++failures;
     }
   }
-  int code = s.print_list();
+  int code = s.print_list_after_command();
   return failures ? exit_error : code;
 }
 

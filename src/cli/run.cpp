@@ -1,5 +1,6 @@
 #include "run.hpp"
 
+#include <signal.h>
 #include <stdlib.h>
 
 #include <cerrno>
@@ -30,45 +31,69 @@ void print_line(const daemon::app_spec& spec, int index, int stream, std::string
   std::fflush(f);
 }
 
-bool running_or_will_run(const std::string& status) { return status != "stopped" && status != "errored"; }
-
 struct foreground {
   std::vector<daemon::app_spec> apps;
   daemon::supervisor* sup = nullptr;
   std::function<void(int)> stop_and_exit;
+  // Whether anything still runs is checked after each transition (only a
+  // transition can end the last run), on a zero-delay timer: stopping the
+  // daemon must not begin inside the transition that wakes us.
   detail::uv_handle_ptr<uv_timer_t> check;
+  // The daemon stops every app on SIGTERM/SIGINT and exits 0: the stopped
+  // instances that follow are not "no app is running any more".
+  detail::uv_handle_ptr<uv_signal_t> sigterm, sigint;
   size_t answered = 0;
   bool leaving = false;
 
   void started(uv_loop_t* loop, daemon::supervisor& s, std::function<void(int)> exit_fn) {
     sup = &s;
     stop_and_exit = std::move(exit_fn);
+    check = detail::uv_handle_ptr<uv_timer_t>::make();
+    uv_timer_init(loop, check.get());
+    check->data = this;
+    sigterm = watch_stop_signal(loop, SIGTERM);
+    sigint = watch_stop_signal(loop, SIGINT);
     sup->echo_output_to(print_line);
+    sup->on_transition([this] { check_soon(); });
     uint64_t id = 1;
     for (const auto& spec : apps)
       sup->handle(daemon::request{id++, "start", {{"app", daemon::to_json(spec)}}},
                   [this, name = spec.name](daemon::response&& r) {
                     ++answered;
                     if (!r.ok) std::fprintf(stderr, "corral run: %s: %s\n", name.c_str(), r.error.c_str());
+                    check_soon();  // a start that failed before any instance existed makes no transition
                   });
-    // Whether anything still runs is polled, not pushed: the supervisor's
-    // list is the one place that knows every instance's state.
-    check = detail::uv_handle_ptr<uv_timer_t>::make();
-    uv_timer_init(loop, check.get());
-    check->data = this;
-    uv_timer_start(check.get(), [](uv_timer_t* t) { static_cast<foreground*>(t->data)->poll(); }, 200, 200);
+    check_soon();  // no app at all
   }
 
-  void poll() {
-    if (leaving || answered < apps.size()) return;
-    sup->handle(daemon::request{0, "list", json::object()}, [this](daemon::response&& r) {
-      if (!r.ok || leaving) return;
-      for (const auto& row : r.result)
-        if (running_or_will_run(row.value("status", ""))) return;
-      leaving = true;
-      std::fprintf(stderr, "corral run: no app is running any more; exiting 1\n");
-      stop_and_exit(1);
-    });
+  detail::uv_handle_ptr<uv_signal_t> watch_stop_signal(uv_loop_t* loop, int sig) {
+    auto h = detail::uv_handle_ptr<uv_signal_t>::make();
+    uv_signal_init(loop, h.get());
+    h->data = this;
+    uv_signal_start(h.get(), [](uv_signal_t* w, int) {
+      if (auto* self = static_cast<foreground*>(w->data)) self->leaving = true;
+    }, sig);
+    return h;
+  }
+
+  void check_soon() {
+    if (check && !leaving) uv_timer_start(check.get(), [](uv_timer_t* t) {
+      if (auto* self = static_cast<foreground*>(t->data)) self->check_now();
+    }, 0, 0);
+  }
+
+  void check_now() {
+    // `corral kill` stops every app too, then exits 0.
+    if (leaving || answered < apps.size() || sup->exit_requested() || !sup->nothing_runs()) return;
+    leaving = true;
+    std::fprintf(stderr, "corral run: no app is running any more; exiting 1\n");
+    stop_and_exit(1);
+  }
+
+  void close() {
+    check.reset();
+    sigterm.reset();
+    sigint.reset();
   }
 };
 
@@ -103,7 +128,7 @@ int run_foreground(const std::vector<daemon::app_spec>& apps) {
   };
   // The echo stays: the last lines of the stopping apps still come in
   // while the supervisor closes their pipes.
-  hooks.on_stopped = [&fg] { fg.check.reset(); };
+  hooks.on_stopped = [&fg] { fg.close(); };
   int code = daemon::run_daemon(daemon::home_at(*dir), hooks);
   if (temporary) {
     std::error_code ec;

@@ -217,6 +217,15 @@ void supervisor::on_instance_transition(int id, state from, state to) {
     }
   if (from != to || to == state::online) persist_soon();
   check_waiters();
+  if (on_transition_) on_transition_();
+}
+
+bool supervisor::nothing_runs() const {
+  for (auto& a : apps_)
+    for (auto* v : {&a->instances, &a->others})
+      for (auto& i : *v)
+        if (!settled_stopped(i->fsm().current())) return false;
+  return true;
 }
 
 void supervisor::wait_then(std::function<bool()> done, std::function<void()> fire) {

@@ -49,6 +49,13 @@ class supervisor final : public instance_host {
   /// prints them). `stream` is 1 (stdout) or 2 (stderr).
   using output_echo = std::function<void(const app_spec& spec, int index, int stream, std::string_view line)>;
   void echo_output_to(output_echo fn) { echo_ = std::move(fn); }
+  /// Also calls `fn` after every instance transition (`corral run` learns
+  /// when nothing runs any more). It runs inside the transition: it may ask
+  /// nothing_runs(), and must arrange anything more for later.
+  void on_transition(std::function<void()> fn) { on_transition_ = std::move(fn); }
+  /// True if no process runs or will run without a command: every instance,
+  /// those of apps being deleted included, is stopped or errored.
+  bool nothing_runs() const;
 
   /// `reload all`, as the daemon's SIGHUP asks: errors go to stderr.
   void reload_all_from_signal();
@@ -127,6 +134,7 @@ class supervisor final : public instance_host {
   bool exit_requested_ = false;
   std::function<void()> on_exit_requested_;
   output_echo echo_;
+  std::function<void()> on_transition_;
   int restored_apps_ = 0;
   int killed_orphans_ = 0;
   int64_t started_unix_ms_ = 0;

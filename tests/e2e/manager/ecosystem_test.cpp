@@ -154,6 +154,7 @@ TEST_F(Ecosystem, RunStreamsLogsAndStopsGracefullyOnSigterm) {
   ASSERT_TRUE(status) << run.err();
   ASSERT_TRUE(WIFEXITED(*status)) << run.err();
   EXPECT_EQ(WEXITSTATUS(*status), 0) << run.err();
+  EXPECT_EQ(run.err().find("no app is running any more"), std::string::npos) << run.err();
   EXPECT_NE(run.out().find("py | bye " + std::to_string(py_pid)), std::string::npos) << run.out();
   reap_orphans();
   EXPECT_FALSE(alive(py_pid));
@@ -172,6 +173,56 @@ TEST_F(Ecosystem, RunExitsNonZeroOnceEveryAppHasStoppedForGood) {
   ASSERT_TRUE(WIFEXITED(*status));
   EXPECT_EQ(WEXITSTATUS(*status), 1);
   EXPECT_NE(c->err().find("corral run: no app is running any more; exiting 1"), std::string::npos) << c->err();
+  EXPECT_TRUE(processes_with(home()).empty());
+}
+
+// A foreground daemon learns of the last stop from the transition itself,
+// however late it comes: here `corral stop` from another shell.
+TEST_F(Ecosystem, RunExitsNonZeroOnceItsLastAppIsStopped) {
+  auto run = corral_bg({"run", "eco.yaml", "--only", "cpp"});
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("cpp"), 2); }, 20s)) << run->err();
+  // Not corral(): its cleanup reaps any child of ours, run's exit status too.
+  auto stop = corral_bg({"stop", "cpp"});
+  auto stopped = stop->wait_exit(30s);
+  ASSERT_TRUE(stopped && WIFEXITED(*stopped) && WEXITSTATUS(*stopped) == 0) << stop->err();
+  auto status = run->wait_exit(30s);
+  ASSERT_TRUE(status) << run->err();
+  ASSERT_TRUE(WIFEXITED(*status)) << run->err();
+  EXPECT_EQ(WEXITSTATUS(*status), 1) << run->err();
+  EXPECT_NE(run->err().find("corral run: no app is running any more; exiting 1"), std::string::npos) << run->err();
+}
+
+// The apps stopped by SIGTERM are not "no app is running any more", even
+// when a client's connection keeps the daemon's loop turning a little
+// longer after the last app has stopped.
+TEST_F(Ecosystem, RunStoppedBySigtermWithAClientConnectedExitsZero) {
+  auto run = corral_bg({"run", "eco.yaml", "--only", "cpp"});
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("cpp"), 2); }, 20s)) << run->err();
+  auto monit = corral_bg({"monit", "--interval", "100"});
+  ASSERT_TRUE(monit->wait_out("cpp", 10s)) << monit->err();
+  run->signal(SIGTERM);
+  auto status = run->wait_exit(30s);
+  ASSERT_TRUE(status) << run->err();
+  ASSERT_TRUE(WIFEXITED(*status)) << run->err();
+  EXPECT_EQ(WEXITSTATUS(*status), 0) << run->err();
+  EXPECT_EQ(run->err().find("no app is running any more"), std::string::npos) << run->err();
+}
+
+// `corral kill` stops every app of a foreground daemon too, and is a
+// requested stop: exit 0, not the "nothing runs any more" exit 1.
+TEST_F(Ecosystem, RunExitsZeroOnCorralKill) {
+  auto run = corral_bg({"run", "eco.yaml"});
+  ASSERT_TRUE(run->wait_out("py | hi pid ", 30s)) << run->out() << run->err();
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("cpp"), 2); }, 20s)) << jlist().dump();
+  // Not corral(): its cleanup reaps any child of ours, run's exit status too.
+  auto kill = corral_bg({"kill"});
+  auto killed = kill->wait_exit(30s);
+  ASSERT_TRUE(killed && WIFEXITED(*killed) && WEXITSTATUS(*killed) == 0) << kill->err();
+  auto status = run->wait_exit(30s);
+  ASSERT_TRUE(status) << run->err();
+  ASSERT_TRUE(WIFEXITED(*status)) << run->err();
+  EXPECT_EQ(WEXITSTATUS(*status), 0) << run->err();
+  EXPECT_EQ(run->err().find("no app is running any more"), std::string::npos) << run->err();
   EXPECT_TRUE(processes_with(home()).empty());
 }
 
