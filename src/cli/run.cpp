@@ -12,6 +12,7 @@
 #include "core/handle.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/supervisor.hpp"
+#include "orphan_reaper.hpp"
 
 namespace corral::cli {
 
@@ -42,12 +43,14 @@ struct foreground {
   // The daemon stops every app on SIGTERM/SIGINT and exits 0: the stopped
   // instances that follow are not "no app is running any more".
   detail::uv_handle_ptr<uv_signal_t> sigterm, sigint;
+  std::unique_ptr<orphan_reaper> reaper;
   size_t answered = 0;
   bool leaving = false;
 
   void started(uv_loop_t* loop, daemon::supervisor& s, std::function<void(int)> exit_fn) {
     sup = &s;
     stop_and_exit = std::move(exit_fn);
+    reaper = std::make_unique<orphan_reaper>(loop);  // before any app can leave an orphan
     check = detail::uv_handle_ptr<uv_timer_t>::make();
     uv_timer_init(loop, check.get());
     check->data = this;
@@ -94,6 +97,7 @@ struct foreground {
     check.reset();
     sigterm.reset();
     sigint.reset();
+    reaper.reset();
   }
 };
 

@@ -5,7 +5,8 @@
 //   - on SIGTERM/SIGINT (or `corral kill`) stops the apps gracefully and
 //     returns 0;
 //   - once no app runs or will run again (each stopped or errored), stops
-//     and returns 1, so that the container's restart policy takes over.
+//     and returns 1, so that the container's restart policy takes over;
+//   - reaps the orphans its apps leave, as PID 1 must (orphan_reaper.hpp).
 #pragma once
 
 #include <vector>

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <sstream>
 
 #include "harness.hpp"
 
@@ -22,6 +23,41 @@ print("to stderr", file=sys.stderr, flush=True)
 while True:
     time.sleep(1)
 )";
+
+// Double-forks: the grandchild waits until its parent has exited, writes
+// its pid and its new parent's to "adopted", then exits.
+const char* orphans_py = R"(import os, time
+if os.fork() == 0:
+    middle = os.getpid()
+    if os.fork() == 0:
+        while os.getppid() == middle:
+            time.sleep(0.01)
+        with open("adopted.tmp", "w") as f:
+            f.write(f"{os.getpid()} {os.getppid()}\n")
+        os.rename("adopted.tmp", "adopted")
+        os._exit(0)
+    os._exit(0)
+os.wait()
+while True:
+    time.sleep(1)
+)";
+
+/// The zombies whose parent is `ppid`.
+std::vector<pid_t> zombies_of(pid_t ppid) {
+  std::vector<pid_t> out;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    std::string name = e.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string stat = slurp(e.path().string() + "/stat");
+    auto rp = stat.rfind(')');
+    if (rp == std::string::npos) continue;
+    std::istringstream in(stat.substr(rp + 2));
+    char state = 0;
+    pid_t parent = 0;
+    if (in >> state >> parent && state == 'Z' && parent == ppid) out.push_back(std::stoi(name));
+  }
+  return out;
+}
 
 class Ecosystem : public Manager {
  protected:
@@ -190,6 +226,31 @@ TEST_F(Ecosystem, RunExitsNonZeroOnceItsLastAppIsStopped) {
   ASSERT_TRUE(WIFEXITED(*status)) << run->err();
   EXPECT_EQ(WEXITSTATUS(*status), 1) << run->err();
   EXPECT_NE(run->err().find("corral run: no app is running any more; exiting 1"), std::string::npos) << run->err();
+}
+
+// As PID 1 in a container must (tini, docker run --init): corral run is a
+// child subreaper, adopts the orphans of its apps and reaps them, while
+// libuv still gets its own children's exit statuses.
+TEST_F(Ecosystem, RunReapsTheOrphansOfItsApps) {
+  write_file(work_.file("orphans.py"), orphans_py);
+  write_file(work_.file("orphans.yaml"), "apps:\n  - name: orphans\n    script: orphans.py\n");
+  auto run = corral_bg({"run", "orphans.yaml"});
+  ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(work_.file("adopted")); }, 20s)) << run->err();
+  std::istringstream in(slurp(work_.file("adopted")));
+  pid_t orphan = 0, adopter = 0;
+  in >> orphan >> adopter;
+  ASSERT_GT(orphan, 0);
+  EXPECT_EQ(adopter, run->pid()) << "adopted by corral run, not by " << adopter;
+  EXPECT_TRUE(wait_until([&] {
+    return zombies_of(run->pid()).empty() && !std::filesystem::exists("/proc/" + std::to_string(orphan));
+  }, 10s)) << "orphan " << orphan << " still there, zombies under corral run: " << zombies_of(run->pid()).size();
+  ASSERT_TRUE(alive(run->pid())) << run->err();
+  // The instance is libuv's: its exit is still seen, so the stop is graceful.
+  run->signal(SIGTERM);
+  auto status = run->wait_exit(30s);
+  ASSERT_TRUE(status) << run->err();
+  ASSERT_TRUE(WIFEXITED(*status)) << run->err();
+  EXPECT_EQ(WEXITSTATUS(*status), 0) << run->err();
 }
 
 // The apps stopped by SIGTERM are not "no app is running any more", even
