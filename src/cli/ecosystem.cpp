@@ -399,16 +399,35 @@ result<std::vector<eco_app>> parse_ecosystem(const std::string& text, eco_format
   return apps;
 }
 
-result<std::vector<daemon::app_spec>> load_ecosystem(const std::string& path, const eco_load_options& options) {
+namespace {
+
+result<std::vector<eco_app>> read_ecosystem(const std::string& path, const std::string& env_name,
+                                            const std::string& path_env) {
   auto format = ecosystem_format(path);
   if (!format) return invalid(path + ": not an ecosystem file (.yaml, .yml, .json, .config.js or .config.cjs)");
   std::error_code ec;
   fs::path abs = fs::absolute(path, ec).lexically_normal();
-  auto text = *format == eco_format::js ? eval_js(abs.string(), options.path_env) : read_text(path);
+  auto text = *format == eco_format::js ? eval_js(abs.string(), path_env) : read_text(path);
   if (!text) return text.err();
-  auto apps = parse_ecosystem(*text, *format, path, options.env_name);
+  return parse_ecosystem(*text, *format, path, env_name);
+}
+
+}  // namespace
+
+result<std::vector<std::string>> ecosystem_app_names(const std::string& path, const std::string& path_env) {
+  auto apps = read_ecosystem(path, "", path_env);
   if (!apps) return apps.err();
-  std::string dir = abs.parent_path().string();
+  std::vector<std::string> names;
+  for (const auto& a : *apps)
+    names.push_back(a.options.name.empty() ? daemon::default_app_name(a.options.script) : a.options.name);
+  return names;
+}
+
+result<std::vector<daemon::app_spec>> load_ecosystem(const std::string& path, const eco_load_options& options) {
+  auto apps = read_ecosystem(path, options.env_name, options.path_env);
+  if (!apps) return apps.err();
+  std::error_code ec;
+  std::string dir = fs::absolute(path, ec).lexically_normal().parent_path().string();
   std::vector<daemon::app_spec> specs;
   std::map<std::string, int> lines_of_names;
   for (size_t k = 0; k < apps->size(); ++k) {

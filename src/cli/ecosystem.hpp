@@ -56,6 +56,11 @@ struct eco_load_options {
 /// on the first bad app, with nothing returned.
 result<std::vector<daemon::app_spec>> load_ecosystem(const std::string& path, const eco_load_options& options);
 
+/// The names of the file's apps, for stop, restart, reload and delete: the
+/// file is read and parsed as for load_ecosystem, but the apps are not
+/// checked (their scripts and cwds may be gone by now).
+result<std::vector<std::string>> ecosystem_app_names(const std::string& path, const std::string& path_env);
+
 /// Splits a string as a shell splits words: blanks, '...', "..." and \.
 result<std::vector<std::string>> split_words(const std::string& text);
 

@@ -241,12 +241,11 @@ int cmd_start(session& s, start_options& o) {
 int cmd_target(session& s, const std::string& cmd, const std::string& target, json args = json::object()) {
   std::vector<std::string> targets{target};
   if (is_ecosystem_file(target)) {
-    cli::eco_load_options lo;
-    lo.path_env = path_env();
-    auto specs = cli::load_ecosystem(target, lo);
-    if (!specs) return fail(specs.err().message(), exit_usage);
-    targets.clear();
-    for (const auto& spec : *specs) targets.push_back(spec.name);
+    // Only the names: a script removed since `start` must not keep its app
+    // from being stopped or deleted.
+    auto names = cli::ecosystem_app_names(target, path_env());
+    if (!names) return fail(names.err().message(), exit_usage);
+    targets = std::move(*names);
   }
   int failures = 0;
   for (const auto& t : targets) {

@@ -63,6 +63,13 @@ result<std::string> which(const std::string& name, const std::string& cwd, const
 
 }  // namespace
 
+std::string default_app_name(const std::string& command) {
+  std::istringstream words(command);
+  std::string first;
+  words >> first;
+  return stem(first);
+}
+
 bool has_shell_syntax(const std::string& s) { return s.find_first_of("|&;<>()$`\\\"'*?[]#~{}\n") != std::string::npos; }
 
 result<resolved_command> resolve_command(const std::string& command, const std::vector<std::string>& args,
@@ -78,10 +85,7 @@ result<resolved_command> resolve_command(const std::string& command, const std::
       out.argv.insert(out.argv.end(), args.begin(), args.end());
     }
     out.interpreter = "shell";
-    std::istringstream first(command);
-    std::string word;
-    first >> word;
-    out.default_name = stem(word);
+    out.default_name = default_app_name(command);
     return out;
   }
   std::vector<std::string> words;
@@ -103,7 +107,7 @@ result<resolved_command> resolve_command(const std::string& command, const std::
     else if (ext == ".js" || ext == ".mjs" || ext == ".cjs") interp = "node";
     else if (ext == ".sh" && ::access(file.c_str(), X_OK) != 0) interp = "sh";
   }
-  out.default_name = stem(program);
+  out.default_name = default_app_name(command);
   if (!interp.empty() && interp != "none") {
     if (!local_file) return not_runnable(file, ENOENT);
     auto ip = which(interp, cwd, path_env);

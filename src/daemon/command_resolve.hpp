@@ -24,6 +24,10 @@ struct resolved_command {
 
 bool has_shell_syntax(const std::string& s);
 
+/// The app name when none is given: the first word's file name without its
+/// extension ("./bin/api.py --port 1" -> "api"). Needs no file to exist.
+std::string default_app_name(const std::string& command);
+
 /// `cwd` resolves relative paths; `path_env` is $PATH. Errors name the path
 /// and the errno ("no such file or directory (ENOENT)").
 result<resolved_command> resolve_command(const std::string& command, const std::vector<std::string>& args,

@@ -160,6 +160,41 @@ TEST_F(Ecosystem, StopAndDeleteActOnTheFilesApps) {
   EXPECT_TRUE(all_online(rows("other"), 1));
 }
 
+// stop, restart, reload and delete of a file need only its apps' names: a
+// script removed since start (a deploy moved it) must not block them. An app
+// without a name is named after its script, which is gone too.
+TEST_F(Ecosystem, StopRestartDeleteOfAFileWhoseScriptsAreGone) {
+  write_file(work_.file("gone.py"), hello_py);
+  write_file(work_.file("gone.yaml"), std::string("apps:\n"
+                                                  "  - script: gone.py\n"
+                                                  "    env: {GREETING: hi}\n"
+                                                  "  - name: cpp\n"
+                                                  "    script: ") + MANAGER_APP + "\n"
+                                                  "    args: serve\n"
+                                                  "    cwd: sub\n");
+  std::filesystem::create_directories(work_.file("sub"));
+  ASSERT_EQ(corral({"start", "gone.yaml"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("gone"), 1) && all_online(rows("cpp"), 1); }, 20s)) << jlist().dump();
+  ASSERT_TRUE(wait_until([&] { return slurp(log_path("gone")).find("hi pid") != std::string::npos; }, 10s));
+  std::filesystem::remove(work_.file("gone.py"));
+  std::filesystem::remove(work_.file("sub"));
+  auto r = corral({"start", "gone.yaml"});
+  EXPECT_EQ(r.code, 2) << "start still checks every app";
+  r = corral({"stop", "gone.yaml"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(rows("gone")[0]["status"], "stopped");
+  EXPECT_EQ(rows("cpp")[0]["status"], "stopped");
+  // The daemon restarts them from its specs (the script's absence is then
+  // the app's own failure): the file itself is no longer in the way.
+  r = corral({"restart", "gone.yaml"});
+  EXPECT_NE(r.code, 2) << r.err;
+  EXPECT_EQ(r.err.find("gone.yaml:"), std::string::npos) << r.err;
+  r = corral({"delete", "gone.yaml"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(rows("gone").empty());
+  EXPECT_TRUE(rows("cpp").empty());
+}
+
 // pm2-runtime: the daemon in the foreground, the apps' lines on its stdout
 // and stderr, a graceful stop on SIGTERM, and nothing left behind.
 TEST_F(Ecosystem, RunStreamsLogsAndStopsGracefullyOnSigterm) {
