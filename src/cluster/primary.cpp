@@ -9,6 +9,7 @@
 #include <iterator>
 
 #include "cluster/internal.hpp"
+#include "core/handoff_sched.hpp"
 #include "core/handle.hpp"
 #include "net/primary.hpp"
 #include "corral/cluster.hpp"
@@ -380,7 +381,11 @@ corral::worker& fork(const std::map<std::string, std::string>& extra_env) {
     if (auto* self = static_cast<corral::worker::impl*>(p->data)) self->on_process_exit(status, signal);
   };
   im.process = corral::detail::uv_handle_ptr<uv_process_t>::make();
-  int r = uv_spawn(uv_default_loop(), im.process.get(), &opts);
+  int r;
+  {
+    corral::detail::spawn_guard normal;  // the worker starts SCHED_OTHER, whatever the primary runs
+    r = uv_spawn(uv_default_loop(), im.process.get(), &opts);
+  }
   if (r < 0) {
     im.out_pipe.reset();
     im.err_pipe.reset();

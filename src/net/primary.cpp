@@ -17,6 +17,7 @@
 #include <map>
 
 #include "cluster/internal.hpp"
+#include "core/handoff_sched.hpp"
 #include "net/acceptor.hpp"
 #include "net/socket.hpp"
 
@@ -48,6 +49,7 @@ struct shared_key {
   }
 
   void close_socket() {
+    if (acc) corral::detail::handoff_sched(false);
     acc.reset();  // stop watching before the fd closes
     fd.reset();
     if (requested.is_unix() && !bound.path.empty()) ::unlink(bound.path.c_str());
@@ -62,14 +64,15 @@ struct shared_key {
     std::vector<std::size_t> share(members.size(), 0);
     std::size_t assigned = 0;
     for (; assigned < conns.size(); ++assigned) {
-      // Rotate, skipping a worker only if it has at least 3 more connections
+      // Rotate, skipping a worker only if it has at least 5 more connections
       // waiting than another: a worker a little slow to acknowledge (a busy
-      // machine) still gets its share; a backed-up one does not get more.
+      // machine, where it was not scheduled for a few ms) still gets its
+      // share; a backed-up one does not get more.
       std::size_t best = members.size();
       for (std::size_t k = 0; k < members.size(); ++k) {
         std::size_t i = (next + k) % members.size();
         if (!members[i].w->is_connected()) continue;
-        if (best == members.size() || members[i].pending + 2 < members[best].pending) best = i;
+        if (best == members.size() || members[i].pending + 4 < members[best].pending) best = i;
       }
       if (best == members.size()) break;  // nobody to serve: the rest close (refused)
       members[best].pending++;
@@ -123,6 +126,7 @@ status ensure_socket(shared_key& k) {
   if (reuseport && listening) k.policy = sched_policy::shared;
   if (k.policy == sched_policy::round_robin) {
     k.acc = std::make_unique<acceptor>(k.fd.get(), [&k](std::vector<unique_fd>& conns) { k.distribute(conns); });
+    corral::detail::handoff_sched(true);
   }
   return {};
 }

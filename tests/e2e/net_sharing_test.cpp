@@ -4,11 +4,16 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <sched.h>
+
 #include <atomic>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "support/client.hpp"
@@ -177,6 +182,48 @@ TEST(RoundRobin, AllWorkersDeadRefusesThenANewWorkerAcceptsOnTheSamePort) {
   auto pid = ask_pid(r.port);
   ASSERT_TRUE(pid);
   EXPECT_NE(*pid, only);
+}
+
+namespace {
+
+// The scheduling policy of `pid` (field 41 of /proc/<pid>/stat), or -1.
+int sched_policy_of(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto paren = stat.rfind(')');
+  if (paren == std::string::npos) return -1;
+  std::istringstream fields(stat.substr(paren + 2));
+  std::string v;
+  for (int field = 3; field <= 41 && fields >> v; ++field)
+    if (field == 41) return std::stoi(v);
+  return -1;
+}
+
+}  // namespace
+
+TEST(RoundRobin, PrimaryBatchesItsWakeupsWhileItHandsOutAndItsWorkersRunNormally) {
+  become_subreaper();
+  auto r = start("round_robin", 2);
+  ASSERT_EQ(r.workers.size(), 2u);
+  EXPECT_EQ(sched_policy_of(r.p->pid()), SCHED_BATCH);
+  for (const auto& w : r.workers) EXPECT_EQ(sched_policy_of(std::stoi(w)), SCHED_OTHER) << w;
+  // A worker forked while the primary runs SCHED_BATCH starts normal too.
+  r.p->signal(SIGUSR1);
+  ASSERT_TRUE(r.p->wait_out("listening ", 10s, 3)) << r.p->out();
+  std::smatch m;
+  std::string out = r.p->out();
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(listening (\d+) \S+\n$)")));
+  EXPECT_EQ(sched_policy_of(std::stoi(m[1])), SCHED_OTHER);
+  // Once no worker is left the primary hands out nothing: normal again.
+  for (const auto& w : r.workers) ::kill(std::stoi(w), SIGKILL);
+  ::kill(std::stoi(m[1]), SIGKILL);
+  EXPECT_TRUE(wait_until([&] { return sched_policy_of(r.p->pid()) == SCHED_OTHER; }, 10s));
+
+  // Neither a shared socket nor the opt-out changes it.
+  auto shared = start("shared", 1);
+  EXPECT_EQ(sched_policy_of(shared.p->pid()), SCHED_OTHER);
+  auto off = start("round_robin", 1, {{"CORRAL_PRIMARY_BATCH", "0"}});
+  EXPECT_EQ(sched_policy_of(off.p->pid()), SCHED_OTHER);
 }
 
 TEST(Listen, PortInUseReachesTheWorkerAsAnErrorNamingTheAddress) {
