@@ -73,9 +73,48 @@ void supervisor::persist_now() {
       }
     st.apps.push_back(std::move(pa));
   }
-  if (auto s = write_file_atomic(home_.state, to_json(st).dump(2) + "\n"); !s)
-    std::fprintf(stderr, "corral daemon: cannot persist state: %s\n", s.err().message().c_str());
-  if (exit_requested_ && on_exit_requested_) on_exit_requested_();
+  write_state(to_json(st).dump(2) + "\n");
+}
+
+void supervisor::write_state(std::string text) {
+  if (persist_writing_) {
+    persist_next_ = std::move(text);
+    return;
+  }
+  // Off the loop: two fsyncs take milliseconds on a real disk, and the loop
+  // meanwhile respawns what died and answers the control socket.
+  struct job {
+    uv_work_t req;
+    supervisor* self;
+    std::weak_ptr<char> alive;
+    std::string path;
+    std::string text;
+    status result;
+  };
+  persist_writing_ = true;
+  auto* j = new job{{}, this, alive_, home_.state, std::move(text), {}};
+  j->req.data = j;
+  uv_queue_work(
+      loop_, &j->req,
+      [](uv_work_t* r) {
+        auto* jb = static_cast<job*>(r->data);
+        jb->result = write_file_atomic(jb->path, jb->text);
+      },
+      [](uv_work_t* r, int) {
+        std::unique_ptr<job> jb(static_cast<job*>(r->data));
+        if (jb->alive.expired()) return;
+        supervisor& self = *jb->self;
+        self.persist_writing_ = false;
+        if (!jb->result)
+          std::fprintf(stderr, "corral daemon: cannot persist state: %s\n", jb->result.err().message().c_str());
+        if (self.persist_next_) {
+          std::string next = std::move(*self.persist_next_);
+          self.persist_next_.reset();
+          return self.write_state(std::move(next));
+        }
+        // Exiting waits for the last state to be on disk.
+        if (self.exit_requested_ && self.on_exit_requested_) self.on_exit_requested_();
+      });
 }
 
 int supervisor::restore() {

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -96,6 +97,7 @@ class supervisor final : public instance_host {
   json describe_instance(const app& a, const instance& i, bool full) const;
   void persist_soon();
   void persist_now();
+  void write_state(std::string text);
   void check_waiters();
   void wait_then(std::function<bool()> done, std::function<void()> fire);
   void remove_deleted_apps();
@@ -131,6 +133,11 @@ class supervisor final : public instance_host {
   bool checking_waiters_ = false;
   detail::uv_handle_ptr<uv_timer_t> persist_timer_;
   bool persist_pending_ = false;
+  // The state is written (and fsynced) on the threadpool, one write at a
+  // time; a newer state waits in persist_next_ and replaces an older one.
+  bool persist_writing_ = false;
+  std::optional<std::string> persist_next_;
+  std::shared_ptr<char> alive_ = std::make_shared<char>();
   bool exit_requested_ = false;
   std::function<void()> on_exit_requested_;
   output_echo echo_;
