@@ -1,5 +1,7 @@
 #include "daemon/app_logs.hpp"
 
+#include <filesystem>
+
 #include "daemon/log_lines.hpp"
 #include "daemon/supervisor_util.hpp"
 
@@ -85,8 +87,16 @@ json app_logs::sources(const std::string& name, int instances) const {
     rows.push_back({{"name", name}, {"out", path(0, out)}, {"err", path(0, err)}});
     return rows;
   }
-  for (int i = 0; i < instances; ++i)
+  // Past `instances`: the files of indices removed by a scale-down, kept on
+  // disk with their lines, which are still the app's (PM2 shows them too).
+  // Those this daemon opened, then any on disk from an earlier daemon.
+  for (int i = 0;; ++i) {
+    std::error_code ec;
+    bool shown = i < instances || static_cast<size_t>(i) < pairs_.size() ||
+                 std::filesystem::exists(path(i, out), ec) || std::filesystem::exists(path(i, err), ec);
+    if (!shown) break;
     rows.push_back({{"name", name}, {"instance", i}, {"out", path(i, out)}, {"err", path(i, err)}});
+  }
   return rows;
 }
 

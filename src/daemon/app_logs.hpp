@@ -42,7 +42,8 @@ class app_logs {
   uint64_t dropped(int index) const;
   /// "<path>: <errno text>" for each of instance `index`'s files whose writes fail now.
   std::vector<std::string> failing(int index) const;
-  /// logs_info's entries for the first `instances` instances (one when merged).
+  /// logs_info's entries (one when merged): those of the first `instances`
+  /// instances, then those of higher indices whose files exist (scaled down).
   json sources(const std::string& name, int instances) const;
   /// `corral flush` of every file; `done` runs once all are empty.
   void flush(std::function<void()> done);

@@ -59,6 +59,31 @@ std::vector<int> range(int from, int to) {
 
 }  // namespace
 
+// After a scale-down the removed instances' files stay on disk, and `logs`
+// still shows their lines (as PM2 does), also from a daemon started since.
+TEST_F(Manager, LogsStillShowTheFilesOfInstancesRemovedByScaleDown) {
+  auto start = [&](const char* instances) {
+    return corral({"start", app, "--name", "split", "-i", instances, "--log-per-instance", "--", "numbered", "3", "32"});
+  };
+  ASSERT_EQ(start("3").code, 0);
+  auto file = [&](int i) { return home_.file("logs/split-out-" + std::to_string(i) + ".log"); };
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(wait_until([&] { return slurp(file(i)).ends_with("numbered done\n"); }, 10s)) << i;
+  ASSERT_EQ(corral({"scale", "split", "1"}).code, 0);
+  ASSERT_EQ(rows("split").size(), 1u);
+  const std::string all = "split[0] out | numbered done\nsplit[1] out | numbered done\nsplit[2] out | numbered done\n";
+  auto logs = corral({"logs", "split", "--out", "--lines", "1"});
+  ASSERT_EQ(logs.code, 0) << logs.err;
+  EXPECT_EQ(logs.out, all);
+  // A new daemon opens only instance 0's files; the others are found on disk.
+  ASSERT_EQ(corral({"kill"}).code, 0);
+  ASSERT_EQ(start("1").code, 0);
+  ASSERT_TRUE(wait_until([&] { return count(slurp(file(0)), "numbered done\n") == 2; }, 10s));
+  logs = corral({"logs", "split", "--out", "--lines", "1"});
+  ASSERT_EQ(logs.code, 0) << logs.err;
+  EXPECT_EQ(logs.out, all);
+}
+
 TEST_F(Manager, PerInstanceLogFilesCarryEachInstancesOwnLinesThroughScaleFlushAndDelete) {
   auto r = corral({"start", app, "--name", "split", "-i", "2", "--log-per-instance", "--", "lines", "20"});
   ASSERT_EQ(r.code, 0) << r.err;
