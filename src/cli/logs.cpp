@@ -59,6 +59,12 @@ void print_lines(const std::string& label, const std::string& text) {
 
 bool same_file(const struct stat& a, const struct stat& b) { return a.st_dev == b.st_dev && a.st_ino == b.st_ino; }
 
+// Last written strictly before `b` was (a file rotated after `b` was written to after it).
+bool written_before(const struct stat& a, const struct stat& b) {
+  return a.st_mtim.tv_sec != b.st_mtim.tv_sec ? a.st_mtim.tv_sec < b.st_mtim.tv_sec
+                                              : a.st_mtim.tv_nsec < b.st_mtim.tv_nsec;
+}
+
 // One file being followed. It keeps its descriptor, so when the daemon
 // rotates the file away (rename, or unlink with log_retain 0) what was
 // written there last is still read before the new file is.
@@ -111,6 +117,8 @@ struct follower {
     return any;
   }
 
+  std::string rotated_path(int k) const { return src->path + "." + std::to_string(k); }
+
   // The rest of the open file, then it is closed.
   bool finish_file() {
     bool any = read_new();
@@ -129,15 +137,25 @@ struct follower {
     if (fd >= 0) {
       // Rotated away. If we slept through several rotations, ours is now
       // <path>.k and <path>.k-1 .. <path>.1 came after it: read those too.
-      int ours = 0;
+      // After more than log_retain rotations ours is gone (we still hold
+      // it), and every rotated file written since came after it; the lines
+      // of those removed meanwhile are lost.
+      int ours = 0, oldest = 0;
       for (int k = 1; k <= 1000 && ours == 0; ++k) {
         struct stat rotated {};
-        if (::stat((src->path + "." + std::to_string(k)).c_str(), &rotated) != 0) break;
+        if (::stat(rotated_path(k).c_str(), &rotated) != 0) break;
+        oldest = k;
         if (same_file(rotated, st)) ours = k;
       }
+      struct stat last {};
+      ::fstat(fd, &last);
       any |= finish_file();
-      for (int k = ours - 1; k >= 1; --k)
-        if (open_file(src->path + "." + std::to_string(k))) any |= finish_file();
+      for (int k = ours > 0 ? ours - 1 : oldest; k >= 1; --k) {
+        struct stat rotated {};
+        // Not one from before ours (the path was removed by hand, not rotated).
+        if (ours == 0 && (::stat(rotated_path(k).c_str(), &rotated) != 0 || written_before(rotated, last))) continue;
+        if (open_file(rotated_path(k))) any |= finish_file();
+      }
     }
     if (!gone && open_file(src->path)) any |= read_new();
     return any;

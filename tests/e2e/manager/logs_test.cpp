@@ -215,6 +215,37 @@ TEST_F(Manager, FollowSurvivesRotationsAndPrintsEveryLineOnce) {
   EXPECT_FALSE(exists(log_path("rolling") + ".3"));
 }
 
+// A follower that sleeps through more rotations than log_retain keeps (a
+// stopped terminal, a reader that does not read): its own file is gone from
+// the directory, yet it still reads that file's end and then every rotated
+// file still on disk, in order. Only the files removed meanwhile are lost.
+TEST_F(Manager, FollowThatSleptThroughMoreRotationsThanRetainedReadsEveryFileLeft) {
+  auto r = corral({"start", app, "--name", "rolling", "--max-log-size", "4K", "--log-retain", "2", "--", "numbered",
+                   "600", "64", "0", "wait"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return slurp(log_path("rolling")).find("waiting\n") != std::string::npos; }, 10s));
+  auto follow = corral_bg({"logs", "rolling", "--out", "--lines", "1", "--follow"});
+  ASSERT_TRUE(follow->wait_out("waiting\n", 10s)) << follow->err();
+  follow->signal(SIGSTOP);
+  ASSERT_EQ(::kill(rows("rolling")[0].value("pid", 0), SIGUSR1), 0);
+  // About 9 rotations; the file the follower holds was removed by the 3rd.
+  ASSERT_TRUE(wait_until([&] { return slurp(log_path("rolling")).find("numbered done\n") != std::string::npos; }, 20s));
+  auto kept = seq_numbers(slurp_rotated(log_path("rolling")));
+  ASSERT_FALSE(kept.empty());
+  ASSERT_EQ(kept.back(), 599);
+  ASSERT_GT(kept.front(), 64 * 3) << "the follower's file must have been removed";
+  follow->signal(SIGCONT);
+  ASSERT_TRUE(follow->wait_out("numbered done\n", 20s)) << follow->out() << follow->err();
+  std::string stray;
+  auto shown = seq_numbers(follow->out(), &stray);
+  EXPECT_EQ(stray, "");
+  ASSERT_GT(shown.size(), kept.size()) << follow->out();
+  // Its own file's lines, then exactly those on disk.
+  size_t own = shown.size() - kept.size();
+  EXPECT_EQ(std::vector<int>(shown.begin(), shown.begin() + static_cast<std::ptrdiff_t>(own)), range(0, static_cast<int>(own)));
+  EXPECT_EQ(std::vector<int>(shown.begin() + static_cast<std::ptrdiff_t>(own), shown.end()), kept);
+}
+
 TEST_F(Manager, FullDiskDropsLinesReportsOnceAndMarksTheGapWhenWritesWorkAgain) {
   ASSERT_EQ(corral({"ping"}).code, 0);
   // Every write to the stdout log fails with ENOSPC.
