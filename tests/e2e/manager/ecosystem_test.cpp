@@ -251,6 +251,8 @@ TEST_F(Ecosystem, RunExitsNonZeroOnceEveryAppHasStoppedForGood) {
 // however late it comes: here `corral stop` from another shell.
 TEST_F(Ecosystem, RunExitsNonZeroOnceItsLastAppIsStopped) {
   auto run = corral_bg({"run", "eco.yaml", "--only", "cpp"});
+  // Its daemon is up (a client asking before would start one of its own).
+  ASSERT_TRUE(run->wait_out("cpp:1 | tick", 20s)) << run->err();
   ASSERT_TRUE(wait_until([&] { return all_online(rows("cpp"), 2); }, 20s)) << run->err();
   // Not corral(): its cleanup reaps any child of ours, run's exit status too.
   auto stop = corral_bg({"stop", "cpp"});
@@ -293,6 +295,8 @@ TEST_F(Ecosystem, RunReapsTheOrphansOfItsApps) {
 // longer after the last app has stopped.
 TEST_F(Ecosystem, RunStoppedBySigtermWithAClientConnectedExitsZero) {
   auto run = corral_bg({"run", "eco.yaml", "--only", "cpp"});
+  // Its daemon is up (a client asking before would start one of its own).
+  ASSERT_TRUE(run->wait_out("cpp:1 | tick", 20s)) << run->err();
   ASSERT_TRUE(wait_until([&] { return all_online(rows("cpp"), 2); }, 20s)) << run->err();
   auto monit = corral_bg({"monit", "--interval", "100"});
   ASSERT_TRUE(monit->wait_out("cpp", 10s)) << monit->err();
