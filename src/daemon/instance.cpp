@@ -83,6 +83,32 @@ void instance::sigkill_now() {
   if (pid_ > 0) ::kill(-pid_, SIGKILL);
 }
 
+void instance::take_remaining_output() {
+  auto take = [this](run& r) {
+    for (int s = 1; s <= 2; ++s) {
+      auto& p = r.pipes[s - 1];
+      if (!p) continue;
+      auto emit = [this, s](std::string_view line) { host_.on_output(id_, s, line); };
+      uv_os_fd_t fd = -1;
+      if (uv_fileno(reinterpret_cast<uv_handle_t*>(p.get()), &fd) == 0) {
+        static char buf[64 * 1024];  // the loop's thread only
+        // At most 16 reads: more than a pipe holds (64 KiB) many times over,
+        // and a bound if a grandchild still writes into it.
+        for (int reads = 0; reads < 16;) {
+          ssize_t n = ::read(fd, buf, sizeof buf);
+          if (n < 0 && errno == EINTR) continue;
+          if (n <= 0) break;  // EOF, EAGAIN (nothing more now) or an error
+          r.lines[s - 1].feed(std::string_view(buf, static_cast<size_t>(n)), emit);
+          ++reads;
+        }
+      }
+      r.lines[s - 1].finish(emit);
+    }
+  };
+  if (current_) take(*current_);
+  for (auto& r : draining_) take(*r);
+}
+
 ms instance::now() { return ms(uv_now(loop_)); }
 
 void instance::arm_timer(ms after) {

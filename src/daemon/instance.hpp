@@ -63,6 +63,11 @@ class instance final : public instance_effects {
   /// Forgets a process without stopping it: the daemon is exiting and the
   /// process was already signalled.
   void sigkill_now();
+  /// Before the daemon destroys a stopped instance: what its pipes still
+  /// hold (the process exited, but the loop had not read all of its output
+  /// yet, or not its end of file) goes to the logs now, the partial last
+  /// line included. Only what is already in the pipes: never waits.
+  void take_remaining_output();
 
   // instance_effects
   int spawn() override;

@@ -295,10 +295,15 @@ void supervisor::check_waiters() {
 
 void supervisor::remove_deleted_apps() {
   auto stopped = [](const std::unique_ptr<instance>& i) { return settled_stopped(i->fsm().current()); };
+  // Their last lines first, while the instance is still found by its id.
+  for (auto& a : apps_)
+    for (auto& i : a->others)
+      if (stopped(i)) i->take_remaining_output();
   for (auto& a : apps_) std::erase_if(a->others, stopped);
   auto gone = [&](const std::unique_ptr<app>& a) {
     if (!a->deleting || !std::all_of(a->instances.begin(), a->instances.end(), stopped) || !a->others.empty())
       return false;
+    for (auto& i : a->instances) i->take_remaining_output();
     // The app's sockets close with it; a Unix socket's file goes too.
     for (auto& text : a->spec.listen)
       if (auto addr = parse_listen(text); addr && addr->is_unix()) ::unlink(addr->path.c_str());

@@ -10,6 +10,7 @@
 #include <cctype>
 
 #include <regex>
+#include <sstream>
 
 #include "harness.hpp"
 
@@ -360,4 +361,34 @@ TEST_F(Manager, SlowDiskHoldsTheAppBackAndLosesNoLine) {
   EXPECT_EQ(seq_numbers(got, &stray), range(0, n));
   EXPECT_EQ(stray, "");
   EXPECT_EQ(rows("slow")[0].value("dropped_lines", 0), 0);
+}
+
+TEST_F(Manager, ScaleDownKeepsTheLastLinesOfTheInstancesItStops) {
+  // Each instance prints a line and a partial one, which goes to the log
+  // only at the pipe's end of file. Here that never comes: a daemonized
+  // grandchild (its own session, so stopping the instance's process group
+  // does not reach it) keeps stdout open. The daemon must still log the
+  // partial line when it retires the stopped instance, not drop it with
+  // the pipe.
+  std::string pids = home_.file("grandchildren");
+  std::string script = home_.file("leaky.sh");
+  write_file(script,
+             "#!/bin/sh\n"
+             "setsid sleep 60 2>/dev/null &\n"
+             "echo $! >> \"$PIDS\"\n"
+             "trap 'exit 0' INT TERM\n"
+             "printf 'ready %s\\npartial' \"$CORRAL_INSTANCE\"\n"
+             "while :; do sleep 1 & wait $!; done\n");
+  ASSERT_EQ(::chmod(script.c_str(), 0755), 0);
+  auto kill_grandchildren = [&] {
+    std::istringstream in(slurp(pids));
+    for (int pid; in >> pid;) ::kill(pid, SIGKILL);
+  };
+  auto r = corral({"start", script, "--name", "split", "-i", "2", "--log-per-instance", "--env", "PIDS=" + pids});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto file = [&](int i) { return home_.file("logs/split-out-" + std::to_string(i) + ".log"); };
+  EXPECT_TRUE(wait_until([&] { return slurp(file(1)).find("ready 1\n") != std::string::npos; }, 10s));
+  EXPECT_EQ(corral({"scale", "split", "1"}).code, 0);
+  EXPECT_TRUE(wait_until([&] { return slurp(file(1)) == "ready 1\npartial\n"; }, 5s)) << slurp(file(1));
+  kill_grandchildren();
 }
