@@ -92,6 +92,8 @@ void connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
     return;
   }
   if (c->phase_ == phase::draining) return;  // discarded: we are closing
+  // (libuv reads again at once after a read that filled the buffer.)
+  c->last_read_short_ = static_cast<std::size_t>(nread) < buf->len;
   c->in_batch_ = true;
   c->feed(buf->base, static_cast<std::size_t>(nread));
   c->in_batch_ = false;
@@ -142,7 +144,11 @@ void connection::feed(const char* data, std::size_t len) {
         close_after_flush_ = true;
       }
     }
-    if (stop_parsing_) return;
+    if (stop_parsing_) {
+      const char* end = llhttp_get_error_pos(&parser_);
+      ended_read_ = last_read_short_ && end == data + len;
+      return;
+    }
     const char* pos = llhttp_get_error_pos(&parser_);
     if (pos == nullptr || pos < data || pos > data + len) pos = data + len;
     pending_in_.assign(pos, static_cast<std::size_t>(data + len - pos));
@@ -427,11 +433,13 @@ void connection::start_drain() {
   // A client that asked for the close sends nothing more: with nothing
   // unread, close() sends FIN after the response (no reset), and saves the
   // round trip of waiting for the client's FIN. This is the Connection:
-  // close fast path.
+  // close fast path. When the request ended a short read, the kernel had
+  // nothing more from the client then (as nginx, we do not ask again);
+  // otherwise FIONREAD says whether anything came after it.
   int unread = 0;
   uv_os_fd_t fd = -1;
-  if (client_closes_ && uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) == 0 &&
-      ::ioctl(fd, FIONREAD, &unread) == 0 && unread == 0) {
+  if (client_closes_ && (ended_read_ || (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) == 0 &&
+                                         ::ioctl(fd, FIONREAD, &unread) == 0 && unread == 0))) {
     destroy();
     return;
   }

@@ -168,6 +168,10 @@ class connection {
   bool reading_ = false;
   bool peer_ended_ = false;
   bool client_closes_ = false;
+  bool last_read_short_ = false;  // the last read left nothing in the kernel
+  // The request that closes was the end of a short read: nothing from the
+  // client waited, so the socket can close at once without asking the kernel.
+  bool ended_read_ = false;
   bool write_blocked_ = false;     // reading stopped until our output drains
   bool awaiting_response_ = false;  // a handler answers later
   bool handle_closed_ = false;      // the socket is gone; we wait for that answer  // the last request said Connection: close (or HTTP/1.0)  // the client half-closed while we answered
