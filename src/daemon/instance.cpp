@@ -132,7 +132,13 @@ void instance::signal_stop() {
 }
 
 void instance::kill_group() {
-  if (pid_ > 0) ::kill(-pid_, SIGKILL);
+  if (pid_ <= 0) return;
+  // Only the lifecycle's stop timeout gets here: say so, or a user sees
+  // requests cut short with no trace of why.
+  host_.note(id_, "[corral] instance " + std::to_string(index_) + " (pid " + std::to_string(pid_) +
+                      ") did not stop within kill_timeout (" + std::to_string(spec_.lifecycle.kill_timeout.count()) +
+                      " ms): killed with SIGKILL");
+  ::kill(-pid_, SIGKILL);
 }
 
 int instance::spawn() {

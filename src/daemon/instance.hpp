@@ -32,6 +32,8 @@ struct instance_host {
   /// still there). False: go on reading, and `resume` is dropped.
   virtual bool hold_output(int /*instance_id*/, int /*stream*/, std::function<void()> /*resume*/) { return false; }
   virtual void on_instance_transition(int instance_id, state from, state to) = 0;
+  /// A line from corral itself about the instance, for its error log.
+  virtual void note(int /*instance_id*/, std::string_view /*line*/) {}
   /// The sd_notify datagram socket's path (NOTIFY_SOCKET), or "".
   virtual std::string notify_socket_path() const { return {}; }
 };

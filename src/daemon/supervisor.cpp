@@ -245,6 +245,14 @@ bool supervisor::hold_output(int id, int stream, std::function<void()> resume) {
   return a && inst && a->logs->hold(inst->index(), stream, std::move(resume));
 }
 
+void supervisor::note(int id, std::string_view line) {
+  app* a = app_of(id);
+  instance* inst = find_instance(id);
+  if (a && inst) a->logs->note(inst->index(), line);
+  std::fprintf(stderr, "corral daemon: %s: %.*s\n", a ? a->spec.name.c_str() : "?", static_cast<int>(line.size()),
+               line.data());
+}
+
 void supervisor::on_instance_transition(int id, state from, state to) {
   if (to == state::errored)
     if (instance* i = find_instance(id); i && app_of(id)) {

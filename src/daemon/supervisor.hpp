@@ -64,6 +64,7 @@ class supervisor final : public instance_host {
   // instance_host
   void on_output(int instance_id, int stream, std::string_view line) override;
   bool hold_output(int instance_id, int stream, std::function<void()> resume) override;
+  void note(int instance_id, std::string_view line) override;
   void on_instance_transition(int instance_id, state from, state to) override;
   std::string notify_socket_path() const override { return notify_path_; }
 

@@ -144,6 +144,11 @@ TEST_P(ClusterZeroErrors, TenInARowUnderWrkFailNoRequest) {
   auto after = pids_of(rows("web"));
   for (int p : after) EXPECT_FALSE(before.count(p)) << "instance " << p << " was not replaced";
   wrk.expect_clean();
+  // What the daemon and the app said, for a failure seen only on a loaded
+  // machine (was an instance killed after kill_timeout?).
+  if (HasFailure())
+    std::printf("daemon.log:\n%s\nweb-error.log:\n%s\n", slurp(home_.file("daemon.log")).c_str(),
+                tail_of(home_.file("logs/web-error.log"), 4000).c_str());
 }
 
 auto param_name = [](const auto& info) {

@@ -310,6 +310,12 @@ TEST_F(Manager, StopEscalatesToSigkillAfterKillTimeout) {
   EXPECT_LT(took, 5s);
   EXPECT_TRUE(live_in_group(pid).empty());
   EXPECT_EQ(rows("stubborn")[0].value("exit_signal", 0), SIGKILL);
+  // The kill is said, in the app's error log and the daemon's.
+  std::string said = "[corral] instance 0 (pid " + std::to_string(pid) +
+                     ") did not stop within kill_timeout (300 ms): killed with SIGKILL";
+  EXPECT_TRUE(wait_until([&] { return slurp(log_path("stubborn", true)).find(said) != std::string::npos; }, 5s))
+      << slurp(log_path("stubborn", true));
+  EXPECT_NE(slurp(home_.file("daemon.log")).find(said), std::string::npos);
 }
 
 TEST_F(Manager, TimeOptionPrefixesEachLineWithAnIsoTimestamp) {
