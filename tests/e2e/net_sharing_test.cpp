@@ -188,15 +188,8 @@ namespace {
 
 // The scheduling policy of `pid` (field 41 of /proc/<pid>/stat), or -1.
 int sched_policy_of(int pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  auto paren = stat.rfind(')');
-  if (paren == std::string::npos) return -1;
-  std::istringstream fields(stat.substr(paren + 2));
-  std::string v;
-  for (int field = 3; field <= 41 && fields >> v; ++field)
-    if (field == 41) return std::stoi(v);
-  return -1;
+  auto f = stat_fields(pid);
+  return f.size() > 41 - 3 ? std::stoi(f[41 - 3]) : -1;
 }
 
 }  // namespace

@@ -48,13 +48,8 @@ std::vector<pid_t> zombies_of(pid_t ppid) {
   for (const auto& e : std::filesystem::directory_iterator("/proc")) {
     std::string name = e.path().filename();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string stat = slurp(e.path().string() + "/stat");
-    auto rp = stat.rfind(')');
-    if (rp == std::string::npos) continue;
-    std::istringstream in(stat.substr(rp + 2));
-    char state = 0;
-    pid_t parent = 0;
-    if (in >> state >> parent && state == 'Z' && parent == ppid) out.push_back(std::stoi(name));
+    auto f = stat_fields(std::stoi(name));
+    if (f.size() > 1 && f[0] == "Z" && std::stoi(f[1]) == ppid) out.push_back(std::stoi(name));
   }
   return out;
 }

@@ -42,20 +42,6 @@ void write_file(const std::string& path, const std::string& text) {
   f << text;
 }
 
-long cpu_ticks(pid_t pid) {
-  std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
-  auto close = stat.rfind(')');
-  if (close == std::string::npos) return -1;
-  std::istringstream in(stat.substr(close + 2));
-  std::string f;
-  long utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && in >> f; ++i) {
-    if (i == 14) utime = std::stol(f);
-    if (i == 15) stime = std::stol(f);
-  }
-  return utime + stime;
-}
-
 void Manager::SetUp() { become_subreaper(); }
 
 void Manager::TearDown() {

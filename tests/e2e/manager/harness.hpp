@@ -57,8 +57,6 @@ std::string slurp_rotated(const std::string& path);
 /// The last `n` bytes of a file.
 std::string tail_of(const std::string& path, size_t n);
 void write_file(const std::string& path, const std::string& text);
-/// utime+stime of a process, in clock ticks.
-long cpu_ticks(pid_t pid);
 
 /// True if `rows` (jlist rows of one app) are exactly `n` instances, all online with a pid.
 bool all_online(const std::vector<nlohmann::json>& rows, std::size_t n);

@@ -21,14 +21,8 @@ namespace {
 using namespace support;
 
 bool zombie(pid_t pid) {
-  FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
-  if (!f) return false;
-  char buf[512] = {};
-  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-  std::fclose(f);
-  std::string s(buf, n);
-  auto rp = s.rfind(')');
-  return rp != std::string::npos && rp + 2 < s.size() && s[rp + 2] == 'Z';
+  auto f = stat_fields(pid);
+  return !f.empty() && f[0] == "Z";
 }
 
 struct spawned {

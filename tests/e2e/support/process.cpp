@@ -158,14 +158,27 @@ int count(const std::string& hay, const std::string& needle) {
   return n;
 }
 
-static bool read_stat(pid_t pid, char& state, pid_t& pgid) {
+std::vector<std::string> stat_fields(pid_t pid) {
   std::string s = slurp("/proc/" + std::to_string(pid) + "/stat");
-  auto rp = s.rfind(')');
-  if (rp == std::string::npos) return false;
-  std::istringstream in(s.substr(rp + 2));
-  pid_t ppid;
-  in >> state >> ppid >> pgid;
-  return bool(in);
+  auto rp = s.rfind(')');  // the command name may hold spaces and parentheses
+  std::vector<std::string> out;
+  if (rp == std::string::npos) return out;
+  std::istringstream in(s.substr(rp + 1));
+  for (std::string f; in >> f;) out.push_back(f);
+  return out;
+}
+
+long cpu_ticks(pid_t pid) {
+  auto f = stat_fields(pid);
+  return f.size() > 12 ? std::stol(f[14 - 3]) + std::stol(f[15 - 3]) : -1;
+}
+
+static bool read_stat(pid_t pid, char& state, pid_t& pgid) {
+  auto f = stat_fields(pid);
+  if (f.size() < 3) return false;
+  state = f[0][0];
+  pgid = std::stoi(f[5 - 3]);
+  return true;
 }
 
 std::vector<pid_t> live_in_group(pid_t pgid) {

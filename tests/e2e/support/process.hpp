@@ -81,6 +81,11 @@ int count(const std::string& hay, const std::string& needle);
 std::vector<pid_t> live_in_group(pid_t pgid);
 /// True if `pid` exists and is not a zombie.
 bool alive(pid_t pid);
+/// The fields of /proc/<pid>/stat after the command name: [0] is field 3
+/// (the state), [N - 3] is field N of proc(5). Empty if there is no such pid.
+std::vector<std::string> stat_fields(pid_t pid);
+/// utime + stime of `pid` in clock ticks, or -1.
+long cpu_ticks(pid_t pid);
 /// Number of open fds of `pid`.
 int fd_count(pid_t pid);
 /// Reaps orphans reparented to us (we are a child subreaper in tests).
