@@ -208,6 +208,9 @@ struct listener::impl {
           return;
         }
         fd = std::move(sock.value());
+        // Now it listens: the primary's `listening` (and a rolling restart
+        // waiting for it) must not come before.
+        cluster::worker().send({{"corral", "bound"}, {"key", key}});
       } else {
         m = mode::idle;
         hold(false);

@@ -29,6 +29,9 @@ constexpr std::size_t max_fds_per_message = 253;  // SCM_MAX_FD
 struct member {
   worker* w;
   long pending = 0;  // connections passed and not yet acknowledged
+  // Listening. In reuseport the worker binds its own socket after our
+  // answer: it is listening once it says "bound", not before.
+  bool listening = true;
 };
 
 struct shared_key {
@@ -131,6 +134,8 @@ status ensure_socket(shared_key& k) {
   return {};
 }
 
+void now_listening(worker& w, shared_key& k);
+
 void on_listen(worker& w, const json& msg) {
   const json& seq = msg.value("seq", json());
   address addr = address_from_json(msg.value("address", json::object()));
@@ -153,14 +158,19 @@ void on_listen(worker& w, const json& msg) {
     if (k.members.empty()) keys().erase(it);
     return;
   }
-  k.members.push_back({&w});
+  k.members.push_back({&w, 0, k.policy != sched_policy::reuseport});
   json reply = {{"corral", "listening"}, {"seq", seq}, {"address", address_to_json(k.bound)},
                 {"policy", to_string(k.policy)}};
   std::vector<unique_fd> fds;
   if (k.policy == sched_policy::shared) fds.emplace_back(::fcntl(k.fd.get(), F_DUPFD_CLOEXEC, 3));
   w.send(reply, std::move(fds));
+  if (k.members.back().listening) now_listening(w, k);
+}
+
+// `w` listens on `k`: the cluster's `listening` events, and a primary under a
+// supervisor is ready once every live worker listens.
+void now_listening(worker& w, shared_key& k) {
   cluster::detail::emit_listening(w, k.bound);
-  // A primary under a supervisor is ready once every live worker listens.
   bool all = true;
   for (auto& [id, live] : cluster::workers()) all = all && !keys_of(*live).empty();
   if (all) cluster::detail::notify_ready();
@@ -192,6 +202,13 @@ void on_message(worker& w, const json& msg, std::vector<unique_fd>&) {
     auto it = keys().find(msg.value("key", std::string()));
     if (it == keys().end()) return;
     if (member* m = it->second.find(w)) m->pending = std::max(0L, m->pending - msg.value("n", 1L));
+  } else if (type == "bound") {  // a reuseport worker's own socket listens
+    auto it = keys().find(msg.value("key", std::string()));
+    if (it == keys().end()) return;
+    if (member* m = it->second.find(w); m && !m->listening) {
+      m->listening = true;
+      now_listening(w, it->second);
+    }
   } else if (type == "close") {
     leave(w, msg.value("key", std::string()));
     w.send({{"corral", "closed"}, {"seq", msg.value("seq", json())}});
@@ -204,7 +221,7 @@ std::vector<std::string> keys_of(const corral::worker& w) {
   std::vector<std::string> out;
   for (auto& [key, k] : keys())
     for (auto& m : k.members)
-      if (m.w == &w) out.push_back(key);
+      if (m.w == &w && m.listening) out.push_back(key);
   return out;
 }
 
