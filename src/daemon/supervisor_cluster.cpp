@@ -188,7 +188,10 @@ void supervisor::reload_slot(const std::shared_ptr<reload_job>& job, int index) 
         if (!why.empty()) {
           // Abort: the old instance keeps serving; the replacement goes.
           if (r) r->fsm().handle(event::stop);
-          if (job->error.empty()) job->error = "reload of " + who + " aborted, the old instance still runs: " + why;
+          // (Unless the app was stopped or deleted: then nothing runs, as asked.)
+          bool still_runs = a && a->spec.running && slot != a->instances.end();
+          if (job->error.empty())
+            job->error = "reload of " + who + " aborted" + (still_runs ? ", the old instance still runs: " : ": ") + why;
           if (a) a->logs->note(index, "[corral] " + job->error);
           return reload_next(job);
         }

@@ -2,9 +2,12 @@
 // to apps in C++, Python and Node, rolling reloads, restarts and scaling under
 // wrk with zero failed requests, and a reload aborted by a broken replacement.
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <set>
+
+#include <regex>
 
 #include "harness.hpp"
 
@@ -186,6 +189,33 @@ TEST_F(Manager, ReloadWithAReplacementThatCrashesIsAbortedAndTheOldInstanceServe
   ::unlink(broken.c_str());
   auto ok = corral({"reload", "web"});
   EXPECT_EQ(ok.code, 0) << ok.err;
+}
+
+TEST_F(Manager, StopDuringAReloadStopsEverythingAndTheReloadSaysWhy) {
+  // A replacement is online only after listen_timeout: 1.5 s, so the stop
+  // lands while the first one waits.
+  auto r = corral({"start", src("examples/python/app.py"), "--name", "web", "-i", "2", "--port", "0",
+                   "--listen-timeout", "1500"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 2); }, 15s));
+  auto before = pids_of(rows("web"));
+  auto reload = corral_bg({"reload", "web"});
+  // The replacement serves (it prints its pid) but is not online yet.
+  ASSERT_TRUE(wait_until([&] { return count(slurp(log_path("web")), " serving on ") == 3; }, 10s))
+      << slurp(log_path("web"));
+  auto st = corral({"stop", "web"});
+  EXPECT_EQ(st.code, 0) << st.err;
+  auto status = reload->wait_exit(10s);
+  ASSERT_TRUE(status);
+  EXPECT_NE(WEXITSTATUS(*status), 0);
+  EXPECT_NE(reload->err().find("aborted: the app was stopped during its reload"), std::string::npos) << reload->err();
+  EXPECT_EQ(reload->err().find("still runs"), std::string::npos) << reload->err();
+  for (auto& row : rows("web")) EXPECT_EQ(row.value("status", ""), "stopped") << row.dump();
+  for (int pid : before) EXPECT_TRUE(wait_until([&] { return !alive(pid); }, 5s)) << pid;
+  std::string log = slurp(log_path("web"));
+  std::regex serving(R"(Python app (\d+) serving on)");
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), serving); it != std::sregex_iterator(); ++it)
+    EXPECT_TRUE(wait_until([&] { return !alive(std::stoi((*it)[1])); }, 5s)) << (*it)[1];
 }
 
 TEST_F(Manager, ScaleUpAndDownUnderWrkFailsNoRequest) {
