@@ -85,7 +85,12 @@ log_file::~log_file() {
   if (!st_->busy) finish_closed(*st_);
 }
 
-bool log_file::behind() const noexcept { return st_->buf.size() >= st_->buf.capacity() / 2; }
+namespace {
+// Half the buffer waits for the disk: its writers pause until it is taken.
+bool half_full(const log_buffer& b) { return b.size() >= b.capacity() / 2; }
+}  // namespace
+
+bool log_file::behind() const noexcept { return half_full(st_->buf); }
 
 void log_file::on_room(std::function<void()> room) {
   st_->room_waiters.push_back(std::move(room));
@@ -93,7 +98,7 @@ void log_file::on_room(std::function<void()> room) {
 }
 
 void log_file::wake_writers(shared& st) {
-  if (st.room_waiters.empty() || st.buf.size() >= st.buf.capacity() / 2) return;
+  if (st.room_waiters.empty() || half_full(st.buf)) return;
   auto waiters = std::move(st.room_waiters);
   st.room_waiters.clear();
   for (auto& w : waiters) w();
