@@ -18,7 +18,6 @@ import os
 import signal
 import socket
 import sys
-import threading
 
 LISTEN_FDS_START = 3
 
@@ -50,9 +49,29 @@ class Hello(http.server.BaseHTTPRequestHandler):
         pass  # the manager keeps logs; one line per request would flood them
 
 
+class Stop(Exception):
+    """Raised in the serving loop once a stop was asked for."""
+
+
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = False  # server_close() joins them: requests in flight finish
     block_on_close = True
+    stopping = False
+
+    def service_actions(self):
+        # Called by serve_forever() after each request and poll interval: the
+        # stop happens here, on the serving thread, and not in the signal
+        # handler, which may run while this thread holds a lock of the
+        # threading module (starting a connection's thread), so that any
+        # threading call there could deadlock.
+        if self.stopping:
+            raise Stop
+
+    def handle_error(self, request, client_address):
+        # A client that went away (wrk at its end, a reset) is not an error.
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
 
 
 def main():
@@ -66,13 +85,14 @@ def main():
     print(f"Python app {os.getpid()} serving on {server.socket.getsockname()}", flush=True)
 
     def stop(signum, _frame):
-        server.stopping = True
-        # shutdown() must not run on the thread serve_forever() runs on.
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        server.stopping = True  # only a flag: see Server.service_actions
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    server.serve_forever()
+    try:
+        server.serve_forever(poll_interval=0.1)
+    except Stop:
+        pass
     server.server_close()
     print(f"Python app {os.getpid()} stopped", flush=True)
     return 0
