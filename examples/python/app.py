@@ -3,8 +3,9 @@
 
 It serves on the socket the manager passes by systemd's socket-activation
 protocol (fd 3, LISTEN_FDS, LISTEN_PID) and answers with its pid. Run alone it
-binds PORT (default 3000) itself. SIGINT or SIGTERM stop it gracefully: the
-request in flight finishes, then it exits 0.
+binds PORT (default 3000) itself. Once it serves it says READY=1 by sd_notify
+(`corral start app.py --wait-ready`, or systemd's Type=notify). SIGINT or
+SIGTERM stop it gracefully: the request in flight finishes, then it exits 0.
 
 What a real client (wrk) needs, learnt the hard way: the response leaves in
 one write (headers then body in two writes meet delayed ACKs on keep-alive);
@@ -13,11 +14,26 @@ next request of a keep-alive connection with `Connection: close` instead of
 closing under a client that may be sending; and connection threads are joined
 before exit (daemon threads are not, which cut requests in flight).
 """
-import http.server
-import os
+# A stop asked for while the app is still starting must not be lost: the
+# handler goes in before the imports that take most of the start-up (a
+# KeyboardInterrupt raised inside the import machinery can be swallowed,
+# and the app would then serve on until the manager's SIGKILL).
 import signal
-import socket
-import sys
+
+STOP_ASKED = []
+
+
+def _stop_asked(signum, _frame):
+    STOP_ASKED.append(signum)
+
+
+signal.signal(signal.SIGINT, _stop_asked)
+signal.signal(signal.SIGTERM, _stop_asked)
+
+import http.server  # noqa: E402
+import os  # noqa: E402
+import socket  # noqa: E402
+import sys  # noqa: E402
 
 LISTEN_FDS_START = 3
 
@@ -74,6 +90,23 @@ class Server(http.server.ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
+def notify_ready():
+    """systemd's sd_notify READY=1, which corral also reads (--wait-ready):
+    the app is online once its handlers are in and it serves, not after a
+    guessed listen_timeout (a stop sent while Python is still starting can
+    be lost inside its import machinery)."""
+    path = os.environ.get("NOTIFY_SOCKET")
+    if not path:
+        return
+    if path.startswith("@"):
+        path = "\0" + path[1:]  # abstract namespace
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        try:
+            s.sendto(b"READY=1", path)
+        except OSError as e:
+            print(f"sd_notify {path}: {e}", file=sys.stderr, flush=True)
+
+
 def main():
     sock = inherited_socket()
     if sock is not None:
@@ -89,6 +122,9 @@ def main():
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    if STOP_ASKED:  # asked while starting: serve nothing, stop now
+        server.stopping = True
+    notify_ready()
     try:
         server.serve_forever(poll_interval=0.1)
     except Stop:

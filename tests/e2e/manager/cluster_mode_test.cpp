@@ -75,10 +75,10 @@ std::vector<std::string> start_args(const std::string& label, int instances) {
   // SIGINT to the group would reach its workers too.
   if (label == "Cpp")
     a = {"start", bin("examples/cluster_http"), "--name", "web", "--wait-ready", "--shutdown-with-message"};
-  // It says nothing: online once it has lived listen_timeout.
+  // It says READY=1 by sd_notify once its signal handlers are in and it
+  // serves (a restart sent while Python still starts could be lost).
   if (label == "Python")
-    a = {"start", src("examples/python/app.py"), "--name",
-         "web", "--listen-timeout", "250"};
+    a = {"start", src("examples/python/app.py"), "--name", "web", "--wait-ready", "--listen-timeout", "10000"};
   if (label == "Node")
     a = {"start", src("examples/node/app.js"), "--name",
          "web", "--wait-ready", "--shutdown-with-message"};
