@@ -193,9 +193,11 @@ TEST_F(Manager, ReloadWithAReplacementThatCrashesIsAbortedAndTheOldInstanceServe
 
 TEST_F(Manager, StopDuringAReloadStopsEverythingAndTheReloadSaysWhy) {
   // A replacement is online only after listen_timeout: 1.5 s, so the stop
-  // lands while the first one waits.
-  auto r = corral({"start", src("examples/python/app.py"), "--name", "web", "-i", "2", "--port", "0",
-                   "--listen-timeout", "1500"});
+  // lands while the first one waits. The example says READY=1 by sd_notify
+  // as soon as it serves, which would make the replacement online at once
+  // and let the reload race the stop: here it has no NOTIFY_SOCKET.
+  auto r = corral({"start", "env -u NOTIFY_SOCKET python3 " + src("examples/python/app.py"), "--name", "web",
+                   "-i", "2", "--port", "0", "--listen-timeout", "1500"});
   ASSERT_EQ(r.code, 0) << r.err;
   ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 2); }, 15s));
   auto before = pids_of(rows("web"));
