@@ -10,6 +10,7 @@
 #include "cluster/internal.hpp"
 #include "corral/cluster.hpp"
 #include "net/acceptor.hpp"
+#include "net/delivered.hpp"
 #include "net/socket.hpp"
 
 namespace corral::net {
@@ -22,7 +23,11 @@ struct worker_router {
   bool installed = false;
   long next_seq = 1;
   std::map<long, reply_fn> pending;
-  std::map<std::string, std::function<void(std::vector<unique_fd>&)>> round_robin;
+  struct rr_key {
+    std::function<void(std::vector<unique_fd>&)> deliver;
+    detail::delivered_counter taken;  // shared with the primary; else "ack" messages
+  };
+  std::map<std::string, rr_key> round_robin;
 
   void install() {
     if (installed) return;
@@ -45,11 +50,16 @@ struct worker_router {
       std::string key = msg.value("key", std::string());
       std::size_t n = fds.size();
       auto it = round_robin.find(key);
-      if (it != round_robin.end()) {
-        auto deliver = it->second;  // the listener may go away while serving
-        deliver(fds);
+      if (it == round_robin.end()) {
+        cluster::worker().send({{"corral", "ack"}, {"key", key}, {"n", n}});
+        return;
       }
-      cluster::worker().send({{"corral", "ack"}, {"key", key}, {"n", n}});
+      // Taken on arrival: a worker stuck in a handler reads no further
+      // messages, and its count stops there.
+      if (it->second.taken) it->second.taken.add(n);
+      else cluster::worker().send({{"corral", "ack"}, {"key", key}, {"n", n}});
+      auto deliver = it->second.deliver;  // the listener may go away while serving
+      deliver(fds);
       return;
     }
     if (type == "listening" || type == "closed") {
@@ -193,7 +203,10 @@ struct listener::impl {
     auto policy = parse_policy(reply.value("policy", std::string())).value_or(sched_policy::round_robin);
     if (policy == sched_policy::round_robin) {
       m = mode::cluster_rr;
-      router().round_robin[key] = [this](std::vector<unique_fd>& conns) { deliver(conns); };
+      auto& rr = router().round_robin[key];
+      rr.deliver = [this](std::vector<unique_fd>& conns) { deliver(conns); };
+      if (reply.value("delivered", false) && !fds.empty())
+        if (auto counter = detail::delivered_counter::map(fds.front().get())) rr.taken = std::move(counter.value());
 
     } else {
       if (policy == sched_policy::shared && !fds.empty()) {

@@ -1,7 +1,8 @@
 // The primary owns one listening socket per key (family, address, port or
 // path) and serves it to the workers that asked for it, by policy:
 //   round_robin: we accept and pass each connection to the worker with the
-//                fewest passed-but-unacknowledged connections;
+//                fewest passed-but-not-yet-taken connections (counted in
+//                memory we share with the worker: net/delivered.hpp);
 //   shared:      we send the listening socket itself; workers accept;
 //   reuseport:   we hold the port (bound, not listening) so that every worker
 //                binds its own SO_REUSEPORT socket to the same port.
@@ -12,6 +13,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <uv.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <map>
@@ -19,6 +22,7 @@
 #include "cluster/internal.hpp"
 #include "core/handoff_sched.hpp"
 #include "net/acceptor.hpp"
+#include "net/delivered.hpp"
 #include "net/socket.hpp"
 
 namespace corral::net::detail {
@@ -28,11 +32,46 @@ constexpr std::size_t max_fds_per_message = 253;  // SCM_MAX_FD
 
 struct member {
   worker* w;
-  long pending = 0;  // connections passed and not yet acknowledged
   // Listening. In reuseport the worker binds its own socket after our
   // answer: it is listening once it says "bound", not before.
   bool listening = true;
+  // Round-robin: connections passed, and how many the worker has taken (it
+  // counts them in `delivered`; a worker that could not map it sends "ack"
+  // messages instead, counted in `acked`).
+  std::uint64_t sent = 0;
+  std::uint64_t acked = 0;
+  delivered_counter delivered;
+  // When it last took a connection, or owed us none (uv_hrtime()).
+  std::uint64_t taken_seen = 0;
+  std::uint64_t progress_at = 0;
+
+  // Passed and not yet taken. A worker can only make itself look less busy
+  // than it is (it writes the counter), never make us fail.
+  std::uint64_t pending() const {
+    std::uint64_t taken = delivered ? delivered.load() : acked;
+    return taken >= sent ? 0 : sent - taken;
+  }
+
+  // Owes us connections and has taken none for `stall`: stopped, or stuck
+  // in a handler, not merely waiting for a core for a moment.
+  bool stalled(std::uint64_t now, std::uint64_t stall) {
+    std::uint64_t taken = delivered ? delivered.load() : acked;
+    if (taken != taken_seen || pending() == 0) {
+      taken_seen = taken;
+      progress_at = now;
+    }
+    return now - progress_at >= stall;
+  }
 };
+
+// How far behind a worker may fall before it is passed over: a stalled one
+// at 5, one that keeps taking connections only at 64. On a saturated
+// machine a worker is often not scheduled for a few ms, at 50,000
+// connections/s a few hundred connections; passing it over at 5 sent bursts
+// to the other worker, which cost 5-10% throughput and doubled the p99.
+constexpr std::uint64_t stalled_slack = 4;
+constexpr std::uint64_t busy_slack = 63;
+constexpr std::uint64_t stall_ns = 20'000'000;
 
 struct shared_key {
   std::string key;
@@ -65,20 +104,25 @@ struct shared_key {
     // block per worker: their fd numbers are then mostly consecutive, and
     // the channel closes our copies with one close_range() per message.
     std::vector<std::size_t> share(members.size(), 0);
+    std::vector<std::uint64_t> pending(members.size()), slack(members.size());
+    std::uint64_t now = uv_hrtime();
+    for (std::size_t i = 0; i < members.size(); ++i) {
+      pending[i] = members[i].pending();
+      slack[i] = members[i].stalled(now, stall_ns) ? stalled_slack : busy_slack;
+    }
     std::size_t assigned = 0;
     for (; assigned < conns.size(); ++assigned) {
-      // Rotate, skipping a worker only if it has at least 5 more connections
-      // waiting than another: a worker a little slow to acknowledge (a busy
-      // machine, where it was not scheduled for a few ms) still gets its
-      // share; a backed-up one does not get more.
+      // Rotate, passing over a worker that is further behind another than
+      // its slack allows.
       std::size_t best = members.size();
       for (std::size_t k = 0; k < members.size(); ++k) {
         std::size_t i = (next + k) % members.size();
         if (!members[i].w->is_connected()) continue;
-        if (best == members.size() || members[i].pending + 4 < members[best].pending) best = i;
+        if (best == members.size() || pending[i] + slack[best] < pending[best]) best = i;
       }
       if (best == members.size()) break;  // nobody to serve: the rest close (refused)
-      members[best].pending++;
+      pending[best]++;
+      members[best].sent++;
       share[best]++;
       next = (best + 1) % members.size();
     }
@@ -158,11 +202,20 @@ void on_listen(worker& w, const json& msg) {
     if (k.members.empty()) keys().erase(it);
     return;
   }
-  k.members.push_back({&w, 0, k.policy != sched_policy::reuseport});
+  k.members.push_back({&w, k.policy != sched_policy::reuseport});
   json reply = {{"corral", "listening"}, {"seq", seq}, {"address", address_to_json(k.bound)},
                 {"policy", to_string(k.policy)}};
   std::vector<unique_fd> fds;
   if (k.policy == sched_policy::shared) fds.emplace_back(::fcntl(k.fd.get(), F_DUPFD_CLOEXEC, 3));
+  if (k.policy == sched_policy::round_robin) {
+    // Without it (no memfd here), the worker acknowledges by messages.
+    unique_fd share;
+    if (auto counter = delivered_counter::create(share)) {
+      k.members.back().delivered = std::move(counter.value());
+      fds.push_back(std::move(share));
+      reply["delivered"] = true;
+    }
+  }
   w.send(reply, std::move(fds));
   if (k.members.back().listening) now_listening(w, k);
 }
@@ -201,7 +254,10 @@ void on_message(worker& w, const json& msg, std::vector<unique_fd>&) {
   } else if (type == "ack") {
     auto it = keys().find(msg.value("key", std::string()));
     if (it == keys().end()) return;
-    if (member* m = it->second.find(w)) m->pending = std::max(0L, m->pending - msg.value("n", 1L));
+    if (member* m = it->second.find(w)) {
+      const json& n = msg.value("n", json(1));
+      if (n.is_number_unsigned()) m->acked += n.get<std::uint64_t>();
+    }
   } else if (type == "bound") {  // a reuseport worker's own socket listens
     auto it = keys().find(msg.value("key", std::string()));
     if (it == keys().end()) return;

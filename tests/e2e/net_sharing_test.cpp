@@ -184,6 +184,49 @@ TEST(RoundRobin, AllWorkersDeadRefusesThenANewWorkerAcceptsOnTheSamePort) {
   EXPECT_NE(*pid, only);
 }
 
+// The primary counts what each worker has taken (memory they share, no
+// message per connection): a worker that stops taking connections (here
+// SIGSTOP, in life a handler stuck in a loop) gets no more once it has taken
+// none for 20 ms and is 5 behind, and what it was given waits for it, not
+// lost.
+TEST(RoundRobin, AStoppedWorkerGetsAFewConnectionsTheOtherTheRestAndNoneIsLost) {
+  become_subreaper();
+  auto r = start("round_robin", 2);
+  ASSERT_EQ(r.workers.size(), 2u);
+  int warm_failures = 0;
+  hammer(r.port, 1, 10, warm_failures);
+  ASSERT_EQ(warm_failures, 0);
+  std::string stopped = *r.workers.begin(), running = *r.workers.rbegin();
+  ASSERT_EQ(::kill(std::stoi(stopped), SIGSTOP), 0);
+  ASSERT_TRUE(wait_until([&] { return stat_fields(std::stoi(stopped)).at(0) == "T"; }, 5s));
+  // One connection at a time, each waited for a moment: the primary takes
+  // each alone (a burst accepted in one wakeup is split evenly, since the
+  // primary knows no better until the next).
+  std::vector<int> fds;
+  std::map<int, std::string> answer;  // fd -> pid
+  for (int i = 0; i < 40; ++i) {
+    int fd = connect_tcp(r.port);
+    ASSERT_GE(fd, 0) << i;
+    fds.push_back(fd);
+    if (auto pid = read_line(fd, 200)) answer[fd] = *pid;
+  }
+  auto collect = [&] {
+    for (int fd : fds)
+      if (!answer.count(fd))
+        if (auto pid = read_line(fd, 1)) answer[fd] = *pid;
+  };
+  collect();
+  for (auto& [fd, pid] : answer) EXPECT_EQ(pid, running);
+  ::kill(std::stoi(stopped), SIGCONT);
+  ASSERT_TRUE(wait_until([&] { collect(); return answer.size() == fds.size(); }, 10s)) << answer.size();
+  std::map<std::string, int> per;
+  for (auto& [fd, pid] : answer) per[pid]++;
+  EXPECT_GE(per[stopped], 1);
+  EXPECT_LE(per[stopped], 10) << "the stopped worker was given " << per[stopped] << " of 40";
+  EXPECT_EQ(per[running] + per[stopped], 40);
+  for (int fd : fds) ::close(fd);
+}
+
 namespace {
 
 // The scheduling policy of `pid` (field 41 of /proc/<pid>/stat), or -1.
