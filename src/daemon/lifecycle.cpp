@@ -36,7 +36,7 @@ const L::action L::table_[state_count][event_count] = {
     {A(ignore), A(begin_stop), A(begin_restart), A(become_online), A(exited_while_running), A(timed_out_online)},
     /* online */ {A(ignore), A(begin_stop), A(begin_restart), A(ignore), A(exited_while_running), A(ignore)},
     /* stopping */
-    {A(want_start), A(want_stopped), A(want_start), A(ignore), A(exited_while_stopping), A(force_kill)},
+    {A(want_start), A(want_stopped), A(want_start), A(ready_while_stopping), A(exited_while_stopping), A(force_kill)},
     /* waiting_restart */ {A(launch_now), A(stop_waiting), A(launch_now), A(ignore), A(ignore), A(relaunch)},
     /* errored */ {A(reset_and_launch), A(errored_to_stopped), A(reset_and_launch), A(ignore), A(ignore), A(ignore)},
 };
@@ -102,6 +102,7 @@ void lifecycle::timed_out_online() {
 
 void lifecycle::begin_stop() {
   start_after_exit_ = false;
+  stopped_before_ready_ = state_ == state::launching;
   fx_.signal_stop();
   fx_.arm_timer(options_.kill_timeout);
   go(state::stopping);
@@ -110,6 +111,14 @@ void lifecycle::begin_stop() {
 void lifecycle::begin_restart() {
   begin_stop();
   start_after_exit_ = true;
+}
+
+// Ready after the stop signal: the app was still starting when the signal
+// came and may have lost it; it is asked once more (kill_timeout runs on).
+void lifecycle::ready_while_stopping() {
+  if (!stopped_before_ready_) return;
+  stopped_before_ready_ = false;
+  fx_.signal_stop();
 }
 
 void lifecycle::want_start() { start_after_exit_ = true; }

@@ -94,6 +94,7 @@ class lifecycle {
   void become_online();
   void timed_out_online();
   void begin_stop();
+  void ready_while_stopping();
   void begin_restart();
   void stop_waiting();
   void want_start();
@@ -108,6 +109,10 @@ class lifecycle {
   lifecycle_options options_;
   state state_ = state::stopped;
   bool start_after_exit_ = false;
+  // The stop signal went out before the app said it was ready: it may have
+  // come before the app's handlers (Python swallows a SIGINT inside its
+  // import machinery), so it is sent again if the app then says ready.
+  bool stopped_before_ready_ = false;
   int restarts_ = 0;
   int spawn_error_ = 0;
   bool online_by_timeout_ = false;

@@ -98,6 +98,33 @@ TEST_F(Lifecycle, StopSignalsThenKillsAfterKillTimeout) {
   EXPECT_EQ(fsm->current(), state::stopped);
 }
 
+// A stop sent while the app starts can be lost (Python swallows a SIGINT
+// that comes during its imports): if the app then says it is ready, the stop
+// is sent again, once. An app stopped once online is never asked twice.
+TEST_F(Lifecycle, AStopSentBeforeReadyIsRepeatedOnceWhenTheAppSaysReady) {
+  opts.wait_ready = true;
+  make();
+  fsm->handle(event::start);
+  fsm->handle(event::stop);
+  EXPECT_EQ(fsm->current(), state::stopping);
+  fsm->handle(event::ready);
+  fsm->handle(event::ready);
+  EXPECT_EQ(fsm->current(), state::stopping);
+  EXPECT_EQ(fx.log, (std::vector<std::string>{"spawn", "arm 3000", "signal_stop", "arm 1600", "signal_stop"}));
+  fsm->handle_exit(0, 0);
+  EXPECT_EQ(fsm->current(), state::stopped);
+}
+
+TEST_F(Lifecycle, AStopOfAnOnlineAppIsNotRepeatedByALateReady) {
+  opts.wait_ready = true;
+  make();
+  fsm->handle(event::start);
+  fsm->handle(event::ready);
+  fsm->handle(event::stop);
+  fsm->handle(event::ready);
+  EXPECT_EQ(fx.log, (std::vector<std::string>{"spawn", "arm 3000", "signal_stop", "arm 1600"}));
+}
+
 TEST_F(Lifecycle, ExitDuringStopDoesNotRestart) {
   fsm->handle(event::start);
   fsm->handle(event::stop);

@@ -269,6 +269,50 @@ TEST_F(Manager, SdNotifyReadyFromTheInstanceMakesItOnline) {
   EXPECT_EQ(rs[0].value("status", ""), "online");
 }
 
+// A stop that reaches the app before its handlers are in can be lost
+// (Python swallows a SIGINT during its imports). Here the app ignores SIGINT
+// until the test lets it go on; it then installs its handler and says
+// READY=1, and the daemon, whose stop came before that, sends it again: the
+// app stops gracefully, not by SIGKILL after kill_timeout.
+TEST_F(Manager, AStopThatCameBeforeReadyIsSentAgainWhenTheAppSaysReady) {
+  std::string go = work_.file("go");
+  write_file(work_.file("late.py"),
+             "import os, signal, socket, sys, time\n"
+             "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+             "print('starting', flush=True)\n"
+             "while not os.path.exists('" + go + "'): time.sleep(0.01)\n"
+             "def bye(*a):\n"
+             "    print('stopped by SIGINT', flush=True)\n"
+             "    sys.exit(0)\n"
+             "signal.signal(signal.SIGINT, bye)\n"
+             "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+             "s.sendto(b'READY=1', os.environ['NOTIFY_SOCKET'])\n"
+             "while True: time.sleep(0.05)\n");
+  auto start = corral_bg({"start", work_.file("late.py"), "--name", "late", "--wait-ready", "--listen-timeout",
+                          "60000", "--kill-timeout", "60000"});
+  ASSERT_TRUE(wait_until([&] { return slurp(log_path("late")).find("starting") != std::string::npos; }, 15s));
+  auto stop = corral_bg({"stop", "late"});
+  // The stop's SIGINT has reached the app (ignored) once the daemon says stopping.
+  ASSERT_TRUE(wait_until([&] {
+    auto rs = rows("late");
+    return rs.size() == 1 && rs[0].value("status", "") == "stopping";
+  }, 15s)) << corral({"list"}).out;
+  write_file(go, "");
+  ASSERT_TRUE(wait_until([&] { return slurp(log_path("late")).find("stopped by SIGINT") != std::string::npos; }, 15s))
+      << slurp(log_path("late")) << slurp(home_.file("daemon.log"));
+  auto status = stop->wait_exit(15s);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(WEXITSTATUS(*status), 0) << stop->err();
+  EXPECT_EQ(slurp(home_.file("daemon.log")).find("SIGKILL"), std::string::npos);
+  auto rs = rows("late");
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_EQ(rs[0].value("status", ""), "stopped");
+  // The start that waited for the app to be ready returns too, listing it stopped.
+  auto started = start->wait_exit(15s);
+  ASSERT_TRUE(started);
+  EXPECT_NE(start->out().find("stopped"), std::string::npos) << start->out() << start->err();
+}
+
 TEST_F(Manager, DeleteClosesTheSocketAndUnixSocketsWork) {
   std::string path = work_.file("web.sock");
   auto r = corral({"start", src("examples/python/app.py"), "--name", "web", "--listen", "unix:" + path,

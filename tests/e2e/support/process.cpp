@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
+#include <set>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -18,6 +20,27 @@
 extern char** environ;
 
 namespace support {
+
+namespace {
+
+// The pids `child` objects will wait for themselves: reap_orphans() leaves
+// them alone (reaping every exited child stole a background command's exit
+// status from its wait_exit, whenever another child was destroyed first).
+std::mutex owned_mu;
+std::set<pid_t> owned_pids;
+
+void own(pid_t pid, bool yes) {
+  std::lock_guard lock(owned_mu);
+  if (yes) owned_pids.insert(pid);
+  else owned_pids.erase(pid);
+}
+
+bool owned(pid_t pid) {
+  std::lock_guard lock(owned_mu);
+  return owned_pids.count(pid) > 0;
+}
+
+}  // namespace
 
 std::string bin(const std::string& name) { return std::string(CORRAL_BIN_DIR) + "/" + name; }
 std::string src(const std::string& rel) { return std::string(CORRAL_SOURCE_DIR) + "/" + rel; }
@@ -113,6 +136,7 @@ child::child(const std::vector<std::string>& argv, spawn_options opts) {
     ::_exit(127);
   }
   ::setpgid(pid_, pid_);
+  own(pid_, true);
 }
 
 child::~child() {
@@ -122,6 +146,7 @@ child::~child() {
       int st;
       ::waitpid(pid_, &st, 0);
     }
+    own(pid_, false);
     // Workers of the group may still be dying; reap what comes to us.
     wait_until([&] { reap_orphans(); return live_in_group(pid_).empty(); }, 5000ms);
   }
@@ -142,7 +167,10 @@ std::optional<int> child::wait_exit(std::chrono::milliseconds timeout) {
   wait_until([&] {
     int st;
     pid_t r = ::waitpid(pid_, &st, WNOHANG);
-    if (r == pid_) status_ = st;
+    if (r == pid_) {
+      status_ = st;
+      own(pid_, false);
+    }
     return status_.has_value();
   }, timeout);
   return status_;
@@ -214,9 +242,19 @@ int fd_count(pid_t pid) {
 }
 
 void reap_orphans() {
-  int st;
-  while (::waitpid(-1, &st, WNOHANG) > 0) {
+  DIR* d = ::opendir("/proc");
+  if (!d) return;
+  pid_t me = ::getpid();
+  while (dirent* e = ::readdir(d)) {
+    char* end;
+    long pid = std::strtol(e->d_name, &end, 10);
+    if (*end || pid <= 0) continue;
+    auto f = stat_fields(static_cast<pid_t>(pid));
+    if (f.size() < 2 || f[0] != "Z" || std::stoi(f[4 - 3]) != me || owned(static_cast<pid_t>(pid))) continue;
+    int st;
+    ::waitpid(static_cast<pid_t>(pid), &st, WNOHANG);
   }
+  ::closedir(d);
 }
 
 void become_subreaper() { ::prctl(PR_SET_CHILD_SUBREAPER, 1); }

@@ -88,7 +88,9 @@ std::vector<std::string> stat_fields(pid_t pid);
 long cpu_ticks(pid_t pid);
 /// Number of open fds of `pid`.
 int fd_count(pid_t pid);
-/// Reaps orphans reparented to us (we are a child subreaper in tests).
+/// Reaps orphans reparented to us (we are a child subreaper in tests): our
+/// exited children that no `child` object owns. A `child` still to be waited
+/// for is left alone, so its `wait_exit` sees its status.
 void reap_orphans();
 /// Makes this process a child subreaper so orphans of children come to us.
 void become_subreaper();
