@@ -168,9 +168,13 @@ class session {
       client_.emplace(std::move(c.value()));
       if (started) {
         auto ping = client_->call("ping");
-        if (ping && ping->value("restored", 0) > 0)
+        if (ping && ping->value("restored", 0) > 0) {
           std::fprintf(stderr, "corral: the daemon was not running; started a new one (pid %d) and restored %d app(s)\n",
                        ping->value("pid", 0), ping->value("restored", 0));
+          if (int n = ping->value("handed_over", 0); n > 0)
+            std::fprintf(stderr, "corral: it took over the sockets of the %d instance(s) the old daemon left running, "
+                                 "which stop gracefully as the new ones start\n", n);
+        }
       }
     }
     return client_->call(cmd, std::move(args));

@@ -107,8 +107,10 @@ int run_daemon(const home_paths& home, const daemon_hooks& hooks) {
   d.sup = std::make_unique<supervisor>(d.loop, home);
   int restored = d.sup->restore();
   if (restored > 0)
-    std::fprintf(stderr, "corral daemon: restored %d app(s) from %s (killed %d leftover process group(s))\n",
-                 restored, home.state.c_str(), d.sup->killed_orphans());
+    std::fprintf(stderr,
+                 "corral daemon: restored %d app(s) from %s (killed %d leftover process group(s); took over the "
+                 "sockets of %d and stopped them gracefully)\n",
+                 restored, home.state.c_str(), d.sup->killed_orphans(), d.sup->handed_over());
   auto srv = control_server::listen(d.loop, home.socket, [&d](uint64_t conn, json&& msg) {
     d.on_request(conn, std::move(msg));
   });

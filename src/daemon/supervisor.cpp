@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "daemon/adopt.hpp"
 #include "daemon/proc_stats.hpp"
 #include "net/socket.hpp"
 #include "daemon/supervisor_util.hpp"
@@ -134,14 +135,46 @@ int supervisor::restore() {
   // A recorded pid now owned by another process (start time differs) was
   // reused and is left alone; a group whose leader is gone is still ours,
   // since Linux never reuses a pid while it names a live process group.
+  //
+  // Except a cluster app's instances whose sockets we can take over
+  // (daemon/adopt.hpp): they serve on while the new instances start on the
+  // same sockets, and are stopped gracefully, as in a reload.
   std::vector<pid_t> killed;
-  for (auto& a : st->apps)
+  std::vector<std::vector<unique_fd>> adopted(st->apps.size());
+  ms longest_kill_timeout{0};
+  for (size_t k = 0; k < st->apps.size(); ++k) {
+    auto& a = st->apps[k];
+    std::vector<std::pair<pid_t, uint64_t>> left;
     for (auto& i : a.instances) {
       if (i.pid <= 0) continue;
       auto s = sample_process(i.pid);
       if (s && i.start_ticks != 0 && s->start_ticks != i.start_ticks) continue;
-      if (::kill(-i.pid, SIGKILL) == 0) killed.push_back(i.pid);
+      if (::kill(-i.pid, 0) == 0) left.emplace_back(i.pid, s ? s->start_ticks : 0);
     }
+    bool handover = !a.spec.listen.empty() && !left.empty();
+    for (auto& text : a.spec.listen) {
+      unique_fd fd;
+      if (auto want = parse_listen(text))
+        for (auto& [pid, ticks] : left)
+          if (!fd) fd = take_listening_socket(pid, *want);
+      handover = handover && fd;
+      adopted[k].push_back(std::move(fd));
+    }
+    if (!handover) adopted[k].clear();
+    for (auto& [pid, ticks] : left) {
+      if (handover) {
+        // As instance::signal_stop() would; 'shutdown' on the channel (dead
+        // with the old daemon) is a SIGTERM to the instance's own pid.
+        if (a.spec.shutdown_with_message) ::kill(pid, SIGTERM);
+        else ::kill(-pid, a.spec.kill_signal);
+        leftovers_.push_back({pid, ticks});
+        longest_kill_timeout = std::max(longest_kill_timeout, a.spec.lifecycle.kill_timeout);
+      } else if (::kill(-pid, SIGKILL) == 0) {
+        killed.push_back(pid);
+      }
+    }
+  }
+  if (!leftovers_.empty()) kill_leftovers_after(longest_kill_timeout);
   killed_orphans_ = static_cast<int>(killed.size());
   // Wait (briefly, bounded) for them to be gone so the process table never
   // shows old and new together.
@@ -151,10 +184,11 @@ int supervisor::restore() {
   }
   next_id_ = st->next_id;
   int restored = 0;
-  for (auto& pa : st->apps) {
+  for (size_t k = 0; k < st->apps.size(); ++k) {
+    auto& pa = st->apps[k];
     std::vector<int> ids;
     for (auto& i : pa.instances) ids.push_back(i.id);
-    auto a = add_app(std::move(pa.spec), ids);
+    auto a = add_app(std::move(pa.spec), ids, std::move(adopted[k]));
     if (!a) {
       std::fprintf(stderr, "corral daemon: cannot restore: %s\n", a.err().message().c_str());
       continue;
@@ -170,15 +204,41 @@ int supervisor::restore() {
 
 // ---- model ------------------------------------------------------------------
 
-result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<int>& ids) {
+// The leftovers asked to stop by restore() that are still there once their
+// kill_timeout has passed are killed, with their process groups.
+void supervisor::kill_leftovers_after(ms timeout) {
+  leftover_timer_ = detail::uv_handle_ptr<uv_timer_t>::make();
+  uv_timer_init(loop_, leftover_timer_.get());
+  leftover_timer_->data = this;
+  uv_timer_start(leftover_timer_.get(), [](uv_timer_t* t) {
+    auto* self = static_cast<supervisor*>(t->data);
+    for (auto& l : self->leftovers_) {
+      auto s = sample_process(l.pgid);
+      // Another process has the pid now (0: the leader was gone already, and
+      // no pid is reused while its group lives): the group is gone.
+      if (s && s->start_ticks != l.start_ticks) continue;
+      if (::kill(-l.pgid, SIGKILL) == 0)
+        std::fprintf(stderr, "corral daemon: leftover instance (pid %d) did not stop within kill_timeout: killed\n",
+                     l.pgid);
+    }
+  }, static_cast<uint64_t>(timeout.count()), 0);
+}
+
+result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<int>& ids,
+                                             std::vector<unique_fd> adopted) {
   auto a = std::make_unique<app>();
   a->spec = std::move(spec);
   auto logs = app_logs::open(loop_, home_.logs, a->spec);
   if (!logs) return logs.err();
   a->logs = std::make_unique<app_logs>(std::move(logs.value()));
-  for (auto& text : a->spec.listen) {
+  for (size_t k = 0; k < a->spec.listen.size(); ++k) {
+    auto& text = a->spec.listen[k];
     auto addr = parse_listen(text);
     if (!addr) return addr.err();
+    if (k < adopted.size() && adopted[k]) {
+      a->sockets.push_back(std::move(adopted[k]));
+      continue;
+    }
     auto fd = net::detail::bind_socket(*addr, 511, false, true);
     if (!fd) return fd.err();
     // Port 0: the port the kernel chose is the app's from now on.

@@ -45,6 +45,8 @@ class supervisor final : public instance_host {
 
   int restored_apps() const noexcept { return restored_apps_; }
   int killed_orphans() const noexcept { return killed_orphans_; }
+  /// Leftover instances stopped gracefully, their sockets taken over.
+  int handed_over() const noexcept { return static_cast<int>(leftovers_.size()); }
 
   /// Also hands every app's output line, as logged, to `fn` (`corral run`
   /// prints them). `stream` is 1 (stdout) or 2 (stderr).
@@ -90,7 +92,10 @@ class supervisor final : public instance_host {
     std::function<void()> fire;
   };
 
-  result<app*> add_app(app_spec spec, const std::vector<int>& ids = {});
+  // `adopted`: listening sockets taken over from a dead daemon's instances,
+  // by the index of spec.listen (an empty fd: bind anew).
+  result<app*> add_app(app_spec spec, const std::vector<int>& ids = {}, std::vector<unique_fd> adopted = {});
+  void kill_leftovers_after(ms timeout);
   std::vector<instance*> select(const std::string& target, std::string& err);
   app* app_of(int instance_id);
   app* app_named(const std::string& name);
@@ -145,6 +150,14 @@ class supervisor final : public instance_host {
   std::function<void()> on_transition_;
   int restored_apps_ = 0;
   int killed_orphans_ = 0;
+  // A dead daemon's instances whose sockets we took: asked to stop, killed
+  // (process group) after their kill_timeout if still there.
+  struct leftover {
+    pid_t pgid;
+    uint64_t start_ticks;
+  };
+  std::vector<leftover> leftovers_;
+  detail::uv_handle_ptr<uv_timer_t> leftover_timer_;
   int64_t started_unix_ms_ = 0;
   std::string notify_path_;
   unique_fd notify_fd_;

@@ -23,6 +23,7 @@ void supervisor::handle(const request& req, reply_fn reply) {
                       {"version", protocol_version},
                       {"restored", restored_apps_},
                       {"killed_orphans", killed_orphans_},
+                      {"handed_over", handed_over()},
                       {"home", home_.dir},
                       {"started", started_unix_ms_}}));
     return;

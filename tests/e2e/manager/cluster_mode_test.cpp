@@ -92,6 +92,37 @@ std::vector<std::string> start_args(const std::string& label, int instances) {
 
 }  // namespace
 
+// The daemon killed with SIGKILL under load: its instances serve on with the
+// sockets they inherited; the next daemon takes those sockets over instead
+// of binding new ones, starts new instances on them and stops the old ones
+// gracefully. Not one request fails, none is refused.
+TEST_F(Manager, KilledDaemonUnderLoadCostsNoRequest) {
+  auto r = corral(start_args("Cpp", 2));
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 2); }, 10s));
+  int port = port_of(rows("web")[0]);
+  auto before = pids_of(rows("web"));
+  load wrk(port);
+  pid_t old_daemon = daemon_pid();
+  ASSERT_EQ(::kill(old_daemon, SIGKILL), 0);
+  ASSERT_TRUE(wait_until([&] { reap_orphans(); return !alive(old_daemon); }, 5s));
+  auto l = corral({"list"});
+  ASSERT_EQ(l.code, 0) << l.err;
+  EXPECT_NE(l.err.find("took over the sockets of the 2 instance(s)"), std::string::npos) << l.err;
+  ASSERT_TRUE(wait_until([&] {
+    auto rs = rows("web");
+    if (!all_online(rs, 2)) return false;
+    for (int p : pids_of(rs))
+      if (before.count(p)) return false;
+    return true;
+  }, 15s)) << corral({"list"}).out;
+  EXPECT_EQ(port_of(rows("web")[0]), port);
+  for (int p : before) EXPECT_TRUE(wait_until([&] { reap_orphans(); return !alive(p); }, 10s)) << "old instance " << p;
+  wrk.expect_clean();
+  EXPECT_EQ(slurp(home_.file("daemon.log")).find("did not stop within kill_timeout"), std::string::npos)
+      << slurp(home_.file("daemon.log"));
+}
+
 TEST_F(Manager, ClusterModeGivesEachInstanceTheSocketWithItsOwnListenPid) {
   auto r = corral(start_args("Python", 2));
   ASSERT_EQ(r.code, 0) << r.err;

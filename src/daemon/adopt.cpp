@@ -1,0 +1,66 @@
+#include "daemon/adopt.hpp"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "net/socket.hpp"
+
+namespace corral::daemon {
+namespace {
+
+bool numeric_host(const std::string& host) {
+  unsigned char buf[sizeof(in6_addr)];
+  return ::inet_pton(AF_INET, host.c_str(), buf) == 1 || ::inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
+bool same_place(const net::address& bound, const net::address& want) {
+  if (want.is_unix() || bound.is_unix()) return want.is_unix() && bound.is_unix() && bound.path == want.path;
+  // A name ("localhost") was resolved when the socket was bound.
+  return bound.port == want.port && (bound.host == want.host || !numeric_host(want.host));
+}
+
+bool listening(int fd) {
+  int on = 0;
+  socklen_t len = sizeof on;
+  return ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
+}
+
+}  // namespace
+
+unique_fd take_listening_socket(pid_t pid, const net::address& want) {
+  unique_fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd) return {};
+  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return {};
+  unique_fd found;
+  while (dirent* e = ::readdir(d)) {
+    char* end;
+    long n = std::strtol(e->d_name, &end, 10);
+    if (*end || n < 0) continue;
+    char link[64];
+    ssize_t len = ::readlinkat(::dirfd(d), e->d_name, link, sizeof link - 1);
+    if (len <= 0 || std::string_view(link, static_cast<size_t>(len)).substr(0, 7) != "socket:") continue;
+    unique_fd fd(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), static_cast<int>(n), 0)));
+    if (!fd) {
+      if (errno == EPERM) break;  // not ours to take: the caller binds anew
+      continue;
+    }
+    if (!listening(fd.get())) continue;
+    auto bound = net::detail::local_address_of(fd.get());
+    if (bound && same_place(*bound, want)) {
+      found = std::move(fd);
+      break;
+    }
+  }
+  ::closedir(d);
+  return found;
+}
+
+}  // namespace corral::daemon

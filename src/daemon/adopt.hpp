@@ -1,0 +1,22 @@
+// What a daemon killed with SIGKILL (or by the OOM killer) leaves behind:
+// its instances, still running, still holding the app's listening sockets,
+// which they inherited. The next daemon takes those sockets over instead of
+// binding new ones: the port never closes, connections keep queuing, and the
+// old instances are stopped gracefully while the new ones start, so a daemon
+// crash costs no request (PM2's cluster mode loses every worker with it).
+#pragma once
+
+#include <sys/types.h>
+
+#include "corral/fd.hpp"
+#include "corral/net.hpp"
+
+namespace corral::daemon {
+
+/// A duplicate of the listening socket bound to `want` that process `pid`
+/// holds, or an empty fd: no such socket, or not allowed (pidfd_getfd needs
+/// the right to ptrace `pid`: root, or the same user where ptrace is not
+/// restricted to descendants).
+unique_fd take_listening_socket(pid_t pid, const net::address& want);
+
+}  // namespace corral::daemon
