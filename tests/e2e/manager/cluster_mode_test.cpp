@@ -96,8 +96,10 @@ std::vector<std::string> start_args(const std::string& label, int instances) {
 // sockets they inherited; the next daemon takes those sockets over instead
 // of binding new ones, starts new instances on them and stops the old ones
 // gracefully. Not one request fails, none is refused.
-TEST_F(Manager, KilledDaemonUnderLoadCostsNoRequest) {
-  auto r = corral(start_args("Cpp", 2));
+class KilledDaemon : public Manager, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(KilledDaemon, UnderLoadCostsNoRequest) {
+  auto r = corral(start_args(GetParam(), 2));
   ASSERT_EQ(r.code, 0) << r.err;
   ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 2); }, 10s));
   int port = port_of(rows("web")[0]);
@@ -122,6 +124,9 @@ TEST_F(Manager, KilledDaemonUnderLoadCostsNoRequest) {
   EXPECT_EQ(slurp(home_.file("daemon.log")).find("did not stop within kill_timeout"), std::string::npos)
       << slurp(home_.file("daemon.log"));
 }
+
+// The shipped examples: examples/cluster_http, examples/python/app.py, examples/node/app.js.
+INSTANTIATE_TEST_SUITE_P(Apps, KilledDaemon, ::testing::Values("Cpp", "Python", "Node"));
 
 TEST_F(Manager, ClusterModeGivesEachInstanceTheSocketWithItsOwnListenPid) {
   auto r = corral(start_args("Python", 2));
