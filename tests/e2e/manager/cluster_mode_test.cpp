@@ -126,7 +126,8 @@ TEST_P(KilledDaemon, UnderLoadCostsNoRequest) {
 }
 
 // The shipped examples: examples/cluster_http, examples/python/app.py, examples/node/app.js.
-INSTANTIATE_TEST_SUITE_P(Apps, KilledDaemon, ::testing::Values("Cpp", "Python", "Node"));
+INSTANTIATE_TEST_SUITE_P(Apps, KilledDaemon, ::testing::Values("Cpp", "Python", "Node"),
+                         [](const auto& info) { return info.param; });
 
 TEST_F(Manager, ClusterModeGivesEachInstanceTheSocketWithItsOwnListenPid) {
   auto r = corral(start_args("Python", 2));
