@@ -111,13 +111,7 @@ TEST_P(KilledDaemon, UnderLoadCostsNoRequest) {
   auto l = corral({"list"});
   ASSERT_EQ(l.code, 0) << l.err;
   EXPECT_NE(l.err.find("took over the sockets of the 2 instance(s)"), std::string::npos) << l.err;
-  ASSERT_TRUE(wait_until([&] {
-    auto rs = rows("web");
-    if (!all_online(rs, 2)) return false;
-    for (int p : pids_of(rs))
-      if (before.count(p)) return false;
-    return true;
-  }, 15s)) << corral({"list"}).out;
+  ASSERT_TRUE(wait_until([&] { return all_online_replacing(rows("web"), 2, before); }, 15s)) << corral({"list"}).out;
   EXPECT_EQ(port_of(rows("web")[0]), port);
   for (int p : before) EXPECT_TRUE(wait_until([&] { reap_orphans(); return !alive(p); }, 10s)) << "old instance " << p;
   wrk.expect_clean();
@@ -277,13 +271,7 @@ TEST_F(Manager, SighupReloadsEveryClusterApp) {
   auto before = pids_of(rows("web"));
   auto ids = rows("web");
   ASSERT_EQ(::kill(daemon_pid(), SIGHUP), 0);
-  ASSERT_TRUE(wait_until([&] {
-    auto rs = rows("web");
-    if (!all_online(rs, 2)) return false;
-    for (int p : pids_of(rs))
-      if (before.count(p)) return false;
-    return true;
-  }, 15s)) << corral({"list"}).out;
+  ASSERT_TRUE(wait_until([&] { return all_online_replacing(rows("web"), 2, before); }, 15s)) << corral({"list"}).out;
   // Ids are stable across a reload.
   auto rs = rows("web");
   for (size_t k = 0; k < rs.size(); ++k) EXPECT_EQ(rs[k].value("id", -1), ids[k].value("id", -2));

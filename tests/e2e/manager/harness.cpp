@@ -140,6 +140,13 @@ bool all_online(const std::vector<nlohmann::json>& rows, std::size_t n) {
   return true;
 }
 
+bool all_online_replacing(const std::vector<nlohmann::json>& rows, std::size_t n, const std::set<int>& old) {
+  if (!all_online(rows, n)) return false;
+  for (int p : pids_of(rows))
+    if (old.count(p)) return false;
+  return true;
+}
+
 std::set<int> pids_of(const std::vector<nlohmann::json>& rows) {
   std::set<int> out;
   for (auto& r : rows)

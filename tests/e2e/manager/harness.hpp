@@ -60,6 +60,8 @@ void write_file(const std::string& path, const std::string& text);
 
 /// True if `rows` (jlist rows of one app) are exactly `n` instances, all online with a pid.
 bool all_online(const std::vector<nlohmann::json>& rows, std::size_t n);
+/// all_online, and none of them has a pid of `old`: every instance replaced.
+bool all_online_replacing(const std::vector<nlohmann::json>& rows, std::size_t n, const std::set<int>& old);
 /// The pids of `rows`.
 std::set<int> pids_of(const std::vector<nlohmann::json>& rows);
 
