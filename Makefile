@@ -1,6 +1,6 @@
 # The two commands the README opens with: `make run` and `make test`.
 # Each installs what is missing (Debian packages) and builds first.
-.PHONY: deps build build-sanitize run test test-sanitize bench clean
+.PHONY: deps build build-sanitize build-fuzz run test test-sanitize test-fuzz bench clean
 
 deps:
 	@bash scripts/install-deps
@@ -13,6 +13,12 @@ build-sanitize: deps
 	@cmake --preset sanitize >/dev/null
 	@cmake --build --preset sanitize
 
+# Only the fuzz targets, with clang (libFuzzer); CTest runs each for
+# CORRAL_FUZZ_SECONDS (30 s) from the seed corpus.
+build-fuzz: deps
+	@cmake --preset fuzz >/dev/null
+	@cmake --build --preset fuzz
+
 run: build
 	@bash scripts/run
 
@@ -22,8 +28,11 @@ test: build
 test-sanitize: build-sanitize
 	@ctest --preset sanitize
 
+test-fuzz: build-fuzz
+	@ctest --preset fuzz
+
 bench: build
 	@bash bench/run-all
 
 clean:
-	rm -rf build build-sanitize
+	rm -rf build build-sanitize build-fuzz
