@@ -41,7 +41,7 @@ result<delivered_counter> delivered_counter::create(unique_fd& share) {
   if (::ftruncate(fd.get(), page) != 0) return sys_error("ftruncate");
   // The worker may write the counter, never resize it (a shrunk memfd would
   // make our next read a SIGBUS).
-  ::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+  if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) return sys_error("F_ADD_SEALS");
   std::uint64_t* cell = map_cell(fd.get());
   if (!cell) return sys_error("mmap");
   share = std::move(fd);

@@ -183,8 +183,15 @@ struct listener::impl {
     sched_policy policy = opts.policy.value_or(default_policy());
     json req = {{"corral", "listen"}, {"address", detail::address_to_json(want)}, {"key", key},
                 {"policy", to_string(policy)}, {"backlog", opts.backlog}};
-    router().request(req, [this, guard, done, want, backlog = opts.backlog](const json& reply, std::vector<unique_fd>& fds) {
-      if (!*guard) return;
+    router().request(req, [this, guard, done, want, key = key, backlog = opts.backlog](const json& reply,
+                                                                                  std::vector<unique_fd>& fds) {
+      if (!*guard) {
+        // Destroyed while asking: the primary counts us as listening now;
+        // say we are not, or it would pass connections to nobody.
+        if (!reply.contains("error") && in_cluster())
+          cluster::worker().send({{"corral", "close"}, {"key", key}, {"seq", 0}});
+        return;
+      }
       on_listen_reply(reply, fds, done, want, backlog);
     });
   }
@@ -204,6 +211,7 @@ struct listener::impl {
     if (policy == sched_policy::round_robin) {
       m = mode::cluster_rr;
       auto& rr = router().round_robin[key];
+      rr = {};
       rr.deliver = [this](std::vector<unique_fd>& conns) { deliver(conns); };
       if (reply.value("delivered", false) && !fds.empty())
         if (auto counter = detail::delivered_counter::map(fds.front().get())) rr.taken = std::move(counter.value());

@@ -47,17 +47,19 @@ struct member {
 
   // Passed and not yet taken. A worker can only make itself look less busy
   // than it is (it writes the counter), never make us fail.
+  // Both counts: a worker that could not map the counter acknowledges.
+  std::uint64_t taken() const { return (delivered ? delivered.load() : 0) + acked; }
   std::uint64_t pending() const {
-    std::uint64_t taken = delivered ? delivered.load() : acked;
-    return taken >= sent ? 0 : sent - taken;
+    std::uint64_t t = taken();
+    return t >= sent ? 0 : sent - t;
   }
 
   // Owes us connections and has taken none for `stall`: stopped, or stuck
   // in a handler, not merely waiting for a core for a moment.
   bool stalled(std::uint64_t now, std::uint64_t stall) {
-    std::uint64_t taken = delivered ? delivered.load() : acked;
-    if (taken != taken_seen || pending() == 0) {
-      taken_seen = taken;
+    std::uint64_t t = taken();
+    if (t != taken_seen || pending() == 0) {
+      taken_seen = t;
       progress_at = now;
     }
     return now - progress_at >= stall;
