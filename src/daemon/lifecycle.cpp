@@ -61,6 +61,7 @@ void lifecycle::launch() {
   fx_.cancel_timer();
   online_by_timeout_ = false;
   started_at_ = fx_.now();
+  stop_deferred_ = false;
   spawn_error_ = fx_.spawn();
   if (spawn_error_ != 0) {
     go(state::errored);
@@ -100,12 +101,31 @@ void lifecycle::timed_out_online() {
   become_online();
 }
 
+// An instance still launching is asked to stop once it says it is ready, or
+// when its listen_timeout would have made it online (at most kill_timeout
+// from now): a signal that comes before the app's handlers are in can be
+// lost (Python swallows a SIGINT during its imports and serves on until
+// SIGKILL), and sending it twice is no better (a second SIGINT means "force"
+// to many apps, libcorral's primary among them).
 void lifecycle::begin_stop() {
   start_after_exit_ = false;
-  stopped_before_ready_ = state_ == state::launching;
+  if (state_ == state::launching) {
+    ms waited = fx_.now() - started_at_;
+    ms left = options_.listen_timeout > waited ? options_.listen_timeout - waited : ms{0};
+    stop_deferred_ = true;
+    fx_.arm_timer(std::min(left, options_.kill_timeout));
+    go(state::stopping);
+    return;
+  }
   fx_.signal_stop();
   fx_.arm_timer(options_.kill_timeout);
   go(state::stopping);
+}
+
+void lifecycle::send_deferred_stop() {
+  stop_deferred_ = false;
+  fx_.signal_stop();
+  fx_.arm_timer(options_.kill_timeout);
 }
 
 void lifecycle::begin_restart() {
@@ -113,18 +133,17 @@ void lifecycle::begin_restart() {
   start_after_exit_ = true;
 }
 
-// Ready after the stop signal: the app was still starting when the signal
-// came and may have lost it; it is asked once more (kill_timeout runs on).
 void lifecycle::ready_while_stopping() {
-  if (!stopped_before_ready_) return;
-  stopped_before_ready_ = false;
-  fx_.signal_stop();
+  if (stop_deferred_) send_deferred_stop();
 }
 
 void lifecycle::want_start() { start_after_exit_ = true; }
 void lifecycle::want_stopped() { start_after_exit_ = false; }
 
-void lifecycle::force_kill() { fx_.kill_group(); }
+void lifecycle::force_kill() {
+  if (stop_deferred_) return send_deferred_stop();
+  fx_.kill_group();
+}
 
 void lifecycle::stop_waiting() {
   fx_.cancel_timer();

@@ -95,6 +95,7 @@ class lifecycle {
   void timed_out_online();
   void begin_stop();
   void ready_while_stopping();
+  void send_deferred_stop();
   void begin_restart();
   void stop_waiting();
   void want_start();
@@ -109,10 +110,9 @@ class lifecycle {
   lifecycle_options options_;
   state state_ = state::stopped;
   bool start_after_exit_ = false;
-  // The stop signal went out before the app said it was ready: it may have
-  // come before the app's handlers (Python swallows a SIGINT inside its
-  // import machinery), so it is sent again if the app then says ready.
-  bool stopped_before_ready_ = false;
+  // Asked to stop while launching: the stop signal waits for the app to say
+  // it is ready (or for its listen_timeout), see begin_stop().
+  bool stop_deferred_ = false;
   int restarts_ = 0;
   int spawn_error_ = 0;
   bool online_by_timeout_ = false;

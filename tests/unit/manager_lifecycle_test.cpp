@@ -98,24 +98,42 @@ TEST_F(Lifecycle, StopSignalsThenKillsAfterKillTimeout) {
   EXPECT_EQ(fsm->current(), state::stopped);
 }
 
-// A stop sent while the app starts can be lost (Python swallows a SIGINT
-// that comes during its imports): if the app then says it is ready, the stop
-// is sent again, once. An app stopped once online is never asked twice.
-TEST_F(Lifecycle, AStopSentBeforeReadyIsRepeatedOnceWhenTheAppSaysReady) {
+// A stop signal sent while the app starts can be lost (Python swallows a
+// SIGINT that comes during its imports): an instance still launching gets it
+// once it says it is ready, exactly once; kill_timeout counts from then.
+TEST_F(Lifecycle, AStopWhileLaunchingIsSentOnceTheAppSaysReady) {
   opts.wait_ready = true;
   make();
   fsm->handle(event::start);
+  fx.clock += 500ms;
   fsm->handle(event::stop);
   EXPECT_EQ(fsm->current(), state::stopping);
+  EXPECT_EQ(fx.log, (std::vector<std::string>{"spawn", "arm 3000", "arm 1600"}));  // no signal yet
   fsm->handle(event::ready);
   fsm->handle(event::ready);
   EXPECT_EQ(fsm->current(), state::stopping);
-  EXPECT_EQ(fx.log, (std::vector<std::string>{"spawn", "arm 3000", "signal_stop", "arm 1600", "signal_stop"}));
+  EXPECT_EQ(fx.log, (std::vector<std::string>{"spawn", "arm 3000", "arm 1600", "signal_stop", "arm 1600"}));
   fsm->handle_exit(0, 0);
   EXPECT_EQ(fsm->current(), state::stopped);
 }
 
-TEST_F(Lifecycle, AStopOfAnOnlineAppIsNotRepeatedByALateReady) {
+// One that never says it is ready gets the signal when its listen_timeout
+// would have made it online (here 1 s after the stop), then SIGKILL after
+// kill_timeout.
+TEST_F(Lifecycle, AStopWhileLaunchingIsSentAtListenTimeoutThenKills) {
+  opts.wait_ready = true;
+  make();
+  fsm->handle(event::start);
+  fx.clock += 2000ms;
+  fsm->handle(event::stop);
+  EXPECT_EQ(fx.armed, 1000ms);
+  fsm->handle(event::timer);
+  fsm->handle(event::timer);
+  EXPECT_EQ(fx.log,
+            (std::vector<std::string>{"spawn", "arm 3000", "arm 1000", "signal_stop", "arm 1600", "kill_group"}));
+}
+
+TEST_F(Lifecycle, AStopOfAnOnlineAppIsSentAtOnceAndOnlyOnce) {
   opts.wait_ready = true;
   make();
   fsm->handle(event::start);

@@ -294,12 +294,13 @@ TEST_F(Manager, SdNotifyReadyFromTheInstanceMakesItOnline) {
   EXPECT_EQ(rs[0].value("status", ""), "online");
 }
 
-// A stop that reaches the app before its handlers are in can be lost
+// A stop signal that reaches the app before its handlers are in can be lost
 // (Python swallows a SIGINT during its imports). Here the app ignores SIGINT
 // until the test lets it go on; it then installs its handler and says
-// READY=1, and the daemon, whose stop came before that, sends it again: the
-// app stops gracefully, not by SIGKILL after kill_timeout.
-TEST_F(Manager, AStopThatCameBeforeReadyIsSentAgainWhenTheAppSaysReady) {
+// READY=1. The daemon holds a stop that comes while the instance is still
+// launching until then: the app stops gracefully, not by SIGKILL after
+// kill_timeout.
+TEST_F(Manager, AStopWhileLaunchingIsSentOnceTheAppSaysReady) {
   std::string go = work_.file("go");
   write_file(work_.file("late.py"),
              "import os, signal, socket, sys, time\n"
@@ -317,7 +318,7 @@ TEST_F(Manager, AStopThatCameBeforeReadyIsSentAgainWhenTheAppSaysReady) {
                           "60000", "--kill-timeout", "60000"});
   ASSERT_TRUE(wait_until([&] { return slurp(log_path("late")).find("starting") != std::string::npos; }, 15s));
   auto stop = corral_bg({"stop", "late"});
-  // The stop's SIGINT has reached the app (ignored) once the daemon says stopping.
+  // The stop is in: the daemon says stopping (its signal waits for READY=1).
   ASSERT_TRUE(wait_until([&] {
     auto rs = rows("late");
     return rs.size() == 1 && rs[0].value("status", "") == "stopping";
