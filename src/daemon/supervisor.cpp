@@ -36,6 +36,7 @@ supervisor::supervisor(uv_loop_t* loop, home_paths home)
 }
 
 supervisor::~supervisor() {
+  kill_leftovers();
   for (auto& a : apps_)
     for (auto* v : {&a->instances, &a->others})
       for (auto& i : *v) i->sigkill_now();
@@ -72,6 +73,10 @@ void supervisor::persist_now() {
           if (auto s = sample_process(pi.pid)) pi.start_ticks = s->start_ticks;
         pa.instances.push_back(pi);
       }
+    // A dead daemon's instances still stopping: a daemon killed again now
+    // leaves them to the next one, as its own.
+    for (auto& l : leftovers_)
+      if (l.app == a->spec.name) pa.instances.push_back(persisted_instance{-1, -1, l.pgid, l.start_ticks});
     st.apps.push_back(std::move(pa));
   }
   write_state(to_json(st).dump(2) + "\n");
@@ -141,7 +146,7 @@ int supervisor::restore() {
   // same sockets, and are stopped gracefully, as in a reload.
   std::vector<pid_t> killed;
   std::vector<std::vector<unique_fd>> adopted(st->apps.size());
-  ms longest_kill_timeout{0};
+  std::vector<std::vector<leftover>> handed(st->apps.size());
   for (size_t k = 0; k < st->apps.size(); ++k) {
     auto& a = st->apps[k];
     std::vector<std::pair<pid_t, uint64_t>> left;
@@ -162,19 +167,10 @@ int supervisor::restore() {
     }
     if (!handover) adopted[k].clear();
     for (auto& [pid, ticks] : left) {
-      if (handover) {
-        // As instance::signal_stop() would; 'shutdown' on the channel (dead
-        // with the old daemon) is a SIGTERM to the instance's own pid.
-        if (a.spec.shutdown_with_message) ::kill(pid, SIGTERM);
-        else ::kill(-pid, a.spec.kill_signal);
-        leftovers_.push_back({pid, ticks});
-        longest_kill_timeout = std::max(longest_kill_timeout, a.spec.lifecycle.kill_timeout);
-      } else if (::kill(-pid, SIGKILL) == 0) {
-        killed.push_back(pid);
-      }
+      if (handover) handed[k].push_back({pid, ticks, a.spec.name});
+      else if (::kill(-pid, SIGKILL) == 0) killed.push_back(pid);
     }
   }
-  if (!leftovers_.empty()) kill_leftovers_after(longest_kill_timeout);
   killed_orphans_ = static_cast<int>(killed.size());
   // Wait (briefly, bounded) for them to be gone so the process table never
   // shows old and new together.
@@ -191,11 +187,15 @@ int supervisor::restore() {
     auto a = add_app(std::move(pa.spec), ids, std::move(adopted[k]));
     if (!a) {
       std::fprintf(stderr, "corral daemon: cannot restore: %s\n", a.err().message().c_str());
+      for (auto& l : handed[k]) ::kill(-l.pgid, SIGKILL);  // nothing takes their place
       continue;
     }
     ++restored;
     if ((*a)->spec.running)
       for (auto& i : (*a)->instances) i->fsm().handle(event::start);
+    // After the start: they stop once the new instances have started.
+    handed_over_ += static_cast<int>(handed[k].size());
+    if (!handed[k].empty()) stop_leftovers_when_started(**a, std::move(handed[k]));
   }
   restored_apps_ = restored;
   persist_soon();
@@ -204,24 +204,74 @@ int supervisor::restore() {
 
 // ---- model ------------------------------------------------------------------
 
-// The leftovers asked to stop by restore() that are still there once their
-// kill_timeout has passed are killed, with their process groups.
-void supervisor::kill_leftovers_after(ms timeout) {
-  leftover_timer_ = detail::uv_handle_ptr<uv_timer_t>::make();
-  uv_timer_init(loop_, leftover_timer_.get());
-  leftover_timer_->data = this;
+// A dead daemon's instances whose sockets an app took over (restore()): they
+// serve until the app's new instances have started (online, or failed), then
+// are asked to stop as `stop` would ask them, and killed with their process
+// groups after kill_timeout, as in a reload.
+void supervisor::stop_leftovers_when_started(app& a, std::vector<leftover> left) {
+  std::string name = a.spec.name;
+  for (auto& l : left) leftovers_.push_back(l);
+  persist_soon();
+  wait_then(
+      [this, name] {
+        app* a = app_named(name);
+        return !a || std::all_of(a->instances.begin(), a->instances.end(),
+                                 [](auto& i) { return settled_running(i->fsm().current()); });
+      },
+      [this, name] {
+        app* a = app_named(name);
+        int sig = a ? a->spec.kill_signal : SIGTERM;
+        bool term = a && a->spec.shutdown_with_message;
+        int64_t at = static_cast<int64_t>(uv_now(loop_)) + (a ? a->spec.lifecycle.kill_timeout.count() : 0);
+        for (auto& l : leftovers_) {
+          if (l.app != name || l.kill_at_ms >= 0) continue;
+          // As instance::signal_stop(); 'shutdown' on the channel (dead with
+          // the old daemon) is a SIGTERM to the instance's own pid.
+          if (term) ::kill(l.pgid, SIGTERM);
+          else ::kill(-l.pgid, sig);
+          l.kill_at_ms = at;
+        }
+        watch_leftovers();
+      });
+}
+
+// Every 100 ms while leftovers remain: forget the groups that are gone, kill
+// those past their deadline.
+void supervisor::watch_leftovers() {
+  if (!leftover_timer_) {
+    leftover_timer_ = detail::uv_handle_ptr<uv_timer_t>::make();
+    uv_timer_init(loop_, leftover_timer_.get());
+    leftover_timer_->data = this;
+  }
   uv_timer_start(leftover_timer_.get(), [](uv_timer_t* t) {
     auto* self = static_cast<supervisor*>(t->data);
-    for (auto& l : self->leftovers_) {
-      auto s = sample_process(l.pgid);
+    auto now = static_cast<int64_t>(uv_now(self->loop_));
+    size_t before = self->leftovers_.size();
+    std::erase_if(self->leftovers_, [now](const leftover& l) {
+      if (::kill(-l.pgid, 0) != 0) return true;
+      if (l.kill_at_ms < 0 || now < l.kill_at_ms) return false;
       // Another process has the pid now (0: the leader was gone already, and
       // no pid is reused while its group lives): the group is gone.
-      if (s && s->start_ticks != l.start_ticks) continue;
-      if (::kill(-l.pgid, SIGKILL) == 0)
-        std::fprintf(stderr, "corral daemon: leftover instance (pid %d) did not stop within kill_timeout: killed\n",
-                     l.pgid);
-    }
-  }, static_cast<uint64_t>(timeout.count()), 0);
+      auto s = sample_process(l.pgid);
+      if (s && s->start_ticks != l.start_ticks) return true;
+      ::kill(-l.pgid, SIGKILL);
+      std::fprintf(stderr, "corral daemon: leftover instance (pid %d) of %s did not stop within kill_timeout: killed\n",
+                   l.pgid, l.app.c_str());
+      return true;
+    });
+    if (self->leftovers_.size() != before) self->persist_soon();
+    if (self->leftovers_.empty()) uv_timer_stop(t);
+  }, 100, 100);
+}
+
+// The daemon exits: no leftover may outlive it unsupervised.
+void supervisor::kill_leftovers() {
+  for (auto& l : leftovers_) {
+    auto s = sample_process(l.pgid);
+    if (s && s->start_ticks != l.start_ticks) continue;
+    ::kill(-l.pgid, SIGKILL);
+  }
+  leftovers_.clear();
 }
 
 result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<int>& ids,
@@ -247,7 +297,7 @@ result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<in
     a->sockets.push_back(std::move(fd.value()));
   }
   for (int k = 0; k < a->spec.instances; ++k) {
-    int id = k < static_cast<int>(ids.size()) ? ids[k] : next_id_++;
+    int id = k < static_cast<int>(ids.size()) && ids[k] >= 0 ? ids[k] : next_id_++;
     next_id_ = std::max(next_id_, id + 1);
     a->instances.push_back(std::make_unique<instance>(loop_, *this, a->spec, a->sockets, id, k));
   }

@@ -46,7 +46,7 @@ class supervisor final : public instance_host {
   int restored_apps() const noexcept { return restored_apps_; }
   int killed_orphans() const noexcept { return killed_orphans_; }
   /// Leftover instances stopped gracefully, their sockets taken over.
-  int handed_over() const noexcept { return static_cast<int>(leftovers_.size()); }
+  int handed_over() const noexcept { return handed_over_; }
 
   /// Also hands every app's output line, as logged, to `fn` (`corral run`
   /// prints them). `stream` is 1 (stdout) or 2 (stderr).
@@ -95,7 +95,10 @@ class supervisor final : public instance_host {
   // `adopted`: listening sockets taken over from a dead daemon's instances,
   // by the index of spec.listen (an empty fd: bind anew).
   result<app*> add_app(app_spec spec, const std::vector<int>& ids = {}, std::vector<unique_fd> adopted = {});
-  void kill_leftovers_after(ms timeout);
+  struct leftover;
+  void stop_leftovers_when_started(app& a, std::vector<leftover> left);
+  void watch_leftovers();
+  void kill_leftovers();
   std::vector<instance*> select(const std::string& target, std::string& err);
   app* app_of(int instance_id);
   app* app_named(const std::string& name);
@@ -152,9 +155,12 @@ class supervisor final : public instance_host {
   int killed_orphans_ = 0;
   // A dead daemon's instances whose sockets we took: asked to stop, killed
   // (process group) after their kill_timeout if still there.
+  int handed_over_ = 0;
   struct leftover {
     pid_t pgid;
     uint64_t start_ticks;
+    std::string app;        // persisted with it: a daemon killed again meanwhile leaves them to the next
+    int64_t kill_at_ms = -1;  // uv_now() deadline once asked to stop; -1: not asked yet
   };
   std::vector<leftover> leftovers_;
   detail::uv_handle_ptr<uv_timer_t> leftover_timer_;

@@ -123,6 +123,37 @@ TEST_P(KilledDaemon, UnderLoadCostsNoRequest) {
 INSTANTIATE_TEST_SUITE_P(Apps, KilledDaemon, ::testing::Values("Cpp", "Python", "Node"),
                          [](const auto& info) { return info.param; });
 
+// Old instances that ignore their stop outlive the daemon that took their
+// sockets over until its kill_timeout; killed again before that, the daemon
+// leaves them in its state file, and the next one kills them in its turn:
+// none runs on unsupervised.
+TEST_F(Manager, LeftoversOfADaemonKilledTwiceAreStillKilled) {
+  write_file(work_.file("stubborn.py"),
+             "import os, signal, socket, time\n"
+             "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+             "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+             "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+             "s.sendto(b'READY=1', os.environ['NOTIFY_SOCKET'])\n"
+             "while True: time.sleep(1)\n");
+  auto r = corral({"start", work_.file("stubborn.py"), "--name", "web", "-i", "2", "--port", "0", "--kill-timeout",
+                   "3000"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 2); }, 10s));
+  std::set<int> all_old;
+  for (int generation = 0; generation < 2; ++generation) {
+    auto before = pids_of(rows("web"));
+    all_old.insert(before.begin(), before.end());
+    pid_t d = daemon_pid();
+    ASSERT_EQ(::kill(d, SIGKILL), 0);
+    ASSERT_TRUE(wait_until([&] { reap_orphans(); return !alive(d); }, 5s));
+    ASSERT_EQ(corral({"list"}).code, 0);
+    ASSERT_TRUE(wait_until([&] { return all_online_replacing(rows("web"), 2, before); }, 15s))
+        << corral({"list"}).out;
+  }
+  for (int p : all_old)
+    EXPECT_TRUE(wait_until([&] { reap_orphans(); return !alive(p); }, 15s)) << "old instance " << p << " survived";
+}
+
 TEST_F(Manager, ClusterModeGivesEachInstanceTheSocketWithItsOwnListenPid) {
   auto r = corral(start_args("Python", 2));
   ASSERT_EQ(r.code, 0) << r.err;
