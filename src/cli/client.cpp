@@ -88,6 +88,7 @@ result<client> client::connect_or_start(const daemon::home_paths& home, bool& st
 }
 
 result<json> client::call(const std::string& cmd, json args) {
+  unheard_ = false;
   daemon::request req{next_id_++, cmd, std::move(args)};
   std::string line = daemon::encode_line(daemon::encode(req));
   size_t off = 0;
@@ -97,10 +98,14 @@ result<json> client::call(const std::string& cmd, json args) {
     if (n < 0) {
       // The daemon may have refused us (another uid) and hung up before our
       // request arrived: its one-line reason is still waiting to be read.
-      error send_error = sys(errno, "daemon connection");
+      int err = errno;
+      error send_error = sys(err, "daemon connection");
       char buf[4096];
       ssize_t got = ::recv(fd_.get(), buf, sizeof buf, MSG_DONTWAIT);
-      if (got <= 0) return send_error;
+      if (got <= 0) {
+        unheard_ = err == EPIPE || err == ECONNRESET;
+        return send_error;
+      }
       in_.append(buf, static_cast<size_t>(got));
       break;
     }
@@ -122,7 +127,13 @@ result<json> client::call(const std::string& cmd, json args) {
     char buf[65536];
     ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return sys(errno, "daemon connection");
+    if (n < 0) {
+      // A Unix socket resets only when its peer closed with our bytes
+      // unread: the daemon died (or its last thread did) before it read
+      // this request, and did nothing with it.
+      unheard_ = errno == ECONNRESET && in_.empty();
+      return sys(errno, "daemon connection");
+    }
     if (n == 0) return error(std::make_error_code(std::errc::connection_reset), "the daemon closed the connection");
     in_.append(buf, static_cast<size_t>(n));
   }

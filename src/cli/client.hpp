@@ -31,12 +31,17 @@ class client {
   /// too, so that a signal can stop the caller.
   result<json> next(int timeout_ms);
   int fd() const noexcept { return fd_.get(); }
+  /// The last call failed because the daemon went away without reading the
+  /// request (the socket was reset with it unread): it had no effect, and
+  /// may be sent again to another daemon.
+  bool unheard() const noexcept { return unheard_; }
 
  private:
   explicit client(unique_fd fd) : fd_(std::move(fd)) {}
   unique_fd fd_;
   uint64_t next_id_ = 1;
   std::string in_;
+  bool unheard_ = false;
 };
 
 }  // namespace corral::cli

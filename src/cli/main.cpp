@@ -160,24 +160,19 @@ class session {
  public:
   explicit session(daemon::home_paths home) : home_(std::move(home)) {}
 
+  /// One request, to the daemon that answers, started if none does. A
+  /// daemon that resets the connection we just made, our first request
+  /// unread, was dying as we connected (killed a moment ago, its socket
+  /// still accepting while its last threads exit) and did nothing with it:
+  /// the request goes once more, to the daemon that takes its place. Not on
+  /// a connection already used: a daemon gone since (`corral run` exits with
+  /// its last app) is not replaced behind the user's back.
   result<json> call(const std::string& cmd, json args = json::object()) {
-    if (!client_) {
-      bool started = false;
-      auto c = cli::client::connect_or_start(home_, started);
-      if (!c) return c.err();
-      client_.emplace(std::move(c.value()));
-      if (started) {
-        auto ping = client_->call("ping");
-        if (ping && ping->value("restored", 0) > 0) {
-          std::fprintf(stderr, "corral: the daemon was not running; started a new one (pid %d) and restored %d app(s)\n",
-                       ping->value("pid", 0), ping->value("restored", 0));
-          if (int n = ping->value("handed_over", 0); n > 0)
-            std::fprintf(stderr, "corral: it took over the sockets of the %d instance(s) the old daemon left running, "
-                                 "which stop gracefully as the new ones start\n", n);
-        }
-      }
-    }
-    return client_->call(cmd, std::move(args));
+    bool fresh = !client_;
+    auto r = call_once(cmd, args);
+    if (r || !fresh || !client_ || !client_->unheard()) return r;
+    client_.reset();
+    return call_once(cmd, std::move(args));
   }
 
   int print_list() {
@@ -199,6 +194,30 @@ class session {
   }
 
  private:
+  result<json> call_once(const std::string& cmd, json args) {
+    if (!client_) {
+      bool started = false;
+      auto c = cli::client::connect_or_start(home_, started);
+      if (!c) return c.err();
+      client_.emplace(std::move(c.value()));
+      if (started) {
+        auto ping = client_->call("ping");
+        if (ping && ping->value("restored", 0) > 0) {
+          std::fprintf(stderr, "corral: the daemon was not running; started a new one (pid %d) and restored %d app(s)\n",
+                       ping->value("pid", 0), ping->value("restored", 0));
+          if (int n = ping->value("handed_over", 0); n > 0)
+            std::fprintf(stderr, "corral: it took over the sockets of the %d instance(s) the old daemon left running, "
+                                 "which stop gracefully as the new ones start\n", n);
+          if (auto why = ping->value("takeover_error", std::string()); !why.empty())
+            std::fprintf(stderr, "corral: it could not take over the listening sockets of the instance(s) the old "
+                                 "daemon left running (%s: the daemon needs the right to ptrace its apps); it killed "
+                                 "them and bound the sockets anew, refusing connections meanwhile\n", why.c_str());
+        }
+      }
+    }
+    return client_->call(cmd, std::move(args));
+  }
+
   static int print_rows(const json& rows) {
     std::fputs(cli::format_table(rows).c_str(), stdout);
     return 0;

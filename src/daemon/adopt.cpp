@@ -6,7 +6,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "net/socket.hpp"
@@ -31,14 +33,25 @@ bool listening(int fd) {
   return ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
 }
 
+error denied(const std::string& call, pid_t pid, int err) {
+  return error(std::error_code(err, std::generic_category()),
+               call + " on pid " + std::to_string(pid) + ": " + std::strerror(err));
+}
+
 }  // namespace
 
-unique_fd take_listening_socket(pid_t pid, const net::address& want) {
+result<unique_fd> take_listening_socket(pid_t pid, const net::address& want) {
   unique_fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  if (!pidfd) return {};
+  if (!pidfd) {
+    if (errno == ESRCH) return unique_fd();
+    return denied("pidfd_open", pid, errno);
+  }
   std::string dir = "/proc/" + std::to_string(pid) + "/fd";
   DIR* d = ::opendir(dir.c_str());
-  if (!d) return {};
+  if (!d) {
+    if (errno == ENOENT) return unique_fd();  // gone meanwhile
+    return denied("opendir " + dir, pid, errno);
+  }
   unique_fd found;
   while (dirent* e = ::readdir(d)) {
     char* end;
@@ -49,8 +62,13 @@ unique_fd take_listening_socket(pid_t pid, const net::address& want) {
     if (len <= 0 || std::string_view(link, static_cast<size_t>(len)).substr(0, 7) != "socket:") continue;
     unique_fd fd(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), static_cast<int>(n), 0)));
     if (!fd) {
-      if (errno == EPERM) break;  // not ours to take: the caller binds anew
-      continue;
+      // Not ours to take: the caller binds anew.
+      if (errno == EPERM || errno == ENOSYS) {
+        int err = errno;
+        ::closedir(d);
+        return denied("pidfd_getfd", pid, err);
+      }
+      continue;  // closed meanwhile
     }
     if (!listening(fd.get())) continue;
     auto bound = net::detail::local_address_of(fd.get());

@@ -8,15 +8,18 @@
 
 #include <sys/types.h>
 
+#include "corral/error.hpp"
 #include "corral/fd.hpp"
 #include "corral/net.hpp"
 
 namespace corral::daemon {
 
 /// A duplicate of the listening socket bound to `want` that process `pid`
-/// holds, or an empty fd: no such socket, or not allowed (pidfd_getfd needs
-/// the right to ptrace `pid`: root, or the same user where ptrace is not
-/// restricted to descendants).
-unique_fd take_listening_socket(pid_t pid, const net::address& want);
+/// holds, or an empty fd if it holds none (or is gone). An error when the
+/// kernel does not let us take it: pidfd_getfd needs the right to ptrace
+/// `pid` (root, or the same user where ptrace is not restricted to
+/// descendants; container seccomp profiles often deny it without
+/// CAP_SYS_PTRACE), and a kernel older than 5.6 has no pidfd_getfd.
+result<unique_fd> take_listening_socket(pid_t pid, const net::address& want);
 
 }  // namespace corral::daemon

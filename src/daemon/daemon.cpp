@@ -111,6 +111,9 @@ int run_daemon(const home_paths& home, const daemon_hooks& hooks) {
                  "corral daemon: restored %d app(s) from %s (killed %d leftover process group(s); took over the "
                  "sockets of %d and stopped them gracefully)\n",
                  restored, home.state.c_str(), d.sup->killed_orphans(), d.sup->handed_over());
+  if (!d.sup->takeover_error().empty())
+    std::fprintf(stderr, "corral daemon: could not take over the listening sockets of the old instances (%s); "
+                         "they were killed and the sockets bound anew\n", d.sup->takeover_error().c_str());
   auto srv = control_server::listen(d.loop, home.socket, [&d](uint64_t conn, json&& msg) {
     d.on_request(conn, std::move(msg));
   });

@@ -160,8 +160,12 @@ int supervisor::restore() {
     for (auto& text : a.spec.listen) {
       unique_fd fd;
       if (auto want = parse_listen(text))
-        for (auto& [pid, ticks] : left)
-          if (!fd) fd = take_listening_socket(pid, *want);
+        for (auto& [pid, ticks] : left) {
+          if (fd) break;
+          auto got = take_listening_socket(pid, *want);
+          if (got) fd = std::move(got.value());
+          else if (takeover_error_.empty()) takeover_error_ = got.err().message();
+        }
       handover = handover && fd;
       adopted[k].push_back(std::move(fd));
     }

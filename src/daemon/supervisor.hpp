@@ -47,6 +47,9 @@ class supervisor final : public instance_host {
   int killed_orphans() const noexcept { return killed_orphans_; }
   /// Leftover instances stopped gracefully, their sockets taken over.
   int handed_over() const noexcept { return handed_over_; }
+  /// Why the sockets of a dead daemon's instances could not be taken over
+  /// (they were killed instead), or empty.
+  const std::string& takeover_error() const noexcept { return takeover_error_; }
 
   /// Also hands every app's output line, as logged, to `fn` (`corral run`
   /// prints them). `stream` is 1 (stdout) or 2 (stderr).
@@ -156,6 +159,7 @@ class supervisor final : public instance_host {
   // A dead daemon's instances whose sockets we took: asked to stop, killed
   // (process group) after their kill_timeout if still there.
   int handed_over_ = 0;
+  std::string takeover_error_;
   struct leftover {
     pid_t pgid;
     uint64_t start_ticks;

@@ -24,6 +24,7 @@ void supervisor::handle(const request& req, reply_fn reply) {
                       {"restored", restored_apps_},
                       {"killed_orphans", killed_orphans_},
                       {"handed_over", handed_over()},
+                      {"takeover_error", takeover_error_},
                       {"home", home_.dir},
                       {"started", started_unix_ms_}}));
     return;

@@ -48,6 +48,14 @@ struct load {
     close = std::make_unique<child>(
         std::vector<std::string>{"wrk", "-t1", "-c8", "-d60s", "--timeout", "10s", "-H", "Connection: close", url});
   }
+  /// Stops both; each had answers.
+  void expect_answered() {
+    for (auto* w : {keep_alive.get(), close.get()}) {
+      w->signal(SIGINT);
+      ASSERT_TRUE(w->wait_exit(10s));
+      EXPECT_NE(w->out().find("requests in"), std::string::npos) << w->out() << w->err();
+    }
+  }
   // Both running and already answered (wrk has no progress output: let it
   // warm up on the clock, bounded).
   void expect_clean() {
@@ -96,9 +104,19 @@ std::vector<std::string> start_args(const std::string& label, int instances) {
 // sockets they inherited; the next daemon takes those sockets over instead
 // of binding new ones, starts new instances on them and stops the old ones
 // gracefully. Not one request fails, none is refused.
+//
+// Where this machine denies a process the fds of a stranger (Yama's ptrace
+// scope, or a container's seccomp profile without CAP_SYS_PTRACE), no
+// takeover is possible: the new daemon must then say why, kill the old
+// instances and serve on the same port again.
+//
+// `corral list` goes out at once, while the old daemon's last threads may
+// still be exiting: its socket accepts, then resets (the CLI sends again).
 class KilledDaemon : public Manager, public ::testing::WithParamInterface<std::string> {};
 
 TEST_P(KilledDaemon, UnderLoadCostsNoRequest) {
+  bool takeover = may_take_fds_of_unrelated_processes();
+  RecordProperty("takeover_possible", takeover ? "yes" : "no");
   auto r = corral(start_args(GetParam(), 2));
   ASSERT_EQ(r.code, 0) << r.err;
   ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 2); }, 10s));
@@ -110,11 +128,20 @@ TEST_P(KilledDaemon, UnderLoadCostsNoRequest) {
   ASSERT_TRUE(wait_until([&] { reap_orphans(); return !alive(old_daemon); }, 5s));
   auto l = corral({"list"});
   ASSERT_EQ(l.code, 0) << l.err;
-  EXPECT_NE(l.err.find("took over the sockets of the 2 instance(s)"), std::string::npos) << l.err;
+  if (takeover)
+    EXPECT_NE(l.err.find("took over the sockets of the 2 instance(s)"), std::string::npos) << l.err;
+  else
+    EXPECT_NE(l.err.find("could not take over the listening sockets"), std::string::npos) << l.err;
   ASSERT_TRUE(wait_until([&] { return all_online_replacing(rows("web"), 2, before); }, 15s)) << corral({"list"}).out;
   EXPECT_EQ(port_of(rows("web")[0]), port);
   for (int p : before) EXPECT_TRUE(wait_until([&] { reap_orphans(); return !alive(p); }, 10s)) << "old instance " << p;
-  wrk.expect_clean();
+  if (takeover) {
+    wrk.expect_clean();
+  } else {
+    // Connections were refused while no socket was bound: wrk counts them.
+    wrk.expect_answered();
+    std::printf("this machine denies pidfd_getfd between strangers: checked the fallback, not the takeover\n");
+  }
   EXPECT_EQ(slurp(home_.file("daemon.log")).find("did not stop within kill_timeout"), std::string::npos)
       << slurp(home_.file("daemon.log"));
 }

@@ -1,10 +1,14 @@
 // The process manager end to end: the real `corral` and its daemon in a temp
 // home, real apps in C++, Python, Node and sh.
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <regex>
 #include <set>
 #include <thread>
@@ -146,6 +150,41 @@ TEST_F(Manager, KilledDaemonIsReplacedAndRestoresWithoutDuplicatesOrOrphans) {
   for (pid_t p : actual) seen += std::to_string(p) + ":" + slurp("/proc/" + std::to_string(p) + "/cmdline") + " ";
   EXPECT_EQ(actual, expected) << seen;
   EXPECT_EQ(live_in_group(wrapped).size(), 3u);  // sh -c, sh, sleep
+}
+
+// A daemon killed a moment ago may still accept on its socket while its
+// last threads exit, then reset what it accepted, unread. The CLI caught in
+// that moment sends its command again, to a new daemon: `kill -9` then a
+// command at once must not fail with "Connection reset by peer". Played
+// here by a listener that never accepts and closes once the CLI is queued.
+TEST_F(Manager, ACommandADyingDaemonNeverReadGoesToTheNextDaemon) {
+  ASSERT_EQ(corral({"start", app, "--name", "keep", "--", "serve"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("keep"), 1); }, 10s));
+  pid_t old_daemon = daemon_pid();
+  ::kill(old_daemon, SIGKILL);
+  ASSERT_TRUE(wait_until([&] { reap_orphans(); return !alive(old_daemon); }, 5s));
+  std::string path = home_.file("corral.sock");
+  ::unlink(path.c_str());
+  int dying = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(dying, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  ASSERT_EQ(::bind(dying, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
+  ASSERT_EQ(::listen(dying, 8), 0);
+  auto list = corral_bg({"list"});
+  pollfd p{dying, POLLIN, 0};
+  bool queued = ::poll(&p, 1, 10000) == 1;
+  // Its request is in flight or sent: either way unread when we go.
+  ::unlink(path.c_str());
+  ::close(dying);
+  ASSERT_TRUE(queued) << "the CLI never connected";
+  auto code = list->wait_exit(30s);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << list->err();
+  EXPECT_NE(list->err().find("restored 1 app(s)"), std::string::npos) << list->err();
+  EXPECT_NE(list->out().find("keep"), std::string::npos) << list->out();
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("keep"), 1); }, 10s));
 }
 
 TEST_F(Manager, LogsKeepOrderPerStreamHonourLinesAndFollow) {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -239,6 +240,30 @@ int fd_count(pid_t pid) {
   while (dirent* e = ::readdir(d)) n += e->d_name[0] != '.';
   ::closedir(d);
   return n;
+}
+
+bool may_take_fds_of_unrelated_processes() {
+  pid_t holder = ::fork();
+  if (holder < 0) return false;
+  if (holder == 0) {
+    for (;;) ::pause();
+  }
+  // A sibling, not an ancestor, of the holder: as a daemon is of the
+  // instances a dead daemon left.
+  pid_t taker = ::fork();
+  if (taker == 0) {
+    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, holder, 0));
+    if (pidfd < 0) ::_exit(1);
+    ::_exit(::syscall(SYS_pidfd_getfd, pidfd, 0, 0) >= 0 ? 0 : 1);
+  }
+  int st = -1;
+  if (taker > 0)
+    while (::waitpid(taker, &st, 0) < 0 && errno == EINTR) {
+    }
+  ::kill(holder, SIGKILL);
+  while (::waitpid(holder, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  return taker > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
 void reap_orphans() {

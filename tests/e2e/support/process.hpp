@@ -92,6 +92,11 @@ int fd_count(pid_t pid);
 /// exited children that no `child` object owns. A `child` still to be waited
 /// for is left alone, so its `wait_exit` sees its status.
 void reap_orphans();
+/// Whether a process here may take a file descriptor of another process of
+/// ours that is not its descendant (pidfd_getfd, as a new daemon does with
+/// the sockets of a dead one's instances): ptrace rights, which Yama or a
+/// container's seccomp profile may deny.
+bool may_take_fds_of_unrelated_processes();
 /// Makes this process a child subreaper so orphans of children come to us.
 void become_subreaper();
 
