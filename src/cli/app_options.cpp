@@ -124,6 +124,11 @@ spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, co
     if (!addr) return bad("listen", addr.err().message());
     spec.listen.push_back(text);
   }
+  if (o.lb != "shared" && o.lb != "round_robin")
+    return bad("lb", "expected shared or round_robin, got '" + o.lb + "'");
+  if (o.lb == "round_robin" && spec.listen.empty())
+    return bad("lb", "round_robin balances cluster mode's connections: give a port or listen address too");
+  spec.lb = o.lb;
   return {std::move(spec), {}};
 }
 

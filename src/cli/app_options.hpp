@@ -51,6 +51,8 @@ struct app_options {
   /// every IPv4 address (-1: none).
   std::vector<std::string> listen;
   int port = -1;
+  /// "shared" or "round_robin" (see daemon::app_spec::lb).
+  std::string lb = "shared";
 };
 
 /// Why an app_options could not become a spec: `field` is the ecosystem key

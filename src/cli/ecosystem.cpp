@@ -143,6 +143,7 @@ class app_reader {
       if (key.substr(4) == env_name_) env_selected_ = m;
     } else if (key == "port") o.port = static_cast<int>(integer(v, 0, 65535));
     else if (key == "listen") o.listen = strings(v);
+    else if (key == "lb") o.lb = text(v);
     else if (key == "autorestart") o.autorestart = boolean(v);
     else if (key == "watch") {
       if (!v.IsScalar() || v.Tag() == "!" || boolean(v))

@@ -85,6 +85,9 @@ void add_start_flags(CLI::App* c, start_options& so) {
   c->add_option("--port", a.port, "cluster mode: the daemon listens on this TCP port (0: any) for the instances")
       ->check(CLI::Range(0, 65535));
   c->add_option("--listen", a.listen, "cluster mode: host:port or unix:/path to listen on (repeatable)");
+  c->add_option("--lb", a.lb,
+                "cluster mode's balancing: shared (default: every instance accepts) or round_robin (libcorral apps: "
+                "the daemon accepts and passes each connection to the least busy instance)");
 }
 
 std::string path_env() {

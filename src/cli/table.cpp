@@ -35,7 +35,9 @@ std::string format_table(const nlohmann::json& rows) {
     int pid = r.value("pid", 0);
     std::string listen;
     for (const auto& l : r.value("listen", nlohmann::json::array())) listen += (listen.empty() ? "" : ",") + l.get<std::string>();
-    cells.push_back({std::to_string(r.value("id", 0)), r.value("name", ""), r.value("mode", "fork"),
+    std::string mode = r.value("mode", "fork");
+    if (r.value("lb", "") == "round_robin") mode += " rr";
+    cells.push_back({std::to_string(r.value("id", 0)), r.value("name", ""), mode,
                      listen.empty() ? "-" : listen, pid ? std::to_string(pid) : "-", pid ? human_duration(r.value("uptime_ms", int64_t{0})) : "-",
                      std::to_string(r.value("restarts", 0)), status, fmt::format("{:.0f}%", r.value("cpu", 0.0)),
                      human_bytes(r.value("memory", uint64_t{0}))});

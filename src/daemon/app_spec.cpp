@@ -44,7 +44,8 @@ json to_json(const app_spec& s) {
               {"stop_exit_codes", p.stop_exit_codes},
               {"running", s.running},
               {"interpreter", s.interpreter},
-              {"listen", s.listen}};
+              {"listen", s.listen},
+              {"lb", s.lb}};
 }
 
 result<app_spec> app_spec_from_json(const json& j) {
@@ -76,6 +77,7 @@ result<app_spec> app_spec_from_json(const json& j) {
     s.running = j.value("running", true);
     s.interpreter = j.value("interpreter", std::string());
     s.listen = j.value("listen", std::vector<std::string>());
+    s.lb = j.value("lb", std::string("shared"));
   } catch (const json::exception& e) {
     return bad(std::string("app: ") + e.what());
   }
@@ -93,6 +95,10 @@ result<app_spec> app_spec_from_json(const json& j) {
   if (s.listen.size() > 64) return bad("app '" + s.name + "': too many listen addresses");
   for (const auto& l : s.listen)
     if (auto a = parse_listen(l); !a) return bad("app '" + s.name + "': " + a.err().message());
+  if (s.lb != "shared" && s.lb != "round_robin")
+    return bad("app '" + s.name + "': lb must be shared or round_robin, got '" + s.lb + "'");
+  if (s.lb == "round_robin" && s.listen.empty())
+    return bad("app '" + s.name + "': lb round_robin needs a port or listen address (cluster mode)");
   return s;
 }
 

@@ -45,6 +45,11 @@ struct app_spec {
   /// every instance by socket activation. A port 0 is replaced by the port the
   /// daemon got, so a restored app keeps it.
   std::vector<std::string> listen;
+  /// Cluster mode's balancing: "shared" (every instance accepts from the
+  /// socket it inherited) or "round_robin" (libcorral apps only: the daemon
+  /// is their cluster primary over the channel, accepts, and passes each
+  /// connection to the least busy instance; docs/net.md).
+  std::string lb = "shared";
 };
 
 /// "host:port", "[v6]:port", ":port" (any IPv4 address) or "unix:/abs/path".

@@ -9,6 +9,8 @@
 #include <chrono>
 #include <map>
 
+#include "net/router.hpp"
+
 extern char** environ;
 
 namespace corral::daemon {
@@ -77,6 +79,19 @@ instance::~instance() {
   // The daemon only destroys an instance that is stopped; a process still
   // running here is a bug elsewhere, and must not outlive its supervision.
   if (pid_ > 0) ::kill(-pid_, SIGKILL);
+  if (current_) leave_router(*current_);
+  for (auto& r : draining_) leave_router(*r);
+}
+
+void instance::leave_router(run& r) {
+  if (router_) router_->leave_all(&r);
+}
+
+void instance::on_router_listening(const void* peer) {
+  auto* r = static_cast<run*>(const_cast<void*>(peer));
+  instance* self = r->owner;
+  if (self->current_.get() != r || !self->router_) return;
+  if (self->router_->keys_of(r).size() >= self->spec_.listen.size()) self->fsm_.handle(event::ready);
 }
 
 void instance::sigkill_now() {
@@ -119,10 +134,22 @@ void instance::arm_timer(ms after) {
 
 void instance::cancel_timer() { uv_timer_stop(timer_.get()); }
 
-void instance::on_transition(state from, state to) { host_.on_instance_transition(id_, from, to); }
+void instance::on_transition(state from, state to) {
+  if (router_ && to == state::online && current_ && router_->keys_of(current_.get()).size() < spec_.listen.size())
+    host_.note(id_, "[corral] instance " + std::to_string(index_) + " (pid " + std::to_string(pid_) +
+                        ") is online but does not listen through corral: --lb round_robin passes "
+                        "connections only to libcorral apps, whose listen() asks the daemon; it gets none");
+  host_.on_instance_transition(id_, from, to);
+}
 
 void instance::signal_stop() {
   if (pid_ <= 0) return;
+  // A worker of ours: disconnect it, as Node's worker.disconnect(): it
+  // stops listening, serves what it was passed, and exits.
+  if (router_ && current_ && current_->ch && current_->ch->is_open()) {
+    current_->ch->send({{"corral", "disconnect"}});
+    return;
+  }
   if (spec_.shutdown_with_message && current_ && current_->ch && current_->ch->is_open()) {
     current_->ch->send(json("shutdown"));
     return;
@@ -147,6 +174,10 @@ int instance::spawn() {
   // the old instance for a replacement that dies while it starts.
   auto options = spec_.lifecycle;
   if (!sockets_.empty()) options.wait_ready = true;
+  // Round-robin: the sockets stay here; the instance asks for them.
+  const bool balanced = router_ != nullptr;
+  const std::vector<unique_fd> none;
+  const std::vector<unique_fd>& inherit = balanced ? none : sockets_;
   fsm_.set_options(options);
   spawn_error_text_.clear();
 
@@ -165,11 +196,16 @@ int instance::spawn() {
   env["CORRAL_INSTANCE"] = std::to_string(index_);
   env["NODE_APP_INSTANCE"] = std::to_string(index_);
   // The channel comes after the listening sockets, which must start at 3.
-  const int n_sockets = static_cast<int>(sockets_.size());
+  const int n_sockets = static_cast<int>(inherit.size());
   const int channel_fd = first_listen_fd + n_sockets;
   env["CORRAL_CHANNEL_FD"] = std::to_string(channel_fd);
   env["NODE_CHANNEL_FD"] = std::to_string(channel_fd);
   if (auto notify = host_.notify_socket_path(); !notify.empty()) env["NOTIFY_SOCKET"] = notify;
+  if (balanced) {
+    // libcorral's cluster worker: listen() goes through its primary, us.
+    env["CORRAL_WORKER_ID"] = std::to_string(id_);
+    if (!spec_.env.count("CORRAL_SCHED_POLICY")) env["CORRAL_SCHED_POLICY"] = "round_robin";
+  }
   if (n_sockets > 0) {
     env["LISTEN_FDS"] = std::to_string(n_sockets);
     // One name per fd (systemd's FileDescriptorName); ':' separates them.
@@ -222,7 +258,7 @@ int instance::spawn() {
   }
   for (int k = 0; k < n_sockets; ++k) {
     stdio[static_cast<size_t>(first_listen_fd + k)].flags = UV_INHERIT_FD;
-    stdio[static_cast<size_t>(first_listen_fd + k)].data.fd = sockets_[static_cast<size_t>(k)].get();
+    stdio[static_cast<size_t>(first_listen_fd + k)].data.fd = inherit[static_cast<size_t>(k)].get();
   }
   stdio[static_cast<size_t>(channel_fd)].flags = UV_INHERIT_FD;
   stdio[static_cast<size_t>(channel_fd)].data.fd = theirs.get();
@@ -267,10 +303,9 @@ int instance::spawn() {
     r->ch = std::move(ch.value());
     r->ch->set_ref(false);  // an app's channel alone must not keep the loop alive
     run* rr = r.get();
-    r->ch->on_message([rr](json&& msg, std::vector<unique_fd>&&) {
-      if (rr->owner->current_.get() == rr) rr->owner->on_message(msg);
-    });
+    r->ch->on_message([rr](json&& msg, std::vector<unique_fd>&&) { rr->owner->on_message(*rr, msg); });
     r->ch->on_error([](const error&) {});
+    r->ch->on_close([rr] { rr->owner->leave_router(*rr); });
   }
   current_ = std::move(r);
   return 0;
@@ -317,7 +352,16 @@ void instance::read_pipe(run& r, int stream) {
                 });
 }
 
-void instance::on_message(const json& msg) {
+void instance::on_message(run& r, const json& msg) {
+  if (router_) {
+    // A replaced run still closes its keys (and is answered) while it
+    // stops; only the current one becomes ready.
+    net::detail::peer_ref peer{&r,
+                               [&r](const json& m, std::vector<unique_fd> fds) { return r.ch && r.ch->send(m, std::move(fds)); },
+                               [&r] { return r.ch && r.ch->is_open(); }};
+    if (router_->on_message(peer, msg)) return;
+  }
+  if (current_.get() != &r) return;
   // PM2's convention: process.send('ready').
   if (msg == "ready" || (msg.is_object() && msg.value("type", "") == "ready")) fsm_.handle(event::ready);
 }
@@ -329,6 +373,7 @@ void instance::on_exit(run& r, int64_t code, int signal) {
   ::kill(-r.pid, SIGKILL);
   r.exited = true;
   r.process.reset();
+  leave_router(r);
   r.ch.reset();
   bool is_current = current_.get() == &r;
   std::unique_ptr<run> owned;

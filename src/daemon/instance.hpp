@@ -18,6 +18,10 @@
 #include "daemon/lifecycle.hpp"
 #include "daemon/log_lines.hpp"
 
+namespace corral::net::detail {
+class router;
+}
+
 namespace corral::daemon {
 
 class log_file;
@@ -48,6 +52,14 @@ class instance final : public instance_effects {
   ~instance() override;
   instance(const instance&) = delete;
   instance& operator=(const instance&) = delete;
+
+  /// `--lb round_robin`: the instance is a cluster worker of the daemon
+  /// (CORRAL_WORKER_ID, the channel at fd 3, no socket of its own): its
+  /// listen() asks `r`, which passes it connections, and it is online once
+  /// it listens on every address of the app. `r` outlives the instance.
+  void balance_with(net::detail::router* r) noexcept { router_ = r; }
+  /// The router's `on_listening` hook for a peer that is an instance's run.
+  static void on_router_listening(const void* peer);
 
   lifecycle& fsm() noexcept { return fsm_; }
   const lifecycle& fsm() const noexcept { return fsm_; }
@@ -86,12 +98,15 @@ class instance final : public instance_effects {
   void on_exit(run& r, int64_t code, int signal);
   void on_run_drained(run& r);
   static void read_pipe(run& r, int stream);
-  void on_message(const json& msg);
+  void on_message(run& r, const json& msg);
+  /// The run leaves the router: its process exited or its channel closed.
+  void leave_router(run& r);
 
   uv_loop_t* loop_;
   instance_host& host_;
   const app_spec& spec_;
   const std::vector<unique_fd>& sockets_;
+  net::detail::router* router_ = nullptr;
   int id_;
   int index_;
   lifecycle fsm_;

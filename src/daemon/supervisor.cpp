@@ -300,13 +300,44 @@ result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<in
       text = bound->to_string();
     a->sockets.push_back(std::move(fd.value()));
   }
+  if (a->spec.lb == "round_robin") {
+    // The daemon is the instances' cluster primary: a worker's listen() gets
+    // the app's socket that serves the address it asked for (or the only
+    // one), which stays the app's (the kernel queues while none listens).
+    app* self = a.get();
+    net::detail::router::hooks h;
+    h.provide = [self](const net::address& want) -> result<int> {
+      std::vector<net::address> have;
+      for (auto& s : self->sockets) {
+        auto bound = net::detail::local_address_of(s.get());
+        have.push_back(bound ? *bound : net::address{});
+      }
+      int at = net::detail::pick_socket(have, want);
+      if (at < 0) {
+        std::string mine;
+        for (auto& l : self->spec.listen) mine += (mine.empty() ? "" : ", ") + l;
+        return error(std::make_error_code(std::errc::address_not_available),
+                     "listen " + want.to_string() + ": app '" + self->spec.name + "' listens on " + mine + " only");
+      }
+      return self->sockets[static_cast<size_t>(at)].get();
+    };
+    h.on_listening = [](const void* peer, const net::address&) { instance::on_router_listening(peer); };
+    h.batch_sched = false;  // the daemon's loop serves everything else too
+    a->balancer = std::make_unique<net::detail::router>(std::move(h));
+  }
   for (int k = 0; k < a->spec.instances; ++k) {
     int id = k < static_cast<int>(ids.size()) && ids[k] >= 0 ? ids[k] : next_id_++;
     next_id_ = std::max(next_id_, id + 1);
-    a->instances.push_back(std::make_unique<instance>(loop_, *this, a->spec, a->sockets, id, k));
+    a->instances.push_back(make_instance(*a, id, k));
   }
   apps_.push_back(std::move(a));
   return apps_.back().get();
+}
+
+std::unique_ptr<instance> supervisor::make_instance(app& a, int id, int index) {
+  auto i = std::make_unique<instance>(loop_, *this, a.spec, a.sockets, id, index);
+  i->balance_with(a.balancer.get());
+  return i;
 }
 
 supervisor::app* supervisor::app_of(int id) {

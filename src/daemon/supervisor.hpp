@@ -21,6 +21,7 @@
 #include "daemon/protocol.hpp"
 #include "daemon/state_file.hpp"
 #include "daemon/usage_sampler.hpp"
+#include "net/router.hpp"
 
 namespace corral::daemon {
 
@@ -82,6 +83,9 @@ class supervisor final : public instance_host {
     /// instance accepts), closed on delete. Declared before the instances,
     /// which borrow them.
     std::vector<unique_fd> sockets;
+    /// `--lb round_robin`: the daemon is the instances' cluster primary and
+    /// passes them connections accepted from `sockets`.
+    std::unique_ptr<net::detail::router> balancer;
     /// One per index 0..spec.instances-1: what list shows.
     std::vector<std::unique_ptr<instance>> instances;
     /// Reload replacements not yet online, and instances being retired
@@ -97,6 +101,8 @@ class supervisor final : public instance_host {
 
   // `adopted`: listening sockets taken over from a dead daemon's instances,
   // by the index of spec.listen (an empty fd: bind anew).
+  /// A new instance of `a` (not yet started), balanced by its router if any.
+  std::unique_ptr<instance> make_instance(app& a, int id, int index);
   result<app*> add_app(app_spec spec, const std::vector<int>& ids = {}, std::vector<unique_fd> adopted = {});
   struct leftover;
   void stop_leftovers_when_started(app& a, std::vector<leftover> left);

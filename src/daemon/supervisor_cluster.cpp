@@ -147,7 +147,7 @@ void supervisor::reload_slot(const std::shared_ptr<reload_job>& job, int index) 
         });
     return;
   }
-  a->others.push_back(std::make_unique<instance>(loop_, *this, a->spec, a->sockets, next_id_++, index));
+  a->others.push_back(make_instance(*a, next_id_++, index));
   instance& fresh = *a->others.back();
   int fresh_id = fresh.id();
   fresh.fsm().handle(event::start);
@@ -233,7 +233,7 @@ void supervisor::cmd_scale(const request& req, reply_fn reply) {
   }
   while (static_cast<int>(a->instances.size()) < n) {
     int index = static_cast<int>(a->instances.size());
-    a->instances.push_back(std::make_unique<instance>(loop_, *this, a->spec, a->sockets, next_id_++, index));
+    a->instances.push_back(make_instance(*a, next_id_++, index));
     if (a->spec.running) a->instances.back()->fsm().handle(event::start);
     ids.push_back(a->instances.back()->id());
   }

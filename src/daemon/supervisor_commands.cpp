@@ -168,6 +168,7 @@ json supervisor::describe_instance(const app& a, const instance& i, bool full) c
            {"name", a.spec.name},
            {"instance", i.index()},
            {"mode", a.sockets.empty() ? "fork" : "cluster"},
+           {"lb", a.spec.lb},
            {"listen", a.spec.listen},
            {"pid", i.pid()},
            {"status", std::string(to_string(f.current()))},

@@ -237,31 +237,32 @@ const std::vector<inherited_socket>& inherited_sockets() {
   return list;
 }
 
+int pick_socket(const std::vector<address>& have, const address& want) {
+  auto wildcard = [](const std::string& h) { return h.empty() || h == "0.0.0.0" || h == "::"; };
+  for (std::size_t i = 0; i < have.size(); ++i) {
+    const address& a = have[i];
+    if (want.is_unix() ? a.path == want.path
+                       : (!a.is_unix() && want.port != 0 && a.port == want.port &&
+                          (wildcard(want.host) || a.host == want.host)))
+      return static_cast<int>(i);
+  }
+  int only = -1, same_kind = 0;
+  for (std::size_t i = 0; i < have.size(); ++i)
+    if (have[i].is_unix() == want.is_unix()) {
+      ++same_kind;
+      only = static_cast<int>(i);
+    }
+  return same_kind == 1 ? only : -1;  // the deployer chose the port
+}
+
 result<unique_fd> take_inherited(const address& want, bool& found) {
   found = false;
   const auto& list = inherited_sockets();
-  const inherited_socket* match = nullptr;
-  auto wildcard = [](const std::string& h) { return h.empty() || h == "0.0.0.0" || h == "::"; };
-  for (const auto& s : list) {
-    if (want.is_unix() ? s.addr.path == want.path
-                       : (!s.addr.is_unix() && want.port != 0 && s.addr.port == want.port &&
-                          (wildcard(want.host) || s.addr.host == want.host))) {
-      match = &s;
-      break;
-    }
-  }
-  if (!match) {
-    const inherited_socket* only = nullptr;
-    int same_kind = 0;
-    for (const auto& s : list) {
-      if (s.addr.is_unix() == want.is_unix()) {
-        ++same_kind;
-        only = &s;
-      }
-    }
-    if (same_kind == 1) match = only;  // the deployer chose the port
-  }
-  if (!match) return unique_fd();
+  std::vector<address> have;
+  for (const auto& s : list) have.push_back(s.addr);
+  int at = pick_socket(have, want);
+  if (at < 0) return unique_fd();
+  const inherited_socket* match = &list[static_cast<std::size_t>(at)];
   int dup = ::fcntl(match->fd, F_DUPFD_CLOEXEC, 3);
   if (dup < 0) return sys_error(errno, "listen " + want.to_string() + " (inherited fd " + std::to_string(match->fd) + ")");
   // Inherited sockets may be blocking; ours are not.

@@ -39,6 +39,11 @@ struct inherited_socket {
   address addr;
 };
 const std::vector<inherited_socket>& inherited_sockets();
+/// Which of `have` (addresses of sockets a deployer opened) serves `want`:
+/// the same path, or the same port and host (a wildcard host matching any);
+/// else, if exactly one is of the same kind (TCP or Unix), that one (the
+/// deployer chose the port). -1: none.
+int pick_socket(const std::vector<address>& have, const address& want);
 /// A duplicate of the inherited socket that matches `want` (same path, or same
 /// port and host, a wildcard host matching any); else, if exactly one
 /// inherited socket of the same kind (TCP or Unix) exists, that one.

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <set>
+#include <sstream>
 
 #include <regex>
 
@@ -83,6 +84,9 @@ std::vector<std::string> start_args(const std::string& label, int instances) {
   // SIGINT to the group would reach its workers too.
   if (label == "Cpp")
     a = {"start", bin("examples/cluster_http"), "--name", "web", "--wait-ready", "--shutdown-with-message"};
+  // The same binary as the daemon's cluster workers (--lb round_robin): it
+  // asks the daemon for its socket and gets connections passed one by one.
+  if (label == "CppRR") a = {"start", bin("examples/cluster_http"), "--name", "web", "--lb", "round_robin"};
   // It says READY=1 by sd_notify once its signal handlers are in and it
   // serves (a restart sent while Python still starts could be lost).
   if (label == "Python")
@@ -250,7 +254,7 @@ auto param_name = [](const auto& info) {
 // The apps are the shipped examples: examples/cluster_http, examples/python/app.py
 // and examples/node/app.js, unchanged.
 INSTANTIATE_TEST_SUITE_P(Apps, ClusterZeroErrors,
-                         ::testing::Combine(::testing::Values("Cpp", "Python", "Node"),
+                         ::testing::Combine(::testing::Values("Cpp", "Python", "Node", "CppRR"),
                                             ::testing::Values("reload", "restart"), ::testing::Values(2, 1)),
                          param_name);
 
@@ -309,8 +313,10 @@ TEST_F(Manager, StopDuringAReloadStopsEverythingAndTheReloadSaysWhy) {
     EXPECT_TRUE(wait_until([&] { return !alive(std::stoi((*it)[1])); }, 5s)) << (*it)[1];
 }
 
-TEST_F(Manager, ScaleUpAndDownUnderWrkFailsNoRequest) {
-  auto r = corral(start_args("Cpp", 2));
+class ScaleUnderLoad : public Manager, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(ScaleUnderLoad, UpAndDownFailsNoRequest) {
+  auto r = corral(start_args(GetParam(), 2));
   ASSERT_EQ(r.code, 0) << r.err;
   ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 2); }, 10s));
   load wrk(port_of(rows("web")[0]));
@@ -320,6 +326,69 @@ TEST_F(Manager, ScaleUpAndDownUnderWrkFailsNoRequest) {
     ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), static_cast<size_t>(n)); }, 10s)) << n;
   }
   wrk.expect_clean();
+}
+
+INSTANTIATE_TEST_SUITE_P(Apps, ScaleUnderLoad, ::testing::Values("Cpp", "CppRR"),
+                         [](const auto& info) { return info.param; });
+
+// --lb round_robin: the daemon is the cluster primary of libcorral apps. Each
+// instance is a worker (CORRAL_WORKER_ID, the channel at fd 3, no inherited
+// socket) whose listen() gets the app's port from the daemon, and the daemon
+// passes connections in turn: 4 instances, 400 connections one after
+// another, each instance answers a fair share.
+TEST_F(Manager, RoundRobinLbPassesConnectionsToEveryInstanceInTurn) {
+  auto r = corral(start_args("CppRR", 4));
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 4); }, 10s)) << corral({"list"}).out;
+  auto rs = rows("web");
+  int port = port_of(rs[0]);
+  ASSERT_GT(port, 0);
+  for (auto& row : rs) {
+    EXPECT_EQ(row.value("lb", ""), "round_robin");
+    auto env = environ_of(row.value("pid", 0));
+    EXPECT_EQ(env.count("LISTEN_FDS"), 0u);
+    EXPECT_EQ(env["CORRAL_WORKER_ID"], std::to_string(row.value("id", -1)));
+    EXPECT_EQ(env["CORRAL_CHANNEL_FD"], "3");
+  }
+  EXPECT_NE(corral({"list"}).out.find("cluster rr"), std::string::npos);
+  // curl with 100 URLs: one connection each (--no-keepalive), in order.
+  std::vector<std::string> argv{"curl", "-s", "--no-keepalive", "-H", "Connection: close"};
+  std::map<std::string, int> answers;
+  for (int round = 0; round < 4; ++round) {
+    auto args = argv;
+    for (int k = 0; k < 100; ++k) {
+      args.push_back("http://127.0.0.1:" + std::to_string(port) + "/");
+      args.push_back("-w");
+      args.push_back("\n");
+    }
+    child c(args);
+    ASSERT_TRUE(c.wait_exit(30s));
+    std::istringstream in(c.out());
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) answers[line]++;
+  }
+  ASSERT_EQ(answers.size(), 4u);
+  for (auto& [who, n] : answers) {
+    EXPECT_GE(n, 60) << who;
+    EXPECT_LE(n, 140) << who;
+  }
+}
+
+// Not a libcorral app: it never asks for its socket, so it gets no
+// connection; it goes online by listen_timeout and its error log says why.
+TEST_F(Manager, RoundRobinLbWithAnAppThatDoesNotAskSaysSo) {
+  auto r = corral({"start", src("examples/python/app.py"), "--name", "py", "--port", "0", "--lb", "round_robin",
+                   "--listen-timeout", "300"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] {
+    return slurp(log_path("py", true)).find("does not listen through corral") != std::string::npos;
+  }, 10s)) << slurp(log_path("py", true));
+  auto bad = corral({"start", src("examples/python/app.py"), "--name", "py2", "--lb", "round_robin"});
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.err.find("--lb: round_robin balances cluster mode's connections"), std::string::npos) << bad.err;
+  auto worse = corral({"start", src("examples/python/app.py"), "--name", "py3", "--port", "0", "--lb", "fair"});
+  EXPECT_NE(worse.code, 0);
+  EXPECT_NE(worse.err.find("expected shared or round_robin, got 'fair'"), std::string::npos) << worse.err;
 }
 
 TEST_F(Manager, SighupReloadsEveryClusterApp) {
