@@ -146,7 +146,8 @@ void instance::signal_stop() {
   if (pid_ <= 0) return;
   // A worker of ours: disconnect it, as Node's worker.disconnect(): it
   // stops listening, serves what it was passed, and exits.
-  if (router_ && current_ && current_->ch && current_->ch->is_open()) {
+  // Only one that listens through us: any other app gets its kill_signal.
+  if (router_ && current_ && current_->ch && current_->ch->is_open() && !router_->keys_of(current_.get()).empty()) {
     current_->ch->send({{"corral", "disconnect"}});
     return;
   }
@@ -354,8 +355,8 @@ void instance::read_pipe(run& r, int stream) {
 
 void instance::on_message(run& r, const json& msg) {
   if (router_) {
-    // A replaced run still closes its keys (and is answered) while it
-    // stops; only the current one becomes ready.
+    // Only the current run may become ready (a run stops being current
+    // when it exits, which also leaves the router).
     net::detail::peer_ref peer{&r,
                                [&r](const json& m, std::vector<unique_fd> fds) { return r.ch && r.ch->send(m, std::move(fds)); },
                                [&r] { return r.ch && r.ch->is_open(); }};

@@ -156,20 +156,25 @@ int supervisor::restore() {
       if (s && i.start_ticks != 0 && s->start_ticks != i.start_ticks) continue;
       if (::kill(-i.pid, 0) == 0) left.emplace_back(i.pid, s ? s->start_ticks : 0);
     }
-    bool handover = !a.spec.listen.empty() && !left.empty();
+    // Round-robin instances hold no socket (the dead daemon's went with it).
+    bool handover = !a.spec.listen.empty() && !left.empty() && a.spec.lb != "round_robin";
+    std::string denied;
     for (auto& text : a.spec.listen) {
+      if (!handover) break;
       unique_fd fd;
       if (auto want = parse_listen(text))
         for (auto& [pid, ticks] : left) {
           if (fd) break;
           auto got = take_listening_socket(pid, *want);
           if (got) fd = std::move(got.value());
-          else if (takeover_error_.empty()) takeover_error_ = got.err().message();
+          else if (denied.empty()) denied = got.err().message();
         }
       handover = handover && fd;
       adopted[k].push_back(std::move(fd));
     }
     if (!handover) adopted[k].clear();
+    // Said only when it cost the takeover.
+    if (!handover && !denied.empty() && takeover_error_.empty()) takeover_error_ = denied;
     for (auto& [pid, ticks] : left) {
       if (handover) handed[k].push_back({pid, ticks, a.spec.name});
       else if (::kill(-pid, SIGKILL) == 0) killed.push_back(pid);

@@ -105,7 +105,10 @@ struct router::shared_key {
   // for the next peer.
   void release_socket() {
     stop_accepting();
-    if (borrowed >= 0) return;
+    if (borrowed >= 0) {
+      borrowed = -1;  // the next peer asks the owner again (maybe for another address)
+      return;
+    }
     owned.reset();
     if (requested.is_unix() && !bound.path.empty()) ::unlink(bound.path.c_str());
   }
@@ -176,11 +179,13 @@ status router::ensure_socket(shared_key& k) {
   if (hooks_.provide) {
     auto mine = hooks_.provide(k.requested);
     if (!mine) return mine.err();
-    if (*mine >= 0) {
-      for (auto& [key, other] : keys_)
-        if (other.get() != &k && other->borrowed == *mine)
-          return error(std::make_error_code(std::errc::address_in_use),
-                       "listen " + k.requested.to_string() + ": the app's socket is already served as " + key);
+    // Already served under another key (a worker's second server, on
+    // another port, that the owner's only socket matched by default): that
+    // one binds its own, as Node's primary would.
+    bool taken = false;
+    for (auto& [key, other] : keys_)
+      if (other.get() != &k && other->borrowed == *mine && *mine >= 0) taken = true;
+    if (*mine >= 0 && !taken) {
       auto bound = local_address_of(*mine);
       if (!bound) return bound.err();
       k.borrowed = *mine;
@@ -246,8 +251,12 @@ void router::on_listen(const peer_ref& peer, const json& msg) {
     }
   }
   peer.send(reply, std::move(fds));
-  k.start_accepting();
-  if (member* m = k.find(peer.id); m && m->listening) now_listening(peer.id, k);
+  // The send may have failed and closed the peer's channel at once, and its
+  // departure released the socket: nothing to accept for then.
+  if (member* m = k.find(peer.id)) {
+    k.start_accepting();
+    if (m->listening) now_listening(peer.id, k);
+  }
 }
 
 void router::now_listening(const void* peer, shared_key& k) {
