@@ -378,11 +378,19 @@ TEST_F(Manager, RoundRobinLbPassesConnectionsToEveryInstanceInTurn) {
 // connection; it goes online by listen_timeout and its error log says why.
 TEST_F(Manager, RoundRobinLbWithAnAppThatDoesNotAskSaysSo) {
   auto r = corral({"start", src("examples/python/app.py"), "--name", "py", "--port", "0", "--lb", "round_robin",
-                   "--listen-timeout", "300"});
+                   "--listen-timeout", "300", "--kill-timeout", "60000"});
   ASSERT_EQ(r.code, 0) << r.err;
   ASSERT_TRUE(wait_until([&] {
     return slurp(log_path("py", true)).find("does not listen through corral") != std::string::npos;
   }, 10s)) << slurp(log_path("py", true));
+  // It is no worker of the daemon's, so it is stopped by its kill_signal (a
+  // 'disconnect' on the channel would go unheard until kill_timeout).
+  auto stop = corral_bg({"stop", "py"});
+  auto stopped = stop->wait_exit(20s);
+  ASSERT_TRUE(stopped) << slurp(home_.file("daemon.log"));
+  EXPECT_EQ(WEXITSTATUS(*stopped), 0) << stop->err();
+  EXPECT_EQ(slurp(home_.file("daemon.log")).find("SIGKILL"), std::string::npos);
+  EXPECT_NE(rows("py")[0].value("exit_signal", 0), SIGKILL);
   auto bad = corral({"start", src("examples/python/app.py"), "--name", "py2", "--lb", "round_robin"});
   EXPECT_NE(bad.code, 0);
   EXPECT_NE(bad.err.find("--lb: round_robin balances cluster mode's connections"), std::string::npos) << bad.err;
