@@ -11,6 +11,7 @@
 #include <regex>
 
 #include "harness.hpp"
+#include "support/client.hpp"
 
 using namespace manager_test;
 using namespace support;
@@ -371,6 +372,49 @@ TEST_F(Manager, RoundRobinLbPassesConnectionsToEveryInstanceInTurn) {
   for (auto& [who, n] : answers) {
     EXPECT_GE(n, 60) << who;
     EXPECT_LE(n, 140) << who;
+  }
+}
+
+// A worker with a second server (a metrics port, say): the app's one socket
+// serves its first listen() (on 3000, which the daemon's port replaces); the daemon binds the second address itself, once
+// for every instance, as Node's primary does. Both ports answer from every
+// instance, and again after a restart (the keys are reopened).
+TEST_F(Manager, RoundRobinLbServesAWorkersSecondServerToo) {
+  auto r = corral({"start", bin("tests/e2e/pid_server"), "--name", "two", "-i", "2", "--port", "0", "--lb",
+                   "round_robin", "--env", "PORT=3000", "--env", "SECOND_PORT=0"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (int round = 0; round < 2; ++round) {
+    std::set<int> pids;
+    ASSERT_TRUE(wait_until([&] {
+      auto rs = rows("two");
+      pids.clear();
+      for (auto& row : rs) pids.insert(row.value("pid", 0));
+      // Each instance says "second <address>" once its second server listens.
+      size_t said = 0;
+      for (size_t at = 0; (at = slurp(log_path("two")).find("second 127.0.0.1:", at)) != std::string::npos; ++at) ++said;
+      return all_online(rs, 2) && said >= 2u * static_cast<size_t>(round + 1);
+    }, 15s)) << corral({"list"}).out << slurp(log_path("two")) << slurp(log_path("two", true));
+    std::string out = slurp(log_path("two"));
+    auto last = out.rfind("second 127.0.0.1:");
+    int second = std::atoi(out.c_str() + last + std::string("second 127.0.0.1:").size());
+    ASSERT_GT(second, 0);
+    EXPECT_NE(out.find("second 127.0.0.1:" + std::to_string(second)), last) << "both instances share one port";
+    for (int port : {port_of(rows("two")[0]), second}) {
+      std::set<int> answered;
+      for (int k = 0; k < 40 && answered.size() < 2; ++k) {
+        int fd = support::connect_tcp(port);
+        ASSERT_GE(fd, 0) << "port " << port;
+        auto line = support::read_line(fd);
+        ::close(fd);
+        ASSERT_TRUE(line) << "port " << port;
+        answered.insert(std::atoi(line->c_str()));
+      }
+      EXPECT_EQ(answered, pids) << "port " << port;
+    }
+    EXPECT_EQ(slurp(log_path("two", true)).find("failed"), std::string::npos) << slurp(log_path("two", true));
+    if (round == 0) {
+      ASSERT_EQ(corral({"restart", "two"}).code, 0);
+    }
   }
 }
 

@@ -7,7 +7,8 @@
 //   HOLD_FILE      if this file exists when a worker starts, it never listens,
 //   RESPAWN=1      settings.respawn, with RESPAWN_DELAY_MS,
 //   HANG=1         workers never finish leaving (a timer keeps them alive),
-//   SHUTDOWN_TIMEOUT_MS  settings.shutdown_timeout.
+//   SHUTDOWN_TIMEOUT_MS  settings.shutdown_timeout,
+//   SECOND_PORT    workers also serve a second port, and print "second <address>".
 // The primary prints "listening <worker pid> <address>" for every worker that
 // listens, "exit <worker pid> code <c> signal <s>" for every worker that
 // exits, "restarted" / "restart failed: <why>" after each rolling restart
@@ -114,6 +115,23 @@ static void worker() {
       std::fprintf(stderr, "listen failed: %s\n", e->message().c_str());
       std::exit(3);
     }
+    // A second server (SECOND_PORT), opened once the first listens: under
+    // the manager's --lb round_robin, the app's one socket already serves
+    // the first, so the daemon binds this one for the workers.
+    const char* second = std::getenv("SECOND_PORT");
+    if (!second) return;
+    static net::listener l2;
+    l2.on_connection([](corral::unique_fd fd) { answer(std::move(fd)); });
+    net::listen_options o2;
+    o2.host = "127.0.0.1";
+    o2.port = std::atoi(second);
+    l2.listen(o2, [](const corral::error* e, const net::address& a) {
+      if (e) {
+        std::fprintf(stderr, "second listen failed: %s\n", e->message().c_str());
+        std::exit(3);
+      }
+      std::printf("second %s\n", a.to_string().c_str());
+    });
   });
 }
 
