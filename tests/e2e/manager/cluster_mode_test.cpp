@@ -39,16 +39,17 @@ std::map<std::string, std::string> environ_of(pid_t pid) {
 }
 
 // wrk with keep-alive and wrk with a new connection per request, side by
-// side, until stopped; SIGINT makes wrk print its report. A request queued in
+// side, until stopped (-d only bounds them: a sanitized build reloading
+// Python on a loaded machine has taken 90 s); SIGINT makes wrk print its report. A request queued in
 // the daemon's socket while a Python instance boots on a loaded machine may
 // wait over wrk's default 2 s: it is late, not lost, hence --timeout 10s.
 struct load {
   std::unique_ptr<child> keep_alive, close;
   explicit load(int port) {
     std::string url = "http://127.0.0.1:" + std::to_string(port) + "/";
-    keep_alive = std::make_unique<child>(std::vector<std::string>{"wrk", "-t1", "-c8", "-d60s", "--timeout", "10s", url});
+    keep_alive = std::make_unique<child>(std::vector<std::string>{"wrk", "-t1", "-c8", "-d300s", "--timeout", "10s", url});
     close = std::make_unique<child>(
-        std::vector<std::string>{"wrk", "-t1", "-c8", "-d60s", "--timeout", "10s", "-H", "Connection: close", url});
+        std::vector<std::string>{"wrk", "-t1", "-c8", "-d300s", "--timeout", "10s", "-H", "Connection: close", url});
   }
   /// Stops both; each had answers.
   void expect_answered() {
