@@ -264,9 +264,12 @@ TEST_F(Manager, ReloadWithAReplacementThatCrashesIsAbortedAndTheOldInstanceServe
   std::string broken = work_.file("broken");
   auto r = corral({"start", "test -f " + broken + " && { echo 'no config' >&2; exit 3; }; exec python3 " +
                                 src("examples/python/app.py"),
-                   "--name", "web", "-i", "2", "--port", "0", "--listen-timeout", "250"});
+                   "--name", "web", "-i", "2", "--port", "0", "--wait-ready", "--listen-timeout", "10000"});
+  // Online when the app says READY=1 (sd_notify), not after a listen_timeout:
+  // on a loaded machine a short one could pass before the broken shell got
+  // to its exit, and that replacement would count as online.
   ASSERT_EQ(r.code, 0) << r.err;
-  ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 2); }, 10s));
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 2); }, 15s));
   auto before = pids_of(rows("web"));
   int port = port_of(rows("web")[0]);
   write_file(broken, "");
