@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <map>
+#include <set>
 
 #include "core/closers.hpp"
 #include "core/defer.hpp"
@@ -28,6 +29,26 @@ struct worker_router {
     detail::delivered_counter taken;  // shared with the primary; else "ack" messages
   };
   std::map<std::string, rr_key> round_robin;
+  // The indices of this worker's listeners per address: its second server
+  // on the same address (two listen(0) calls) is another key, "<key>#1", as
+  // Node keys them by their index. The lowest free one, so a server that
+  // closes and listens again gets its key (and port) back.
+  std::map<std::string, std::set<int>> indices;
+
+  int take_index(const std::string& base) {
+    auto& used = indices[base];
+    int i = 0;
+    while (used.count(i)) ++i;
+    used.insert(i);
+    return i;
+  }
+
+  void give_back(const std::string& base, int i) {
+    auto it = indices.find(base);
+    if (it == indices.end()) return;
+    it->second.erase(i);
+    if (it->second.empty()) indices.erase(it);
+  }
 
   void install() {
     if (installed) return;
@@ -89,6 +110,8 @@ struct listener::impl {
   std::unique_ptr<detail::acceptor> acc;
   address bound;
   std::string key;
+  std::string key_base;  // key_of(the address asked for)
+  int key_index = -1;    // taken in worker_router::indices while >= 0
   bool unlink_on_close = false;
   bool close_on_disconnect = true;
   bool close_requested = false;
@@ -130,7 +153,13 @@ struct listener::impl {
     else cluster::worker().release_for_internal();
   }
 
+  void release_key() {
+    if (key_index >= 0) router().give_back(key_base, key_index);
+    key_index = -1;
+  }
+
   void finish_close() {
+    release_key();
     hold(false);
     m = mode::idle;
     unregister_closer();
@@ -179,7 +208,9 @@ struct listener::impl {
     // A cluster worker: the primary owns the socket.
     m = mode::requesting;
     hold(true);  // the answer (and round-robin connections) come through the channel
-    key = detail::key_of(want);
+    key_base = detail::key_of(want);
+    key_index = router().take_index(key_base);
+    key = key_index == 0 ? key_base : key_base + "#" + std::to_string(key_index);
     sched_policy policy = opts.policy.value_or(default_policy());
     json req = {{"corral", "listen"}, {"address", detail::address_to_json(want)}, {"key", key},
                 {"policy", to_string(policy)}, {"backlog", opts.backlog}};
@@ -200,6 +231,7 @@ struct listener::impl {
                        int backlog) {
     if (reply.contains("error")) {
       m = mode::idle;
+      release_key();
       hold(false);
       error e(std::error_code(reply.value("errno", EINVAL), std::generic_category()),
               reply.value("error", std::string("listen failed")));
@@ -234,6 +266,7 @@ struct listener::impl {
         cluster::worker().send({{"corral", "bound"}, {"key", key}});
       } else {
         m = mode::idle;
+        release_key();
         hold(false);
         error e(std::make_error_code(std::errc::protocol_error), "listen " + want.to_string() + ": the primary sent no socket");
         done(&e, want);
@@ -304,6 +337,7 @@ struct listener::impl {
       router().round_robin.erase(key);
       if (in_cluster() && m != mode::closing) cluster::worker().send({{"corral", "close"}, {"key", key}, {"seq", 0}});
     }
+    release_key();
     unregister_closer();
     hold(false);
   }

@@ -216,6 +216,12 @@ void router::on_listen(const peer_ref& peer, const json& msg) {
   const json& seq = msg.value("seq", json());
   address addr = address_from_json(msg.value("address", json::object()));
   std::string key = key_of(addr);
+  // A worker's second (third...) server on the same address asks for
+  // "<key>#<index>": a key of its own, as Node's primary keys by index.
+  if (std::string asked = msg.value("key", std::string());
+      asked.size() > key.size() + 1 && asked.compare(0, key.size(), key) == 0 && asked[key.size()] == '#' &&
+      asked.find_first_not_of("0123456789", key.size() + 1) == std::string::npos)
+    key = asked;
   auto policy = parse_policy(msg.value("policy", std::string("round_robin"))).value_or(sched_policy::round_robin);
   auto& slot = keys_[key];
   if (!slot) slot = std::make_unique<shared_key>();

@@ -110,6 +110,47 @@ TEST_P(EveryPolicy, PortZeroGivesEveryWorkerTheSamePort) {
   EXPECT_NE(r.port, 0);
 }
 
+// Two servers in one worker, both on 127.0.0.1:0 (an app and its metrics
+// port): each is a key of its own (Node's per-worker index), so each gets
+// its own port, shared by every worker, and both serve.
+TEST_P(EveryPolicy, AWorkersSecondServerOnPortZeroGetsASecondSharedPort) {
+  become_subreaper();
+  auto r = start(GetParam(), 2, {{"SECOND_PORT", "0"}});
+  ASSERT_TRUE(r.p->wait_out("second ", 10s, 2)) << r.p->out() << r.p->err();
+  // The primary says "listening" for both servers of both workers.
+  ASSERT_TRUE(r.p->wait_out("listening ", 10s, 4)) << r.p->out() << r.p->err();
+  std::string out = r.p->out();
+  auto found = [&](const std::string& pattern) {
+    std::set<std::string> got;
+    std::regex re(pattern);
+    for (auto it = std::sregex_iterator(out.begin(), out.end(), re); it != std::sregex_iterator(); ++it)
+      got.insert((*it)[1]);
+    return got;
+  };
+  auto seconds = found(R"(second (\S+))");
+  auto listening = found(R"(listening \d+ (\S+))");
+  auto workers = found(R"(listening (\d+) )");
+  ASSERT_EQ(workers.size(), 2u) << out;
+  ASSERT_EQ(seconds.size(), 1u) << out;
+  ASSERT_EQ(listening.size(), 2u) << out;
+  ASSERT_EQ(listening.count(*seconds.begin()), 1u) << out;
+  listening.erase(*seconds.begin());
+  auto port_of = [](const std::string& a) { return std::atoi(a.c_str() + a.rfind(':') + 1); };
+  int port1 = port_of(*listening.begin()), port2 = port_of(*seconds.begin());
+  ASSERT_GT(port1, 0);
+  ASSERT_GT(port2, 0);
+  for (int port : {port1, port2}) {
+    std::set<std::string> answered;
+    for (int i = 0; i < 200 && answered.size() < 2; ++i) {
+      auto line = ask_pid(port);
+      ASSERT_TRUE(line) << "port " << port;
+      answered.insert(*line);
+    }
+    EXPECT_EQ(answered, workers) << "port " << port << " policy " << GetParam();
+  }
+  EXPECT_EQ(r.p->err(), "");
+}
+
 TEST_P(EveryPolicy, AcceptedSocketsHaveTcpNodelayWithoutASetsockoptEach) {
   become_subreaper();
   auto r = start(GetParam(), 2, {{"REPORT_NODELAY", "1"}});
