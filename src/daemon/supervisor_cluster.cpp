@@ -167,16 +167,19 @@ void supervisor::reload_slot(const std::shared_ptr<reload_job>& job, int index) 
         instance* r = find_instance(fresh_id);
         std::string who = "instance " + std::to_string(index) + " of " + job->app_name;
         std::string why;
-        if (!a || !r) {
+        // Why the app went first: a stop or delete also ends the replacement.
+        if (!a || a->deleting) {
           why = "app '" + job->app_name + "' was deleted during its reload";
+        } else if (!a->spec.running) {
+          why = "the app was stopped during its reload";
+        } else if (!r) {
+          why = "its replacement went away during the reload";
         } else if (failed(*r)) {
           why = !r->spawn_error_text().empty() ? r->spawn_error_text()
                                                : "its replacement " + exit_text(r->fsm()) + " before it was online";
         } else if (r->fsm().online_by_timeout() && a->spec.lifecycle.wait_ready) {
           why = "its replacement did not say it was ready within listen_timeout (" +
                 std::to_string(r->fsm().options().listen_timeout.count()) + " ms)";
-        } else if (!a->spec.running) {
-          why = "the app was stopped during its reload";
         }
         auto slot = a ? std::find_if(a->instances.begin(), a->instances.end(),
                                      [&](auto& i) { return i->id() == old_id; })
@@ -189,7 +192,7 @@ void supervisor::reload_slot(const std::shared_ptr<reload_job>& job, int index) 
           // Abort: the old instance keeps serving; the replacement goes.
           if (r) r->fsm().handle(event::stop);
           // (Unless the app was stopped or deleted: then nothing runs, as asked.)
-          bool still_runs = a && a->spec.running && slot != a->instances.end();
+          bool still_runs = a && !a->deleting && a->spec.running && slot != a->instances.end();
           if (job->error.empty())
             job->error = "reload of " + who + " aborted" + (still_runs ? ", the old instance still runs: " : ": ") + why;
           if (a) a->logs->note(index, "[corral] " + job->error);

@@ -105,11 +105,24 @@ void supervisor::drive_targets(const request& req, reply_fn reply, bool running,
   auto insts = select(req.args.value("target", std::string()), err);
   if (!err.empty()) return reply(fail(req.id, err));
   std::vector<int> ids;
+  std::vector<app*> apps;
   for (auto* i : insts) {
-    if (app* a = app_of(i->id())) a->spec.running = running;
+    if (app* a = app_of(i->id())) {
+      a->spec.running = running;
+      if (std::find(apps.begin(), apps.end(), a) == apps.end()) apps.push_back(a);
+    }
     i->fsm().handle(e);
     ids.push_back(i->id());
   }
+  // A stop reaches the app's other instances too: a reload's replacement
+  // still launching would otherwise serve on until the reload noticed (up
+  // to its listen_timeout), after `stop` had said the app was stopped.
+  if (!running)
+    for (auto* a : apps)
+      for (auto& o : a->others) {
+        o->fsm().handle(e);
+        ids.push_back(o->id());
+      }
   persist_soon();
   wait_then(
       [this, ids, settled] {

@@ -90,12 +90,14 @@ std::vector<std::string> start_args(const std::string& label, int instances) {
   // asks the daemon for its socket and gets connections passed one by one.
   if (label == "CppRR") a = {"start", bin("examples/cluster_http"), "--name", "web", "--lb", "round_robin"};
   // It says READY=1 by sd_notify once its signal handlers are in and it
-  // serves (a restart sent while Python still starts could be lost).
+  // serves (a restart sent while Python still starts could be lost). Python
+  // and Node get 10 s to say it: on a loaded machine Node took over PM2's
+  // default 3 s to start, which aborts a reload.
   if (label == "Python")
     a = {"start", src("examples/python/app.py"), "--name", "web", "--wait-ready", "--listen-timeout", "10000"};
   if (label == "Node")
     a = {"start", src("examples/node/app.js"), "--name",
-         "web", "--wait-ready", "--shutdown-with-message"};
+         "web", "--wait-ready", "--listen-timeout", "10000", "--shutdown-with-message"};
   // A stop past kill_timeout ends in SIGKILL, which cuts requests in flight:
   // on a loaded machine a graceful stop may need more than the default 1.6 s.
   for (auto& s : std::vector<std::string>{"-i", std::to_string(instances), "--port", "0", "--kill-timeout", "8000"})
@@ -290,21 +292,30 @@ TEST_F(Manager, ReloadWithAReplacementThatCrashesIsAbortedAndTheOldInstanceServe
 }
 
 TEST_F(Manager, StopDuringAReloadStopsEverythingAndTheReloadSaysWhy) {
-  // A replacement is online only after listen_timeout: 1.5 s, so the stop
-  // lands while the first one waits. The example says READY=1 by sd_notify
-  // as soon as it serves, which would make the replacement online at once
-  // and let the reload race the stop: here it has no NOTIFY_SOCKET.
-  auto r = corral({"start", "env -u NOTIFY_SOCKET python3 " + src("examples/python/app.py"), "--name", "web",
-                   "-i", "2", "--port", "0", "--listen-timeout", "1500"});
+  // The first instances say READY=1 (sd_notify) and are online at once. The
+  // replacements get no NOTIFY_SOCKET, so they would be online only after a
+  // 60 s listen_timeout: the stop surely lands while the first one waits,
+  // however slow the machine (a 1.5 s timeout raced the stop under load).
+  std::string quiet = work_.file("quiet");
+  auto r = corral({"start", "test -f " + quiet + " && unset NOTIFY_SOCKET; exec python3 " + src("examples/python/app.py"),
+                   "--name", "web", "-i", "2", "--port", "0", "--wait-ready", "--listen-timeout", "60000"});
   ASSERT_EQ(r.code, 0) << r.err;
   ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 2); }, 15s));
   auto before = pids_of(rows("web"));
+  write_file(quiet, "");
   auto reload = corral_bg({"reload", "web"});
   // The replacement serves (it prints its pid) but is not online yet.
   ASSERT_TRUE(wait_until([&] { return count(slurp(log_path("web")), " serving on ") == 3; }, 10s))
       << slurp(log_path("web"));
   auto st = corral({"stop", "web"});
   EXPECT_EQ(st.code, 0) << st.err;
+  // Once stop has answered, nothing of the app runs: the replacement too.
+  {
+    std::string log = slurp(log_path("web"));
+    std::regex serving(R"(Python app (\d+) serving on)");
+    for (auto it = std::sregex_iterator(log.begin(), log.end(), serving); it != std::sregex_iterator(); ++it)
+      EXPECT_FALSE(alive(std::stoi((*it)[1]))) << (*it)[1] << " runs after stop answered";
+  }
   auto status = reload->wait_exit(10s);
   ASSERT_TRUE(status);
   EXPECT_NE(WEXITSTATUS(*status), 0);
