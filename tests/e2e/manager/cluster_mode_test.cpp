@@ -91,13 +91,15 @@ std::vector<std::string> start_args(const std::string& label, int instances) {
   if (label == "CppRR") a = {"start", bin("examples/cluster_http"), "--name", "web", "--lb", "round_robin"};
   // It says READY=1 by sd_notify once its signal handlers are in and it
   // serves (a restart sent while Python still starts could be lost). Python
-  // and Node get 10 s to say it: on a loaded machine Node took over PM2's
-  // default 3 s to start, which aborts a reload.
+  // and Node get 30 s to say it: on a loaded machine Node took over PM2's
+  // default 3 s to start, and Python (through pyenv's shim, before the tests
+  // put the interpreter first on PATH) over 10 s under the sanitizers,
+  // either of which aborts a reload. A bound on a wait, not a speed target.
   if (label == "Python")
-    a = {"start", src("examples/python/app.py"), "--name", "web", "--wait-ready", "--listen-timeout", "10000"};
+    a = {"start", src("examples/python/app.py"), "--name", "web", "--wait-ready", "--listen-timeout", "30000"};
   if (label == "Node")
     a = {"start", src("examples/node/app.js"), "--name",
-         "web", "--wait-ready", "--listen-timeout", "10000", "--shutdown-with-message"};
+         "web", "--wait-ready", "--listen-timeout", "30000", "--shutdown-with-message"};
   // A stop past kill_timeout ends in SIGKILL, which cuts requests in flight:
   // on a loaded machine a graceful stop may need more than the default 1.6 s.
   for (auto& s : std::vector<std::string>{"-i", std::to_string(instances), "--port", "0", "--kill-timeout", "8000"})
@@ -237,18 +239,18 @@ TEST_P(ClusterZeroErrors, TenInARowUnderWrkFailNoRequest) {
   load wrk(port);
   auto before = pids_of(rows("web"));
   for (int k = 0; k < 10; ++k) {
+    auto t0 = std::chrono::steady_clock::now();
     auto o = corral({op, "web"});
+    // Printed, not asserted (speed lives in bench/): read when a run fails.
+    std::printf("%s %d took %lld ms\n", op.c_str(), k,
+                static_cast<long long>(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count()));
     ASSERT_EQ(o.code, 0) << op << " " << k << ": " << o.err;
     ASSERT_TRUE(all_online(rows("web"), static_cast<size_t>(n))) << corral({"list"}).out;
   }
   auto after = pids_of(rows("web"));
   for (int p : after) EXPECT_FALSE(before.count(p)) << "instance " << p << " was not replaced";
   wrk.expect_clean();
-  // What the daemon and the app said, for a failure seen only on a loaded
-  // machine (was an instance killed after kill_timeout?).
-  if (HasFailure())
-    std::printf("daemon.log:\n%s\nweb-error.log:\n%s\n", slurp(home_.file("daemon.log")).c_str(),
-                tail_of(home_.file("logs/web-error.log"), 4000).c_str());
 }
 
 auto param_name = [](const auto& info) {
@@ -266,7 +268,7 @@ TEST_F(Manager, ReloadWithAReplacementThatCrashesIsAbortedAndTheOldInstanceServe
   std::string broken = work_.file("broken");
   auto r = corral({"start", "test -f " + broken + " && { echo 'no config' >&2; exit 3; }; exec python3 " +
                                 src("examples/python/app.py"),
-                   "--name", "web", "-i", "2", "--port", "0", "--wait-ready", "--listen-timeout", "10000"});
+                   "--name", "web", "-i", "2", "--port", "0", "--wait-ready", "--listen-timeout", "30000"});
   // Online when the app says READY=1 (sd_notify), not after a listen_timeout:
   // on a loaded machine a short one could pass before the broken shell got
   // to its exit, and that replacement would count as online.

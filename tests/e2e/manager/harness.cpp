@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -45,6 +46,18 @@ void write_file(const std::string& path, const std::string& text) {
 void Manager::SetUp() { become_subreaper(); }
 
 void Manager::TearDown() {
+  // A failure seen only on a loaded CI machine is understood from what the
+  // daemon and the apps said: print it, whatever assertion failed (an
+  // ASSERT returns before any printing in the test body).
+  if (HasFailure()) {
+    std::printf("--- daemon.log (tail):\n%s\n", tail_of(home_.file("daemon.log"), 6000).c_str());
+    if (DIR* d = ::opendir(home_.file("logs").c_str())) {
+      while (dirent* e = ::readdir(d))
+        if (std::string name = e->d_name; name.ends_with(".log"))
+          std::printf("--- logs/%s (tail):\n%s\n", name.c_str(), tail_of(home_.file("logs/" + name), 3000).c_str());
+      ::closedir(d);
+    }
+  }
   // Kill first what the daemon started (it may be wedged), then the daemon,
   // frozen meanwhile: a daemon that saw an instance die would start another,
   // after the scan below, and it would outlive the test.
