@@ -1,4 +1,6 @@
 // The server: its connections, their shared deadlines sweep, graceful close.
+#include <signal.h>
+
 #include <algorithm>
 
 #include "corral/cluster.hpp"
@@ -10,9 +12,25 @@ namespace corral::http {
 
 namespace detail {
 
+namespace {
+
+// A write to a connection whose client has gone (closed, then reset by its
+// kernel) fails with EPIPE, and by default also raises SIGPIPE, which would
+// kill the whole server for one client that hung up mid-answer. As Node does
+// at startup, a SIGPIPE left at its default is ignored, so that the write
+// just fails and only that connection ends; a handler the program installed
+// itself is kept.
+void ignore_default_sigpipe() {
+  struct sigaction current {};
+  if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) ::signal(SIGPIPE, SIG_IGN);
+}
+
+}  // namespace
+
 server_state::server_state(handler h, const router* r, server_options o)
     : loop(default_loop()), handler_fn(std::move(h)), router_(r), options(o),
       read_buf(new char[read_buf_size]) {
+  ignore_default_sigpipe();
   sweep = corral::detail::uv_handle_ptr<uv_timer_t>::make();
   uv_timer_init(loop, sweep.get());
   sweep->data = this;

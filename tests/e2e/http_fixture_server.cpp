@@ -44,6 +44,34 @@ void later(int ms, http::response& res, std::string body) {
       static_cast<uint64_t>(ms), 0);
 }
 
+// Writes one chunk every `ms` milliseconds, `n` times, then ends the
+// response and prints "drip end" (whether or not the client is still there).
+struct drip_ctx {
+  uv_timer_t timer;
+  http::response* res;
+  int left;
+};
+
+void drip(int n, int ms, http::response& res) {
+  res.set("Content-Type", "text/plain");
+  auto* d = new drip_ctx{{}, &res, n};
+  uv_timer_init(default_loop(), &d->timer);
+  d->timer.data = d;
+  uv_timer_start(
+      &d->timer,
+      [](uv_timer_t* h) {
+        auto* d = static_cast<drip_ctx*>(h->data);
+        if (--d->left > 0) {
+          d->res->write(std::string(1024, 'x'));
+          return;
+        }
+        d->res->end("done");
+        std::printf("drip end\n");
+        uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* h) { delete static_cast<drip_ctx*>(h->data); });
+      },
+      static_cast<uint64_t>(ms), static_cast<uint64_t>(ms));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -86,6 +114,9 @@ int main(int argc, char** argv) {
     res.write("a");
     res.write("bb");
     res.end("ccc");
+  });
+  app.get("/drip", [](http::request& req, http::response& res) {
+    drip(std::atoi(req.query("n").value_or("10").c_str()), std::atoi(req.query("ms").value_or("10").c_str()), res);
   });
   app.get("/json", [](auto&, http::response& res) { res.json({{"ok", true}}); });
   app.get("/seq/:n", [](http::request& req, http::response& res) {

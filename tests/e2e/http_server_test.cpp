@@ -207,6 +207,27 @@ TEST(HttpServer, ClientLeavingBeforeALateAnswerIsHarmless) {
   EXPECT_FALSE(f.proc.exited());
 }
 
+// A streamed answer keeps writing after its client hung up: the first write
+// after the hang-up draws a reset, the next one EPIPE, which must be an error
+// for that connection only, not a SIGPIPE that kills the server.
+TEST(HttpServer, ClientLeavingAStreamedAnswerIsHarmless) {
+  fixture f;
+  ASSERT_GT(f.port, 0);
+  {
+    client gone(f.port);
+    ASSERT_TRUE(gone.send(get("/drip?n=30&ms=5")));
+    ASSERT_TRUE(gone.expect_raw("xxxx"));  // the stream has started
+  }  // hangs up mid-stream
+  ASSERT_TRUE(f.proc.wait_out("drip end", 10s)) << "the server died writing to a closed connection; output:\n"
+                                                << f.proc.out();
+  EXPECT_FALSE(f.proc.exited());
+  client c(f.port);
+  ASSERT_TRUE(c.send(get("/")));
+  auto r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "Hello World");
+}
+
 TEST(HttpServer, OversizedHeadersGet431AndTheConnectionCloses) {
   fixture f;
   ASSERT_GT(f.port, 0);
