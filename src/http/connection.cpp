@@ -1,8 +1,13 @@
 // One HTTP/1.1 connection: parse, dispatch, frame, write, time out, close.
 #include "http/connection.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <cstdio>
@@ -48,20 +53,54 @@ connection::connection(server_state* s) : srv(s) {
   parser_.data = this;
 }
 
-bool connection::open(int fd, bool nodelay_set) {
-  uv_tcp_init(srv->loop, &tcp_);
-  tcp_.data = this;
-  auto on_close = [](uv_handle_t* h) { delete static_cast<connection*>(h->data); };
-  if (uv_tcp_open(&tcp_, fd) != 0) {
-    ::close(fd);
-    closed_ = true;
-    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
-    return false;
+void connection::open(int fd, bool nodelay_set) {
+  if (!nodelay_set) {
+    int one = 1;
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // (fails harmlessly off TCP)
   }
-  if (!nodelay_set) uv_tcp_nodelay(&tcp_, 1);
+  bare_fd_ = fd;
   srv->link(this);
   set_deadline(deadline_kind::headers, srv->options.headers_timeout);
-  start_reading();
+  if (srv->closing) on_server_closing();
+  start_reading();  // (bare: noted, started on promotion)
+  // The optimistic first read (MSG_DONTWAIT: a socket the program passed
+  // to serve() may still be blocking; libuv makes it non-blocking later).
+  char* buf = srv->read_buf.get();
+  ssize_t n;
+  do n = ::recv(fd, buf, server_state::read_buf_size, MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  if (n > 0) {
+    on_data(buf, static_cast<std::size_t>(n), server_state::read_buf_size);
+  } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOTSOCK)) {
+    destroy();  // gone before it said anything
+  }
+  if (closed_ && !on_uv_) {
+    // Served (or failed) on the bare socket: nothing else will free us.
+    if (awaiting_response_) {
+      handle_closed_ = true;  // the handler's late end() frees us
+    } else {
+      delete this;
+    }
+    return;
+  }
+  if (!closed_ && !on_uv_) promote();
+}
+
+bool connection::promote() {
+  int fd = bare_fd_;
+  bare_fd_ = -1;
+  on_uv_ = true;
+  uv_tcp_init(srv->loop, &tcp_);
+  tcp_.data = this;
+  if (uv_tcp_open(&tcp_, fd) != 0) {
+    ::close(fd);
+    destroy();
+    return false;
+  }
+  if (reading_) {
+    reading_ = false;
+    start_reading();
+  }
   return true;
 }
 
@@ -91,31 +130,36 @@ void connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
     c->destroy();
     return;
   }
-  if (c->phase_ == phase::draining) return;  // discarded: we are closing
+  c->on_data(buf->base, static_cast<std::size_t>(nread), buf->len);
+}
+
+void connection::on_data(const char* data, std::size_t len, std::size_t buf_len) {
+  if (phase_ == phase::draining) return;  // discarded: we are closing
   // (libuv reads again at once after a read that filled the buffer.)
-  c->last_read_short_ = static_cast<std::size_t>(nread) < buf->len;
-  c->in_batch_ = true;
-  c->feed(buf->base, static_cast<std::size_t>(nread));
-  c->in_batch_ = false;
-  c->flush();
+  last_read_short_ = len < buf_len;
+  in_batch_ = true;
+  feed(data, len);
+  in_batch_ = false;
+  flush();
   // A client that pipelines without reading its answers must not make us
   // buffer without bound: stop reading until the kernel takes our output.
-  if (!c->closed_ && c->write_in_flight_ && c->out_.size() + c->writing_.size() > max_unsent) {
-    c->write_blocked_ = true;
-    c->stop_reading();
+  if (!closed_ && write_in_flight_ && out_.size() + writing_.size() > max_unsent) {
+    write_blocked_ = true;
+    stop_reading();
   }
 }
 
 void connection::start_reading() {
   if (reading_ || closed_) return;
   reading_ = true;
+  if (!on_uv_) return;  // bare: promote() starts it
   uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), on_alloc, on_read);
 }
 
 void connection::stop_reading() {
   if (!reading_) return;
   reading_ = false;
-  uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+  if (on_uv_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
 }
 
 void connection::set_deadline(deadline_kind k, std::chrono::milliseconds in) {
@@ -382,6 +426,22 @@ void connection::fail_request(int status) {
 
 void connection::flush() {
   if (closed_ || write_in_flight_) return;
+  if (!out_.empty() && !on_uv_) {
+    ssize_t n;
+    do n = ::send(bare_fd_, out_.data(), out_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n >= 0 && static_cast<std::size_t>(n) == out_.size()) {
+      out_.clear();
+    } else if (n >= 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOTSOCK) {
+      // The kernel took part of it (or this is not a socket): libuv
+      // writes the rest when it can.
+      if (n > 0) out_.erase(0, static_cast<std::size_t>(n));
+      if (!promote()) return;
+    } else {
+      destroy();
+      return;
+    }
+  }
   if (!out_.empty()) {
     auto* stream = reinterpret_cast<uv_stream_t*>(&tcp_);
     uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
@@ -437,12 +497,14 @@ void connection::start_drain() {
   // nothing more from the client then (as nginx, we do not ask again);
   // otherwise FIONREAD says whether anything came after it.
   int unread = 0;
-  uv_os_fd_t fd = -1;
-  if (client_closes_ && (ended_read_ || (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) == 0 &&
-                                         ::ioctl(fd, FIONREAD, &unread) == 0 && unread == 0))) {
+  uv_os_fd_t fd = bare_fd_;
+  if (client_closes_ &&
+      (ended_read_ || ((on_uv_ ? uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) == 0 : fd >= 0) &&
+                       ::ioctl(fd, FIONREAD, &unread) == 0 && unread == 0))) {
     destroy();
     return;
   }
+  if (!on_uv_ && !promote()) return;
   phase_ = phase::draining;
   stop_parsing_ = true;
   // Long enough for a request already on the wire; a client that keeps the
@@ -495,16 +557,21 @@ void connection::destroy() {
   closed_ = true;
   server_state* s = srv;
   srv = nullptr;
-  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), [](uv_handle_t* h) {
-    auto* c = static_cast<connection*>(h->data);
-    // A handler still holds our response (it answers later): we live on,
-    // socketless, until it ends it.
-    if (c->awaiting_response_) {
-      c->handle_closed_ = true;
-      return;
-    }
-    delete c;
-  });
+  if (!on_uv_) {
+    ::close(bare_fd_);  // open() frees us once it has unwound
+    bare_fd_ = -1;
+  } else {
+    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), [](uv_handle_t* h) {
+      auto* c = static_cast<connection*>(h->data);
+      // A handler still holds our response (it answers later): we live on,
+      // socketless, until it ends it.
+      if (c->awaiting_response_) {
+        c->handle_closed_ = true;
+        return;
+      }
+      delete c;
+    });
+  }
   if (s) {
     s->unlink(this);
     s->maybe_finish_close();

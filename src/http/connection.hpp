@@ -7,9 +7,19 @@
 // time: while a response is pending, parsing pauses and the unparsed bytes
 // are kept, which keeps responses in order without queueing them.
 //
+// A new connection first lives on its bare socket: its request has usually
+// arrived by the time it is accepted, so it is read at once, answered with
+// one send, and, when the client asked for the close, closed, with no event
+// loop registration at all (accept, recv, send, close: four system calls a
+// request). Anything more (nothing to read yet, keep-alive, an answer that
+// comes later, a send the kernel did not take whole, a drain) hands the
+// socket to libuv ("promotes" it) with the state as it is.
+//
 // Lifetime: a connection is heap-allocated and owns its uv_tcp_t as a member;
-// it is deleted only in the handle's close callback, so libuv never sees a
-// freed handle and no callback frame outlives its object.
+// once promoted, it is deleted only in the handle's close callback, so libuv
+// never sees a freed handle and no callback frame outlives its object. On its
+// bare socket it is deleted by the code that read it, after the read's
+// processing has returned.
 #pragma once
 
 #include <llhttp.h>
@@ -90,8 +100,9 @@ class connection {
   };
 
   connection(server_state* s);
-  /// Opens the socket and starts reading; false (and the fd closed) on failure.
-  bool open(int fd, bool nodelay_set);
+  /// Takes the socket and serves it (see above); may delete the connection
+  /// before it returns.
+  void open(int fd, bool nodelay_set);
 
   /// A response wrote something while streaming (outside a read batch: flush now).
   void on_response_output();
@@ -114,6 +125,8 @@ class connection {
 
   static void on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf);
   static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
+  void on_data(const char* data, std::size_t len, std::size_t buf_len);
+  bool promote();
   void start_reading();
   void stop_reading();
   static int cb_message_begin(llhttp_t* p);
@@ -138,6 +151,7 @@ class connection {
   void start_drain();
   void set_deadline(deadline_kind k, std::chrono::milliseconds in);
 
+  int bare_fd_ = -1;  // the socket, until promoted to tcp_
   uv_tcp_t tcp_;
   uv_write_t write_req_;
   uv_shutdown_t shutdown_req_;
@@ -165,6 +179,7 @@ class connection {
   bool close_after_flush_ = false;
   bool write_in_flight_ = false;
   bool closed_ = false;
+  bool on_uv_ = false;    // promoted: tcp_ holds the socket
   bool reading_ = false;
   bool peer_ended_ = false;
   bool client_closes_ = false;

@@ -139,10 +139,7 @@ status server_state::serve(unique_fd fd, bool nodelay_set) {
   // close): they are served, with Connection: close, so none is lost.
   if (closing && accepting_closed)
     return error(std::make_error_code(std::errc::operation_canceled), "http server: closed");
-  auto* c = new connection(this);
-  if (!c->open(fd.release(), nodelay_set))
-    return error(std::make_error_code(std::errc::bad_file_descriptor), "http server: cannot open the socket");
-  if (closing) c->on_server_closing();
+  (new connection(this))->open(fd.release(), nodelay_set);  // (it may be served and gone already)
   return {};
 }
 
