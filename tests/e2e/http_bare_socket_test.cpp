@@ -126,23 +126,28 @@ class HttpBareSocket : public ::testing::Test {
     if (!srv_) srv_.emplace(a.routes);
     return *srv_;
   }
+  // Connects `p`; the client sends `waiting` (if any), then the server is
+  // given its side.
+  bool serve_after(const std::string& waiting) {
+    if (!p.ok() || (!waiting.empty() && !p.send(waiting))) return false;
+    bool ok = static_cast<bool>(server().serve(unique_fd(p.served)));
+    p.served = -1;
+    return ok;
+  }
   void TearDown() override {
     srv_.reset();
     uv_run(default_loop(), UV_RUN_NOWAIT);
   }
   app a;
   std::optional<http::server> srv_;
+  tcp_pair p;
 };
 
 }  // namespace
 
 TEST_F(HttpBareSocket, WaitingCloseRequestIsAnsweredAndClosedInsideServe) {
+  ASSERT_TRUE(serve_after(close_request));
   http::server& srv = server();
-  tcp_pair p;
-  ASSERT_TRUE(p.ok());
-  ASSERT_TRUE(p.send(close_request));
-  ASSERT_TRUE(srv.serve(unique_fd(p.served)));
-  p.served = -1;
   // No loop turn: the answer and the close are already on the client's side.
   EXPECT_EQ(srv.connection_count(), 0u);
   bool eof = false;
@@ -154,12 +159,8 @@ TEST_F(HttpBareSocket, WaitingCloseRequestIsAnsweredAndClosedInsideServe) {
 }
 
 TEST_F(HttpBareSocket, WaitingPipelinedRequestsAreAllAnsweredInOrderBeforeTheClose) {
+  ASSERT_TRUE(serve_after(keep_request + "GET /nope HTTP/1.1\r\nHost: t\r\n\r\n" + close_request));
   http::server& srv = server();
-  tcp_pair p;
-  ASSERT_TRUE(p.ok());
-  ASSERT_TRUE(p.send(keep_request + "GET /nope HTTP/1.1\r\nHost: t\r\n\r\n" + close_request));
-  ASSERT_TRUE(srv.serve(unique_fd(p.served)));
-  p.served = -1;
   EXPECT_EQ(srv.connection_count(), 0u);
   bool eof = false;
   std::string got = drain_now(p.client, eof);
@@ -171,12 +172,8 @@ TEST_F(HttpBareSocket, WaitingPipelinedRequestsAreAllAnsweredInOrderBeforeTheClo
 }
 
 TEST_F(HttpBareSocket, WaitingKeepAliveRequestIsAnsweredAndTheConnectionLivesOn) {
+  ASSERT_TRUE(serve_after(keep_request));
   http::server& srv = server();
-  tcp_pair p;
-  ASSERT_TRUE(p.ok());
-  ASSERT_TRUE(p.send(keep_request));
-  ASSERT_TRUE(srv.serve(unique_fd(p.served)));
-  p.served = -1;
   EXPECT_EQ(srv.connection_count(), 1u);
   bool eof = false;
   std::string got = drain_now(p.client, eof);
@@ -191,11 +188,8 @@ TEST_F(HttpBareSocket, WaitingKeepAliveRequestIsAnsweredAndTheConnectionLivesOn)
 }
 
 TEST_F(HttpBareSocket, ConnectionWithNothingToReadYetIsServedWhenTheRequestComes) {
+  ASSERT_TRUE(serve_after(""));
   http::server& srv = server();
-  tcp_pair p;
-  ASSERT_TRUE(p.ok());
-  ASSERT_TRUE(srv.serve(unique_fd(p.served)));
-  p.served = -1;
   EXPECT_EQ(srv.connection_count(), 1u);
   ASSERT_TRUE(p.send(close_request));
   bool eof = false;
@@ -205,12 +199,8 @@ TEST_F(HttpBareSocket, ConnectionWithNothingToReadYetIsServedWhenTheRequestComes
 }
 
 TEST_F(HttpBareSocket, ResponseLargerThanOneSendArrivesWholeThenTheClose) {
+  ASSERT_TRUE(serve_after("GET /big HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
   http::server& srv = server();
-  tcp_pair p;
-  ASSERT_TRUE(p.ok());
-  ASSERT_TRUE(p.send("GET /big HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
-  ASSERT_TRUE(srv.serve(unique_fd(p.served)));
-  p.served = -1;
   // 8 MiB does not fit the socket's buffers: the rest goes through the loop.
   EXPECT_EQ(srv.connection_count(), 1u);
   bool eof = false;
@@ -224,12 +214,8 @@ TEST_F(HttpBareSocket, ResponseLargerThanOneSendArrivesWholeThenTheClose) {
 }
 
 TEST_F(HttpBareSocket, AnswerThatComesLaterReachesTheClient) {
+  ASSERT_TRUE(serve_after("GET /later HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
   http::server& srv = server();
-  tcp_pair p;
-  ASSERT_TRUE(p.ok());
-  ASSERT_TRUE(p.send("GET /later HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
-  ASSERT_TRUE(srv.serve(unique_fd(p.served)));
-  p.served = -1;
   ASSERT_NE(a.pending, nullptr);
   EXPECT_EQ(srv.connection_count(), 1u);
   uv_run(default_loop(), UV_RUN_NOWAIT);
@@ -241,12 +227,8 @@ TEST_F(HttpBareSocket, AnswerThatComesLaterReachesTheClient) {
 }
 
 TEST_F(HttpBareSocket, ClientGoneBeforeItsLateAnswerFreesTheConnection) {
+  ASSERT_TRUE(serve_after("GET /later HTTP/1.1\r\nHost: t\r\n\r\n"));
   http::server& srv = server();
-  tcp_pair p;
-  ASSERT_TRUE(p.ok());
-  ASSERT_TRUE(p.send("GET /later HTTP/1.1\r\nHost: t\r\n\r\n"));
-  ASSERT_TRUE(srv.serve(unique_fd(p.served)));
-  p.served = -1;
   ASSERT_NE(a.pending, nullptr);
   srv.close_all_connections();  // the socket goes; the handler still holds its response
   EXPECT_EQ(srv.connection_count(), 0u);
@@ -259,12 +241,8 @@ TEST_F(HttpBareSocket, ClientGoneBeforeItsLateAnswerFreesTheConnection) {
 
 TEST_F(HttpBareSocket, HandlerClosingEverythingWhileOnTheBareSocketIsSafe) {
   a.routes.get("/drop", [this](auto&, http::response&) { server().close_all_connections(); });
+  ASSERT_TRUE(serve_after("GET /drop HTTP/1.1\r\nHost: t\r\n\r\n"));
   http::server& srv = server();
-  tcp_pair p;
-  ASSERT_TRUE(p.ok());
-  ASSERT_TRUE(p.send("GET /drop HTTP/1.1\r\nHost: t\r\n\r\n"));
-  ASSERT_TRUE(srv.serve(unique_fd(p.served)));
-  p.served = -1;
   EXPECT_EQ(srv.connection_count(), 0u);
   bool eof = false;
   drain_now(p.client, eof);
