@@ -110,7 +110,8 @@ class request {
 /// the first write()/send()/json()/end(); set() and status() after that are
 /// ignored. A handler that answers later may keep the reference until it
 /// ends the response, even if the client leaves meanwhile (its output is then
-/// discarded); it must not touch the response after ending it.
+/// discarded); it must not touch the response after ending it. Every
+/// response must be ended: the connection's memory is held for it until then.
 class response {
  public:
   response() = default;
@@ -276,6 +277,9 @@ class server {
   /// with the worker's disconnect().
   void listen(const net::listen_options& options, net::listener::listening_fn done);
   /// Serves one connected stream socket (accepted elsewhere). Takes ownership.
+  /// A request already waiting on it is read and handled at once: its
+  /// handler may run (and the connection be answered and closed) before
+  /// this returns. An error if the fd is not usable (closed already).
   status serve(unique_fd fd);
   /// Graceful close: stops accepting; requests in flight finish and are
   /// answered with Connection: close; keep-alive connections close at a

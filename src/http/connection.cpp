@@ -23,6 +23,12 @@ connection* self(llhttp_t* p) { return static_cast<connection*>(p->data); }
 
 constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
 
+// Reads being parsed right now, with a handler possibly running inside one:
+// a connection opened meanwhile (serve() from a handler) must not read into
+// the shared read buffer under them. (Per thread, not per server: a handler
+// may destroy its server, and the count must outlive it.)
+thread_local int parsing_depth = 0;
+
 // Output not yet taken by the kernel above which we stop reading requests.
 constexpr std::size_t max_unsent = 1u << 20;
 
@@ -53,7 +59,7 @@ connection::connection(server_state* s) : srv(s) {
   parser_.data = this;
 }
 
-void connection::open(int fd, bool nodelay_set) {
+bool connection::open(int fd, bool nodelay_set) {
   if (!nodelay_set) {
     int one = 1;
     (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // (fails harmlessly off TCP)
@@ -63,16 +69,23 @@ void connection::open(int fd, bool nodelay_set) {
   set_deadline(deadline_kind::headers, srv->options.headers_timeout);
   if (srv->closing) on_server_closing();
   start_reading();  // (bare: noted, started on promotion)
+  bool usable = true;
   // The optimistic first read (MSG_DONTWAIT: a socket the program passed
   // to serve() may still be blocking; libuv makes it non-blocking later).
-  char* buf = srv->read_buf.get();
-  ssize_t n;
-  do n = ::recv(fd, buf, server_state::read_buf_size, MSG_DONTWAIT);
-  while (n < 0 && errno == EINTR);
-  if (n > 0) {
-    on_data(buf, static_cast<std::size_t>(n), server_state::read_buf_size);
-  } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOTSOCK)) {
-    destroy();  // gone before it said anything
+  // Not while another connection's bytes are being parsed out of the
+  // shared read buffer (serve() called from a handler): that read would
+  // overwrite them.
+  if (parsing_depth == 0) {
+    char* buf = srv->read_buf.get();
+    ssize_t n;
+    do n = ::recv(fd, buf, server_state::read_buf_size, MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n > 0) {
+      on_data(buf, static_cast<std::size_t>(n), server_state::read_buf_size);
+    } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOTSOCK)) {
+      usable = n == 0 || errno != EBADF;
+      destroy();  // gone before it said anything (or not a socket at all)
+    }
   }
   if (closed_ && !on_uv_) {
     // Served (or failed) on the bare socket: nothing else will free us.
@@ -81,9 +94,10 @@ void connection::open(int fd, bool nodelay_set) {
     } else {
       delete this;
     }
-    return;
+    return usable;
   }
-  if (!closed_ && !on_uv_) promote();
+  if (!closed_ && !on_uv_) return promote();
+  return true;
 }
 
 bool connection::promote() {
@@ -138,7 +152,9 @@ void connection::on_data(const char* data, std::size_t len, std::size_t buf_len)
   // (libuv reads again at once after a read that filled the buffer.)
   last_read_short_ = len < buf_len;
   in_batch_ = true;
+  ++parsing_depth;
   feed(data, len);
+  --parsing_depth;
   in_batch_ = false;
   flush();
   // A client that pipelines without reading its answers must not make us
@@ -331,11 +347,12 @@ int connection::on_message_complete() {
     if (!closed_) answer_after_throw();
   }
   in_dispatch_ = false;
+  // A handler that kept the response answers later; we live until it does,
+  // even if the socket was closed meanwhile (close_all_connections() from
+  // the handler): the response it holds is ours.
+  if (!res_.finished_) awaiting_response_ = true;
   if (closed_) return -1;
-  if (!res_.finished_) {
-    awaiting_response_ = true;
-    return HPE_PAUSED;  // answered later: hold the rest
-  }
+  if (awaiting_response_) return HPE_PAUSED;  // answered later: hold the rest
   after_response();
   return stop_parsing_ ? HPE_PAUSED : 0;
 }
@@ -396,7 +413,7 @@ void connection::resume_parsing() {
       resume_buf_.swap(pending_in_);
       pending_in_.clear();
       in_batch_ = true;
-      feed(resume_buf_.data(), resume_buf_.size());
+      feed(resume_buf_.data(), resume_buf_.size());  // (its own buffer, not read_buf)
       in_batch_ = false;
       resume_buf_.clear();
       if (closed_) return;

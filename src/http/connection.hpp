@@ -101,8 +101,8 @@ class connection {
 
   connection(server_state* s);
   /// Takes the socket and serves it (see above); may delete the connection
-  /// before it returns.
-  void open(int fd, bool nodelay_set);
+  /// before it returns. False if the fd was not usable (closed already).
+  bool open(int fd, bool nodelay_set);
 
   /// A response wrote something while streaming (outside a read batch: flush now).
   void on_response_output();
@@ -111,7 +111,9 @@ class connection {
 
   /// Server-initiated: a graceful close started.
   void on_server_closing();
-  /// Closes the socket now; the object is freed in the close callback.
+  /// Closes the socket now; the object is freed in libuv's close callback,
+  /// or, on the bare socket, by open() once it has unwound (either waits
+  /// while a handler still holds the response).
   void destroy();
   /// The sweep timer's visit: acts on an expired deadline.
   void check_deadline(uint64_t now);
@@ -189,7 +191,7 @@ class connection {
   bool ended_read_ = false;
   bool write_blocked_ = false;     // reading stopped until our output drains
   bool awaiting_response_ = false;  // a handler answers later
-  bool handle_closed_ = false;      // the socket is gone; we wait for that answer  // the last request said Connection: close (or HTTP/1.0)  // the client half-closed while we answered
+  bool handle_closed_ = false;      // the socket is gone; we wait for that answer
 };
 
 }  // namespace corral::http::detail

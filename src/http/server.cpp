@@ -139,7 +139,10 @@ status server_state::serve(unique_fd fd, bool nodelay_set) {
   // close): they are served, with Connection: close, so none is lost.
   if (closing && accepting_closed)
     return error(std::make_error_code(std::errc::operation_canceled), "http server: closed");
-  (new connection(this))->open(fd.release(), nodelay_set);  // (it may be served and gone already)
+  // A request already waiting may be answered (and the connection gone)
+  // before this returns; its handler runs inside this call.
+  if (!(new connection(this))->open(fd.release(), nodelay_set))
+    return error(std::make_error_code(std::errc::bad_file_descriptor), "http server: cannot open the socket");
   return {};
 }
 

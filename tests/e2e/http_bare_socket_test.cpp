@@ -270,8 +270,62 @@ TEST_F(HttpBareSocket, ClientGoneBeforeItsLateAnswerFreesTheConnection) {
   EXPECT_TRUE(eof);
 }
 
+TEST_F(HttpBareSocket, HandlerThatClosesEverythingAndAnswersLaterIsSafe) {
+  // The handler keeps its response, drops every connection (its own too),
+  // and answers afterwards: the response must still be alive (ASan checks).
+  a.routes.get("/drop-later", [this](auto&, http::response& res) {
+    a.pending = &res;
+    server().close_all_connections();
+  });
+  ASSERT_TRUE(serve_after("GET /drop-later HTTP/1.1\r\nHost: t\r\n\r\n"));
+  EXPECT_EQ(server().connection_count(), 0u);
+  ASSERT_NE(a.pending, nullptr);
+  a.pending->send("too late");
+  bool eof = false;
+  EXPECT_EQ(drain_now(p.client, eof), "");
+  EXPECT_TRUE(eof);
+}
+
+TEST_F(HttpBareSocket, ServeFromAHandlerDoesNotReadUnderTheRequestBeingParsed) {
+  // A handler hands a second waiting connection to serve(): its bytes must
+  // not land in the buffer the first request is still parsed from.
+  tcp_pair second;
+  ASSERT_TRUE(second.ok());
+  ASSERT_TRUE(second.send("GET /hi HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
+  a.routes.get("/adopt", [&](auto&, http::response& res) {
+    EXPECT_TRUE(server().serve(unique_fd(second.served)));
+    second.served = -1;
+    res.send("adopted");
+  });
+  // Two pipelined requests: the second is still in the read buffer while
+  // the first one's handler runs.
+  ASSERT_TRUE(serve_after("GET /adopt HTTP/1.1\r\nHost: t\r\n\r\n" + close_request));
+  bool eof = false;
+  std::string got = receive(p.client, [](const std::string&, bool) { return false; }, &eof);
+  EXPECT_EQ(count(got, "HTTP/1.1 200 OK"), 2u) << got;
+  EXPECT_NE(got.find("adopted"), std::string::npos) << got;
+  EXPECT_EQ(got.substr(got.size() - 2), "hi") << got;
+  got = receive(second.client, [](const std::string&, bool) { return false; }, &eof);
+  EXPECT_EQ(count(got, "HTTP/1.1 200 OK"), 1u) << got;
+  EXPECT_TRUE(eof);
+}
+
+TEST_F(HttpBareSocket, ServeOfAClosedFdIsAnError) {
+  server();  // first: creating it opens fds (the loop's), which could reuse the number
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  EXPECT_FALSE(server().serve(unique_fd(fd)));
+  EXPECT_EQ(server().connection_count(), 0u);
+}
+
 TEST_F(HttpBareSocket, HandlerClosingEverythingWhileOnTheBareSocketIsSafe) {
-  a.routes.get("/drop", [this](auto&, http::response&) { server().close_all_connections(); });
+  // (A handler ends every response it is given; until it does, the
+  // connection's memory stays for it, socket or not.)
+  a.routes.get("/drop", [this](auto&, http::response& res) {
+    server().close_all_connections();
+    res.send("into a closed connection");
+  });
   ASSERT_TRUE(serve_after("GET /drop HTTP/1.1\r\nHost: t\r\n\r\n"));
   http::server& srv = server();
   EXPECT_EQ(srv.connection_count(), 0u);
