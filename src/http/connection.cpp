@@ -88,12 +88,7 @@ bool connection::open(int fd, bool nodelay_set) {
     }
   }
   if (closed_ && !on_uv_) {
-    // Served (or failed) on the bare socket: nothing else will free us.
-    if (awaiting_response_) {
-      handle_closed_ = true;  // the handler's late end() frees us
-    } else {
-      delete this;
-    }
+    release();  // served (or failed) on the bare socket: nothing else frees us
     return usable;
   }
   if (!closed_ && !on_uv_) return promote();
@@ -111,10 +106,7 @@ bool connection::promote() {
     destroy();
     return false;
   }
-  if (reading_) {
-    reading_ = false;
-    start_reading();
-  }
+  if (reading_) uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), on_alloc, on_read);
   return true;
 }
 
@@ -515,9 +507,8 @@ void connection::start_drain() {
   // otherwise FIONREAD says whether anything came after it.
   int unread = 0;
   uv_os_fd_t fd = bare_fd_;
-  if (client_closes_ &&
-      (ended_read_ || ((on_uv_ ? uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) == 0 : fd >= 0) &&
-                       ::ioctl(fd, FIONREAD, &unread) == 0 && unread == 0))) {
+  if (on_uv_) uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd);
+  if (client_closes_ && (ended_read_ || (::ioctl(fd, FIONREAD, &unread) == 0 && unread == 0))) {
     destroy();
     return;
   }
@@ -569,6 +560,16 @@ void connection::check_deadline(uint64_t now) {
   }
 }
 
+void connection::release() {
+  // A handler still holds our response (it answers later): we live on,
+  // socketless, until it ends it (on_response_end frees us then).
+  if (awaiting_response_) {
+    handle_closed_ = true;
+    return;
+  }
+  delete this;
+}
+
 void connection::destroy() {
   if (closed_) return;
   closed_ = true;
@@ -578,16 +579,8 @@ void connection::destroy() {
     ::close(bare_fd_);  // open() frees us once it has unwound
     bare_fd_ = -1;
   } else {
-    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), [](uv_handle_t* h) {
-      auto* c = static_cast<connection*>(h->data);
-      // A handler still holds our response (it answers later): we live on,
-      // socketless, until it ends it.
-      if (c->awaiting_response_) {
-        c->handle_closed_ = true;
-        return;
-      }
-      delete c;
-    });
+    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_),
+             [](uv_handle_t* h) { static_cast<connection*>(h->data)->release(); });
   }
   if (s) {
     s->unlink(this);

@@ -115,6 +115,9 @@ class connection {
   /// or, on the bare socket, by open() once it has unwound (either waits
   /// while a handler still holds the response).
   void destroy();
+  /// The socket is closed: frees the connection, or, while a handler still
+  /// holds its response, leaves that to on_response_end().
+  void release();
   /// The sweep timer's visit: acts on an expired deadline.
   void check_deadline(uint64_t now);
 
