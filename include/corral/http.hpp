@@ -240,7 +240,7 @@ class router {
 /// (query strings). Malformed escapes are kept as they are.
 std::string percent_decode(std::string_view in, bool plus_is_space = false);
 
-/// Limits and timeouts; defaults are Node's.
+/// Limits and timeouts; defaults are Node's (send_timeout: nginx's).
 struct server_options {
   /// A request line plus header section larger than this gets 431.
   std::size_t max_header_bytes = 16 * 1024;
@@ -256,6 +256,12 @@ struct server_options {
   /// During a graceful close: how long a connection idle at a request
   /// boundary may still bring one more request (answered with Connection: close).
   std::chrono::milliseconds close_idle_grace{500};
+  /// How long an answer may wait on a client that takes none of it (its
+  /// receive window full): measured between two times the client takes
+  /// some, not over the whole answer, as nginx's send_timeout (and with its
+  /// default; Node has none, and a client that stops reading holds a
+  /// connection, and a graceful close, forever). Then the connection closes.
+  std::chrono::milliseconds send_timeout{60'000};
 };
 
 /// An HTTP/1.1 server: keep-alive, pipelining, chunked bodies, HEAD,

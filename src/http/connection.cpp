@@ -3,6 +3,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -66,6 +67,9 @@ bool connection::open(int fd, bool nodelay_set) {
   }
   bare_fd_ = fd;
   srv->link(this);
+  // The loop's clock is as old as its iteration, or older when serve() is
+  // called from outside the loop: the deadlines count from now.
+  uv_update_time(srv->loop);
   set_deadline(deadline_kind::headers, srv->options.headers_timeout);
   if (srv->closing) on_server_closing();
   start_reading();  // (bare: noted, started on promotion)
@@ -123,17 +127,23 @@ void connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   auto* c = static_cast<connection*>(s->data);
   if (c->closed_ || nread == 0) return;
   if (nread < 0) {
-    // EOF or reset. A client that half-closes after its request still gets
-    // the answer in progress; otherwise we are done.
-    bool answering = c->phase_ == phase::handling && !c->res_.finished_;
-    if (nread == UV_EOF && answering) {
-      c->stop_parsing_ = true;
-      c->close_after_flush_ = true;
-      c->peer_ended_ = true;
-      c->stop_reading();
+    // A reset ends everything. EOF means the client sends nothing more
+    // (it may have half-closed after its requests, as `nc -N` does): what
+    // it sent before is still answered in full, then the connection closes.
+    if (nread != UV_EOF) {
+      c->destroy();
       return;
     }
-    c->destroy();
+    c->peer_ended_ = true;
+    c->stop_reading();
+    bool busy = c->phase_ == phase::handling || c->paused_ || c->write_in_flight_ || !c->out_.empty();
+    if (!busy) {
+      c->destroy();  // (a request cut short by the EOF is never answered)
+      return;
+    }
+    // A parser paused on a late answer holds requests received after it:
+    // resume_parsing() answers them and closes after the last one.
+    if (!c->paused_) c->close_after_flush_ = true;
     return;
   }
   c->on_data(buf->base, static_cast<std::size_t>(nread), buf->len);
@@ -158,7 +168,7 @@ void connection::on_data(const char* data, std::size_t len, std::size_t buf_len)
 }
 
 void connection::start_reading() {
-  if (reading_ || closed_) return;
+  if (reading_ || closed_ || peer_ended_) return;
   reading_ = true;
   if (!on_uv_) return;  // bare: promote() starts it
   uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), on_alloc, on_read);
@@ -239,8 +249,12 @@ int connection::cb_url(llhttp_t* p, const char* at, std::size_t len) {
   return 0;
 }
 
+// Trailer fields (after a chunked body) come through the same callbacks once
+// the request's headers are complete. They count against the header limit
+// and are otherwise ignored: the request's header views must not move.
 int connection::cb_header_field(llhttp_t* p, const char* at, std::size_t len) {
   connection* c = self(p);
+  if (c->phase_ == phase::body) return c->count_header_bytes(len + 4) ? 0 : -1;
   request& r = c->req_;
   if (c->in_value_ || r.header_offsets_.empty()) {
     if (!c->count_header_bytes(4)) return -1;  // ": " and CRLF
@@ -259,8 +273,9 @@ int connection::cb_header_field(llhttp_t* p, const char* at, std::size_t len) {
 
 int connection::cb_header_value(llhttp_t* p, const char* at, std::size_t len) {
   connection* c = self(p);
-  request& r = c->req_;
   if (!c->count_header_bytes(len)) return -1;
+  if (c->phase_ == phase::body) return 0;  // a trailer (see above)
+  request& r = c->req_;
   // RFC 9112 5.2: obs-fold (a value continued on the next line) is rejected
   // with 400. llhttp accepts it and reports the continuation as a second
   // piece of the value that does not start where the first ended; a value
@@ -413,7 +428,16 @@ void connection::resume_parsing() {
       if (closed_) return;
     }
   }
-  if (!paused_ && !stop_parsing_ && !write_blocked_ && phase_ != phase::draining) start_reading();
+  if (!paused_ && !stop_parsing_ && !write_blocked_ && phase_ != phase::draining) {
+    if (peer_ended_) {
+      // Every request the client sent before its EOF is answered: close
+      // once the output has gone.
+      close_after_flush_ = true;
+      flush();
+      return;
+    }
+    start_reading();
+  }
 }
 
 void connection::fail_request(int status) {
@@ -470,7 +494,13 @@ void connection::flush() {
       if (r != 0) {
         write_in_flight_ = false;
         destroy();
+        return;
       }
+      // The send timeout counts from here, and again from each time the
+      // client is seen to have taken some of it (check_deadline).
+      uv_update_time(srv->loop);  // (a late answer may come from outside the loop)
+      send_deadline_ = uv_now(srv->loop) + static_cast<uint64_t>(srv->options.send_timeout.count());
+      send_mark_ = unsent();
       return;
     } else {
       destroy();
@@ -478,6 +508,16 @@ void connection::flush() {
     }
   }
   if (close_after_flush_ && phase_ != phase::draining) start_drain();
+}
+
+// Bytes the client has not taken yet: ours still queued in libuv, and what
+// the kernel holds for it (SIOCOUTQ: unacknowledged over TCP, unread over a
+// Unix socket). Either going down means the client is reading.
+std::size_t connection::unsent() {
+  int in_kernel = 0;
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) != 0 || ::ioctl(fd, SIOCOUTQ, &in_kernel) != 0) in_kernel = 0;
+  return tcp_.write_queue_size + static_cast<std::size_t>(std::max(in_kernel, 0));
 }
 
 void connection::on_write_done(int status) {
@@ -489,6 +529,13 @@ void connection::on_write_done(int status) {
     return;
   }
   flush();
+  if (closed_) return;
+  // An idle connection's clock starts once its answer has gone: a large
+  // response to a slow reader is not cut by the keep-alive timeout.
+  if (!write_in_flight_ && phase_ == phase::idle) {
+    if (deadline_kind_ == deadline_kind::idle) set_deadline(deadline_kind::idle, srv->options.keep_alive_timeout);
+    if (deadline_kind_ == deadline_kind::grace) set_deadline(deadline_kind::grace, srv->options.close_idle_grace);
+  }
   if (write_blocked_ && !closed_ && !write_in_flight_) {
     write_blocked_ = false;
     if (!paused_ && !stop_parsing_ && !write_blocked_ && phase_ != phase::draining) start_reading();
@@ -542,7 +589,22 @@ void connection::on_server_closing() {
 }
 
 void connection::check_deadline(uint64_t now) {
-  if (closed_ || deadline_kind_ == deadline_kind::none || now < deadline_) return;
+  if (closed_) return;
+  if (write_in_flight_ && now >= send_deadline_) {
+    // As nginx's send_timeout: the client must take some of the answer
+    // within the timeout, again and again, or the connection is closed.
+    std::size_t left = unsent();
+    if (left >= send_mark_) {
+      destroy();
+      return;
+    }
+    send_mark_ = left;
+    send_deadline_ = now + static_cast<uint64_t>(srv->options.send_timeout.count());
+  }
+  if (deadline_kind_ == deadline_kind::none || now < deadline_) return;
+  // Idle and grace count from when the last answer has gone (on_write_done
+  // starts them again then).
+  if (write_in_flight_ && (deadline_kind_ == deadline_kind::idle || deadline_kind_ == deadline_kind::grace)) return;
   deadline_kind k = deadline_kind_;
   deadline_kind_ = deadline_kind::none;
   switch (k) {

@@ -153,6 +153,7 @@ class connection {
   void after_response();
   void flush();
   void on_write_done(int status);
+  std::size_t unsent();
   void start_drain();
   void set_deadline(deadline_kind k, std::chrono::milliseconds in);
 
@@ -171,6 +172,8 @@ class connection {
   const char* prev_exec_end_ = nullptr;  // the end of the buffer parsed before it
   const char* value_end_ = nullptr;      // where the current header value's last piece ended
   uint64_t deadline_ = 0;
+  uint64_t send_deadline_ = 0;  // while a write is in flight (send_timeout)
+  std::size_t send_mark_ = 0;   // bytes it had left when that clock started
   uint64_t request_started_ = 0;
   std::size_t header_bytes_ = 0;
   int error_status_ = 0;    // 413/431 set by a callback before it fails the parse

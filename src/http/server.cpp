@@ -37,7 +37,7 @@ server_state::server_state(handler h, const router* r, server_options o)
   uv_unref(sweep.handle());  // connections keep the loop alive, not their timer
   // Deadlines are checked at a quarter of the shortest timeout, so a timeout
   // fires at most 25% late, and never less often than once a second.
-  auto shortest = std::min({o.headers_timeout, o.request_timeout, o.keep_alive_timeout, o.close_idle_grace});
+  auto shortest = std::min({o.headers_timeout, o.request_timeout, o.keep_alive_timeout, o.close_idle_grace, o.send_timeout});
   tick_ms = static_cast<uint64_t>(std::clamp<long long>(shortest.count() / 4, 5, 1000));
 }
 
@@ -111,7 +111,14 @@ void server_state::maybe_finish_close() {
 }
 
 void server_state::destroy_all() {
+  // The last destroy() may complete a graceful close, whose callback may
+  // destroy the server: hold the callbacks until the loop is done, then let
+  // them run as the very last thing.
+  bool was_notifying = notifying;
+  notifying = true;
   while (head) head->destroy();
+  notifying = was_notifying;
+  maybe_finish_close();
 }
 
 }  // namespace detail

@@ -16,94 +16,14 @@
 
 #include "corral/http.hpp"
 #include "corral/loop.hpp"
+#include "http_inprocess.hpp"
 
 using namespace corral;
 using namespace std::chrono_literals;
 
+using namespace http_inprocess;
+
 namespace {
-
-// A connected loopback TCP pair: `client` is ours, `served` goes to serve().
-struct tcp_pair {
-  tcp_pair() {
-    int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    if (::bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 && ::listen(lfd, 4) == 0 &&
-        ::getsockname(lfd, reinterpret_cast<sockaddr*>(&sa), &len) == 0) {
-      client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      if (::connect(client, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0)
-        served = ::accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    }
-    ::close(lfd);
-  }
-  ~tcp_pair() {
-    if (client >= 0) ::close(client);
-    if (served >= 0) ::close(served);
-  }
-  bool ok() const { return client >= 0 && served >= 0; }
-  bool send(const std::string& s) const { return ::send(client, s.data(), s.size(), MSG_NOSIGNAL) == ssize_t(s.size()); }
-  int client = -1;
-  int served = -1;
-};
-
-// What the client has received, running the loop until `done(received, eof)`
-// holds or 10 s pass.
-template <class Done>
-std::string receive(int fd, Done done, bool* eof_out = nullptr) {
-  std::string got;
-  bool eof = false;
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!done(got, eof) && !eof && std::chrono::steady_clock::now() < deadline) {
-    uv_run(default_loop(), UV_RUN_NOWAIT);
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 1) <= 0) continue;
-    char buf[65536];
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) {
-      eof = true;
-    } else {
-      got.append(buf, static_cast<std::size_t>(n));
-    }
-  }
-  if (eof_out) *eof_out = eof;
-  return got;
-}
-
-// Runs the loop until `pred()` or 10 s.
-template <class Pred>
-bool pump_until(Pred pred) {
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!pred() && std::chrono::steady_clock::now() < deadline) {
-    uv_run(default_loop(), UV_RUN_NOWAIT);
-    ::poll(nullptr, 0, 1);
-  }
-  return pred();
-}
-
-// What is readable on `fd` right now, without running the loop; `eof` set
-// if the server has closed.
-std::string drain_now(int fd, bool& eof) {
-  std::string got;
-  eof = false;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-    if (n > 0) {
-      got.append(buf, static_cast<std::size_t>(n));
-      continue;
-    }
-    eof = n == 0;
-    return got;
-  }
-}
-
-std::size_t count(const std::string& s, const std::string& needle) {
-  std::size_t n = 0;
-  for (auto at = s.find(needle); at != std::string::npos; at = s.find(needle, at + 1)) ++n;
-  return n;
-}
 
 const std::string close_request = "GET /hi HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
 const std::string keep_request = "GET /hi HTTP/1.1\r\nHost: t\r\n\r\n";

@@ -109,6 +109,12 @@ int main(int argc, char** argv) {
   });
   app.get("/throw", [](auto&, auto&) -> void { throw std::runtime_error("boom"); });
   app.post("/echo", [](http::request& req, http::response& res) { res.send(req.body()); });
+  // Every header as "name: value" lines, then the body.
+  app.post("/headers", [](http::request& req, http::response& res) {
+    std::string out;
+    for (auto& h : req.headers()) out += std::string(h.name) + ": " + std::string(h.value) + "\n";
+    res.send(out + std::string(req.body()));
+  });
   app.get("/stream", [](auto&, http::response& res) {
     res.set("Content-Type", "text/plain");
     res.write("a");

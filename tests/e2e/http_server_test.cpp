@@ -82,6 +82,27 @@ TEST(HttpServer, ChunkedRequestBodyIsReassembled) {
   EXPECT_EQ(r->body, "abc");
 }
 
+TEST(HttpServer, ChunkedTrailersAreReadAndLeaveTheRequestsHeadersIntact) {
+  // Trailer fields arrive after the headers were handed over; a large one
+  // once grew the buffer the request's header views point into.
+  fixture f;
+  ASSERT_GT(f.port, 0);
+  client c(f.port);
+  std::string trailer(4000, 't');
+  ASSERT_TRUE(c.send("POST /headers HTTP/1.1\r\nHost: here\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "5\r\nhello\r\n0\r\nX-Trailer: " + trailer + "\r\nX-Other: 1\r\n\r\n"));
+  auto r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "Host: here\nTransfer-Encoding: chunked\nhello");
+  // Trailers count against the header limit (16 KiB) like headers do.
+  ASSERT_TRUE(c.send("POST /headers HTTP/1.1\r\nHost: here\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "0\r\nX-Trailer: " + std::string(20000, 't') + "\r\n\r\n"));
+  r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 431);
+}
+
 TEST(HttpServer, StreamedResponseIsChunkedAndJsonIsTyped) {
   fixture f;
   ASSERT_GT(f.port, 0);

@@ -1,0 +1,220 @@
+// corral::http connections at their edges, on real loopback TCP connections
+// served in this process: slow and stalled readers (the keep-alive clock
+// and the send timeout), clients that half-close after their requests, and
+// a close callback that destroys its server.
+#include <gtest/gtest.h>
+
+#include <optional>
+#include <string>
+
+#include "corral/http.hpp"
+#include "corral/loop.hpp"
+#include "http_inprocess.hpp"
+
+using namespace corral;
+using namespace std::chrono_literals;
+using namespace http_inprocess;
+
+namespace {
+
+constexpr std::size_t big_size = 16u << 20;  // more than loopback's socket buffers hold
+// More than small socket buffers hold before the client reads, less than
+// the output above which the server stops reading (1 MiB): the client's FIN
+// is read while the answer is still being written.
+constexpr std::size_t mid_size = 900u << 10;
+
+class HttpConnection : public ::testing::Test {
+ protected:
+  HttpConnection() {
+    routes.get("/hi", [](auto&, http::response& res) { res.send("hi"); });
+    routes.get("/big", [](auto&, http::response& res) { res.send(std::string(big_size, 'b')); });
+    routes.get("/mid", [](auto&, http::response& res) { res.send(std::string(mid_size, 'm')); });
+    routes.get("/later", [this](auto&, http::response& res) { pending = &res; });
+  }
+  http::server& server(http::server_options o = {}) {
+    if (!srv_) srv_.emplace(routes, o);
+    return *srv_;
+  }
+  // The client sends `waiting`, then the server is given its side.
+  bool serve_after(const std::string& waiting) {
+    if (!p.ok() || !p.send(waiting)) return false;
+    bool ok = static_cast<bool>(server().serve(unique_fd(p.served)));
+    p.served = -1;
+    return ok;
+  }
+  // Runs the loop for `d` without reading (the client is slow).
+  static void pump_for(std::chrono::milliseconds d) {
+    auto until = std::chrono::steady_clock::now() + d;
+    pump_until([&] { return std::chrono::steady_clock::now() >= until; });
+  }
+  // Reads one response to the end of its Content-Length body; its size, or
+  // npos if the connection ended first.
+  std::size_t read_response(std::string& got) {
+    bool eof = false;
+    std::size_t head_end = std::string::npos, length = 0;
+    got = receive(p.client, [&](const std::string& g, bool) {
+      head_end = g.find("\r\n\r\n");
+      if (head_end == std::string::npos) return false;
+      auto cl = g.find("Content-Length: ");
+      if (cl == std::string::npos || cl > head_end) return true;
+      length = std::stoul(g.substr(cl + 16));
+      return g.size() >= head_end + 4 + length;
+    }, &eof);
+    if (head_end == std::string::npos || got.size() < head_end + 4 + length) return std::string::npos;
+    return length;
+  }
+  void TearDown() override {
+    if (pending) pending->send("late");  // a response a test kept must be ended
+    srv_.reset();
+    uv_run(default_loop(), UV_RUN_NOWAIT);
+  }
+  http::router routes;
+  http::response* pending = nullptr;
+  std::optional<http::server> srv_;
+  tcp_pair p;
+};
+
+const std::string keep_request(const std::string& path) { return "GET " + path + " HTTP/1.1\r\nHost: t\r\n\r\n"; }
+
+}  // namespace
+
+TEST_F(HttpConnection, SlowReaderGetsAKeepAliveAnswerThatOutlastsTheIdleTimeout) {
+  // The keep-alive clock starts once the answer has gone to the kernel, not
+  // when it was queued: it once cut a large answer to a slow client.
+  http::server_options o;
+  o.keep_alive_timeout = 200ms;
+  server(o);
+  ASSERT_TRUE(serve_after(keep_request("/big")));
+  pump_for(800ms);  // four idle timeouts without reading
+  // The next request, while the answer is still on its way: the connection
+  // must still be there to answer it.
+  ASSERT_TRUE(p.send(keep_request("/hi")));
+  std::string got;
+  EXPECT_EQ(read_response(got), big_size);
+  std::size_t first = got.find("\r\n\r\n") + 4 + big_size;
+  std::string second = got.substr(first);
+  if (second.find("\r\n\r\nhi") == std::string::npos)
+    second += receive(p.client, [&](const std::string& g, bool) { return (second + g).find("\r\n\r\nhi") != std::string::npos; });
+  EXPECT_EQ(second.rfind("HTTP/1.1 200", 0), 0u) << second;
+  EXPECT_NE(second.find("\r\n\r\nhi"), std::string::npos) << second;
+  // Once idle, the keep-alive timeout applies.
+  EXPECT_TRUE(pump_until([&] { return server().connection_count() == 0; }));
+}
+
+TEST_F(HttpConnection, ClientThatTakesNothingIsDroppedAfterTheSendTimeout) {
+  // A Connection: close answer to a client whose window stays shut has no
+  // idle clock at all: only the send timeout ends it.
+  http::server_options o;
+  o.send_timeout = 300ms;
+  server(o);
+  ASSERT_TRUE(serve_after("GET /big HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
+  EXPECT_EQ(server().connection_count(), 1u);
+  EXPECT_TRUE(pump_until([&] { return server().connection_count() == 0; }));
+  // A graceful close is not held up by such a client either.
+  tcp_pair q;
+  ASSERT_TRUE(q.ok() && q.send(keep_request("/big")));
+  ASSERT_TRUE(server().serve(unique_fd(q.served)));
+  q.served = -1;
+  bool closed = false;
+  server().close([&] { closed = true; });
+  EXPECT_TRUE(pump_until([&] { return closed; }));
+}
+
+TEST_F(HttpConnection, SlowButSteadyReaderIsNotCutByTheSendTimeout) {
+  // The send timeout is between two times the client takes something, not
+  // over the whole answer: a client that keeps reading slowly gets it all.
+  // Over a Unix socket with a small send buffer: the answer stays in
+  // flight for the whole test, and each read frees room the server fills
+  // at once.
+  http::server_options o;
+  o.send_timeout = 1000ms;
+  server(o);
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  ::close(p.client);
+  ::close(p.served);
+  p.client = sv[0];
+  p.served = sv[1];
+  int small = 65536;
+  ASSERT_EQ(::setsockopt(p.served, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+  ASSERT_TRUE(serve_after(keep_request("/big")));
+  std::string got;
+  char buf[65536];
+  auto until = std::chrono::steady_clock::now() + 3500ms;  // three and a half send timeouts
+  while (std::chrono::steady_clock::now() < until) {
+    pump_for(50ms);
+    ssize_t n = ::recv(p.client, buf, sizeof buf, MSG_DONTWAIT);
+    ASSERT_NE(n, 0) << "the server closed after " << got.size() << " bytes";
+    if (n > 0) got.append(buf, static_cast<std::size_t>(n));
+  }
+  ASSERT_EQ(server().connection_count(), 1u) << "cut after " << got.size() << " bytes";
+  std::string rest;
+  std::size_t head_end = got.find("\r\n\r\n");
+  ASSERT_NE(head_end, std::string::npos);
+  std::size_t want = head_end + 4 + big_size;
+  rest = receive(p.client, [&](const std::string& g, bool) { return got.size() + g.size() >= want; });
+  EXPECT_EQ(got.size() + rest.size(), want);
+}
+
+TEST_F(HttpConnection, HalfClosedClientGetsItsWholeAnswer) {
+  // `printf 'GET /big ...' | nc -N`: the client's FIN comes right after its
+  // request, while the answer is still being written.
+  server();
+  // Small socket buffers (loopback's defaults would take the whole answer).
+  int small = 16384;
+  p = tcp_pair(small);
+  ASSERT_EQ(::setsockopt(p.served, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+  ASSERT_TRUE(p.ok() && p.send(keep_request("/mid")));
+  ASSERT_EQ(::shutdown(p.client, SHUT_WR), 0);
+  ASSERT_TRUE(server().serve(unique_fd(p.served)));
+  p.served = -1;
+  pump_for(100ms);  // the FIN is read while the answer waits on the client
+  std::string got;
+  EXPECT_EQ(read_response(got), mid_size);
+  bool eof = false;
+  receive(p.client, [](const std::string&, bool) { return false; }, &eof);
+  EXPECT_TRUE(eof);  // and then the server closes
+  EXPECT_TRUE(pump_until([&] { return server().connection_count() == 0; }));
+}
+
+TEST_F(HttpConnection, HalfClosedClientGetsEveryPipelinedAnswer) {
+  // Two requests, the first answered late, then the client's FIN: the
+  // second request was received and is answered too, then the connection
+  // closes. (The FIN is read once the first answer is out: reading waits
+  // while a request waits for its answer.)
+  server();
+  ASSERT_TRUE(p.ok() && p.send(keep_request("/later") + keep_request("/hi")));
+  ASSERT_EQ(::shutdown(p.client, SHUT_WR), 0);
+  ASSERT_TRUE(server().serve(unique_fd(p.served)));
+  p.served = -1;
+  ASSERT_TRUE(pump_until([&] { return pending != nullptr; }));
+  pending->send("first");
+  pending = nullptr;
+  bool eof = false;
+  std::string got = receive(p.client, [](const std::string& g, bool) { return count(g, "HTTP/1.1 200") == 2; }, &eof);
+  EXPECT_EQ(count(got, "HTTP/1.1 200"), 2u) << got;
+  EXPECT_LT(got.find("first"), got.find("\r\n\r\nhi")) << got;
+  receive(p.client, [](const std::string&, bool) { return false; }, &eof);
+  EXPECT_TRUE(eof);
+}
+
+TEST_F(HttpConnection, CloseCallbackMayDestroyTheServerWhileItDropsItsConnections) {
+  // close() waits for a busy connection; close_all_connections() then ends
+  // it, and the close callback that runs destroys the server: nothing may
+  // touch the server after that (ASan checks).
+  server();
+  ASSERT_TRUE(serve_after(keep_request("/later")));
+  ASSERT_TRUE(pump_until([&] { return pending != nullptr; }));
+  bool closed = false;
+  server().close([&] {
+    closed = true;
+    srv_.reset();
+  });
+  uv_run(default_loop(), UV_RUN_NOWAIT);
+  EXPECT_FALSE(closed);  // the request in flight holds it
+  server().close_all_connections();
+  EXPECT_TRUE(closed);
+  EXPECT_FALSE(srv_.has_value());
+  pending->send("late");  // the handler's response outlives its connection
+  pending = nullptr;
+}
