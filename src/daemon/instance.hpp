@@ -113,6 +113,9 @@ class instance final : public instance_effects {
   pid_t pid_ = 0;
   int64_t started_unix_ms_ = 0;
   std::string spawn_error_text_;
+  // An app message of an unexpected shape was logged: one line per
+  // instance, however many it sends.
+  bool said_odd_message_ = false;
   detail::uv_handle_ptr<uv_timer_t> timer_;
   std::unique_ptr<run> current_;
   std::vector<std::unique_ptr<run>> draining_;

@@ -1,0 +1,81 @@
+// What an app or a control client can send or do must never take the daemon
+// down or wedge it: wrong-typed fields, malformed lines, clients that do not
+// read, running out of fds. And what the daemon owes the apps: no stray fds,
+// their last lines kept however the daemon stops, their place kept when a
+// restore cannot start them.
+#include <dirent.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <climits>
+#include <optional>
+
+#include "harness.hpp"
+#include "support/client.hpp"
+
+namespace manager_test {
+namespace {
+
+using namespace support;
+
+const std::string app = MANAGER_APP;
+
+// A control client speaking raw lines to the daemon's socket.
+class raw_client {
+ public:
+  explicit raw_client(const std::string& home) : fd_(connect_unix(home + "/corral.sock")) {}
+  ~raw_client() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  raw_client(const raw_client&) = delete;
+  raw_client& operator=(const raw_client&) = delete;
+  bool connected() const { return fd_ >= 0; }
+  int fd() const { return fd_; }
+  bool send(const std::string& text) { return write_all(fd_, text); }
+  /// The next line, parsed; a discarded json if none came in time.
+  json reply(int timeout_ms = 15000) {
+    auto line = read_line(fd_, timeout_ms);
+    return line ? json::parse(*line, nullptr, false) : json(json::value_t::discarded);
+  }
+
+ private:
+  int fd_;
+};
+
+int occurrences(const std::string& hay, const std::string& needle) { return support::count(hay, needle); }
+
+TEST_F(Manager, AppMessageWithWrongTypedFieldsIsIgnoredAndLoggedAndTheDaemonStaysUp) {
+  pid_t daemon = 0;
+  // `type` of every other JSON kind, then "ready": the daemon read on past them.
+  write_file(work_.file("odd.sh"),
+             "printf '%s\\n' '{\"type\":1}' '{\"type\":null}' '{\"type\":[\"ready\"]}' '{\"type\":{}}' "
+             "'\"ready\"' >&\"$CORRAL_CHANNEL_FD\"\n"
+             "exec " + app + " serve\n");
+  auto r = corral({"start", "/bin/sh " + work_.file("odd.sh"), "--name", "odd", "--wait-ready"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  daemon = daemon_pid();
+  EXPECT_TRUE(all_online(rows("odd"), 1));
+  // The cluster primary's messages (--lb round_robin): each field of the
+  // wrong type is taken as absent, and the app still gets its socket.
+  write_file(work_.file("rr.sh"),
+             "printf '%s\\n' "
+             "'{\"corral\":\"ack\",\"key\":1,\"n\":\"x\"}' '{\"corral\":\"bound\",\"key\":[]}' "
+             "'{\"corral\":\"close\",\"key\":{},\"seq\":1}' "
+             "'{\"corral\":\"listen\",\"seq\":2,\"address\":{\"host\":\"127.0.0.1\",\"port\":0},"
+             "\"key\":7,\"policy\":8,\"backlog\":\"many\"}' >&\"$CORRAL_CHANNEL_FD\"\n"
+             "exec " + app + " serve\n");
+  r = corral({"start", "/bin/sh " + work_.file("rr.sh"), "--name", "rr", "--port", "0", "--lb", "round_robin"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_TRUE(all_online(rows("rr"), 1));
+  EXPECT_EQ(corral({"ping"}).code, 0);
+  EXPECT_EQ(daemon_pid(), daemon);
+  // One line in the daemon's log names the app.
+  std::string log = slurp(home_.file("daemon.log"));
+  EXPECT_EQ(occurrences(log, "odd: instance 0 sent a message whose \"type\" is not a string"), 1) << log;
+}
+
+}  // namespace
+}  // namespace manager_test
