@@ -77,5 +77,50 @@ TEST_F(Manager, AppMessageWithWrongTypedFieldsIsIgnoredAndLoggedAndTheDaemonStay
   EXPECT_EQ(occurrences(log, "odd: instance 0 sent a message whose \"type\" is not a string"), 1) << log;
 }
 
+TEST_F(Manager, ControlRequestWithWrongTypedArgumentIsRefusedByNameAndTheDaemonStaysUp) {
+  ASSERT_EQ(corral({"start", app, "--name", "web", "--", "serve"}).code, 0);
+  pid_t daemon = daemon_pid();
+  raw_client c(home());
+  ASSERT_TRUE(c.connected());
+  struct bad_request {
+    std::string line;
+    std::string error;
+  };
+  const std::vector<bad_request> cases = {
+      {R"({"id":1,"cmd":"stop","args":{"target":1}})", "args.target must be a string"},
+      {R"({"id":2,"cmd":"restart","args":{"target":["web"]}})", "args.target must be a string"},
+      {R"({"id":3,"cmd":"delete","args":{"target":true}})", "args.target must be a string"},
+      {R"({"id":4,"cmd":"list","args":{"full":1}})", "args.full must be a boolean"},
+      {R"({"id":5,"cmd":"list","args":{"target":2}})", "args.target must be a string"},
+      {R"({"id":6,"cmd":"describe","args":{"target":{}}})", "args.target must be a string"},
+      {R"({"id":7,"cmd":"logs_info","args":{"target":3}})", "args.target must be a string"},
+      {R"({"id":8,"cmd":"flush","args":{"target":4}})", "args.target must be a string"},
+      {R"({"id":9,"cmd":"reload","args":{"target":"web","parallel":"2"}})", "args.parallel must be an integer"},
+      {R"({"id":10,"cmd":"scale","args":{"target":"web","instances":"3"}})", "args.instances must be an integer"},
+      {R"({"id":11,"cmd":"scale","args":{"target":"web","instances":1e30}})", "args.instances must be an integer"},
+      {R"({"id":12,"cmd":"monit","args":{"target":5}})", "args.target must be a string"},
+      {R"({"id":13,"cmd":"start","args":{"target":"nope","resolve_error":7}})", "args.resolve_error must be a string"},
+      {R"({"id":14,"cmd":"start","args":{"app":"web"}})", "args.app must be an object"},
+  };
+  for (auto& k : cases) {
+    ASSERT_TRUE(c.send(k.line + "\n"));
+    json rep = c.reply();
+    ASSERT_FALSE(rep.is_discarded()) << "no answer to " << k.line;
+    EXPECT_EQ(rep.value("ok", true), false) << rep.dump();
+    EXPECT_EQ(rep.value("error", ""), k.error) << k.line;
+  }
+  // A null is as if the field were absent: `stop` then names no target.
+  ASSERT_TRUE(c.send(R"({"id":20,"cmd":"stop","args":{"target":null}})" "\n"));
+  json rep = c.reply();
+  EXPECT_EQ(rep.value("id", 0), 20) << rep.dump();
+  EXPECT_EQ(rep.value("error", ""), "no app named or numbered '' (see corral list)");
+  ASSERT_TRUE(c.send(R"({"id":21,"cmd":"list","args":{"full":null,"target":null}})" "\n"));
+  rep = c.reply();
+  EXPECT_EQ(rep.value("ok", false), true) << rep.dump();
+  EXPECT_EQ(corral({"ping"}).code, 0);
+  EXPECT_EQ(daemon_pid(), daemon);
+  EXPECT_TRUE(all_online(rows("web"), 1));
+}
+
 }  // namespace
 }  // namespace manager_test
