@@ -458,16 +458,24 @@ void supervisor::remove_deleted_apps() {
     for (auto& i : a->others)
       if (stopped(i)) i->take_remaining_output();
   for (auto& a : apps_) std::erase_if(a->others, stopped);
-  auto gone = [&](const std::unique_ptr<app>& a) {
-    if (!a->deleting || !std::all_of(a->instances.begin(), a->instances.end(), stopped) || !a->others.empty())
-      return false;
+  // Which apps go is decided first and their last lines written while
+  // apps_ is whole; the erase comes last, with a predicate that calls
+  // nothing: writing a line looks its app up in apps_, which an erase in
+  // progress leaves holding moved-from (null) pointers.
+  std::vector<const app*> gone;
+  for (auto& a : apps_)
+    if (a->deleting && std::all_of(a->instances.begin(), a->instances.end(), stopped) && a->others.empty())
+      gone.push_back(a.get());
+  if (gone.empty()) return;
+  for (const app* a : gone) {
     for (auto& i : a->instances) i->take_remaining_output();
     // The app's sockets close with it; a Unix socket's file goes too.
     for (auto& text : a->spec.listen)
       if (auto addr = parse_listen(text); addr && addr->is_unix()) ::unlink(addr->path.c_str());
-    return true;
-  };
-  std::erase_if(apps_, gone);
+  }
+  std::erase_if(apps_, [&](const std::unique_ptr<app>& a) {
+    return std::find(gone.begin(), gone.end(), a.get()) != gone.end();
+  });
 }
 
 }  // namespace corral::daemon

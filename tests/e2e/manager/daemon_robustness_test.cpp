@@ -122,5 +122,36 @@ TEST_F(Manager, ControlRequestWithWrongTypedArgumentIsRefusedByNameAndTheDaemonS
   EXPECT_TRUE(all_online(rows("web"), 1));
 }
 
+TEST_F(Manager, DeletingAppsAroundOneThatStaysWritesTheirLastLinesWithoutCrashing) {
+  // The app's last line has no newline and its pipe stays open (a daemon of
+  // its own holds it): only removing the app writes that line out.
+  write_file(work_.file("last.sh"), "setsid sleep 1000 </dev/null &\nprintf 'last words'\nexec sleep 1000\n");
+  std::string cmd = "/bin/sh " + work_.file("last.sh");
+  ASSERT_EQ(corral({"start", cmd, "--name", "gone1"}).code, 0);
+  ASSERT_EQ(corral({"start", app, "--name", "kept", "--", "serve"}).code, 0);
+  ASSERT_EQ(corral({"start", cmd, "--name", "gone2"}).code, 0);
+  pid_t daemon = daemon_pid();
+  ASSERT_EQ(corral({"stop", "gone1"}).code, 0);
+  ASSERT_EQ(corral({"stop", "gone2"}).code, 0);
+  // Both deletes in one read: both apps go in the same pass, the kept one
+  // between them.
+  raw_client c(home());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.send(R"({"id":1,"cmd":"delete","args":{"target":"gone1"}})" "\n"
+                     R"({"id":2,"cmd":"delete","args":{"target":"gone2"}})" "\n"));
+  for (int k = 0; k < 2; ++k) {
+    json rep = c.reply();
+    ASSERT_FALSE(rep.is_discarded()) << "no answer to delete " << k + 1;
+    EXPECT_EQ(rep.value("ok", false), true) << rep.dump();
+  }
+  EXPECT_EQ(corral({"ping"}).code, 0);
+  EXPECT_EQ(daemon_pid(), daemon);
+  EXPECT_TRUE(all_online(rows("kept"), 1));
+  EXPECT_TRUE(wait_until([&] { return slurp(log_path("gone2")).find("last words") != std::string::npos; }, 10s))
+      << slurp(log_path("gone2"));
+  EXPECT_NE(slurp(log_path("gone1")).find("last words"), std::string::npos);
+  for (pid_t p : processes_with(home())) ::kill(p, SIGKILL);
+}
+
 }  // namespace
 }  // namespace manager_test
