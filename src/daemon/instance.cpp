@@ -171,6 +171,11 @@ void instance::kill_group() {
 }
 
 int instance::spawn() {
+  if (auto s = host_.before_spawn(id_); !s) {
+    spawn_error_text_ = s.err().message();
+    int code = s.err().code().value();
+    return code > 0 && s.err().code().category() == std::generic_category() ? -code : -EAGAIN;
+  }
   // Cluster mode: an instance is online when it says so (channel, sd_notify)
   // or after listen_timeout alive, never at once: a reload must not retire
   // the old instance for a replacement that dies while it starts.

@@ -47,6 +47,19 @@ class raw_client {
 
 int occurrences(const std::string& hay, const std::string& needle) { return support::count(hay, needle); }
 
+// A port no one listens on now (bound, read, closed).
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_ANY);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
 TEST_F(Manager, AppMessageWithWrongTypedFieldsIsIgnoredAndLoggedAndTheDaemonStaysUp) {
   pid_t daemon = 0;
   // `type` of every other JSON kind, then "ready": the daemon read on past them.
@@ -151,6 +164,40 @@ TEST_F(Manager, DeletingAppsAroundOneThatStaysWritesTheirLastLinesWithoutCrashin
       << slurp(log_path("gone2"));
   EXPECT_NE(slurp(log_path("gone1")).find("last words"), std::string::npos);
   for (pid_t p : processes_with(home())) ::kill(p, SIGKILL);
+}
+
+TEST_F(Manager, RestoredAppWhosePortIsTakenStaysListedErroredAndStartsOnRestart) {
+  int port = free_port();
+  ASSERT_EQ(corral({"start", app, "--name", "web", "--port", std::to_string(port), "--", "serve"}).code, 0);
+  ASSERT_TRUE(all_online(rows("web"), 1));
+  pid_t daemon = daemon_pid();
+  ::kill(daemon, SIGTERM);
+  ASSERT_TRUE(wait_until([&] {
+    reap_orphans();
+    return !alive(daemon);
+  }, 15s));
+  // Another service has the port when the next daemon starts.
+  int blocker = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_ANY);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  ASSERT_EQ(::bind(blocker, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(blocker, 8), 0);
+  ASSERT_EQ(corral({"ping"}).code, 0);
+  auto rs = rows("web");
+  ASSERT_EQ(rs.size(), 1u) << jlist().dump();
+  EXPECT_EQ(rs[0].value("status", ""), "errored") << rs[0].dump();
+  EXPECT_NE(rs[0].value("error", "").find("in use"), std::string::npos) << rs[0].dump();
+  EXPECT_TRUE(wait_until([&] { return slurp(home_.file("state.json")).find("\"web\"") != std::string::npos; }, 5s));
+  // The port is free again: a restart is all it takes.
+  ::close(blocker);
+  auto r = corral({"restart", "web"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_TRUE(all_online(rows("web"), 1)) << jlist().dump();
+  int fd = connect_tcp(port);
+  EXPECT_GE(fd, 0) << "nothing listens on " << port;
+  if (fd >= 0) ::close(fd);
 }
 
 }  // namespace
