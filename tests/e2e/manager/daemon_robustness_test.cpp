@@ -200,5 +200,29 @@ TEST_F(Manager, RestoredAppWhosePortIsTakenStaysListedErroredAndStartsOnRestart)
   if (fd >= 0) ::close(fd);
 }
 
+TEST_F(Manager, AppOfAnAutoStartedDaemonHasOnlyItsStdioAndChannelFds) {
+  ASSERT_EQ(corral({"start", app, "--name", "web", "--", "serve"}).code, 0);  // starts the daemon
+  auto rs = rows("web");
+  ASSERT_TRUE(all_online(rs, 1));
+  std::string dir = "/proc/" + std::to_string(rs[0].value("pid", 0)) + "/fd";
+  std::vector<int> fds;
+  std::string targets;
+  DIR* d = ::opendir(dir.c_str());
+  ASSERT_NE(d, nullptr);
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    char buf[PATH_MAX] = {};
+    ssize_t n = ::readlink((dir + "/" + e->d_name).c_str(), buf, sizeof buf - 1);
+    std::string target(buf, n > 0 ? static_cast<size_t>(n) : 0);
+    fds.push_back(std::atoi(e->d_name));
+    targets += std::string(e->d_name) + " -> " + target + "\n";
+  }
+  ::closedir(d);
+  std::sort(fds.begin(), fds.end());
+  // 0 (/dev/null), 1 and 2 (the log pipes), 3 (the channel).
+  EXPECT_EQ(fds, (std::vector<int>{0, 1, 2, 3})) << targets;
+  EXPECT_EQ(targets.find("daemon.log"), std::string::npos) << targets;
+}
+
 }  // namespace
 }  // namespace manager_test
