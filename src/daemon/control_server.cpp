@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "daemon/protocol.hpp"
@@ -49,23 +50,53 @@ control_server::control_server(uv_loop_t* loop, std::string path, unique_fd fd, 
   poll_ = detail::uv_handle_ptr<uv_poll_t>::make();
   uv_poll_init(loop_, poll_.get(), fd_.get());
   poll_->data = this;
-  uv_poll_start(poll_.get(), UV_READABLE, [](uv_poll_t* p, int, int) {
-    if (auto* self = static_cast<control_server*>(p->data)) self->on_acceptable();
-  });
+  accept_timer_ = detail::uv_handle_ptr<uv_timer_t>::make();
+  uv_timer_init(loop_, accept_timer_.get());
+  accept_timer_->data = this;
+  watch_listener();
 }
 
 control_server::~control_server() {
+  accept_timer_.reset();
   poll_.reset();
   conns_.clear();
   ::unlink(path_.c_str());
 }
 
+void control_server::watch_listener() {
+  uv_poll_start(poll_.get(), UV_READABLE, [](uv_poll_t* p, int, int) {
+    if (auto* self = static_cast<control_server*>(p->data)) self->on_acceptable();
+  });
+}
+
 void control_server::on_acceptable() {
   for (int k = 0; k < 64; ++k) {
     int fd = ::accept4(fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;  // EAGAIN, or EMFILE: try again at the next wakeup
-    accept_one(fd);
+    if (fd >= 0) {
+      accept_paused_said_ = false;
+      accept_one(fd);
+      continue;
+    }
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) pause_accepting(errno);
+    return;  // EAGAIN: nothing more now
   }
+}
+
+void control_server::pause_accepting(int err) {
+  // The connection stays in the backlog, so the socket stays readable: a
+  // poll left on would fire again at once and spin on a core. As libuv and
+  // nginx do, stop watching it for a while (the clients we have are served
+  // meanwhile) and look again; said once until an accept works again.
+  if (!accept_paused_said_)
+    std::fprintf(stderr, "corral daemon: control socket: cannot accept: %s (%s); accepting paused, retried every %d ms\n",
+                 std::strerror(err), uv_err_name(-err), accept_retry_ms);
+  accept_paused_said_ = true;
+  uv_poll_stop(poll_.get());
+  uv_timer_start(accept_timer_.get(), [](uv_timer_t* t) {
+    auto* self = static_cast<control_server*>(t->data);
+    if (self && self->poll_) self->watch_listener();
+  }, accept_retry_ms, 0);
 }
 
 void control_server::accept_one(int raw) {
@@ -129,6 +160,7 @@ void control_server::drop(uint64_t conn) {
 void control_server::shutdown(std::function<void()> done) {
   shutting_down_ = true;
   on_done_ = std::move(done);
+  accept_timer_.reset();
   poll_.reset();
   ::unlink(path_.c_str());
   fd_.reset();

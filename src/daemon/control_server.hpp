@@ -44,7 +44,9 @@ class control_server {
 
  private:
   control_server(uv_loop_t* loop, std::string path, unique_fd fd, request_fn fn);
+  void watch_listener();
   void on_acceptable();
+  void pause_accepting(int err);
   void accept_one(int fd);
   void maybe_done();
 
@@ -53,6 +55,10 @@ class control_server {
   unique_fd fd_;
   request_fn on_request_;
   detail::uv_handle_ptr<uv_poll_t> poll_;
+  // Out of fds (EMFILE...): the listener is not watched until this fires.
+  static constexpr int accept_retry_ms = 100;
+  detail::uv_handle_ptr<uv_timer_t> accept_timer_;
+  bool accept_paused_said_ = false;
   std::map<uint64_t, std::unique_ptr<channel>> conns_;
   uint64_t next_conn_ = 1;
   std::size_t rejected_ = 0;

@@ -224,5 +224,37 @@ TEST_F(Manager, AppOfAnAutoStartedDaemonHasOnlyItsStdioAndChannelFds) {
   EXPECT_EQ(targets.find("daemon.log"), std::string::npos) << targets;
 }
 
+TEST_F(Manager, AcceptPausesWhenTheDaemonIsOutOfFdsAndServesItsClientsMeanwhile) {
+  ASSERT_EQ(corral({"ping"}).code, 0);
+  pid_t daemon = daemon_pid();
+  raw_client first(home());
+  ASSERT_TRUE(first.connected());
+  ASSERT_TRUE(first.send(R"({"id":1,"cmd":"ping"})" "\n"));
+  ASSERT_EQ(first.reply().value("ok", false), true);
+  // Room for one more connection, then EMFILE.
+  rlimit old{};
+  ASSERT_EQ(::prlimit(daemon, RLIMIT_NOFILE, nullptr, &old), 0);
+  rlimit tight = old;
+  tight.rlim_cur = static_cast<rlim_t>(fd_count(daemon) + 1);
+  ASSERT_EQ(::prlimit(daemon, RLIMIT_NOFILE, &tight, nullptr), 0);
+  std::vector<std::unique_ptr<raw_client>> more;
+  for (int k = 0; k < 3; ++k) more.push_back(std::make_unique<raw_client>(home()));  // the backlog takes them
+  EXPECT_TRUE(wait_until([&] {
+    return slurp(home_.file("daemon.log")).find("accepting paused") != std::string::npos;
+  }, 10s)) << slurp(home_.file("daemon.log"));
+  // The clients it has are served meanwhile.
+  for (int k = 2; k < 5; ++k) {
+    ASSERT_TRUE(first.send(R"({"id":)" + std::to_string(k) + R"(,"cmd":"ping"})" "\n"));
+    EXPECT_EQ(first.reply().value("id", 0), k);
+  }
+  // Room again: the waiting clients are accepted, and new ones.
+  ASSERT_EQ(::prlimit(daemon, RLIMIT_NOFILE, &old, nullptr), 0);
+  more.clear();
+  EXPECT_EQ(corral({"ping"}).code, 0);
+  EXPECT_EQ(daemon_pid(), daemon);
+  // Said once per episode, not once per wakeup.
+  EXPECT_EQ(occurrences(slurp(home_.file("daemon.log")), "accepting paused"), 1);
+}
+
 }  // namespace
 }  // namespace manager_test
