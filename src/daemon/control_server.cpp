@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <system_error>
 #include <cstdio>
 #include <cstring>
 
@@ -117,11 +118,12 @@ void control_server::accept_one(int raw) {
   channel_options co;
   co.peer = "control client (pid " + std::to_string(cred.pid) + ")";
   co.max_line = 1u << 20;
+  int raw_fd = fd.get();
   auto ch = channel::open(fd.release(), co, loop_);
   if (!ch) return;
   auto& c = conns_[id] = std::move(ch.value());
   c->on_message([this, id](json&& msg, std::vector<unique_fd>&&) { on_request_(id, std::move(msg)); });
-  c->on_error([](const error&) {});
+  c->on_error([this, id, raw_fd](const error& e) { on_protocol_error(id, raw_fd, e); });
   c->on_close([this, id] {
     // Freed on the next turn: the channel is inside its own callback.
     auto it = conns_.find(id);
@@ -138,6 +140,27 @@ void control_server::accept_one(int raw) {
     }, 0, 0);
     maybe_done();
   });
+}
+
+// The channel closes right after this, dropping what it has queued; its
+// socket is still open here. A line that is not JSON, or too long, is
+// answered (best effort, as a rejected peer is) so the client learns why it
+// is cut off, in the protocol's reply shape with id 0 (docs/manager-protocol.md).
+void control_server::on_protocol_error(uint64_t conn, int fd, const error& e) {
+  if (e.code() != std::errc::protocol_error && e.code() != std::errc::message_size) return;  // I/O: the peer went
+  auto it = conns_.find(conn);
+  std::string why = e.message();
+  if (it != conns_.end()) {
+    // "channel to control client (pid N): " names the peer, not the fault.
+    std::string prefix = "channel to " + it->second->peer() + ": ";
+    if (why.rfind(prefix, 0) == 0) why.erase(0, prefix.size());
+  }
+  std::fprintf(stderr, "corral daemon: %s: malformed request: %s; disconnected\n",
+               it != conns_.end() ? it->second->peer().c_str() : "control client", why.c_str());
+  // Replies still queued would come first: the line would land inside one.
+  if (it != conns_.end() && it->second->queued_bytes() > 0) return;
+  std::string line = encode_line(encode(response{0, false, json(), "malformed request: " + why}));
+  (void)!::send(fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 bool control_server::send(uint64_t conn, const json& doc) {

@@ -48,6 +48,7 @@ class control_server {
   void on_acceptable();
   void pause_accepting(int err);
   void accept_one(int fd);
+  void on_protocol_error(uint64_t conn, int fd, const error& e);
   void maybe_done();
 
   uv_loop_t* loop_;

@@ -256,5 +256,35 @@ TEST_F(Manager, AcceptPausesWhenTheDaemonIsOutOfFdsAndServesItsClientsMeanwhile)
   EXPECT_EQ(occurrences(slurp(home_.file("daemon.log")), "accepting paused"), 1);
 }
 
+TEST_F(Manager, MalformedControlLineIsAnsweredWithTheReasonBeforeTheDisconnect) {
+  ASSERT_EQ(corral({"ping"}).code, 0);
+  pid_t daemon = daemon_pid();
+  {
+    raw_client c(home());
+    ASSERT_TRUE(c.send("this is not json\n"));
+    json rep = c.reply();
+    ASSERT_FALSE(rep.is_discarded());
+    EXPECT_EQ(rep.value("id", 1), 0);
+    EXPECT_EQ(rep.value("ok", true), false);
+    EXPECT_EQ(rep.value("error", "").rfind("malformed request: ", 0), 0u) << rep.dump();
+    EXPECT_NE(rep.value("error", "").find("not JSON"), std::string::npos) << rep.dump();
+    EXPECT_EQ(read_line(c.fd(), 5000), std::nullopt);  // then EOF
+  }
+  {
+    raw_client c(home());
+    std::string chunk(64 * 1024, 'x');
+    for (int k = 0; k < 24 && c.send(chunk); ++k) {
+    }
+    json rep = c.reply();
+    ASSERT_FALSE(rep.is_discarded());
+    EXPECT_EQ(rep.value("ok", true), false);
+    EXPECT_NE(rep.value("error", "").find("longer than"), std::string::npos) << rep.dump();
+  }
+  EXPECT_EQ(corral({"ping"}).code, 0);
+  EXPECT_EQ(daemon_pid(), daemon);
+  std::string log = slurp(home_.file("daemon.log"));
+  EXPECT_EQ(occurrences(log, "malformed request"), 2) << log;
+}
+
 }  // namespace
 }  // namespace manager_test
