@@ -286,5 +286,13 @@ TEST_F(Manager, MalformedControlLineIsAnsweredWithTheReasonBeforeTheDisconnect) 
   EXPECT_EQ(occurrences(log, "malformed request"), 2) << log;
 }
 
+TEST_F(Manager, WhitespaceOnlyCommandIsAnEmptyCommandError) {
+  auto r = corral({"start", " \t "});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.code, -1);
+  EXPECT_NE(r.err.find("empty command"), std::string::npos) << r.err;
+  EXPECT_EQ(occurrences(r.err, "\n"), 1) << r.err;
+}
+
 }  // namespace
 }  // namespace manager_test
