@@ -37,6 +37,13 @@ supervisor::supervisor(uv_loop_t* loop, home_paths home)
 
 supervisor::~supervisor() {
   kill_leftovers();
+  // The apps' last lines, as `kill` and `delete` write them: what is still
+  // in the pipes and a partial last line (a pipe another process holds open
+  // never reaches EOF). However the daemon stops (SIGTERM, SIGINT, `corral
+  // run` ending), the log files get them before they close.
+  for (auto& a : apps_)
+    for (auto* v : {&a->instances, &a->others})
+      for (auto& i : *v) i->take_remaining_output();
   for (auto& a : apps_)
     for (auto* v : {&a->instances, &a->others})
       for (auto& i : *v) i->sigkill_now();

@@ -294,5 +294,20 @@ TEST_F(Manager, WhitespaceOnlyCommandIsAnEmptyCommandError) {
   EXPECT_EQ(occurrences(r.err, "\n"), 1) << r.err;
 }
 
+TEST_F(Manager, DaemonStoppedBySigtermWritesTheAppsPartialLastLine) {
+  // A daemon of the app's own keeps its pipe open: no EOF says "that was all".
+  write_file(work_.file("partial.sh"), "setsid sleep 1000 </dev/null &\nexec " + app + " lines 3\n");
+  ASSERT_EQ(corral({"start", "/bin/sh " + work_.file("partial.sh"), "--name", "web"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return slurp(log_path("web")).find("out 2\n") != std::string::npos; }, 10s));
+  pid_t daemon = daemon_pid();
+  ::kill(daemon, SIGTERM);
+  ASSERT_TRUE(wait_until([&] {
+    reap_orphans();
+    return !alive(daemon);
+  }, 15s));
+  EXPECT_NE(slurp(log_path("web")).find("out 2\npartial"), std::string::npos) << slurp(log_path("web"));
+  for (pid_t p : processes_with(home())) ::kill(p, SIGKILL);
+}
+
 }  // namespace
 }  // namespace manager_test
