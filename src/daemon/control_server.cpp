@@ -165,7 +165,15 @@ void control_server::on_protocol_error(uint64_t conn, int fd, const error& e) {
 
 bool control_server::send(uint64_t conn, const json& doc) {
   auto it = conns_.find(conn);
-  return it != conns_.end() && it->second->send(doc);
+  if (it == conns_.end()) return false;
+  bool below_high_water = it->second->send(doc);
+  if (it->second->queued_bytes() <= max_unread_bytes) return below_high_water;
+  // A client that keeps asking and never reads would make the daemon queue
+  // its replies without bound.
+  std::fprintf(stderr, "corral daemon: %s: more than %zu MiB of replies unread; disconnected\n",
+               it->second->peer().c_str(), max_unread_bytes >> 20);
+  drop(conn);
+  return false;
 }
 
 void control_server::drop(uint64_t conn) {

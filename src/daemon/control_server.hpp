@@ -29,8 +29,10 @@ class control_server {
 
   /// Sends one document to connection `conn`, if it is still there. False
   /// when the connection is gone or its peer is not reading (more than the
-  /// channel's high-water mark, 1 MiB, waits to be written).
+  /// channel's high-water mark, 1 MiB, waits to be written). A peer with
+  /// more than max_unread_bytes waiting is dropped (on_disconnect runs).
   bool send(uint64_t conn, const json& doc);
+  static constexpr std::size_t max_unread_bytes = std::size_t{16} << 20;
   /// Closes `conn` at once, dropping what it has queued (a stream's client
   /// that stopped reading). on_disconnect runs.
   void drop(uint64_t conn);

@@ -286,6 +286,24 @@ TEST_F(Manager, MalformedControlLineIsAnsweredWithTheReasonBeforeTheDisconnect) 
   EXPECT_EQ(occurrences(log, "malformed request"), 2) << log;
 }
 
+TEST_F(Manager, ClientThatSendsRequestsWithoutReadingIsDisconnectedPastTheCap) {
+  // Each describe answer carries the app's spec: 100 KB of env.
+  ASSERT_EQ(corral({"start", app, "--name", "web", "--env", "BIG=" + std::string(100000, 'b'), "--", "serve"}).code, 0);
+  pid_t daemon = daemon_pid();
+  raw_client c(home());
+  std::string reqs;
+  for (int k = 1; k <= 400; ++k) reqs += R"({"id":)" + std::to_string(k) + R"(,"cmd":"describe","args":{"target":"web"}})" "\n";
+  ASSERT_TRUE(c.send(reqs));
+  EXPECT_TRUE(wait_until([&] {
+    return slurp(home_.file("daemon.log")).find("replies unread") != std::string::npos;
+  }, 30s)) << tail_of(home_.file("daemon.log"), 2000);
+  EXPECT_EQ(corral({"ping"}).code, 0);
+  EXPECT_EQ(daemon_pid(), daemon);
+  // What was written before the cut is there to read; then EOF.
+  std::string got = read_all(c.fd(), 5000);
+  EXPECT_LT(got.size(), 40u << 20);
+}
+
 TEST_F(Manager, WhitespaceOnlyCommandIsAnEmptyCommandError) {
   auto r = corral({"start", " \t "});
   EXPECT_NE(r.code, 0);
