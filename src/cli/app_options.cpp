@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cctype>
 #include <filesystem>
 #include <thread>
@@ -48,6 +49,8 @@ result<uint64_t> parse_size(const std::string& s) {
   else if (unit == "M" || unit == "MB") mult = 1u << 20;
   else if (unit == "G" || unit == "GB") mult = 1u << 30;
   else if (!unit.empty()) return bad_size();
+  // 12 digits of G pass 2^64: it would wrap (to 0, "never rotate", for 16 Gi G).
+  if (n > UINT64_MAX / mult) return invalid("'" + s + "' is too large (at most 16 EiB)");
   uint64_t bytes = n * mult;
   if (bytes != 0 && bytes < 4096) return invalid("'" + s + "' is below the 4K minimum (0 means never rotate)");
   return bytes;

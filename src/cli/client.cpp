@@ -28,8 +28,19 @@ std::string self_exe() {
   return std::string(buf, static_cast<size_t>(n));
 }
 
+// Makes `fd` the descriptor `target`, kept across exec. dup2 onto itself
+// would leave close-on-exec set.
+void place(int fd, int target) {
+  if (fd == target)
+    ::fcntl(fd, F_SETFD, 0);
+  else
+    ::dup2(fd, target);
+}
+
 // Double fork: the daemon is nobody's child, in its own session, with its
-// output in daemon.log; we reap the intermediate child at once.
+// output in daemon.log; we reap the intermediate child at once. It gets
+// exactly 0..2: what else it holds, every app it starts inherits (a
+// daemon.log open for writing, the caller's leaked descriptors).
 status spawn_daemon(const daemon::home_paths& home) {
   if (auto s = daemon::ensure_home(home); !s) return s;
   std::string exe = self_exe();
@@ -38,13 +49,17 @@ status spawn_daemon(const daemon::home_paths& home) {
   if (pid == 0) {
     ::setsid();
     if (::fork() != 0) ::_exit(0);
-    int null = ::open("/dev/null", O_RDONLY);
-    int log = ::open(home.daemon_log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    if (null >= 0) ::dup2(null, 0);
+    int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int log = ::open(home.daemon_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (null >= 0) place(null, 0);
     if (log >= 0) {
-      ::dup2(log, 1);
-      ::dup2(log, 2);
+      place(log, 1);
+      place(log, 2);
     }
+    // The originals (close-on-exec anyway) and whatever the caller let us
+    // inherit: a shell's or a test runner's descriptors are not the daemon's.
+    if (::close_range(3, ~0U, 0) != 0)
+      for (int fd = 3; fd < 65536; ++fd) ::close(fd);
     ::execl(exe.c_str(), exe.c_str(), "daemon", static_cast<char*>(nullptr));
     ::_exit(127);
   }

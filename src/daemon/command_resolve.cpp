@@ -75,7 +75,8 @@ bool has_shell_syntax(const std::string& s) { return s.find_first_of("|&;<>()$`\
 result<resolved_command> resolve_command(const std::string& command, const std::vector<std::string>& args,
                                          const std::string& interpreter, const std::string& cwd,
                                          const std::string& path_env) {
-  if (command.empty())
+  // Blank is empty: no word would name the program.
+  if (command.find_first_not_of(" \t\n\v\f\r") == std::string::npos)
     return error(std::make_error_code(std::errc::invalid_argument), "start: empty command");
   resolved_command out;
   if (interpreter.empty() && has_shell_syntax(command)) {

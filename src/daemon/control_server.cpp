@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <system_error>
+#include <cstdio>
 #include <cstring>
 
 #include "daemon/protocol.hpp"
@@ -49,23 +51,53 @@ control_server::control_server(uv_loop_t* loop, std::string path, unique_fd fd, 
   poll_ = detail::uv_handle_ptr<uv_poll_t>::make();
   uv_poll_init(loop_, poll_.get(), fd_.get());
   poll_->data = this;
-  uv_poll_start(poll_.get(), UV_READABLE, [](uv_poll_t* p, int, int) {
-    if (auto* self = static_cast<control_server*>(p->data)) self->on_acceptable();
-  });
+  accept_timer_ = detail::uv_handle_ptr<uv_timer_t>::make();
+  uv_timer_init(loop_, accept_timer_.get());
+  accept_timer_->data = this;
+  watch_listener();
 }
 
 control_server::~control_server() {
+  accept_timer_.reset();
   poll_.reset();
   conns_.clear();
   ::unlink(path_.c_str());
 }
 
+void control_server::watch_listener() {
+  uv_poll_start(poll_.get(), UV_READABLE, [](uv_poll_t* p, int, int) {
+    if (auto* self = static_cast<control_server*>(p->data)) self->on_acceptable();
+  });
+}
+
 void control_server::on_acceptable() {
   for (int k = 0; k < 64; ++k) {
     int fd = ::accept4(fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;  // EAGAIN, or EMFILE: try again at the next wakeup
-    accept_one(fd);
+    if (fd >= 0) {
+      accept_paused_said_ = false;
+      accept_one(fd);
+      continue;
+    }
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) pause_accepting(errno);
+    return;  // EAGAIN: nothing more now
   }
+}
+
+void control_server::pause_accepting(int err) {
+  // The connection stays in the backlog, so the socket stays readable: a
+  // poll left on would fire again at once and spin on a core. As libuv and
+  // nginx do, stop watching it for a while (the clients we have are served
+  // meanwhile) and look again; said once until an accept works again.
+  if (!accept_paused_said_)
+    std::fprintf(stderr, "corral daemon: control socket: cannot accept: %s (%s); accepting paused, retried every %d ms\n",
+                 std::strerror(err), uv_err_name(-err), accept_retry_ms);
+  accept_paused_said_ = true;
+  uv_poll_stop(poll_.get());
+  uv_timer_start(accept_timer_.get(), [](uv_timer_t* t) {
+    auto* self = static_cast<control_server*>(t->data);
+    if (self && self->poll_) self->watch_listener();
+  }, accept_retry_ms, 0);
 }
 
 void control_server::accept_one(int raw) {
@@ -86,11 +118,12 @@ void control_server::accept_one(int raw) {
   channel_options co;
   co.peer = "control client (pid " + std::to_string(cred.pid) + ")";
   co.max_line = 1u << 20;
+  int raw_fd = fd.get();
   auto ch = channel::open(fd.release(), co, loop_);
   if (!ch) return;
   auto& c = conns_[id] = std::move(ch.value());
   c->on_message([this, id](json&& msg, std::vector<unique_fd>&&) { on_request_(id, std::move(msg)); });
-  c->on_error([](const error&) {});
+  c->on_error([this, id, raw_fd](const error& e) { on_protocol_error(id, raw_fd, e); });
   c->on_close([this, id] {
     // Freed on the next turn: the channel is inside its own callback.
     auto it = conns_.find(id);
@@ -109,9 +142,38 @@ void control_server::accept_one(int raw) {
   });
 }
 
+// The channel closes right after this, dropping what it has queued; its
+// socket is still open here. A line that is not JSON, or too long, is
+// answered (best effort, as a rejected peer is) so the client learns why it
+// is cut off, in the protocol's reply shape with id 0 (docs/manager-protocol.md).
+void control_server::on_protocol_error(uint64_t conn, int fd, const error& e) {
+  if (e.code() != std::errc::protocol_error && e.code() != std::errc::message_size) return;  // I/O: the peer went
+  auto it = conns_.find(conn);
+  std::string why = e.message();
+  if (it != conns_.end()) {
+    // "channel to control client (pid N): " names the peer, not the fault.
+    std::string prefix = "channel to " + it->second->peer() + ": ";
+    if (why.rfind(prefix, 0) == 0) why.erase(0, prefix.size());
+  }
+  std::fprintf(stderr, "corral daemon: %s: malformed request: %s; disconnected\n",
+               it != conns_.end() ? it->second->peer().c_str() : "control client", why.c_str());
+  // Replies still queued would come first: the line would land inside one.
+  if (it != conns_.end() && it->second->queued_bytes() > 0) return;
+  std::string line = encode_line(encode(response{0, false, json(), "malformed request: " + why}));
+  (void)!::send(fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 bool control_server::send(uint64_t conn, const json& doc) {
   auto it = conns_.find(conn);
-  return it != conns_.end() && it->second->send(doc);
+  if (it == conns_.end()) return false;
+  bool below_high_water = it->second->send(doc);
+  if (it->second->queued_bytes() <= max_unread_bytes) return below_high_water;
+  // A client that keeps asking and never reads would make the daemon queue
+  // its replies without bound.
+  std::fprintf(stderr, "corral daemon: %s: more than %zu MiB of replies unread; disconnected\n",
+               it->second->peer().c_str(), max_unread_bytes >> 20);
+  drop(conn);
+  return false;
 }
 
 void control_server::drop(uint64_t conn) {
@@ -129,6 +191,7 @@ void control_server::drop(uint64_t conn) {
 void control_server::shutdown(std::function<void()> done) {
   shutting_down_ = true;
   on_done_ = std::move(done);
+  accept_timer_.reset();
   poll_.reset();
   ::unlink(path_.c_str());
   fd_.reset();

@@ -29,8 +29,10 @@ class control_server {
 
   /// Sends one document to connection `conn`, if it is still there. False
   /// when the connection is gone or its peer is not reading (more than the
-  /// channel's high-water mark, 1 MiB, waits to be written).
+  /// channel's high-water mark, 1 MiB, waits to be written). A peer with
+  /// more than max_unread_bytes waiting is dropped (on_disconnect runs).
   bool send(uint64_t conn, const json& doc);
+  static constexpr std::size_t max_unread_bytes = std::size_t{16} << 20;
   /// Closes `conn` at once, dropping what it has queued (a stream's client
   /// that stopped reading). on_disconnect runs.
   void drop(uint64_t conn);
@@ -44,8 +46,11 @@ class control_server {
 
  private:
   control_server(uv_loop_t* loop, std::string path, unique_fd fd, request_fn fn);
+  void watch_listener();
   void on_acceptable();
+  void pause_accepting(int err);
   void accept_one(int fd);
+  void on_protocol_error(uint64_t conn, int fd, const error& e);
   void maybe_done();
 
   uv_loop_t* loop_;
@@ -53,6 +58,10 @@ class control_server {
   unique_fd fd_;
   request_fn on_request_;
   detail::uv_handle_ptr<uv_poll_t> poll_;
+  // Out of fds (EMFILE...): the listener is not watched until this fires.
+  static constexpr int accept_retry_ms = 100;
+  detail::uv_handle_ptr<uv_timer_t> accept_timer_;
+  bool accept_paused_said_ = false;
   std::map<uint64_t, std::unique_ptr<channel>> conns_;
   uint64_t next_conn_ = 1;
   std::size_t rejected_ = 0;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <chrono>
 #include <map>
@@ -170,6 +171,11 @@ void instance::kill_group() {
 }
 
 int instance::spawn() {
+  if (auto s = host_.before_spawn(id_); !s) {
+    spawn_error_text_ = s.err().message();
+    int code = s.err().code().value();
+    return code > 0 && s.err().code().category() == std::generic_category() ? -code : -EAGAIN;
+  }
   // Cluster mode: an instance is online when it says so (channel, sd_notify)
   // or after listen_timeout alive, never at once: a reload must not retire
   // the old instance for a replacement that dies while it starts.
@@ -363,8 +369,24 @@ void instance::on_message(run& r, const json& msg) {
     if (router_->on_message(peer, msg)) return;
   }
   if (current_.get() != &r) return;
-  // PM2's convention: process.send('ready').
-  if (msg == "ready" || (msg.is_object() && msg.value("type", "") == "ready")) fsm_.handle(event::ready);
+  // PM2's convention: process.send('ready'), or {type: 'ready'}. Anything
+  // else is the app's own business. The app is untrusted: a field of another
+  // type than ours is ignored (nlohmann's value() would throw on the loop).
+  bool ready = msg == "ready";
+  if (auto type = msg.is_object() ? msg.find("type") : msg.end(); msg.is_object() && type != msg.end()) {
+    if (type->is_string()) {
+      ready = *type == "ready";
+    } else if (!said_odd_message_) {
+      said_odd_message_ = true;
+      std::string text = msg.dump(-1, ' ', false, json::error_handler_t::replace);
+      if (text.size() > 200) text = text.substr(0, 200) + "...";
+      std::fprintf(stderr,
+                   "corral daemon: %s: instance %d sent a message whose \"type\" is not a string (%s); ignored, "
+                   "as are any more of its kind\n",
+                   spec_.name.c_str(), index_, text.c_str());
+    }
+  }
+  if (ready) fsm_.handle(event::ready);
 }
 
 void instance::on_exit(run& r, int64_t code, int signal) {

@@ -13,6 +13,7 @@
 
 #include "core/handle.hpp"
 #include "corral/channel.hpp"
+#include "corral/error.hpp"
 #include "corral/fd.hpp"
 #include "daemon/app_spec.hpp"
 #include "daemon/lifecycle.hpp"
@@ -40,6 +41,10 @@ struct instance_host {
   virtual void note(int /*instance_id*/, std::string_view /*line*/) {}
   /// The sd_notify datagram socket's path (NOTIFY_SOCKET), or "".
   virtual std::string notify_socket_path() const { return {}; }
+  /// Before each spawn: gets what the instance needs from its app and may
+  /// lack (a cluster app's sockets, when a restore could not bind them). An
+  /// error fails the spawn with its message (the instance is errored).
+  virtual status before_spawn(int /*instance_id*/) { return {}; }
 };
 
 class instance final : public instance_effects {
@@ -113,6 +118,9 @@ class instance final : public instance_effects {
   pid_t pid_ = 0;
   int64_t started_unix_ms_ = 0;
   std::string spawn_error_text_;
+  // An app message of an unexpected shape was logged: one line per
+  // instance, however many it sends.
+  bool said_odd_message_ = false;
   detail::uv_handle_ptr<uv_timer_t> timer_;
   std::unique_ptr<run> current_;
   std::vector<std::unique_ptr<run>> draining_;

@@ -62,6 +62,12 @@ int open_log(const std::string& path, bool truncate) {
 
 std::string errno_text(int err) { return std::string(std::strerror(err)) + " (" + uv_err_name(-err) + ")"; }
 
+// `flush`: the rotated files go, however many there are.
+void remove_rotated(const std::string& path, int retain) {
+  for (int k = 1; k <= 1000; ++k)
+    if (::unlink((path + "." + std::to_string(k)).c_str()) != 0 && errno == ENOENT && k > retain) break;
+}
+
 }  // namespace
 
 result<std::unique_ptr<log_file>> log_file::open(uv_loop_t* loop, std::string path, log_options options,
@@ -105,6 +111,15 @@ void log_file::wake_writers(shared& st) {
 }
 
 void log_file::finish_closed(shared& st) {
+  // A flush asked for while the last job ran is done here, as a job would
+  // have done it: its waiter (a `corral flush` reply) must run, once.
+  auto flushed = std::move(st.flush_waiters);
+  st.flush_waiters.clear();
+  if (!flushed.empty()) {
+    remove_rotated(st.path, st.options.retain);
+    if (st.fd >= 0) ::close(st.fd);
+    st.fd = open_log(st.path, true);
+  }
   // Whatever is still queued goes out synchronously: the daemon is deleting
   // the app or exiting, and a log must not lose its last lines.
   std::string rest = st.buf.take();
@@ -114,6 +129,7 @@ void log_file::finish_closed(shared& st) {
   }
   st.fd = -1;
   st.room_waiters.clear();  // their pipes close with the app that owns this file
+  for (auto& f : flushed) f();
 }
 
 uint64_t log_file::dropped_total() const noexcept { return st_->buf.dropped_total() + st_->write_dropped; }
@@ -182,9 +198,7 @@ void log_file::run(job& j) {
   const std::string& path = j.st->path;
   const log_options& opt = j.st->options;
   int open_errno = 0;
-  if (j.truncate)  // `flush`: the rotated files go too, however many there are
-    for (int k = 1; k <= 1000; ++k)
-      if (::unlink((path + "." + std::to_string(k)).c_str()) != 0 && errno == ENOENT && k > opt.retain) break;
+  if (j.truncate) remove_rotated(path, opt.retain);
   if (j.truncate || j.reopen || j.fd < 0) {
     int fd = open_log(path, j.truncate);
     if (fd >= 0) {

@@ -1,5 +1,7 @@
 #include "daemon/protocol.hpp"
 
+#include <cstdint>
+
 
 namespace corral::daemon {
 
@@ -7,7 +9,59 @@ namespace {
 
 error bad(const std::string& what) { return error(std::make_error_code(std::errc::bad_message), what); }
 
+enum class arg_type { string, boolean, integer, object };
+
+// Every argument a command reads, with its type (docs/manager-protocol.md,
+// Commands). Checked once here, so a command's handler reads them with
+// value() and never meets a type it would throw on. A new argument belongs
+// here. (`interval_ms` is monit's own, checked with its range there.)
+struct arg_rule {
+  const char* name;
+  arg_type type;
+};
+constexpr arg_rule arg_rules[] = {
+    {"target", arg_type::string},     {"resolve_error", arg_type::string}, {"app", arg_type::object},
+    {"full", arg_type::boolean},      {"parallel", arg_type::integer},     {"instances", arg_type::integer},
+};
+
+bool has_type(const json& v, arg_type t) {
+  switch (t) {
+    case arg_type::string: return v.is_string();
+    case arg_type::boolean: return v.is_boolean();
+    case arg_type::object: return v.is_object();
+    case arg_type::integer:
+      if (v.is_number_unsigned()) return v.get<uint64_t>() <= static_cast<uint64_t>(INT32_MAX);
+      return v.is_number_integer() && v.get<int64_t>() >= INT32_MIN && v.get<int64_t>() <= INT32_MAX;
+  }
+  return false;
+}
+
+const char* type_name(arg_type t) {
+  switch (t) {
+    case arg_type::string: return "a string";
+    case arg_type::boolean: return "a boolean";
+    case arg_type::object: return "an object";
+    case arg_type::integer: return "an integer";
+  }
+  return "?";
+}
+
 }  // namespace
+
+status check_args(json& args) {
+  for (const auto& rule : arg_rules) {
+    auto it = args.find(rule.name);
+    if (it == args.end()) continue;
+    if (it->is_null()) {
+      args.erase(it);  // null: as if absent
+      continue;
+    }
+    if (!has_type(*it, rule.type))
+      return bad(std::string("args.") + rule.name + " must be " + type_name(rule.type) +
+                 (rule.type == arg_type::integer && it->is_number_integer() ? " (32-bit)" : ""));
+  }
+  return {};
+}
 
 json encode(const request& r) { return json{{"id", r.id}, {"cmd", r.cmd}, {"args", r.args}}; }
 
@@ -46,6 +100,7 @@ result<request> decode_request(const json& j) {
     if (!args->is_object()) return bad("control: \"args\" must be an object");
     r.args = *args;
   }
+  if (auto s = check_args(r.args); !s) return s.err();
   return r;
 }
 

@@ -34,7 +34,12 @@ json encode(const response& r);
 /// One line: the document and "\n".
 std::string encode_line(const json& doc);
 
+/// Checks the request and the type of each argument a command reads; an
+/// argument that is null is removed (as if absent). The error names the
+/// argument and the type it must have: "args.target must be a string".
 result<request> decode_request(const json& doc);
+/// decode_request's check of `args` (an object), alone.
+status check_args(json& args);
 result<response> decode_response(const json& doc);
 result<json> parse_line(std::string_view line);
 

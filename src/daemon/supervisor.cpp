@@ -37,6 +37,13 @@ supervisor::supervisor(uv_loop_t* loop, home_paths home)
 
 supervisor::~supervisor() {
   kill_leftovers();
+  // The apps' last lines, as `kill` and `delete` write them: what is still
+  // in the pipes and a partial last line (a pipe another process holds open
+  // never reaches EOF). However the daemon stops (SIGTERM, SIGINT, `corral
+  // run` ending), the log files get them before they close.
+  for (auto& a : apps_)
+    for (auto* v : {&a->instances, &a->others})
+      for (auto& i : *v) i->take_remaining_output();
   for (auto& a : apps_)
     for (auto* v : {&a->instances, &a->others})
       for (auto& i : *v) i->sigkill_now();
@@ -193,7 +200,7 @@ int supervisor::restore() {
     auto& pa = st->apps[k];
     std::vector<int> ids;
     for (auto& i : pa.instances) ids.push_back(i.id);
-    auto a = add_app(std::move(pa.spec), ids, std::move(adopted[k]));
+    auto a = add_app(std::move(pa.spec), ids, std::move(adopted[k]), /*keep_unbound=*/true);
     if (!a) {
       std::fprintf(stderr, "corral daemon: cannot restore: %s\n", a.err().message().c_str());
       for (auto& l : handed[k]) ::kill(-l.pgid, SIGKILL);  // nothing takes their place
@@ -283,19 +290,14 @@ void supervisor::kill_leftovers() {
   leftovers_.clear();
 }
 
-result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<int>& ids,
-                                             std::vector<unique_fd> adopted) {
-  auto a = std::make_unique<app>();
-  a->spec = std::move(spec);
-  auto logs = app_logs::open(loop_, home_.logs, a->spec);
-  if (!logs) return logs.err();
-  a->logs = std::make_unique<app_logs>(std::move(logs.value()));
-  for (size_t k = 0; k < a->spec.listen.size(); ++k) {
-    auto& text = a->spec.listen[k];
+status supervisor::bind_sockets(app& a, std::vector<unique_fd> adopted) {
+  std::vector<unique_fd> got;
+  for (size_t k = 0; k < a.spec.listen.size(); ++k) {
+    auto& text = a.spec.listen[k];
     auto addr = parse_listen(text);
     if (!addr) return addr.err();
     if (k < adopted.size() && adopted[k]) {
-      a->sockets.push_back(std::move(adopted[k]));
+      got.push_back(std::move(adopted[k]));
       continue;
     }
     auto fd = net::detail::bind_socket(*addr, 511, false, true);
@@ -303,7 +305,35 @@ result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<in
     // Port 0: the port the kernel chose is the app's from now on.
     if (auto bound = net::detail::local_address_of(fd->get()); bound && !addr->is_unix() && addr->port == 0)
       text = bound->to_string();
-    a->sockets.push_back(std::move(fd.value()));
+    got.push_back(std::move(fd.value()));
+  }
+  // The same vector object: the instances and the router borrow it.
+  a.sockets = std::move(got);
+  return {};
+}
+
+status supervisor::before_spawn(int id) {
+  app* a = app_of(id);
+  if (!a || a->sockets.size() == a->spec.listen.size()) return {};
+  auto s = bind_sockets(*a, {});
+  if (s) {
+    std::fprintf(stderr, "corral daemon: %s: its addresses are bound now\n", a->spec.name.c_str());
+    persist_soon();  // a port 0 has its number now
+  }
+  return s;
+}
+
+result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<int>& ids,
+                                             std::vector<unique_fd> adopted, bool keep_unbound) {
+  auto a = std::make_unique<app>();
+  a->spec = std::move(spec);
+  auto logs = app_logs::open(loop_, home_.logs, a->spec);
+  if (!logs) return logs.err();
+  a->logs = std::make_unique<app_logs>(std::move(logs.value()));
+  if (auto s = bind_sockets(*a, std::move(adopted)); !s) {
+    if (!keep_unbound) return s.err();
+    std::fprintf(stderr, "corral daemon: %s: %s; the app stays (errored when started) until `corral restart %s`\n",
+                 a->spec.name.c_str(), s.err().message().c_str(), a->spec.name.c_str());
   }
   if (a->spec.lb == "round_robin") {
     // The daemon is the instances' cluster primary: a worker's listen() gets
@@ -458,16 +488,24 @@ void supervisor::remove_deleted_apps() {
     for (auto& i : a->others)
       if (stopped(i)) i->take_remaining_output();
   for (auto& a : apps_) std::erase_if(a->others, stopped);
-  auto gone = [&](const std::unique_ptr<app>& a) {
-    if (!a->deleting || !std::all_of(a->instances.begin(), a->instances.end(), stopped) || !a->others.empty())
-      return false;
+  // Which apps go is decided first and their last lines written while
+  // apps_ is whole; the erase comes last, with a predicate that calls
+  // nothing: writing a line looks its app up in apps_, which an erase in
+  // progress leaves holding moved-from (null) pointers.
+  std::vector<const app*> gone;
+  for (auto& a : apps_)
+    if (a->deleting && std::all_of(a->instances.begin(), a->instances.end(), stopped) && a->others.empty())
+      gone.push_back(a.get());
+  if (gone.empty()) return;
+  for (const app* a : gone) {
     for (auto& i : a->instances) i->take_remaining_output();
     // The app's sockets close with it; a Unix socket's file goes too.
     for (auto& text : a->spec.listen)
       if (auto addr = parse_listen(text); addr && addr->is_unix()) ::unlink(addr->path.c_str());
-    return true;
-  };
-  std::erase_if(apps_, gone);
+  }
+  std::erase_if(apps_, [&](const std::unique_ptr<app>& a) {
+    return std::find(gone.begin(), gone.end(), a.get()) != gone.end();
+  });
 }
 
 }  // namespace corral::daemon

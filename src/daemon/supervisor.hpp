@@ -73,6 +73,7 @@ class supervisor final : public instance_host {
   void note(int instance_id, std::string_view line) override;
   void on_instance_transition(int instance_id, state from, state to) override;
   std::string notify_socket_path() const override { return notify_path_; }
+  status before_spawn(int instance_id) override;
 
  private:
   struct app {
@@ -103,7 +104,15 @@ class supervisor final : public instance_host {
   // by the index of spec.listen (an empty fd: bind anew).
   /// A new instance of `a` (not yet started), balanced by its router if any.
   std::unique_ptr<instance> make_instance(app& a, int id, int index);
-  result<app*> add_app(app_spec spec, const std::vector<int>& ids = {}, std::vector<unique_fd> adopted = {});
+  // `keep_unbound`: a restored app whose addresses cannot be bound now (a
+  // port another service holds at boot) is added all the same, without
+  // sockets; its instances bind them when they start (before_spawn), so
+  // until then they fail to spawn and show why, and `restart` retries.
+  result<app*> add_app(app_spec spec, const std::vector<int>& ids = {}, std::vector<unique_fd> adopted = {},
+                       bool keep_unbound = false);
+  /// Binds (or takes from `adopted`) every socket of `a.spec.listen`; all
+  /// or none.
+  status bind_sockets(app& a, std::vector<unique_fd> adopted);
   struct leftover;
   void stop_leftovers_when_started(app& a, std::vector<leftover> left);
   void watch_leftovers();

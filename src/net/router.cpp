@@ -7,6 +7,8 @@
 #include <uv.h>
 
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 
 #include "core/handoff_sched.hpp"
 #include "net/acceptor.hpp"
@@ -212,17 +214,37 @@ status router::ensure_socket(shared_key& k) {
   return {};
 }
 
+namespace {
+
+// A peer's messages are untrusted: a field of another type than expected
+// counts as absent (nlohmann's value() would throw on the loop).
+std::string string_field(const json& msg, const char* name) {
+  auto it = msg.find(name);
+  return it != msg.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+int int_field(const json& msg, const char* name, int fallback) {
+  auto it = msg.find(name);
+  if (it == msg.end() || !it->is_number_integer()) return fallback;
+  if (it->is_number_unsigned())
+    return it->get<std::uint64_t>() <= static_cast<std::uint64_t>(INT_MAX) ? it->get<int>() : fallback;
+  auto v = it->get<std::int64_t>();
+  return v >= INT_MIN && v <= INT_MAX ? static_cast<int>(v) : fallback;
+}
+
+}  // namespace
+
 void router::on_listen(const peer_ref& peer, const json& msg) {
   const json& seq = msg.value("seq", json());
   address addr = address_from_json(msg.value("address", json::object()));
   std::string key = key_of(addr);
   // A worker's second (third...) server on the same address asks for
   // "<key>#<index>": a key of its own, as Node's primary keys by index.
-  if (std::string asked = msg.value("key", std::string());
+  if (std::string asked = string_field(msg, "key");
       asked.size() > key.size() + 1 && asked.compare(0, key.size(), key) == 0 && asked[key.size()] == '#' &&
       asked.find_first_not_of("0123456789", key.size() + 1) == std::string::npos)
     key = asked;
-  auto policy = parse_policy(msg.value("policy", std::string("round_robin"))).value_or(sched_policy::round_robin);
+  auto policy = parse_policy(string_field(msg, "policy")).value_or(sched_policy::round_robin);
   auto& slot = keys_[key];
   if (!slot) slot = std::make_unique<shared_key>();
   shared_key& k = *slot;
@@ -230,7 +252,7 @@ void router::on_listen(const peer_ref& peer, const json& msg) {
     k.key = key;
     k.requested = addr;
     k.policy = policy;
-    k.backlog = msg.value("backlog", 511);
+    k.backlog = int_field(msg, "backlog", 511);
     k.batch_sched = hooks_.batch_sched;
   } else if (k.find(peer.id)) {
     reply_error(peer, seq, error(std::make_error_code(std::errc::address_in_use),
@@ -296,21 +318,21 @@ bool router::on_message(const peer_ref& peer, const json& msg) {
   if (type == "listen") {
     on_listen(peer, msg);
   } else if (type == "ack") {
-    auto it = keys_.find(msg.value("key", std::string()));
+    auto it = keys_.find(string_field(msg, "key"));
     if (it == keys_.end()) return true;
     if (member* m = it->second->find(peer.id)) {
       const json& n = msg.value("n", json(1));
       if (n.is_number_unsigned()) m->acked += n.get<std::uint64_t>();
     }
   } else if (type == "bound") {  // a reuseport peer's own socket listens
-    auto it = keys_.find(msg.value("key", std::string()));
+    auto it = keys_.find(string_field(msg, "key"));
     if (it == keys_.end()) return true;
     if (member* m = it->second->find(peer.id); m && !m->listening) {
       m->listening = true;
       now_listening(peer.id, *it->second);
     }
   } else if (type == "close") {
-    leave(peer.id, msg.value("key", std::string()));
+    leave(peer.id, string_field(msg, "key"));
     peer.send({{"corral", "closed"}, {"seq", msg.value("seq", json())}}, {});
   } else {
     return false;

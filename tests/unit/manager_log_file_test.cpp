@@ -128,3 +128,21 @@ TEST_F(LogFile, LinesQueuedWhenTheOwnerGoesAreWrittenAfterTheJobInFlight) {
   settle();
   EXPECT_EQ(slurp(path), "first\nsecond\n");
 }
+
+TEST_F(LogFile, EveryFlushWaiterRunsOnceEvenWhenTheFileGoesDuringAJob) {
+  std::string path = dir_ + "/e.log";
+  auto f = log_file::open(&loop_, path);
+  ASSERT_TRUE(f);
+  (*f)->write_line("old");
+  settle();
+  int first = 0, second = 0;
+  (*f)->flush([&] { ++first; });   // a job is in flight now
+  (*f)->write_line("after");       // queued behind it
+  (*f)->flush([&] { ++second; });  // queued behind it: `corral flush` waits for it
+  (*f)->write_line("kept");        // came after the last flush: stays
+  f.value().reset();
+  settle();
+  EXPECT_EQ(first, 1);
+  EXPECT_EQ(second, 1);
+  EXPECT_EQ(slurp(path), "kept\n");
+}

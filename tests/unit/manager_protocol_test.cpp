@@ -40,7 +40,7 @@ TEST(ManagerProtocol, MalformedRequestsAreErrorsNotCrashes) {
   EXPECT_FALSE(decode_request(json{{"cmd", "ping"}}));
   EXPECT_FALSE(decode_request(json{{"id", -1}, {"cmd", "ping"}}));
   EXPECT_FALSE(decode_request(json{{"id", 1}, {"cmd", 3}}));
-  EXPECT_FALSE(decode_request(json{{"id", 1}, {"cmd", "x"}, {"args", 3}}));
+  EXPECT_FALSE(decode_request(json{{"id", 1u}, {"cmd", "x"}, {"args", 3}}));
   EXPECT_FALSE(decode_response(json{{"id", 1}, {"ok", false}}));
 }
 
@@ -147,4 +147,23 @@ TEST(ManagerStateFile, AtomicWriteReplacesWholeFileWithPrivateMode) {
   ::unlink(path.c_str());
   ::rmdir(dir);  // fails if a temporary file was left behind
   EXPECT_NE(::access(dir, F_OK), 0);
+}
+
+TEST(ManagerProtocol, WrongTypedArgumentIsAnErrorNamingItAndNullIsAbsent) {
+  auto err = [](json args) {
+    auto r = decode_request(json{{"id", 1u}, {"cmd", "x"}, {"args", std::move(args)}});
+    return r ? std::string() : r.err().message();
+  };
+  EXPECT_EQ(err({{"target", 1}}), "args.target must be a string");
+  EXPECT_EQ(err({{"full", 1}}), "args.full must be a boolean");
+  EXPECT_EQ(err({{"parallel", "2"}}), "args.parallel must be an integer");
+  EXPECT_EQ(err({{"parallel", 2.5}}), "args.parallel must be an integer");
+  EXPECT_EQ(err({{"instances", uint64_t{1} << 40}}), "args.instances must be an integer (32-bit)");
+  EXPECT_EQ(err({{"instances", -(int64_t{1} << 40)}}), "args.instances must be an integer (32-bit)");
+  EXPECT_EQ(err({{"app", "web"}}), "args.app must be an object");
+  EXPECT_EQ(err({{"resolve_error", false}}), "args.resolve_error must be a string");
+  EXPECT_EQ(err({{"target", "web"}, {"full", true}, {"parallel", -3}, {"mine", json::array()}}), "");
+  auto r = decode_request(json{{"id", 1u}, {"cmd", "list"}, {"args", {{"target", nullptr}, {"full", nullptr}}}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->args, json::object());
 }

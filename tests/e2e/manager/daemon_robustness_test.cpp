@@ -1,0 +1,331 @@
+// What an app or a control client can send or do must never take the daemon
+// down or wedge it: wrong-typed fields, malformed lines, clients that do not
+// read, running out of fds. And what the daemon owes the apps: no stray fds,
+// their last lines kept however the daemon stops, their place kept when a
+// restore cannot start them.
+#include <dirent.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <climits>
+#include <optional>
+
+#include "harness.hpp"
+#include "support/client.hpp"
+
+namespace manager_test {
+namespace {
+
+using namespace support;
+
+const std::string app = MANAGER_APP;
+
+// A control client speaking raw lines to the daemon's socket.
+class raw_client {
+ public:
+  explicit raw_client(const std::string& home) : fd_(connect_unix(home + "/corral.sock")) {}
+  ~raw_client() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  raw_client(const raw_client&) = delete;
+  raw_client& operator=(const raw_client&) = delete;
+  bool connected() const { return fd_ >= 0; }
+  int fd() const { return fd_; }
+  bool send(const std::string& text) { return write_all(fd_, text); }
+  /// The next line, parsed; a discarded json if none came in time.
+  json reply(int timeout_ms = 15000) {
+    auto line = read_line(fd_, timeout_ms);
+    return line ? json::parse(*line, nullptr, false) : json(json::value_t::discarded);
+  }
+
+ private:
+  int fd_;
+};
+
+int occurrences(const std::string& hay, const std::string& needle) { return support::count(hay, needle); }
+
+// A port no one listens on now (bound, read, closed).
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_ANY);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+TEST_F(Manager, AppMessageWithWrongTypedFieldsIsIgnoredAndLoggedAndTheDaemonStaysUp) {
+  pid_t daemon = 0;
+  // `type` of every other JSON kind, then "ready": the daemon read on past them.
+  write_file(work_.file("odd.sh"),
+             "printf '%s\\n' '{\"type\":1}' '{\"type\":null}' '{\"type\":[\"ready\"]}' '{\"type\":{}}' "
+             "'\"ready\"' >&\"$CORRAL_CHANNEL_FD\"\n"
+             "exec " + app + " serve\n");
+  auto r = corral({"start", "/bin/sh " + work_.file("odd.sh"), "--name", "odd", "--wait-ready"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  daemon = daemon_pid();
+  EXPECT_TRUE(all_online(rows("odd"), 1));
+  // The cluster primary's messages (--lb round_robin): each field of the
+  // wrong type is taken as absent, and the app still gets its socket.
+  write_file(work_.file("rr.sh"),
+             "printf '%s\\n' "
+             "'{\"corral\":\"ack\",\"key\":1,\"n\":\"x\"}' '{\"corral\":\"bound\",\"key\":[]}' "
+             "'{\"corral\":\"close\",\"key\":{},\"seq\":1}' "
+             "'{\"corral\":\"listen\",\"seq\":2,\"address\":{\"host\":\"127.0.0.1\",\"port\":0},"
+             "\"key\":7,\"policy\":8,\"backlog\":\"many\"}' >&\"$CORRAL_CHANNEL_FD\"\n"
+             "exec " + app + " serve\n");
+  r = corral({"start", "/bin/sh " + work_.file("rr.sh"), "--name", "rr", "--port", "0", "--lb", "round_robin"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_TRUE(all_online(rows("rr"), 1));
+  EXPECT_EQ(corral({"ping"}).code, 0);
+  EXPECT_EQ(daemon_pid(), daemon);
+  // One line in the daemon's log names the app.
+  std::string log = slurp(home_.file("daemon.log"));
+  EXPECT_EQ(occurrences(log, "odd: instance 0 sent a message whose \"type\" is not a string"), 1) << log;
+}
+
+TEST_F(Manager, ControlRequestWithWrongTypedArgumentIsRefusedByNameAndTheDaemonStaysUp) {
+  ASSERT_EQ(corral({"start", app, "--name", "web", "--", "serve"}).code, 0);
+  pid_t daemon = daemon_pid();
+  raw_client c(home());
+  ASSERT_TRUE(c.connected());
+  struct bad_request {
+    std::string line;
+    std::string error;
+  };
+  const std::vector<bad_request> cases = {
+      {R"({"id":1,"cmd":"stop","args":{"target":1}})", "args.target must be a string"},
+      {R"({"id":2,"cmd":"restart","args":{"target":["web"]}})", "args.target must be a string"},
+      {R"({"id":3,"cmd":"delete","args":{"target":true}})", "args.target must be a string"},
+      {R"({"id":4,"cmd":"list","args":{"full":1}})", "args.full must be a boolean"},
+      {R"({"id":5,"cmd":"list","args":{"target":2}})", "args.target must be a string"},
+      {R"({"id":6,"cmd":"describe","args":{"target":{}}})", "args.target must be a string"},
+      {R"({"id":7,"cmd":"logs_info","args":{"target":3}})", "args.target must be a string"},
+      {R"({"id":8,"cmd":"flush","args":{"target":4}})", "args.target must be a string"},
+      {R"({"id":9,"cmd":"reload","args":{"target":"web","parallel":"2"}})", "args.parallel must be an integer"},
+      {R"({"id":10,"cmd":"scale","args":{"target":"web","instances":"3"}})", "args.instances must be an integer"},
+      {R"({"id":11,"cmd":"scale","args":{"target":"web","instances":1e30}})", "args.instances must be an integer"},
+      {R"({"id":12,"cmd":"monit","args":{"target":5}})", "args.target must be a string"},
+      {R"({"id":13,"cmd":"start","args":{"target":"nope","resolve_error":7}})", "args.resolve_error must be a string"},
+      {R"({"id":14,"cmd":"start","args":{"app":"web"}})", "args.app must be an object"},
+  };
+  for (auto& k : cases) {
+    ASSERT_TRUE(c.send(k.line + "\n"));
+    json rep = c.reply();
+    ASSERT_FALSE(rep.is_discarded()) << "no answer to " << k.line;
+    EXPECT_EQ(rep.value("ok", true), false) << rep.dump();
+    EXPECT_EQ(rep.value("error", ""), k.error) << k.line;
+  }
+  // A null is as if the field were absent: `stop` then names no target.
+  ASSERT_TRUE(c.send(R"({"id":20,"cmd":"stop","args":{"target":null}})" "\n"));
+  json rep = c.reply();
+  EXPECT_EQ(rep.value("id", 0), 20) << rep.dump();
+  EXPECT_EQ(rep.value("error", ""), "no app named or numbered '' (see corral list)");
+  ASSERT_TRUE(c.send(R"({"id":21,"cmd":"list","args":{"full":null,"target":null}})" "\n"));
+  rep = c.reply();
+  EXPECT_EQ(rep.value("ok", false), true) << rep.dump();
+  EXPECT_EQ(corral({"ping"}).code, 0);
+  EXPECT_EQ(daemon_pid(), daemon);
+  EXPECT_TRUE(all_online(rows("web"), 1));
+}
+
+TEST_F(Manager, DeletingAppsAroundOneThatStaysWritesTheirLastLinesWithoutCrashing) {
+  // The app's last line has no newline and its pipe stays open (a daemon of
+  // its own holds it): only removing the app writes that line out.
+  write_file(work_.file("last.sh"), "setsid sleep 1000 </dev/null &\nprintf 'last words'\nexec sleep 1000\n");
+  std::string cmd = "/bin/sh " + work_.file("last.sh");
+  ASSERT_EQ(corral({"start", cmd, "--name", "gone1"}).code, 0);
+  ASSERT_EQ(corral({"start", app, "--name", "kept", "--", "serve"}).code, 0);
+  ASSERT_EQ(corral({"start", cmd, "--name", "gone2"}).code, 0);
+  pid_t daemon = daemon_pid();
+  ASSERT_EQ(corral({"stop", "gone1"}).code, 0);
+  ASSERT_EQ(corral({"stop", "gone2"}).code, 0);
+  // Both deletes in one read: both apps go in the same pass, the kept one
+  // between them.
+  raw_client c(home());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.send(R"({"id":1,"cmd":"delete","args":{"target":"gone1"}})" "\n"
+                     R"({"id":2,"cmd":"delete","args":{"target":"gone2"}})" "\n"));
+  for (int k = 0; k < 2; ++k) {
+    json rep = c.reply();
+    ASSERT_FALSE(rep.is_discarded()) << "no answer to delete " << k + 1;
+    EXPECT_EQ(rep.value("ok", false), true) << rep.dump();
+  }
+  EXPECT_EQ(corral({"ping"}).code, 0);
+  EXPECT_EQ(daemon_pid(), daemon);
+  EXPECT_TRUE(all_online(rows("kept"), 1));
+  EXPECT_TRUE(wait_until([&] { return slurp(log_path("gone2")).find("last words") != std::string::npos; }, 10s))
+      << slurp(log_path("gone2"));
+  EXPECT_NE(slurp(log_path("gone1")).find("last words"), std::string::npos);
+  for (pid_t p : processes_with(home())) ::kill(p, SIGKILL);
+}
+
+TEST_F(Manager, RestoredAppWhosePortIsTakenStaysListedErroredAndStartsOnRestart) {
+  int port = free_port();
+  ASSERT_EQ(corral({"start", app, "--name", "web", "--port", std::to_string(port), "--", "serve"}).code, 0);
+  ASSERT_TRUE(all_online(rows("web"), 1));
+  pid_t daemon = daemon_pid();
+  ::kill(daemon, SIGTERM);
+  ASSERT_TRUE(wait_until([&] {
+    reap_orphans();
+    return !alive(daemon);
+  }, 15s));
+  // Another service has the port when the next daemon starts.
+  int blocker = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_ANY);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  ASSERT_EQ(::bind(blocker, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(blocker, 8), 0);
+  ASSERT_EQ(corral({"ping"}).code, 0);
+  auto rs = rows("web");
+  ASSERT_EQ(rs.size(), 1u) << jlist().dump();
+  EXPECT_EQ(rs[0].value("status", ""), "errored") << rs[0].dump();
+  EXPECT_NE(rs[0].value("error", "").find("in use"), std::string::npos) << rs[0].dump();
+  EXPECT_TRUE(wait_until([&] { return slurp(home_.file("state.json")).find("\"web\"") != std::string::npos; }, 5s));
+  // The port is free again: a restart is all it takes.
+  ::close(blocker);
+  auto r = corral({"restart", "web"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_TRUE(all_online(rows("web"), 1)) << jlist().dump();
+  int fd = connect_tcp(port);
+  EXPECT_GE(fd, 0) << "nothing listens on " << port;
+  if (fd >= 0) ::close(fd);
+}
+
+TEST_F(Manager, AppOfAnAutoStartedDaemonHasOnlyItsStdioAndChannelFds) {
+  ASSERT_EQ(corral({"start", app, "--name", "web", "--", "serve"}).code, 0);  // starts the daemon
+  auto rs = rows("web");
+  ASSERT_TRUE(all_online(rs, 1));
+  std::string dir = "/proc/" + std::to_string(rs[0].value("pid", 0)) + "/fd";
+  std::vector<int> fds;
+  std::string targets;
+  DIR* d = ::opendir(dir.c_str());
+  ASSERT_NE(d, nullptr);
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    char buf[PATH_MAX] = {};
+    ssize_t n = ::readlink((dir + "/" + e->d_name).c_str(), buf, sizeof buf - 1);
+    std::string target(buf, n > 0 ? static_cast<size_t>(n) : 0);
+    fds.push_back(std::atoi(e->d_name));
+    targets += std::string(e->d_name) + " -> " + target + "\n";
+  }
+  ::closedir(d);
+  std::sort(fds.begin(), fds.end());
+  // 0 (/dev/null), 1 and 2 (the log pipes), 3 (the channel).
+  EXPECT_EQ(fds, (std::vector<int>{0, 1, 2, 3})) << targets;
+  EXPECT_EQ(targets.find("daemon.log"), std::string::npos) << targets;
+}
+
+TEST_F(Manager, AcceptPausesWhenTheDaemonIsOutOfFdsAndServesItsClientsMeanwhile) {
+  ASSERT_EQ(corral({"ping"}).code, 0);
+  pid_t daemon = daemon_pid();
+  raw_client first(home());
+  ASSERT_TRUE(first.connected());
+  ASSERT_TRUE(first.send(R"({"id":1,"cmd":"ping"})" "\n"));
+  ASSERT_EQ(first.reply().value("ok", false), true);
+  // Room for one more connection, then EMFILE.
+  rlimit old{};
+  ASSERT_EQ(::prlimit(daemon, RLIMIT_NOFILE, nullptr, &old), 0);
+  rlimit tight = old;
+  tight.rlim_cur = static_cast<rlim_t>(fd_count(daemon) + 1);
+  ASSERT_EQ(::prlimit(daemon, RLIMIT_NOFILE, &tight, nullptr), 0);
+  std::vector<std::unique_ptr<raw_client>> more;
+  for (int k = 0; k < 3; ++k) more.push_back(std::make_unique<raw_client>(home()));  // the backlog takes them
+  EXPECT_TRUE(wait_until([&] {
+    return slurp(home_.file("daemon.log")).find("accepting paused") != std::string::npos;
+  }, 10s)) << slurp(home_.file("daemon.log"));
+  // The clients it has are served meanwhile.
+  for (int k = 2; k < 5; ++k) {
+    ASSERT_TRUE(first.send(R"({"id":)" + std::to_string(k) + R"(,"cmd":"ping"})" "\n"));
+    EXPECT_EQ(first.reply().value("id", 0), k);
+  }
+  // Room again: the waiting clients are accepted, and new ones.
+  ASSERT_EQ(::prlimit(daemon, RLIMIT_NOFILE, &old, nullptr), 0);
+  more.clear();
+  EXPECT_EQ(corral({"ping"}).code, 0);
+  EXPECT_EQ(daemon_pid(), daemon);
+  // Said once per episode, not once per wakeup.
+  EXPECT_EQ(occurrences(slurp(home_.file("daemon.log")), "accepting paused"), 1);
+}
+
+TEST_F(Manager, MalformedControlLineIsAnsweredWithTheReasonBeforeTheDisconnect) {
+  ASSERT_EQ(corral({"ping"}).code, 0);
+  pid_t daemon = daemon_pid();
+  {
+    raw_client c(home());
+    ASSERT_TRUE(c.send("this is not json\n"));
+    json rep = c.reply();
+    ASSERT_FALSE(rep.is_discarded());
+    EXPECT_EQ(rep.value("id", 1), 0);
+    EXPECT_EQ(rep.value("ok", true), false);
+    EXPECT_EQ(rep.value("error", "").rfind("malformed request: ", 0), 0u) << rep.dump();
+    EXPECT_NE(rep.value("error", "").find("not JSON"), std::string::npos) << rep.dump();
+    EXPECT_EQ(read_line(c.fd(), 5000), std::nullopt);  // then EOF
+  }
+  {
+    raw_client c(home());
+    std::string chunk(64 * 1024, 'x');
+    for (int k = 0; k < 24 && c.send(chunk); ++k) {
+    }
+    json rep = c.reply();
+    ASSERT_FALSE(rep.is_discarded());
+    EXPECT_EQ(rep.value("ok", true), false);
+    EXPECT_NE(rep.value("error", "").find("longer than"), std::string::npos) << rep.dump();
+  }
+  EXPECT_EQ(corral({"ping"}).code, 0);
+  EXPECT_EQ(daemon_pid(), daemon);
+  std::string log = slurp(home_.file("daemon.log"));
+  EXPECT_EQ(occurrences(log, "malformed request"), 2) << log;
+}
+
+TEST_F(Manager, ClientThatSendsRequestsWithoutReadingIsDisconnectedPastTheCap) {
+  // Each describe answer carries the app's spec: 100 KB of env.
+  ASSERT_EQ(corral({"start", app, "--name", "web", "--env", "BIG=" + std::string(100000, 'b'), "--", "serve"}).code, 0);
+  pid_t daemon = daemon_pid();
+  raw_client c(home());
+  std::string reqs;
+  for (int k = 1; k <= 400; ++k) reqs += R"({"id":)" + std::to_string(k) + R"(,"cmd":"describe","args":{"target":"web"}})" "\n";
+  ASSERT_TRUE(c.send(reqs));
+  EXPECT_TRUE(wait_until([&] {
+    return slurp(home_.file("daemon.log")).find("replies unread") != std::string::npos;
+  }, 30s)) << tail_of(home_.file("daemon.log"), 2000);
+  EXPECT_EQ(corral({"ping"}).code, 0);
+  EXPECT_EQ(daemon_pid(), daemon);
+  // What was written before the cut is there to read; then EOF.
+  std::string got = read_all(c.fd(), 5000);
+  EXPECT_LT(got.size(), 40u << 20);
+}
+
+TEST_F(Manager, WhitespaceOnlyCommandIsAnEmptyCommandError) {
+  auto r = corral({"start", " \t "});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.code, -1);
+  EXPECT_NE(r.err.find("empty command"), std::string::npos) << r.err;
+  EXPECT_EQ(occurrences(r.err, "\n"), 1) << r.err;
+}
+
+TEST_F(Manager, DaemonStoppedBySigtermWritesTheAppsPartialLastLine) {
+  // A daemon of the app's own keeps its pipe open: no EOF says "that was all".
+  write_file(work_.file("partial.sh"), "setsid sleep 1000 </dev/null &\nexec " + app + " lines 3\n");
+  ASSERT_EQ(corral({"start", "/bin/sh " + work_.file("partial.sh"), "--name", "web"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return slurp(log_path("web")).find("out 2\n") != std::string::npos; }, 10s));
+  pid_t daemon = daemon_pid();
+  ::kill(daemon, SIGTERM);
+  ASSERT_TRUE(wait_until([&] {
+    reap_orphans();
+    return !alive(daemon);
+  }, 15s));
+  EXPECT_NE(slurp(log_path("web")).find("out 2\npartial"), std::string::npos) << slurp(log_path("web"));
+  for (pid_t p : processes_with(home())) ::kill(p, SIGKILL);
+}
+
+}  // namespace
+}  // namespace manager_test
