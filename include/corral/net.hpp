@@ -85,7 +85,10 @@ class listener {
   /// called from on_connection, the rest of that wakeup's batch); in a
   /// round-robin worker, so are connections the primary passed before it
   /// learnt of the close, until `done` runs. Serve them, so that none is
-  /// lost; only destroying the listener drops them.
+  /// lost; only destroying the listener drops them. Called while a cluster
+  /// worker's listen waits for the primary's answer, it applies to that
+  /// listen only: once listen's callback has run, the listener closes (on
+  /// success) or `done` runs at once (on an error).
   void close(std::function<void()> done = {});
   bool is_listening() const noexcept;
   const address& local_address() const noexcept;

@@ -75,3 +75,24 @@ TEST(Shutdown, SecondSigintToAHelperWorkerForcesItAfterAGroupSigint) {
   EXPECT_NE(p.out().find("exit " + std::to_string(worker) + " code 1 signal 0"), std::string::npos) << p.out();
   ASSERT_TRUE(p.wait_exit(10s));
 }
+
+// A worker that begins its shutdown while the primary has not yet answered
+// its listen, and the answer is an error (the port is taken): the listen
+// reports the error and the server's close completes, so the worker exits 0
+// at once (it used to wait out its 10 s timeout and exit 1).
+TEST(Shutdown, HelperWorkerLeavingBeforeAFailedListenIsAnsweredExitsAtOnce) {
+  become_subreaper();
+  int taken = 0;
+  int holder = listen_tcp(taken);  // the primary's bind gets EADDRINUSE
+  ASSERT_GE(holder, 0);
+  child p({bin("tests/e2e/http_shutdown_cluster")}, {.env = {{"WORKERS", "1"},
+                                                              {"PORT", std::to_string(taken)},
+                                                              {"SHUTDOWN_AT_ONCE", "1"},
+                                                              {"SHUTDOWN_TIMEOUT_MS", "10000"}}});
+  ASSERT_TRUE(p.wait_out("exit ", 5s)) << p.out() << p.err();
+  EXPECT_NE(p.out().find("listen failed: "), std::string::npos) << p.out() << p.err();
+  EXPECT_TRUE(std::regex_search(p.out(), std::regex(R"(closed \d+\n)"))) << p.out() << p.err();
+  EXPECT_TRUE(std::regex_search(p.out(), std::regex(R"(exit \d+ code 0 signal 0)"))) << p.out() << p.err();
+  EXPECT_TRUE(p.wait_exit(10s)) << p.out() << p.err();
+  ::close(holder);
+}

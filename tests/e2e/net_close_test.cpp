@@ -1,11 +1,14 @@
 // A listener stopped while it is busy: from inside its own connection
-// callback, with more of the same accept batch still to deliver.
+// callback, with more of the same accept batch still to deliver, or while a
+// cluster worker still waits for the primary to answer its listen.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <regex>
 #include <tuple>
 
+#include "support/client.hpp"
 #include "support/process.hpp"
 
 using namespace support;
@@ -57,3 +60,20 @@ INSTANTIATE_TEST_SUITE_P(
                       close_case{1, "reuseport", "disconnect"}, close_case{1, "round_robin", "close"},
                       close_case{1, "round_robin", "disconnect"}),
     case_name);
+
+// A close while the primary has not answered a listen yet takes effect once
+// it answers, and only that once: listening again later must stay listening
+// (it used to report success, then close itself).
+TEST(ListenerClose, DuringAClusterListenThenListeningAgainStaysListening) {
+  become_subreaper();
+  child p({bin("tests/e2e/pid_server")}, {.env = {{"WORKERS", "1"}, {"RELISTEN", "1"}}});
+  ASSERT_TRUE(p.wait_out("relistened ", 20s)) << p.out() << p.err();
+  EXPECT_NE(p.out().find("relistened listening"), std::string::npos) << p.out() << p.err();
+  std::smatch m;
+  std::string out = p.out();
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(listening \d+ 127\.0\.0\.1:(\d+))"))) << out;
+  int fd = connect_tcp(std::stoi(m[1]));
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(read_line(fd, 5000)) << p.out() << p.err();  // served
+  ::close(fd);
+}
