@@ -190,7 +190,8 @@ struct settings {
   /// (or, if that one listened on none, be online) within this time, or the
   /// rolling restart is aborted and the old worker kept.
   std::chrono::milliseconds restart_timeout{30000};
-  /// Re-fork workers that die unexpectedly (not after a disconnect), waiting
+  /// Re-fork workers that die unexpectedly (not after a disconnect, nor a
+  /// rolling restart's replacement that dies before it takes over), waiting
   /// respawn_delay, doubled after each quick death up to respawn_delay_max.
   /// A worker that lived respawn_stable or longer resets the delay. Off by
   /// default, as in Node.

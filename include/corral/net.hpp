@@ -80,9 +80,15 @@ class listener {
   void listen(const listen_options& opts, listening_fn done);
   /// Stops accepting; `done` runs once the socket is closed (and, in a
   /// cluster, the primary knows). Connections already handed over are the
-  /// caller's and stay open. In a round-robin worker, connections the
-  /// primary passed before it learnt of the close may still arrive through
-  /// on_connection until `done` runs: serve them, so that none is lost.
+  /// caller's and stay open. Connections already accepted are still
+  /// delivered through on_connection after close() returns (when it is
+  /// called from on_connection, the rest of that wakeup's batch); in a
+  /// round-robin worker, so are connections the primary passed before it
+  /// learnt of the close, until `done` runs. Serve them, so that none is
+  /// lost; only destroying the listener drops them. Called while a cluster
+  /// worker's listen waits for the primary's answer, it applies to that
+  /// listen only: once listen's callback has run, the listener closes (on
+  /// success) or `done` runs at once (on an error).
   void close(std::function<void()> done = {});
   bool is_listening() const noexcept;
   const address& local_address() const noexcept;

@@ -9,8 +9,11 @@
 // stops accepting and finishes what is in flight; then the cleanup hooks run
 // in reverse order of registration and the process exits 0. If that takes
 // longer than the timeout, the hooks run and the process exits 1. A second
-// signal forces that at once. In a cluster worker the primary is told first,
-// so it sees exited_after_disconnect() == true.
+// signal forces that at once; a second trigger of any other kind (the
+// primary's disconnect, a 'shutdown' message, begin()) is ignored, so a
+// worker that gets a Ctrl-C both by itself and through its primary shuts down
+// gracefully. In a cluster worker the primary is told first, so it sees
+// exited_after_disconnect() == true.
 #pragma once
 
 #include <chrono>
@@ -36,7 +39,8 @@ struct options {
 void enable(options opts = {});
 /// Adds a cleanup hook. Hooks run once, last added first.
 void on_cleanup(std::function<void()> fn);
-/// Starts the graceful shutdown now, as a signal would.
+/// Starts the graceful shutdown now, as a first signal would; does nothing if
+/// one is under way (only a second signal forces it).
 void begin();
 /// True once a shutdown has begun.
 bool in_progress() noexcept;

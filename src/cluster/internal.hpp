@@ -22,6 +22,11 @@ bool shutting_down() noexcept;
 /// Primary: the extra environment a worker was forked with, and when.
 const std::map<std::string, std::string>& fork_env_of(corral::worker& w);
 std::chrono::steady_clock::time_point started_at(corral::worker& w);
+/// Primary: whether `w` is a rolling restart's replacement that has not yet
+/// taken over. Such a worker is the restart's to discard if it dies or does
+/// not listen in time, not respawn's to replace.
+void set_replacing(corral::worker& w, bool yes);
+bool is_replacing(corral::worker& w);
 /// Primary: installs rolling restart on SIGHUP and respawn (supervise.cpp).
 void install_supervision();
 void on_sighup();

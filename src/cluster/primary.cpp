@@ -90,6 +90,7 @@ struct worker::impl {
   bool finished = false;
   std::map<std::string, std::string> fork_env;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  bool replacing = false;
 
   explicit impl(worker& w) : self(w) {}
   static std::unique_ptr<worker> create(int id) { return std::unique_ptr<worker>(new worker(id)); }
@@ -246,6 +247,8 @@ void emit_listening(corral::worker& w, const net::address& bound) { w.internals(
 bool shutting_down() noexcept { return state().shutdown_signal != 0; }
 const std::map<std::string, std::string>& fork_env_of(corral::worker& w) { return w.internals().fork_env; }
 std::chrono::steady_clock::time_point started_at(corral::worker& w) { return w.internals().started; }
+void set_replacing(corral::worker& w, bool yes) { w.internals().replacing = yes; }
+bool is_replacing(corral::worker& w) { return w.internals().replacing; }
 }  // namespace detail
 
 void setup_primary(settings s) { state().settings = std::move(s); }

@@ -70,6 +70,7 @@ void step(const std::shared_ptr<restart_job>& job);
 
 void replaced(const std::shared_ptr<restart_job>& job) {
   job->timer.reset();
+  if (corral::worker* fresh = live(job->fresh_id)) detail::set_replacing(*fresh, false);  // in service now
   job->fresh_id = 0;
   if (corral::worker* old = live(job->old_id)) {
     job->old_left++;
@@ -108,6 +109,7 @@ void step(const std::shared_ptr<restart_job>& job) {
   auto keys = net::detail::keys_of(*old);
   job->need = std::set<std::string>(keys.begin(), keys.end());
   corral::worker& fresh = fork(detail::fork_env_of(*old));
+  detail::set_replacing(fresh, true);
   job->fresh_id = fresh.id();
   std::string who = "the replacement of worker " + std::to_string(old->id()) + " (pid " + std::to_string(old->pid()) + ")";
   int fid = fresh.id();
@@ -140,6 +142,10 @@ void step(const std::shared_ptr<restart_job>& job) {
 void respawn_after_death(corral::worker& w) {
   const auto& cfg = primary_settings();
   if (!cfg.respawn || w.exited_after_disconnect() || detail::shutting_down()) return;
+  // A replacement that died before taking over (or that fail() killed): the
+  // old worker it was to replace still serves. Forking another would leave
+  // one worker too many, and this death runs before the job hears of it.
+  if (detail::is_replacing(w)) return;
   auto lived = std::chrono::steady_clock::now() - detail::started_at(w);
   auto& s = sv();
   if (lived >= cfg.respawn_stable) s.quick_deaths = 0;

@@ -23,7 +23,7 @@ struct acceptor::impl {
   corral::detail::uv_handle_ptr<uv_timer_t> backoff;
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
   bool paused = false;
-  std::vector<unique_fd> batch;
+  std::vector<unique_fd> spare;  // a batch's storage, kept between wakeups
 
   void start() {
     uv_poll_start(poll.get(), UV_READABLE, [](uv_poll_t* h, int status, int) {
@@ -33,6 +33,10 @@ struct acceptor::impl {
   }
 
   void on_readable() {
+    // The batch is handed over as ours, not a member: on_batch may destroy
+    // this acceptor (a listener closed from its connection callback), and
+    // the connections not yet delivered must outlive it.
+    std::vector<unique_fd> batch = std::move(spare);
     batch.clear();
     for (int i = 0; i < max_accepts_per_wakeup; ++i) {
       int c = ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -48,10 +52,16 @@ struct acceptor::impl {
       }
       break;  // EAGAIN, or an error the next wakeup will report again
     }
-    if (batch.empty()) return;
+    if (batch.empty()) {
+      spare = std::move(batch);
+      return;
+    }
     auto guard = alive;
-    on_batch(batch);
-    if (*guard) batch.clear();
+    auto deliver = on_batch;  // may be destroyed with us while it runs
+    deliver(batch);
+    if (!*guard) return;  // what was not taken closes with `batch`
+    batch.clear();
+    spare = std::move(batch);
   }
 
   void back_off() {

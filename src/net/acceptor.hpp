@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "corral/fd.hpp"
 
@@ -13,7 +14,9 @@ namespace corral::net::detail {
 /// once; the listening fd is not closed (the owner holds it).
 class acceptor {
  public:
-  /// `on_batch` gets the connections accepted in one wakeup (never empty).
+  /// `on_batch` gets the connections accepted in one wakeup (never empty);
+  /// the vector is not the acceptor's, so on_batch may destroy the acceptor
+  /// and still go on with it. Connections left in it are closed on return.
   using batch_fn = std::function<void(std::vector<unique_fd>& conns)>;
   acceptor(int listen_fd, batch_fn on_batch);
   ~acceptor();

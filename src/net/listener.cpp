@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <map>
 #include <set>
+#include <utility>
 
 #include "core/closers.hpp"
 #include "core/defer.hpp"
@@ -227,15 +228,28 @@ struct listener::impl {
     });
   }
 
+  // Not listening after all: reports `e`, then completes a close() asked for
+  // while we waited (its callbacks were waiting for this answer).
+  void listen_failed(const error& e, const listening_fn& done, const address& want, bool close_was_requested) {
+    m = mode::idle;
+    release_key();
+    hold(false);
+    auto waiters = close_was_requested ? std::exchange(close_waiters, {}) : decltype(close_waiters){};
+    auto guard = alive;
+    done(&e, want);
+    if (!*guard) return;  // destroyed by `done`: so is whoever waits on the close
+    for (auto& w : waiters)
+      if (w) w();
+  }
+
   void on_listen_reply(const json& reply, std::vector<unique_fd>& fds, const listening_fn& done, const address& want,
                        int backlog) {
+    // One close() while asking closes this listen, not a later one.
+    bool close_was_requested = std::exchange(close_requested, false);
     if (reply.contains("error")) {
-      m = mode::idle;
-      release_key();
-      hold(false);
       error e(std::error_code(reply.value("errno", EINVAL), std::generic_category()),
               reply.value("error", std::string("listen failed")));
-      done(&e, want);
+      listen_failed(e, done, want, close_was_requested);
       return;
     }
     bound = detail::address_from_json(reply.value("address", json::object()));
@@ -265,11 +279,8 @@ struct listener::impl {
         // waiting for it) must not come before.
         cluster::worker().send({{"corral", "bound"}, {"key", key}});
       } else {
-        m = mode::idle;
-        release_key();
-        hold(false);
         error e(std::make_error_code(std::errc::protocol_error), "listen " + want.to_string() + ": the primary sent no socket");
-        done(&e, want);
+        listen_failed(e, done, want, close_was_requested);
         return;
       }
       m = mode::cluster_socket;
@@ -278,7 +289,7 @@ struct listener::impl {
     register_closer();
     auto guard = alive;
     done(nullptr, bound);
-    if (*guard && close_requested) close({});
+    if (*guard && close_was_requested) close({});
   }
 
   void close(std::function<void()> done) {

@@ -17,6 +17,7 @@ struct state {
   options opts;
   bool enabled = false;
   bool started = false;
+  bool signalled = false;  // a signal came: the next one forces
   std::vector<std::function<void()>> hooks;
   std::vector<detail::uv_handle_ptr<uv_signal_t>> signals;
   detail::uv_handle_ptr<uv_timer_t> deadline;
@@ -48,16 +49,8 @@ void force() {
   finish(1);
 }
 
-}  // namespace
-
-void on_cleanup(std::function<void()> fn) { st().hooks.push_back(std::move(fn)); }
-bool in_progress() noexcept { return st().started; }
-
-void begin() {
+void start() {
   auto& s = st();
-  if (s.started) {  // asked twice: stop waiting
-    force();
-  }
   s.started = true;
   if (cluster::is_worker() && cluster::worker().is_connected())
     cluster::worker().send({{"corral", "disconnect"}});  // we leave on purpose
@@ -86,6 +79,30 @@ void begin() {
   }
 }
 
+// Only a second signal forces. A Ctrl-C or a group-wide SIGTERM reaches a
+// worker twice, by its own signal and by its primary's disconnect, in either
+// order: neither message nor begin() counts as a signal, so that is one
+// graceful shutdown.
+void on_signal() {
+  auto& s = st();
+  if (s.signalled) force();
+  s.signalled = true;
+  if (!s.started) start();
+}
+
+void on_message() {
+  if (!st().started) start();
+}
+
+}  // namespace
+
+void on_cleanup(std::function<void()> fn) { st().hooks.push_back(std::move(fn)); }
+bool in_progress() noexcept { return st().started; }
+
+void begin() {
+  if (!st().started) start();
+}
+
 void enable(options opts) {
   auto& s = st();
   if (s.enabled) return;
@@ -94,14 +111,14 @@ void enable(options opts) {
   for (int sig : s.opts.signals) {
     auto h = detail::uv_handle_ptr<uv_signal_t>::make();
     uv_signal_init(uv_default_loop(), h.get());
-    uv_signal_start(h.get(), [](uv_signal_t*, int) { begin(); }, sig);
+    uv_signal_start(h.get(), [](uv_signal_t*, int) { on_signal(); }, sig);
     uv_unref(h.handle());  // watching for a signal must not keep the process alive
     s.signals.push_back(std::move(h));
   }
   if (s.opts.on_shutdown_message && cluster::is_worker()) {
     // The primary's disconnect and a 'shutdown' message both end here, so
     // cleanup hooks run however the worker is asked to leave.
-    cluster::worker().on_shutdown_for_internal([] { begin(); });
+    cluster::worker().on_shutdown_for_internal([] { on_message(); });
   }
 }
 

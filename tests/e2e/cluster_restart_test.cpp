@@ -191,3 +191,41 @@ TEST(Shutdown, SecondSigintForcesAtOnce) {
   EXPECT_TRUE(WIFSIGNALED(*st) && WTERMSIG(*st) == SIGINT) << *st;
   EXPECT_TRUE(wait_until([&] { reap_orphans(); return live_in_group(p.pid()).empty(); }, 5s));
 }
+
+// A replacement that never takes over is the rolling restart's to discard,
+// not respawn's to replace: after the failed restart the cluster is back to
+// its N workers (it used to fork one more per failed SIGHUP). The primary
+// decides on a respawn before it reports the exit, so "exit" comes after any
+// "forking a new one".
+class ClusterRespawn : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ClusterRespawn, FailedRollingRestartDoesNotRespawnTheReplacement) {
+  become_subreaper();
+  temp_dir dir;
+  std::string file = dir.file("fail");
+  bool hold = GetParam() == "HOLD_FILE";
+  child p({bin("tests/e2e/pid_server")}, {.env = {{"WORKERS", "2"},
+                                                  {GetParam(), file},
+                                                  {"RESPAWN", "1"},
+                                                  {"RESPAWN_DELAY_MS", "50"},
+                                                  {"RESTART_TIMEOUT_MS", "300"}}});
+  ASSERT_TRUE(p.wait_out("listening ", 20s, 2)) << p.out() << p.err();
+  int port = port_of(p.out());
+  std::ofstream(file) << "x";
+  p.signal(SIGHUP);
+  ASSERT_TRUE(p.wait_out("restart failed: ", 20s)) << p.out() << p.err();
+  ASSERT_TRUE(p.wait_out("exit ", 10s)) << p.out() << p.err();
+  EXPECT_NE(p.out().find(hold ? "code -1 signal 9" : "code 1 signal 0"), std::string::npos) << p.out();
+  EXPECT_EQ(count(p.err(), "forking a new one"), 0) << p.err();
+  EXPECT_TRUE(wait_until([&] { return live_in_group(p.pid()).size() == 3; }, 5s));  // the primary and 2
+  // A later restart that succeeds leaves N as well.
+  std::remove(file.c_str());
+  p.signal(SIGHUP);
+  ASSERT_TRUE(p.wait_out("restarted", 30s)) << p.out() << p.err();
+  EXPECT_EQ(count(p.err(), "forking a new one"), 0) << p.err();
+  EXPECT_TRUE(wait_until([&] { reap_orphans(); return live_in_group(p.pid()).size() == 3; }, 5s));
+  EXPECT_TRUE(ask_pid(port));
+}
+
+INSTANTIATE_TEST_SUITE_P(Cluster, ClusterRespawn, ::testing::Values("HOLD_FILE", "CRASH_FILE"),
+                         [](const auto& info) { return info.param == "HOLD_FILE" ? "NeverListens" : "Crashes"; });

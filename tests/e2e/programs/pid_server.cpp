@@ -9,6 +9,10 @@
 //   HANG=1         workers never finish leaving (a timer keeps them alive),
 //   SHUTDOWN_TIMEOUT_MS  settings.shutdown_timeout,
 //   SECOND_PORT    workers also serve a second port, and print "second <address>".
+//   RELISTEN=1     a worker closes its listener before the primary has
+//                  answered its listen, listens again once closed, and on the
+//                  loop iteration after that listen's callback prints
+//                  "relistened listening" (or "relistened closed").
 // The primary prints "listening <worker pid> <address>" for every worker that
 // listens, "exit <worker pid> code <c> signal <s>" for every worker that
 // exits, "restarted" / "restart failed: <why>" after each rolling restart
@@ -106,10 +110,30 @@ static void worker() {
     uv_timer_init(uv_default_loop(), &forever);
     uv_timer_start(&forever, [](uv_timer_t*) {}, 1000, 1000);
   }
-  net::listen_options o;
+  static net::listen_options o;
   o.port = env_int("PORT", 0);
   if (const char* p = std::getenv("LISTEN_PATH")) o.path = p;
   o.host = "127.0.0.1";
+  if (env_int("RELISTEN", 0) == 1) {
+    l.listen(o, [](const corral::error*, const net::address&) {});
+    l.close([] {
+      l.listen(o, [](const corral::error* e, const net::address&) {
+        if (e) {
+          std::fprintf(stderr, "listen failed: %s\n", e->message().c_str());
+          std::exit(3);
+        }
+        // A listener that wrongly closes itself does so right after this
+        // callback returns: look on the next iteration.
+        static uv_timer_t check;
+        uv_timer_init(uv_default_loop(), &check);
+        uv_timer_start(&check, [](uv_timer_t* t) {
+          std::printf("relistened %s\n", l.is_listening() ? "listening" : "closed");
+          uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
+        }, 0, 0);
+      });
+    });
+    return;
+  }
   l.listen(o, [](const corral::error* e, const net::address&) {
     if (e) {
       std::fprintf(stderr, "listen failed: %s\n", e->message().c_str());
