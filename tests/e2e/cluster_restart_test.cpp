@@ -19,12 +19,6 @@ using namespace support;
 
 namespace {
 
-int port_of(const std::string& out) {
-  std::smatch m;
-  if (std::regex_search(out, m, std::regex(R"(listening \d+ 127\.0\.0\.1:(\d+))"))) return std::stoi(m[1]);
-  return 0;
-}
-
 std::set<std::string> listening_pids(const std::string& out) {
   std::set<std::string> pids;
   std::regex re(R"(listening (\d+) )");
@@ -49,7 +43,7 @@ TEST_P(RollingRestart, TenRestartsUnderLoadFailNoConnection) {
   become_subreaper();
   child p({bin("tests/e2e/pid_server")}, {.env = {{"WORKERS", "2"}, {"CORRAL_SCHED_POLICY", GetParam()}}});
   ASSERT_TRUE(p.wait_out("listening ", 20s, 2)) << p.out() << p.err();
-  int port = port_of(p.out());
+  int port = listening_port_of(p.out());
   auto first = listening_pids(p.out());
   std::atomic<bool> stop{false};
   std::atomic<int> ok{0}, failed{0};
@@ -85,7 +79,7 @@ TEST(RollingRestart, ReplacementThatCrashesAbortsAndTheOldWorkerKeepsServing) {
   std::string crash = dir.file("crash");
   child p({bin("tests/e2e/pid_server")}, {.env = {{"WORKERS", "1"}, {"CRASH_FILE", crash}}});
   ASSERT_TRUE(p.wait_out("listening ", 20s)) << p.out() << p.err();
-  int port = port_of(p.out());
+  int port = listening_port_of(p.out());
   auto old = ask_pid(port);
   ASSERT_TRUE(old);
   std::ofstream(crash) << "x";
@@ -102,7 +96,7 @@ TEST(RollingRestart, ReplacementThatNeverListensTimesOutAndTheOldWorkerKeepsServ
   std::string hold = dir.file("hold");
   child p({bin("tests/e2e/pid_server")}, {.env = {{"WORKERS", "1"}, {"HOLD_FILE", hold}, {"RESTART_TIMEOUT_MS", "300"}}});
   ASSERT_TRUE(p.wait_out("listening ", 20s)) << p.out() << p.err();
-  int port = port_of(p.out());
+  int port = listening_port_of(p.out());
   auto old = ask_pid(port);
   ASSERT_TRUE(old);
   std::ofstream(hold) << "x";
@@ -134,14 +128,14 @@ TEST(Respawn, CrashingWorkerIsRestartedWithGrowingDelaysAndCpuStaysLow) {
   // It comes back once the crash is fixed.
   std::remove(crash.c_str());
   ASSERT_TRUE(p.wait_out("listening ", 30s)) << p.out() << p.err();
-  ASSERT_TRUE(ask_pid(port_of(p.out())));
+  ASSERT_TRUE(ask_pid(listening_port_of(p.out())));
 }
 
 TEST(Shutdown, SigintToThePrimaryLetsInFlightWorkComplete) {
   become_subreaper();
   child p({bin("tests/e2e/pid_server")}, {.env = {{"WORKERS", "2"}, {"DELAY_MS", "700"}}});
   ASSERT_TRUE(p.wait_out("listening ", 20s, 2)) << p.out() << p.err();
-  int port = port_of(p.out());
+  int port = listening_port_of(p.out());
   std::vector<int> fds;
   for (int i = 0; i < 6; ++i) {
     int fd = connect_tcp(port);
@@ -210,7 +204,7 @@ TEST_P(ClusterRespawn, FailedRollingRestartDoesNotRespawnTheReplacement) {
                                                   {"RESPAWN_DELAY_MS", "50"},
                                                   {"RESTART_TIMEOUT_MS", "300"}}});
   ASSERT_TRUE(p.wait_out("listening ", 20s, 2)) << p.out() << p.err();
-  int port = port_of(p.out());
+  int port = listening_port_of(p.out());
   std::ofstream(file) << "x";
   p.signal(SIGHUP);
   ASSERT_TRUE(p.wait_out("restart failed: ", 20s)) << p.out() << p.err();

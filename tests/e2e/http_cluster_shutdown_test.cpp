@@ -12,16 +12,6 @@
 
 using namespace support;
 
-namespace {
-
-int port_of(const std::string& out) {
-  std::smatch m;
-  if (std::regex_search(out, m, std::regex(R"(listening \d+ 127\.0\.0\.1:(\d+))"))) return std::stoi(m[1]);
-  return 0;
-}
-
-}  // namespace
-
 // A Ctrl-C reaches every process of the group: each worker hears it by its
 // own signal and by its primary's disconnect, in either order. That is one
 // request to leave, not two: the requests in flight finish and the workers
@@ -30,7 +20,7 @@ TEST(Shutdown, SigintToTheGroupLetsHelperWorkersFinishInFlightRequestsAndExitZer
   become_subreaper();
   child p({bin("tests/e2e/http_shutdown_cluster")}, {.env = {{"WORKERS", "2"}, {"SLOW_MS", "1000"}}});
   ASSERT_TRUE(p.wait_out("listening ", 20s, 2)) << p.out() << p.err();
-  int port = port_of(p.out());
+  int port = listening_port_of(p.out());
   http_test::client a(port), b(port);
   ASSERT_TRUE(a.ok() && b.ok());
   ASSERT_TRUE(a.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"));
@@ -55,7 +45,7 @@ TEST(Shutdown, SecondSigintToAHelperWorkerForcesItAfterAGroupSigint) {
   become_subreaper();
   child p({bin("tests/e2e/http_shutdown_cluster")}, {.env = {{"WORKERS", "1"}, {"SLOW_MS", "30000"}}});
   ASSERT_TRUE(p.wait_out("listening ", 20s)) << p.out() << p.err();
-  int port = port_of(p.out());
+  int port = listening_port_of(p.out());
   std::smatch m;
   std::string out = p.out();
   ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(listening (\d+) )")));

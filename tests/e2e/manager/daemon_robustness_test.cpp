@@ -48,6 +48,15 @@ class raw_client {
 int occurrences(const std::string& hay, const std::string& needle) { return support::count(hay, needle); }
 
 // A port no one listens on now (bound, read, closed).
+// SIGTERM to the daemon (as `systemctl stop`), then waits until it is gone.
+bool stop_daemon_by_sigterm(pid_t daemon) {
+  if (daemon <= 0 || ::kill(daemon, SIGTERM) != 0) return false;
+  return wait_until([&] {
+    reap_orphans();
+    return !alive(daemon);
+  }, 15s);
+}
+
 int free_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
@@ -170,12 +179,7 @@ TEST_F(Manager, RestoredAppWhosePortIsTakenStaysListedErroredAndStartsOnRestart)
   int port = free_port();
   ASSERT_EQ(corral({"start", app, "--name", "web", "--port", std::to_string(port), "--", "serve"}).code, 0);
   ASSERT_TRUE(all_online(rows("web"), 1));
-  pid_t daemon = daemon_pid();
-  ::kill(daemon, SIGTERM);
-  ASSERT_TRUE(wait_until([&] {
-    reap_orphans();
-    return !alive(daemon);
-  }, 15s));
+  ASSERT_TRUE(stop_daemon_by_sigterm(daemon_pid()));
   // Another service has the port when the next daemon starts.
   int blocker = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
@@ -317,12 +321,7 @@ TEST_F(Manager, DaemonStoppedBySigtermWritesTheAppsPartialLastLine) {
   write_file(work_.file("partial.sh"), "setsid sleep 1000 </dev/null &\nexec " + app + " lines 3\n");
   ASSERT_EQ(corral({"start", "/bin/sh " + work_.file("partial.sh"), "--name", "web"}).code, 0);
   ASSERT_TRUE(wait_until([&] { return slurp(log_path("web")).find("out 2\n") != std::string::npos; }, 10s));
-  pid_t daemon = daemon_pid();
-  ::kill(daemon, SIGTERM);
-  ASSERT_TRUE(wait_until([&] {
-    reap_orphans();
-    return !alive(daemon);
-  }, 15s));
+  ASSERT_TRUE(stop_daemon_by_sigterm(daemon_pid()));
   EXPECT_NE(slurp(log_path("web")).find("out 2\npartial"), std::string::npos) << slurp(log_path("web"));
   for (pid_t p : processes_with(home())) ::kill(p, SIGKILL);
 }

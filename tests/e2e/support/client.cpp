@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <regex>
 
 namespace support {
 
@@ -105,6 +106,12 @@ int listen_tcp(int& port) {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   port = ntohs(a.sin_port);
   return fd;
+}
+
+int listening_port_of(const std::string& out) {
+  std::smatch m;
+  if (std::regex_search(out, m, std::regex(R"(listening \d+ 127\.0\.0\.1:(\d+))"))) return std::stoi(m[1]);
+  return 0;
 }
 
 }  // namespace support

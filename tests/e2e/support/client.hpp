@@ -16,5 +16,8 @@ std::string read_all(int fd, int timeout_ms = 2000);
 bool write_all(int fd, const std::string& data);
 /// A listening TCP socket on 127.0.0.1:0; returns fd, sets port.
 int listen_tcp(int& port);
+/// The port in the first "listening <id> 127.0.0.1:<port>" line a cluster
+/// test program printed; 0 if none yet.
+int listening_port_of(const std::string& out);
 
 }  // namespace support
