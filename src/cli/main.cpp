@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -108,6 +109,15 @@ std::string flag_of(const std::string& field) {
   std::replace(f.begin(), f.end(), '_', '-');
   return f;
 }
+
+// What a daemon could know an app by: a name, an id, or all. Anything else
+// is the user's mistake, said without starting a daemon to say it.
+bool could_name_an_app(const std::string& target) {
+  bool id = !target.empty() && std::all_of(target.begin(), target.end(), [](unsigned char c) { return std::isdigit(c); });
+  return target == "all" || id || daemon::valid_app_name(target);
+}
+
+std::string not_an_app(const std::string& target) { return "'" + target + "' is not an app name, an id or all"; }
 
 // What the command line asks, as specs: every app of an ecosystem file, or
 // the one app of the command. `unresolved` is set (and nothing returned)
@@ -235,6 +245,8 @@ int cmd_start(session& s, start_options& o) {
   auto specs = specs_of(o, unresolved);
   if (!specs) return fail(specs.err().message(), exit_usage);
   if (!unresolved.empty()) {
+    // Not a program, nor anything an app could be called: no daemon needed.
+    if (!could_name_an_app(o.command)) return fail(unresolved, exit_usage);
     // Not a program: maybe the name or id of a known app to start again.
     auto r = s.call("start", {{"target", o.command}, {"resolve_error", unresolved}});
     if (!r) return fail(r.err().message());
@@ -272,6 +284,8 @@ int cmd_target(session& s, const std::string& cmd, const std::string& target, js
     auto names = cli::ecosystem_app_names(target, path_env());
     if (!names) return fail(names.err().message(), exit_usage);
     targets = std::move(*names);
+  } else if (!could_name_an_app(target)) {
+    return fail(cmd + ": " + not_an_app(target), exit_usage);
   }
   int failures = 0;
   for (const auto& t : targets) {
@@ -452,7 +466,11 @@ int main(int argc, char** argv) {
   ro.app.args = after;
 
   if (daemon_cmd->parsed()) return daemon::run_daemon(home);
-  if (monit->parsed()) return cli::run_monit(home, mo);
+  if (monit->parsed()) {
+    if (monit->count("target") > 0 && !could_name_an_app(mo.target))
+      return fail("monit: " + not_an_app(mo.target), exit_usage);
+    return cli::run_monit(home, mo);
+  }
   if (startup->parsed()) return cli::run_startup(home, sto);
   if (unstartup->parsed()) return cli::run_unstartup(sto);
   if (run->parsed()) {
@@ -462,6 +480,12 @@ int main(int argc, char** argv) {
     if (!unresolved.empty()) return fail(unresolved, exit_usage);
     return cli::run_foreground(*specs);
   }
+  // describe, scale, logs, flush: a target no app can have needs no daemon
+  // to be refused (stop, restart, delete and reload: cmd_target, after an
+  // ecosystem file's names). None given to logs or flush means all.
+  for (auto* c : {describe, scale, logs, flush})
+    if (c->parsed() && !(target.empty() && c->count("target") == 0) && !could_name_an_app(target))
+      return fail(c->get_name() + ": " + not_an_app(target), exit_usage);
   session s(home);
   if (start->parsed()) return cmd_start(s, so);
   if (stop->parsed()) return cmd_target(s, "stop", target);

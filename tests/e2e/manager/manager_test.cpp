@@ -326,6 +326,37 @@ TEST_F(Manager, NoDaemonRunningIsOneClearLine) {
   EXPECT_EQ(daemon_pid(), 0);
 }
 
+TEST_F(Manager, ArgumentErrorsAreReportedWithoutStartingADaemon) {
+  // Nothing here can name an app a daemon might know: the CLI says so itself.
+  struct bad_t {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  std::vector<bad_t> cases = {
+      {{"start", " "}, "empty command"},
+      {{"start", ""}, "empty command"},
+      {{"start", "/nonexistent/program"}, "/nonexistent/program"},
+      {{"start", "./missing.sh"}, "missing.sh"},
+      {{"stop", " "}, "' '"},
+      {{"restart", "no/such/app"}, "no/such/app"},
+      {{"delete", ""}, "''"},
+      {{"describe", "a:b"}, "'a:b'"},
+      {{"logs", "a b"}, "'a b'"},
+      {{"scale", "x y", "2"}, "'x y'"},
+      {{"flush", "x/y"}, "'x/y'"},
+      {{"monit", " ", "--once"}, "' '"},
+  };
+  for (auto& c : cases) {
+    auto r = corral(c.args);
+    EXPECT_NE(r.code, 0) << c.args[0] << " '" << c.args[1] << "'";
+    EXPECT_EQ(count(r.err, "\n"), 1) << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+    EXPECT_NE(::access(home_.file("corral.sock").c_str(), F_OK), 0) << c.args[0] << " '" << c.args[1] << "'";
+    EXPECT_NE(::access(home_.file("daemon.pid").c_str(), F_OK), 0) << c.args[0] << " '" << c.args[1] << "'";
+    EXPECT_TRUE(processes_with(home()).empty()) << c.args[0] << " '" << c.args[1] << "'";
+  }
+}
+
 TEST_F(Manager, SaveKillResurrectBringsTheAppsBack) {
   ASSERT_EQ(corral({"start", app, "--name", "saved", "-i", "2", "--", "serve"}).code, 0);
   ASSERT_EQ(corral({"save"}).code, 0);
