@@ -295,7 +295,7 @@ void supervisor::cmd_resurrect(const request& req, reply_fn reply) {
   for (auto& pa : st->apps) {
     std::string err;
     if (!select(pa.spec.name, err).empty()) continue;  // already here: no duplicate
-    auto a = add_app(std::move(pa.spec), {}, {}, /*keep_unbound=*/true);
+    auto a = add_app(std::move(pa.spec), {}, {}, /*restoring=*/true);
     if (!a) return reply(fail(req.id, a.err().message()));
     started.push_back((*a)->spec.name);
     if ((*a)->spec.running)
