@@ -6,6 +6,8 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -53,6 +55,23 @@ struct start_options {
   CLI::App* sub = nullptr;
 };
 
+// A whole number lo..hi, refused in the flag's words: CLI11's
+// NonNegativeNumber prints DBL_MAX as its bound, and a value past the
+// field's type is only "Could not convert".
+CLI::Validator whole_number(int64_t lo, int64_t hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& s) -> std::string {
+        int64_t v = 0;
+        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (ec == std::errc() && end == s.data() + s.size() && v >= lo && v <= hi) return {};
+        return fmt::format("expected a whole number {}..{}, got '{}'", lo, hi, s);
+      },
+      fmt::format("INT in {}..{}", lo, hi));
+}
+
+// The durations' bound is the ecosystem files' (parse_duration_ms).
+constexpr int64_t max_ms = 1'000'000'000'000;
+
 void add_start_flags(CLI::App* c, start_options& so) {
   so.sub = c;
   auto& a = so.app;
@@ -72,17 +91,18 @@ void add_start_flags(CLI::App* c, start_options& so) {
   c->add_flag("--wait-ready", a.wait_ready, "online only once the app sends 'ready'");
   c->add_flag("--shutdown-with-message", a.shutdown_with_message, "stop by sending 'shutdown' on the channel");
   c->add_option("--kill-signal", a.kill_signal, "graceful stop signal (default SIGINT)");
-  c->add_option("--kill-timeout", a.kill_timeout, "ms before SIGKILL (default 1600)")->check(CLI::NonNegativeNumber);
-  c->add_option("--restart-delay", a.restart_delay, "ms before a restart")->check(CLI::NonNegativeNumber);
+  c->add_option("--kill-timeout", a.kill_timeout, "ms before SIGKILL (default 1600)")->check(whole_number(0, max_ms));
+  c->add_option("--restart-delay", a.restart_delay, "ms before a restart")->check(whole_number(0, max_ms));
   c->add_option("--exp-backoff-restart-delay", a.exp_backoff_restart_delay, "first backoff delay in ms (doubles)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(whole_number(0, max_ms));
   c->add_option("--min-uptime", a.min_uptime, "ms under which a run is unstable (default 1000)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(whole_number(0, max_ms));
   c->add_option("--max-restarts", a.max_restarts, "unstable restarts before errored (default 16)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(whole_number(0, 1'000'000));
   c->add_option("--listen-timeout", a.listen_timeout, "ms to wait for 'ready' (default 3000)")
-      ->check(CLI::NonNegativeNumber);
-  c->add_option("--stop-exit-codes", a.stop_exit_codes, "exit codes that mean done (no restart)");
+      ->check(whole_number(0, max_ms));
+  c->add_option("--stop-exit-codes", a.stop_exit_codes, "exit codes that mean done (no restart)")
+      ->check(whole_number(0, 255));
   c->add_option("--port", a.port, "cluster mode: the daemon listens on this TCP port (0: any) for the instances")
       ->check(CLI::Range(0, 65535));
   c->add_option("--listen", a.listen, "cluster mode: host:port or unix:/path to listen on (repeatable)");
@@ -414,7 +434,7 @@ int main(int argc, char** argv) {
   bool follow = false, err_only = false, out_only = false;
   auto* logs = app.add_subcommand("logs", "show the last lines of an app's logs");
   logs->add_option("target", target, "app name or id (default: all)");
-  logs->add_option("--lines", lines, "how many lines (default 15)")->check(CLI::NonNegativeNumber);
+  logs->add_option("--lines", lines, "how many lines (default 15)")->check(whole_number(0, INT_MAX));
   logs->add_flag("-f,--follow", follow, "keep printing new lines");
   logs->add_flag("--err", err_only, "stderr only");
   logs->add_flag("--out", out_only, "stdout only");

@@ -357,6 +357,31 @@ TEST_F(Manager, ArgumentErrorsAreReportedWithoutStartingADaemon) {
   }
 }
 
+TEST_F(Manager, BadFlagValuesNameTheFlagAndTheValueInOneShortLine) {
+  struct bad_t {
+    std::vector<std::string> args;
+    std::string flag, value;
+  };
+  std::vector<bad_t> cases = {
+      {{"logs", "--lines", "abc"}, "--lines", "abc"},
+      {{"logs", "--lines", "-1"}, "--lines", "-1"},
+      {{"logs", "--lines", "99999999999"}, "--lines", "99999999999"},
+      {{"start", app, "--kill-timeout", "soon"}, "--kill-timeout", "soon"},
+      {{"start", app, "--min-uptime", "1e20"}, "--min-uptime", "1e20"},
+      {{"start", app, "--max-restarts", "-3"}, "--max-restarts", "-3"},
+      {{"start", app, "--stop-exit-codes", "300"}, "--stop-exit-codes", "300"},
+  };
+  for (auto& c : cases) {
+    auto r = corral(c.args);
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_EQ(count(r.err, "\n"), 1) << r.err;
+    EXPECT_NE(r.err.find(c.flag), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("'" + c.value + "'"), std::string::npos) << r.err;
+    EXPECT_LT(r.err.size(), 160u) << r.err;
+  }
+  EXPECT_EQ(daemon_pid(), 0);
+}
+
 TEST_F(Manager, SaveKillResurrectBringsTheAppsBack) {
   ASSERT_EQ(corral({"start", app, "--name", "saved", "-i", "2", "--", "serve"}).code, 0);
   ASSERT_EQ(corral({"save"}).code, 0);
