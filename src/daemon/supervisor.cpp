@@ -133,9 +133,9 @@ void supervisor::write_state(std::string text) {
 int supervisor::restore() {
   auto text = read_file(home_.state);
   if (!text) return 0;
-  auto j = parse_line(*text);
+  auto j = parse_state_text(home_.state, *text);
   if (!j) {
-    std::fprintf(stderr, "corral daemon: ignoring unreadable %s\n", home_.state.c_str());
+    std::fprintf(stderr, "corral daemon: ignoring %s\n", j.err().message().c_str());
     return 0;
   }
   auto st = state_from_json(*j);

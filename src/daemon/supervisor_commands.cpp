@@ -287,8 +287,8 @@ void supervisor::cmd_save(const request& req, reply_fn reply) {
 void supervisor::cmd_resurrect(const request& req, reply_fn reply) {
   auto text = read_file(home_.dump);
   if (!text) return reply(fail(req.id, "nothing saved: " + text.err().message() + " (run corral save first)"));
-  auto j = parse_line(*text);
-  if (!j) return reply(fail(req.id, home_.dump + ": " + j.err().message()));
+  auto j = parse_state_text(home_.dump, *text);
+  if (!j) return reply(fail(req.id, j.err().message()));
   auto st = state_from_json(*j);
   if (!st) return reply(fail(req.id, home_.dump + ": " + st.err().message()));
   json started = json::array();

@@ -392,6 +392,19 @@ TEST_F(Manager, SaveKillResurrectBringsTheAppsBack) {
   EXPECT_TRUE(wait_until([&] { return all_online(rows("saved"), 2); }, 10s));
 }
 
+TEST_F(Manager, ResurrectOfABrokenSaveFileSaysWhereAndTheDaemonStaysUp) {
+  ASSERT_EQ(corral({"ping"}).code, 0);
+  pid_t daemon = daemon_pid();
+  write_file(home_.file("dump.json"), "{\n  \"version\": 1,\n  \"apps\": [\n");
+  auto r = corral({"resurrect"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_EQ(count(r.err, "\n"), 1) << r.err;
+  EXPECT_NE(r.err.find(home_.file("dump.json") + ":4: not valid JSON"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("control"), std::string::npos) << r.err;
+  EXPECT_EQ(corral({"ping"}).code, 0);
+  EXPECT_EQ(daemon_pid(), daemon);
+}
+
 TEST_F(Manager, StopEscalatesToSigkillAfterKillTimeout) {
   ASSERT_EQ(corral({"start", app, "--name", "stubborn", "--kill-timeout", "300", "--", "stubborn"}).code, 0);
   ASSERT_TRUE(wait_until([&] { return all_online(rows("stubborn"), 1); }, 10s));
