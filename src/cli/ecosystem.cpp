@@ -47,9 +47,14 @@ class app_reader {
 
   void read(const YAML::Node& entry) {
     for (auto it = entry.begin(); it != entry.end(); ++it) {
-      key_ = it->first.Scalar();
+      key_.clear();
       key_line_ = line_of(it->first);
-      app_.key_lines[key_] = key_line_;
+      if (!it->first.IsScalar()) fail("a key must be a name, not a list or a map");
+      key_ = it->first.Scalar();
+      // YAML and JSON parsers keep the last of two equal keys: the first
+      // would be silently ignored.
+      if (auto [at, fresh] = app_.key_lines.emplace(key_, key_line_); !fresh)
+        fail("duplicate key" + (at->second > 0 ? " (also at line " + std::to_string(at->second) + ")" : std::string()));
       one(key_, it->second);
     }
     if (!env_name_.empty())
@@ -106,8 +111,10 @@ class app_reader {
     if (!n.IsMap()) fail("expected a map of VARIABLE: value");
     std::map<std::string, std::string> out;
     for (auto it = n.begin(); it != n.end(); ++it) {
+      if (!it->first.IsScalar()) fail("a variable name must be a string, not a list or a map");
       std::string k = it->first.Scalar();
       if (k.empty() || k.find('=') != std::string::npos) fail("bad variable name '" + k + "'");
+      if (out.count(k)) fail(k + ": duplicate variable");
       // PM2 stringifies numbers and booleans; a nested map is a mistake.
       if (it->second.IsNull()) out[k] = "";
       else if (!it->second.IsScalar()) fail(k + ": expected a string, number or boolean");
@@ -140,7 +147,10 @@ class app_reader {
       for (const auto& [k, val] : env_map(v)) o.env[k] = val;
     } else if (key.rfind("env_", 0) == 0 && key.size() > 4) {
       auto m = env_map(v);
-      if (key.substr(4) == env_name_) env_selected_ = m;
+      if (key.substr(4) == env_name_) {
+        env_selected_ = m;
+        app_.has_env_name = true;
+      }
     } else if (key == "port") o.port = static_cast<int>(integer(v, 0, 65535));
     else if (key == "listen") o.listen = strings(v);
     else if (key == "lb") o.lb = text(v);
@@ -367,10 +377,18 @@ result<std::vector<eco_app>> parse_ecosystem(const std::string& text, eco_format
   YAML::Node root = *tree;
   YAML::Node list = root;
   if (root.IsMap()) {
-    for (auto it = root.begin(); it != root.end(); ++it)
+    int apps_line = -1;
+    for (auto it = root.begin(); it != root.end(); ++it) {
+      if (!it->first.IsScalar())
+        return invalid(where(file, at(it->first)) + ": a key must be a name, not a list or a map");
       if (it->first.Scalar() != "apps")
         return invalid(where(file, at(it->first)) + ": " + it->first.Scalar() +
                        ": unknown top-level key (expected apps: followed by a list of apps)");
+      if (apps_line >= 0)
+        return invalid(where(file, at(it->first)) + ": apps: duplicate key" +
+                       (apps_line > 0 ? " (also at line " + std::to_string(apps_line) + ")" : ""));
+      apps_line = at(it->first);
+    }
     list = root["apps"];
     if (!list) return invalid(where(file, at(root)) + ": apps: missing");
   }
@@ -389,7 +407,8 @@ result<std::vector<eco_app>> parse_ecosystem(const std::string& text, eco_format
     try {
       app_reader(a, env_name).read(entry);
     } catch (const key_error& e) {
-      return invalid(where(file, no_line == 0 ? 0 : e.line) + ": " + app_label(a, k) + ": " + e.key + ": " + e.message);
+      return invalid(where(file, no_line == 0 ? 0 : e.line) + ": " + app_label(a, k) + ": " +
+                     (e.key.empty() ? "" : e.key + ": ") + e.message);
     }
     if (no_line == 0) {
       a.line = 0;
@@ -397,6 +416,9 @@ result<std::vector<eco_app>> parse_ecosystem(const std::string& text, eco_format
     }
     apps.push_back(std::move(a));
   }
+  // A misspelt --env would start the apps without the variables asked for.
+  if (!env_name.empty() && std::none_of(apps.begin(), apps.end(), [](const eco_app& a) { return a.has_env_name; }))
+    return invalid(file + ": --env " + env_name + ": no app has env_" + env_name);
   return apps;
 }
 

@@ -31,6 +31,8 @@ struct eco_app {
   /// (a .config.js: node's JSON has no lines of the user's file).
   int line = 0;
   std::map<std::string, int> key_lines;
+  /// The entry has env_<env_name> (parse_ecosystem's env_name).
+  bool has_env_name = false;
   int line_of(const std::string& key) const {
     auto it = key_lines.find(key);
     return it == key_lines.end() ? line : it->second;

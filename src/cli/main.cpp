@@ -5,6 +5,9 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -52,6 +55,23 @@ struct start_options {
   CLI::App* sub = nullptr;
 };
 
+// A whole number lo..hi, refused in the flag's words: CLI11's
+// NonNegativeNumber prints DBL_MAX as its bound, and a value past the
+// field's type is only "Could not convert".
+CLI::Validator whole_number(int64_t lo, int64_t hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& s) -> std::string {
+        int64_t v = 0;
+        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (ec == std::errc() && end == s.data() + s.size() && v >= lo && v <= hi) return {};
+        return fmt::format("expected a whole number {}..{}, got '{}'", lo, hi, s);
+      },
+      fmt::format("INT in {}..{}", lo, hi));
+}
+
+// The durations' bound is the ecosystem files' (parse_duration_ms).
+constexpr int64_t max_ms = 1'000'000'000'000;
+
 void add_start_flags(CLI::App* c, start_options& so) {
   so.sub = c;
   auto& a = so.app;
@@ -71,17 +91,18 @@ void add_start_flags(CLI::App* c, start_options& so) {
   c->add_flag("--wait-ready", a.wait_ready, "online only once the app sends 'ready'");
   c->add_flag("--shutdown-with-message", a.shutdown_with_message, "stop by sending 'shutdown' on the channel");
   c->add_option("--kill-signal", a.kill_signal, "graceful stop signal (default SIGINT)");
-  c->add_option("--kill-timeout", a.kill_timeout, "ms before SIGKILL (default 1600)")->check(CLI::NonNegativeNumber);
-  c->add_option("--restart-delay", a.restart_delay, "ms before a restart")->check(CLI::NonNegativeNumber);
+  c->add_option("--kill-timeout", a.kill_timeout, "ms before SIGKILL (default 1600)")->check(whole_number(0, max_ms));
+  c->add_option("--restart-delay", a.restart_delay, "ms before a restart")->check(whole_number(0, max_ms));
   c->add_option("--exp-backoff-restart-delay", a.exp_backoff_restart_delay, "first backoff delay in ms (doubles)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(whole_number(0, max_ms));
   c->add_option("--min-uptime", a.min_uptime, "ms under which a run is unstable (default 1000)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(whole_number(0, max_ms));
   c->add_option("--max-restarts", a.max_restarts, "unstable restarts before errored (default 16)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(whole_number(0, 1'000'000));
   c->add_option("--listen-timeout", a.listen_timeout, "ms to wait for 'ready' (default 3000)")
-      ->check(CLI::NonNegativeNumber);
-  c->add_option("--stop-exit-codes", a.stop_exit_codes, "exit codes that mean done (no restart)");
+      ->check(whole_number(0, max_ms));
+  c->add_option("--stop-exit-codes", a.stop_exit_codes, "exit codes that mean done (no restart)")
+      ->check(whole_number(0, 255));
   c->add_option("--port", a.port, "cluster mode: the daemon listens on this TCP port (0: any) for the instances")
       ->check(CLI::Range(0, 65535));
   c->add_option("--listen", a.listen, "cluster mode: host:port or unix:/path to listen on (repeatable)");
@@ -108,6 +129,15 @@ std::string flag_of(const std::string& field) {
   std::replace(f.begin(), f.end(), '_', '-');
   return f;
 }
+
+// What a daemon could know an app by: a name, an id, or all. Anything else
+// is the user's mistake, said without starting a daemon to say it.
+bool could_name_an_app(const std::string& target) {
+  bool id = !target.empty() && std::all_of(target.begin(), target.end(), [](unsigned char c) { return std::isdigit(c); });
+  return target == "all" || id || daemon::valid_app_name(target);
+}
+
+std::string not_an_app(const std::string& target) { return "'" + target + "' is not an app name, an id or all"; }
 
 // What the command line asks, as specs: every app of an ecosystem file, or
 // the one app of the command. `unresolved` is set (and nothing returned)
@@ -235,6 +265,8 @@ int cmd_start(session& s, start_options& o) {
   auto specs = specs_of(o, unresolved);
   if (!specs) return fail(specs.err().message(), exit_usage);
   if (!unresolved.empty()) {
+    // Not a program, nor anything an app could be called: no daemon needed.
+    if (!could_name_an_app(o.command)) return fail(unresolved, exit_usage);
     // Not a program: maybe the name or id of a known app to start again.
     auto r = s.call("start", {{"target", o.command}, {"resolve_error", unresolved}});
     if (!r) return fail(r.err().message());
@@ -272,6 +304,8 @@ int cmd_target(session& s, const std::string& cmd, const std::string& target, js
     auto names = cli::ecosystem_app_names(target, path_env());
     if (!names) return fail(names.err().message(), exit_usage);
     targets = std::move(*names);
+  } else if (!could_name_an_app(target)) {
+    return fail(cmd + ": " + not_an_app(target), exit_usage);
   }
   int failures = 0;
   for (const auto& t : targets) {
@@ -400,7 +434,7 @@ int main(int argc, char** argv) {
   bool follow = false, err_only = false, out_only = false;
   auto* logs = app.add_subcommand("logs", "show the last lines of an app's logs");
   logs->add_option("target", target, "app name or id (default: all)");
-  logs->add_option("--lines", lines, "how many lines (default 15)")->check(CLI::NonNegativeNumber);
+  logs->add_option("--lines", lines, "how many lines (default 15)")->check(whole_number(0, INT_MAX));
   logs->add_flag("-f,--follow", follow, "keep printing new lines");
   logs->add_flag("--err", err_only, "stderr only");
   logs->add_flag("--out", out_only, "stdout only");
@@ -452,7 +486,11 @@ int main(int argc, char** argv) {
   ro.app.args = after;
 
   if (daemon_cmd->parsed()) return daemon::run_daemon(home);
-  if (monit->parsed()) return cli::run_monit(home, mo);
+  if (monit->parsed()) {
+    if (monit->count("target") > 0 && !could_name_an_app(mo.target))
+      return fail("monit: " + not_an_app(mo.target), exit_usage);
+    return cli::run_monit(home, mo);
+  }
   if (startup->parsed()) return cli::run_startup(home, sto);
   if (unstartup->parsed()) return cli::run_unstartup(sto);
   if (run->parsed()) {
@@ -462,6 +500,12 @@ int main(int argc, char** argv) {
     if (!unresolved.empty()) return fail(unresolved, exit_usage);
     return cli::run_foreground(*specs);
   }
+  // describe, scale, logs, flush: a target no app can have needs no daemon
+  // to be refused (stop, restart, delete and reload: cmd_target, after an
+  // ecosystem file's names). None given to logs or flush means all.
+  for (auto* c : {describe, scale, logs, flush})
+    if (c->parsed() && !(target.empty() && c->count("target") == 0) && !could_name_an_app(target))
+      return fail(c->get_name() + ": " + not_an_app(target), exit_usage);
   session s(home);
   if (start->parsed()) return cmd_start(s, so);
   if (stop->parsed()) return cmd_target(s, "stop", target);

@@ -20,11 +20,18 @@ result<app_logs> app_logs::open(uv_loop_t* loop, const std::string& dir, const a
     auto& p = logs.pairs_.emplace_back();
     for (int stream : {out, err}) {
       auto f = log_file::open(loop, logs.path(index, stream), logs.options_);
-      if (!f) return error(f.err().code(), f.err().message() + ": " + f.err().code().message());
+      if (!f) {
+        int e = f.err().code().value();
+        return error(f.err().code(), f.err().message() + ": " + f.err().code().message() + " (" + uv_err_name(-e) + ")");
+      }
       p[static_cast<size_t>(stream - 1)] = std::move(f.value());
     }
   }
   return logs;
+}
+
+app_logs app_logs::unopened(uv_loop_t* loop, const std::string& dir, const app_spec& spec) {
+  return app_logs(loop, dir + "/" + spec.name, spec);
 }
 
 std::string app_logs::path(int index, int stream) const {

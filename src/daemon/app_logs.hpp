@@ -28,6 +28,10 @@ class app_logs {
   /// Opens the files of `spec` (every instance's when not merged) in `dir`;
   /// the error names the file that could not be opened.
   static result<app_logs> open(uv_loop_t* loop, const std::string& dir, const app_spec& spec);
+  /// The files of `spec`, none opened yet: each is opened by its first line,
+  /// and a failed open counts as a failed write (log_file::create). For an
+  /// app kept while open() fails, until it succeeds.
+  static app_logs unopened(uv_loop_t* loop, const std::string& dir, const app_spec& spec);
 
   /// One line of instance `index`'s `stream`, with the prefixes `spec` asks for.
   void write(const app_spec& spec, int index, int stream, std::string_view line);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -48,6 +49,20 @@ result<persisted_state> state_from_json(const json& j) {
     return bad(std::string("state: ") + e.what());
   }
   return s;
+}
+
+result<json> parse_state_text(const std::string& path, const std::string& text) {
+  try {
+    return json::parse(text);
+  } catch (const json::parse_error& e) {
+    size_t upto = std::min<size_t>(e.byte > 0 ? e.byte - 1 : 0, text.size());
+    auto line = 1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(upto), '\n');
+    // "[json.exception.parse_error.101] parse error at line 3, column 5: syntax error ..."
+    std::string what = e.what();
+    if (auto col = what.find(", column "); col != std::string::npos && what.find(": ", col) != std::string::npos)
+      what = what.substr(what.find(": ", col) + 2);
+    return bad(path + ":" + std::to_string(line) + ": not valid JSON (" + what + ")");
+  }
 }
 
 status write_file_atomic(const std::string& path, const std::string& text) {

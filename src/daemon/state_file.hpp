@@ -38,6 +38,9 @@ struct persisted_state {
 
 json to_json(const persisted_state& s);
 result<persisted_state> state_from_json(const json& j);
+/// The JSON of a state or save file; the error is "<path>:<line>: not
+/// valid JSON (<what>)".
+result<json> parse_state_text(const std::string& path, const std::string& text);
 
 /// Writes `text` to `path` atomically: a temporary file in the same directory,
 /// fsync, rename, then fsync of the directory. Mode 0600.

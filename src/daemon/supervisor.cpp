@@ -133,9 +133,9 @@ void supervisor::write_state(std::string text) {
 int supervisor::restore() {
   auto text = read_file(home_.state);
   if (!text) return 0;
-  auto j = parse_line(*text);
+  auto j = parse_state_text(home_.state, *text);
   if (!j) {
-    std::fprintf(stderr, "corral daemon: ignoring unreadable %s\n", home_.state.c_str());
+    std::fprintf(stderr, "corral daemon: ignoring %s\n", j.err().message().c_str());
     return 0;
   }
   auto st = state_from_json(*j);
@@ -200,7 +200,7 @@ int supervisor::restore() {
     auto& pa = st->apps[k];
     std::vector<int> ids;
     for (auto& i : pa.instances) ids.push_back(i.id);
-    auto a = add_app(std::move(pa.spec), ids, std::move(adopted[k]), /*keep_unbound=*/true);
+    auto a = add_app(std::move(pa.spec), ids, std::move(adopted[k]), /*restoring=*/true);
     if (!a) {
       std::fprintf(stderr, "corral daemon: cannot restore: %s\n", a.err().message().c_str());
       for (auto& l : handed[k]) ::kill(-l.pgid, SIGKILL);  // nothing takes their place
@@ -312,9 +312,21 @@ status supervisor::bind_sockets(app& a, std::vector<unique_fd> adopted) {
   return {};
 }
 
+status supervisor::open_logs(app& a) {
+  if (!a.logs_unopened) return {};
+  auto logs = app_logs::open(loop_, home_.logs, a.spec);
+  if (!logs) return logs.err();
+  a.logs = std::make_unique<app_logs>(std::move(logs.value()));
+  a.logs_unopened = false;
+  std::fprintf(stderr, "corral daemon: %s: its log files are open now\n", a.spec.name.c_str());
+  return {};
+}
+
 status supervisor::before_spawn(int id) {
   app* a = app_of(id);
-  if (!a || a->sockets.size() == a->spec.listen.size()) return {};
+  if (!a) return {};
+  if (auto s = open_logs(*a); !s) return s;
+  if (a->sockets.size() == a->spec.listen.size()) return {};
   auto s = bind_sockets(*a, {});
   if (s) {
     std::fprintf(stderr, "corral daemon: %s: its addresses are bound now\n", a->spec.name.c_str());
@@ -324,14 +336,21 @@ status supervisor::before_spawn(int id) {
 }
 
 result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<int>& ids,
-                                             std::vector<unique_fd> adopted, bool keep_unbound) {
+                                             std::vector<unique_fd> adopted, bool restoring) {
   auto a = std::make_unique<app>();
   a->spec = std::move(spec);
   auto logs = app_logs::open(loop_, home_.logs, a->spec);
-  if (!logs) return logs.err();
-  a->logs = std::make_unique<app_logs>(std::move(logs.value()));
+  if (logs) {
+    a->logs = std::make_unique<app_logs>(std::move(logs.value()));
+  } else {
+    if (!restoring) return logs.err();
+    a->logs = std::make_unique<app_logs>(app_logs::unopened(loop_, home_.logs, a->spec));
+    a->logs_unopened = true;
+    std::fprintf(stderr, "corral daemon: %s: %s; the app stays (errored when started) until `corral restart %s`\n",
+                 a->spec.name.c_str(), logs.err().message().c_str(), a->spec.name.c_str());
+  }
   if (auto s = bind_sockets(*a, std::move(adopted)); !s) {
-    if (!keep_unbound) return s.err();
+    if (!restoring) return s.err();
     std::fprintf(stderr, "corral daemon: %s: %s; the app stays (errored when started) until `corral restart %s`\n",
                  a->spec.name.c_str(), s.err().message().c_str(), a->spec.name.c_str());
   }

@@ -79,6 +79,9 @@ class supervisor final : public instance_host {
   struct app {
     app_spec spec;
     std::unique_ptr<app_logs> logs;
+    /// A restored app whose log files could not be opened: `logs` are
+    /// app_logs::unopened, and every spawn tries to open them first.
+    bool logs_unopened = false;
     /// Cluster mode: the listening sockets the daemon owns for the app, kept
     /// across restarts and reloads (the kernel queues connections while no
     /// instance accepts), closed on delete. Declared before the instances,
@@ -104,12 +107,16 @@ class supervisor final : public instance_host {
   // by the index of spec.listen (an empty fd: bind anew).
   /// A new instance of `a` (not yet started), balanced by its router if any.
   std::unique_ptr<instance> make_instance(app& a, int id, int index);
-  // `keep_unbound`: a restored app whose addresses cannot be bound now (a
-  // port another service holds at boot) is added all the same, without
-  // sockets; its instances bind them when they start (before_spawn), so
-  // until then they fail to spawn and show why, and `restart` retries.
+  // `restoring`: a restored app whose addresses cannot be bound now (a
+  // port another service holds at boot) or whose log files cannot be opened
+  // (a directory gone or replaced) is added all the same, without sockets
+  // or open files; its instances bind and open them when they start
+  // (before_spawn), so until then they fail to spawn and show why, and
+  // `restart` retries. Else what fails is the error.
   result<app*> add_app(app_spec spec, const std::vector<int>& ids = {}, std::vector<unique_fd> adopted = {},
-                       bool keep_unbound = false);
+                       bool restoring = false);
+  /// Opens `a`'s log files if they are app_logs::unopened.
+  status open_logs(app& a);
   /// Binds (or takes from `adopted`) every socket of `a.spec.listen`; all
   /// or none.
   status bind_sockets(app& a, std::vector<unique_fd> adopted);

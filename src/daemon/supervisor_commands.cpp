@@ -287,15 +287,15 @@ void supervisor::cmd_save(const request& req, reply_fn reply) {
 void supervisor::cmd_resurrect(const request& req, reply_fn reply) {
   auto text = read_file(home_.dump);
   if (!text) return reply(fail(req.id, "nothing saved: " + text.err().message() + " (run corral save first)"));
-  auto j = parse_line(*text);
-  if (!j) return reply(fail(req.id, home_.dump + ": " + j.err().message()));
+  auto j = parse_state_text(home_.dump, *text);
+  if (!j) return reply(fail(req.id, j.err().message()));
   auto st = state_from_json(*j);
   if (!st) return reply(fail(req.id, home_.dump + ": " + st.err().message()));
   json started = json::array();
   for (auto& pa : st->apps) {
     std::string err;
     if (!select(pa.spec.name, err).empty()) continue;  // already here: no duplicate
-    auto a = add_app(std::move(pa.spec), {}, {}, /*keep_unbound=*/true);
+    auto a = add_app(std::move(pa.spec), {}, {}, /*restoring=*/true);
     if (!a) return reply(fail(req.id, a.err().message()));
     started.push_back((*a)->spec.name);
     if ((*a)->spec.running)

@@ -153,6 +153,32 @@ TEST(Ecosystem, ErrorsNameFileLineAppAndKey) {
             "eco.yaml:4: app 'w': stop_exit_codes: expected a whole number");
 }
 
+TEST(Ecosystem, ADuplicateKeyIsAnErrorNotTheLastOneWinning) {
+  EXPECT_EQ(parse_error("apps:\n  - name: a\n    script: x\n    name: b\n"),
+            "eco.yaml:4: app 'a': name: duplicate key (also at line 2)");
+  EXPECT_EQ(parse_error("{\"apps\": [{\"name\": \"a\", \"script\": \"x\",\n \"script\": \"y\"}]}", eco_format::json),
+            "eco.json:2: app 'a': script: duplicate key (also at line 1)");
+  EXPECT_EQ(parse_error("apps:\n  - name: a\n    script: x\n    env: {A: 1, A: 2}\n"),
+            "eco.yaml:4: app 'a': env: A: duplicate variable");
+  EXPECT_EQ(parse_error("apps:\n  - script: a\napps:\n  - script: b\n"),
+            "eco.yaml:3: apps: duplicate key (also at line 1)");
+}
+
+TEST(Ecosystem, AKeyThatIsNotANameIsAnError) {
+  EXPECT_EQ(parse_error("apps:\n  - name: a\n    script: x\n    [k]: 1\n"),
+            "eco.yaml:4: app 'a': a key must be a name, not a list or a map");
+  EXPECT_EQ(parse_error("apps:\n  - name: a\n    script: x\n    env: {[k]: 1}\n"),
+            "eco.yaml:4: app 'a': env: a variable name must be a string, not a list or a map");
+  EXPECT_EQ(parse_error("? [apps]\n: []\n"), "eco.yaml:1: a key must be a name, not a list or a map");
+}
+
+TEST(Ecosystem, AnEnvNameNoAppHasIsAnError) {
+  const char* text = "apps:\n  - script: a\n    env_production: {A: prod}\n";
+  auto r = parse_ecosystem(text, eco_format::yaml, "eco.yaml", "prodution");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.err().message(), "eco.yaml: --env prodution: no app has env_prodution");
+}
+
 TEST(Ecosystem, ErrorsInTheFileShape) {
   EXPECT_EQ(parse_error("apps:\n  - name: a\n    script: [b\n"), "eco.yaml:4: bad YAML: end of sequence flow not found");
   EXPECT_EQ(parse_error("services:\n  - script: a\n"),

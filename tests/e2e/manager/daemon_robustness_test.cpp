@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <climits>
@@ -202,6 +203,59 @@ TEST_F(Manager, RestoredAppWhosePortIsTakenStaysListedErroredAndStartsOnRestart)
   int fd = connect_tcp(port);
   EXPECT_GE(fd, 0) << "nothing listens on " << port;
   if (fd >= 0) ::close(fd);
+}
+
+TEST_F(Manager, RestoredAppWhoseLogCannotBeOpenedStaysListedErroredAndStartsOnRestart) {
+  ASSERT_EQ(corral({"start", app, "--name", "web", "--", "serve"}).code, 0);
+  ASSERT_EQ(corral({"start", app, "--name", "other", "--", "serve"}).code, 0);
+  ASSERT_TRUE(all_online(rows("web"), 1));
+  ASSERT_TRUE(stop_daemon_by_sigterm(daemon_pid()));
+  // A directory where the log file was: no open(2) for writing succeeds,
+  // root's included (EISDIR).
+  std::string out_log = log_path("web");
+  ASSERT_EQ(::unlink(out_log.c_str()), 0);
+  ASSERT_EQ(::mkdir(out_log.c_str(), 0700), 0);
+  ASSERT_EQ(corral({"ping"}).code, 0);
+  auto rs = rows("web");
+  ASSERT_EQ(rs.size(), 1u) << jlist().dump();
+  EXPECT_EQ(rs[0].value("status", ""), "errored") << rs[0].dump();
+  std::string why = rs[0].value("error", "");
+  EXPECT_NE(why.find(out_log), std::string::npos) << rs[0].dump();
+  EXPECT_NE(why.find("EISDIR"), std::string::npos) << rs[0].dump();
+  EXPECT_TRUE(all_online(rows("other"), 1)) << jlist().dump();
+  auto d = corral({"describe", "web"});
+  EXPECT_EQ(d.code, 0) << d.err;
+  EXPECT_NE(d.out.find("EISDIR"), std::string::npos) << d.out;
+  auto l = corral({"list"});
+  EXPECT_NE(l.out.find("errored"), std::string::npos) << l.out;
+  EXPECT_TRUE(wait_until([&] { return slurp(home_.file("state.json")).find("\"web\"") != std::string::npos; }, 5s));
+  // Fixed: a restart is all it takes.
+  ASSERT_EQ(::rmdir(out_log.c_str()), 0);
+  auto r = corral({"restart", "web"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_TRUE(all_online(rows("web"), 1)) << jlist().dump();
+  EXPECT_TRUE(wait_until([&] { return slurp(out_log).find("started instance") != std::string::npos; }, 10s)) << slurp(out_log);
+}
+
+TEST_F(Manager, ResurrectKeepsAnAppWhoseLogCannotBeOpenedErroredAndRestoresTheOthers) {
+  ASSERT_EQ(corral({"start", app, "--name", "web", "--", "serve"}).code, 0);
+  ASSERT_EQ(corral({"start", app, "--name", "other", "--", "serve"}).code, 0);
+  ASSERT_EQ(corral({"save"}).code, 0);
+  ASSERT_EQ(corral({"kill"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return processes_with(home()).empty(); }, 5s));
+  std::string err_log = log_path("web", true);
+  ASSERT_EQ(::unlink(err_log.c_str()), 0);
+  ASSERT_EQ(::mkdir(err_log.c_str(), 0700), 0);
+  auto r = corral({"resurrect"});
+  EXPECT_NE(r.out.find("errored"), std::string::npos) << r.out << r.err;
+  auto rs = rows("web");
+  ASSERT_EQ(rs.size(), 1u) << jlist().dump();
+  EXPECT_EQ(rs[0].value("status", ""), "errored") << rs[0].dump();
+  EXPECT_NE(rs[0].value("error", "").find(err_log), std::string::npos) << rs[0].dump();
+  EXPECT_TRUE(wait_until([&] { return all_online(rows("other"), 1); }, 10s)) << jlist().dump();
+  ASSERT_EQ(::rmdir(err_log.c_str()), 0);
+  EXPECT_EQ(corral({"restart", "web"}).code, 0);
+  EXPECT_TRUE(all_online(rows("web"), 1)) << jlist().dump();
 }
 
 TEST_F(Manager, AppOfAnAutoStartedDaemonHasOnlyItsStdioAndChannelFds) {

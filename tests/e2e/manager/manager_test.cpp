@@ -326,6 +326,62 @@ TEST_F(Manager, NoDaemonRunningIsOneClearLine) {
   EXPECT_EQ(daemon_pid(), 0);
 }
 
+TEST_F(Manager, ArgumentErrorsAreReportedWithoutStartingADaemon) {
+  // Nothing here can name an app a daemon might know: the CLI says so itself.
+  struct bad_t {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  std::vector<bad_t> cases = {
+      {{"start", " "}, "empty command"},
+      {{"start", ""}, "empty command"},
+      {{"start", "/nonexistent/program"}, "/nonexistent/program"},
+      {{"start", "./missing.sh"}, "missing.sh"},
+      {{"stop", " "}, "' '"},
+      {{"restart", "no/such/app"}, "no/such/app"},
+      {{"delete", ""}, "''"},
+      {{"describe", "a:b"}, "'a:b'"},
+      {{"logs", "a b"}, "'a b'"},
+      {{"scale", "x y", "2"}, "'x y'"},
+      {{"flush", "x/y"}, "'x/y'"},
+      {{"monit", " ", "--once"}, "' '"},
+  };
+  for (auto& c : cases) {
+    auto r = corral(c.args);
+    EXPECT_NE(r.code, 0) << c.args[0] << " '" << c.args[1] << "'";
+    EXPECT_EQ(count(r.err, "\n"), 1) << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+    EXPECT_NE(::access(home_.file("corral.sock").c_str(), F_OK), 0) << c.args[0] << " '" << c.args[1] << "'";
+    EXPECT_NE(::access(home_.file("daemon.pid").c_str(), F_OK), 0) << c.args[0] << " '" << c.args[1] << "'";
+    EXPECT_TRUE(processes_with(home()).empty()) << c.args[0] << " '" << c.args[1] << "'";
+  }
+}
+
+TEST_F(Manager, BadFlagValuesNameTheFlagAndTheValueInOneShortLine) {
+  struct bad_t {
+    std::vector<std::string> args;
+    std::string flag, value;
+  };
+  std::vector<bad_t> cases = {
+      {{"logs", "--lines", "abc"}, "--lines", "abc"},
+      {{"logs", "--lines", "-1"}, "--lines", "-1"},
+      {{"logs", "--lines", "99999999999"}, "--lines", "99999999999"},
+      {{"start", app, "--kill-timeout", "soon"}, "--kill-timeout", "soon"},
+      {{"start", app, "--min-uptime", "1e20"}, "--min-uptime", "1e20"},
+      {{"start", app, "--max-restarts", "-3"}, "--max-restarts", "-3"},
+      {{"start", app, "--stop-exit-codes", "300"}, "--stop-exit-codes", "300"},
+  };
+  for (auto& c : cases) {
+    auto r = corral(c.args);
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_EQ(count(r.err, "\n"), 1) << r.err;
+    EXPECT_NE(r.err.find(c.flag), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("'" + c.value + "'"), std::string::npos) << r.err;
+    EXPECT_LT(r.err.size(), 160u) << r.err;
+  }
+  EXPECT_EQ(daemon_pid(), 0);
+}
+
 TEST_F(Manager, SaveKillResurrectBringsTheAppsBack) {
   ASSERT_EQ(corral({"start", app, "--name", "saved", "-i", "2", "--", "serve"}).code, 0);
   ASSERT_EQ(corral({"save"}).code, 0);
@@ -334,6 +390,19 @@ TEST_F(Manager, SaveKillResurrectBringsTheAppsBack) {
   ASSERT_TRUE(wait_until([&] { return processes_with(home()).empty(); }, 5s));
   ASSERT_EQ(corral({"resurrect"}).code, 0);
   EXPECT_TRUE(wait_until([&] { return all_online(rows("saved"), 2); }, 10s));
+}
+
+TEST_F(Manager, ResurrectOfABrokenSaveFileSaysWhereAndTheDaemonStaysUp) {
+  ASSERT_EQ(corral({"ping"}).code, 0);
+  pid_t daemon = daemon_pid();
+  write_file(home_.file("dump.json"), "{\n  \"version\": 1,\n  \"apps\": [\n");
+  auto r = corral({"resurrect"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_EQ(count(r.err, "\n"), 1) << r.err;
+  EXPECT_NE(r.err.find(home_.file("dump.json") + ":4: not valid JSON"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("control"), std::string::npos) << r.err;
+  EXPECT_EQ(corral({"ping"}).code, 0);
+  EXPECT_EQ(daemon_pid(), daemon);
 }
 
 TEST_F(Manager, StopEscalatesToSigkillAfterKillTimeout) {
