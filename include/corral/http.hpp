@@ -75,6 +75,14 @@ class request {
   std::optional<std::string_view> get(std::string_view name) const noexcept;
   /// Every header, in order.
   const std::vector<header>& headers() const noexcept { return headers_; }
+  /// The first trailer field named `name` (case-insensitive), or nullopt.
+  std::optional<std::string_view> trailer(std::string_view name) const noexcept;
+  /// Every trailer field, in order (Node's `req.trailers`): the fields a
+  /// chunked body may end with (RFC 9112 7.1.2). They are not headers: they
+  /// are not in headers() and get() does not see them. Empty when the body
+  /// was not chunked or had none. Handlers run once the whole request,
+  /// trailers included, has arrived, so they are always complete here.
+  const std::vector<header>& trailers() const noexcept { return trailers_; }
   /// The body, de-chunked (requests are buffered up to the server's body limit).
   std::string_view body() const noexcept { return body_; }
   int http_major() const noexcept { return major_; }
@@ -95,6 +103,11 @@ class request {
   std::string header_bytes_;  // names and values back to back; headers_ views into it
   std::vector<std::pair<std::size_t, std::size_t>> header_offsets_;  // (name end, value end) in header_bytes_
   std::vector<header> headers_;
+  // Trailers in storage of their own: they arrive after headers_ was handed
+  // out, and appending them to header_bytes_ could move what it views.
+  std::string trailer_bytes_;
+  std::vector<std::pair<std::size_t, std::size_t>> trailer_offsets_;  // as header_offsets_
+  std::vector<header> trailers_;
   std::string body_;
   struct param_slot {
     std::string_view name;  // into the route pattern, which outlives the request

@@ -94,6 +94,12 @@ std::optional<std::string_view> request::get(std::string_view name) const noexce
   return std::nullopt;
 }
 
+std::optional<std::string_view> request::trailer(std::string_view name) const noexcept {
+  for (const auto& h : trailers_)
+    if (detail::iequals(h.name, name)) return h.value;
+  return std::nullopt;
+}
+
 void request::add_param(std::string_view name, std::string_view raw_value) {
   if (n_params_ == params_.size()) params_.emplace_back();
   auto& slot = params_[n_params_++];
@@ -106,6 +112,9 @@ void request::clear() noexcept {
   header_bytes_.clear();
   header_offsets_.clear();
   headers_.clear();
+  trailer_bytes_.clear();
+  trailer_offsets_.clear();
+  trailers_.clear();
   body_.clear();
   n_params_ = 0;
 }

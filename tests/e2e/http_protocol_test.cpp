@@ -1,0 +1,171 @@
+// corral::http's request and response semantics on real loopback TCP
+// connections served in this process: chunked trailers, and what RFC 9112
+// and Express/Node users expect of request targets, keep-alive and framing.
+#include <gtest/gtest.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "corral/http.hpp"
+#include "corral/loop.hpp"
+#include "http_inprocess.hpp"
+
+using namespace corral;
+using namespace std::chrono_literals;
+using namespace http_inprocess;
+
+namespace {
+
+// One parsed response: status, raw head, body (Content-Length or chunked).
+struct reply {
+  int status = 0;
+  std::string head;
+  std::string body;
+  bool has(const std::string& line) const { return head.find("\r\n" + line + "\r\n") != std::string::npos; }
+  bool names(const std::string& name) const { return head.find("\r\n" + name + ":") != std::string::npos; }
+};
+
+// Parses the first whole response in `in` (`head_only`: a response to HEAD,
+// whose framing headers describe a body that is not sent); npos if incomplete.
+std::size_t parse_one(const std::string& in, reply& r, bool head_only) {
+  std::size_t end = in.find("\r\n\r\n");
+  if (end == std::string::npos) return std::string::npos;
+  r.head = in.substr(0, end + 2);
+  r.status = std::atoi(in.c_str() + 9);
+  std::size_t pos = end + 4;
+  if (head_only || r.status == 204 || r.status == 304) return pos;
+  auto cl = r.head.find("\r\nContent-Length: ");
+  if (cl != std::string::npos) {
+    std::size_t n = std::stoul(r.head.substr(cl + 18, 20));
+    if (in.size() < pos + n) return std::string::npos;
+    r.body = in.substr(pos, n);
+    return pos + n;
+  }
+  if (r.head.find("\r\nTransfer-Encoding: chunked\r\n") != std::string::npos) {
+    r.body.clear();
+    for (;;) {
+      std::size_t line_end = in.find("\r\n", pos);
+      if (line_end == std::string::npos) return std::string::npos;
+      std::size_t n = std::stoul(in.substr(pos, line_end - pos), nullptr, 16);
+      pos = line_end + 2;
+      if (n == 0) return in.size() >= pos + 2 ? pos + 2 : std::string::npos;
+      if (in.size() < pos + n + 2) return std::string::npos;
+      r.body += in.substr(pos, n);
+      pos += n + 2;
+    }
+  }
+  return pos;  // no body framing: nothing more expected
+}
+
+class HttpProtocol : public ::testing::Test {
+ protected:
+  http::server& server(http::server_options o = {}) {
+    if (!srv_) srv_.emplace(routes, o);
+    return *srv_;
+  }
+  // The client sends `waiting`, then the server is given its side.
+  bool serve_after(const std::string& waiting) {
+    if (!p.ok() || !p.send(waiting)) return false;
+    bool ok = static_cast<bool>(server().serve(unique_fd(p.served)));
+    p.served = -1;
+    return ok;
+  }
+  // Reads `n` responses (the i-th a response to HEAD if `head[i]`).
+  std::vector<reply> read_replies(std::size_t n, std::vector<bool> head = {}, bool* eof = nullptr) {
+    head.resize(n, false);
+    std::vector<reply> out;
+    receive(p.client, [&](const std::string& g, bool) {
+      out.clear();
+      std::size_t pos = 0;
+      while (out.size() < n) {
+        reply r;
+        std::size_t used = parse_one(g.substr(pos), r, head[out.size()]);
+        if (used == std::string::npos) return false;
+        pos += used;
+        out.push_back(std::move(r));
+      }
+      rest_ = g.substr(pos);
+      return true;
+    }, eof);
+    return out;
+  }
+  // Whether the server closes the connection (within the receive bound).
+  bool server_closes() {
+    bool eof = false;
+    receive(p.client, [](const std::string&, bool) { return false; }, &eof);
+    return eof;
+  }
+  void TearDown() override {
+    if (pending) pending->send("late");
+    srv_.reset();
+    uv_run(default_loop(), UV_RUN_NOWAIT);
+  }
+  http::router routes;
+  http::response* pending = nullptr;
+  std::optional<http::server> srv_;
+  tcp_pair p;
+  std::string rest_;  // received after the responses read_replies() returned
+};
+
+// "name: value" lines of a header list.
+std::string lines(const std::vector<http::header>& hs) {
+  std::string out;
+  for (auto& h : hs) out += std::string(h.name) + ": " + std::string(h.value) + "\n";
+  return out;
+}
+
+}  // namespace
+
+// ---- trailers --------------------------------------------------------------
+
+TEST_F(HttpProtocol, ChunkedTrailersAreTheRequestsTrailersNotItsHeaders) {
+  routes.post("/upload", [](http::request& req, http::response& res) {
+    res.send("trailer=" + std::string(req.trailer("x-checksum").value_or("none")) +
+             " header=" + std::string(req.get("X-Checksum").value_or("none")) + "\n" + lines(req.headers()) + "--\n" +
+             lines(req.trailers()) + "--\n" + std::string(req.body()));
+  });
+  routes.get("/next", [](http::request& req, http::response& res) {
+    res.send(lines(req.headers()) + "--\n" + lines(req.trailers()));
+  });
+  // The second request is pipelined behind the first's trailers, in the same
+  // packet: its headers must come out right, and it has no trailers.
+  ASSERT_TRUE(serve_after("POST /upload HTTP/1.1\r\nHost: up\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n"
+                          "5\r\nhello\r\n0\r\nX-Checksum: abc\r\nX-Big: " + std::string(3000, 'b') + "\r\n\r\n"
+                          "GET /next HTTP/1.1\r\nHost: second\r\nX-A: 1\r\n\r\n"));
+  auto r = read_replies(2);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].status, 200);
+  EXPECT_EQ(r[0].body, "trailer=abc header=none\n"
+                       "Host: up\nTransfer-Encoding: chunked\nTrailer: X-Checksum\n--\n"
+                       "X-Checksum: abc\nX-Big: " + std::string(3000, 'b') + "\n--\nhello");
+  EXPECT_EQ(r[1].status, 200);
+  EXPECT_EQ(r[1].body, "Host: second\nX-A: 1\n--\n");
+}
+
+TEST_F(HttpProtocol, TrailersSplitAcrossReadsAreWhole) {
+  routes.post("/upload", [](http::request& req, http::response& res) { res.send(lines(req.trailers())); });
+  ASSERT_TRUE(serve_after("POST /upload HTTP/1.1\r\nHost: up\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Chec"));
+  ASSERT_TRUE(pump_until([&] { return server().connection_count() == 1; }));
+  uv_run(default_loop(), UV_RUN_NOWAIT);
+  ASSERT_TRUE(p.send("ksum: a"));
+  uv_run(default_loop(), UV_RUN_NOWAIT);
+  ASSERT_TRUE(p.send("bc\r\nX-Two: 2\r\n\r\n"));
+  auto r = read_replies(1);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].body, "X-Checksum: abc\nX-Two: 2\n");
+}
+
+TEST_F(HttpProtocol, TrailerSectionOverTheHeaderLimitGets431) {
+  // Small headers, then trailers that take the request over the limit.
+  routes.post("/upload", [](http::request&, http::response& res) { res.send("handled"); });
+  http::server_options o;
+  o.max_header_bytes = 1024;
+  server(o);
+  ASSERT_TRUE(serve_after("POST /upload HTTP/1.1\r\nHost: up\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          "0\r\nX-A: " + std::string(600, 'a') + "\r\nX-B: " + std::string(600, 'b') + "\r\n\r\n"));
+  auto r = read_replies(1);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].status, 431);
+  EXPECT_TRUE(r[0].has("Connection: close"));
+}
