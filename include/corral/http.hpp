@@ -60,7 +60,8 @@ class request {
   std::string_view method() const noexcept { return method_; }
   /// The request target as sent: "/hello/John?x=1".
   std::string_view url() const noexcept { return url_; }
-  /// The target's path, not decoded: "/hello/John".
+  /// The target's path, not decoded: "/hello/John" (also for an
+  /// absolute-form target "http://host/hello/John"; "/" if it has none).
   std::string_view path() const noexcept;
   /// The raw query string after '?', or empty.
   std::string_view query_string() const noexcept;

@@ -50,6 +50,17 @@ std::string percent_decode(std::string_view in, bool plus_is_space) {
 
 std::string_view request::path() const noexcept {
   std::string_view u = url_;
+  // RFC 9112 3.2.2: the absolute-form ("http://host/p?q", as sent to a
+  // proxy) must be accepted; its path is what follows the authority, "/"
+  // if none (as Express's parseurl).
+  if (!u.empty() && u[0] != '/') {
+    std::size_t scheme_end = u.find("://");
+    if (scheme_end != std::string_view::npos && u.find_first_of("/?#") == scheme_end + 1) {
+      std::size_t start = u.find_first_of("/?#", scheme_end + 3);
+      if (start == std::string_view::npos || u[start] != '/') return "/";
+      u = u.substr(start);
+    }
+  }
   return u.substr(0, u.find_first_of("?#"));
 }
 

@@ -169,3 +169,14 @@ TEST_F(HttpProtocol, TrailerSectionOverTheHeaderLimitGets431) {
   EXPECT_EQ(r[0].status, 431);
   EXPECT_TRUE(r[0].has("Connection: close"));
 }
+
+// ---- request targets, expectations, framing ------------------------------
+
+TEST_F(HttpProtocol, AbsoluteFormRequestIsRoutedByItsPath) {
+  routes.get("/hello", [](http::request& req, http::response& res) { res.send("hello " + req.query("x").value_or("-")); });
+  ASSERT_TRUE(serve_after("GET http://t/hello?x=1 HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto r = read_replies(1);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].status, 200);
+  EXPECT_EQ(r[0].body, "hello 1");
+}

@@ -223,3 +223,21 @@ TEST(Response, NoContentHasNoBodyOrLength) {
   EXPECT_EQ(raw.find("Content-Length"), std::string::npos);
   EXPECT_EQ(body_of(raw), "");
 }
+
+TEST(Router, AbsoluteFormTargetRoutesByItsPath) {
+  // RFC 9112 3.2.2: a server must accept the absolute-form (what a client
+  // sends to a proxy); Express routes it by its path (parseurl).
+  router r;
+  r.get("/hello/:name", [](request& req, response& res) {
+    res.send(std::string(req.path()) + " " + std::string(req.param("name")) + " " + req.query("x").value_or("-"));
+  });
+  call c;
+  EXPECT_EQ(body_of(c.run(r, "GET", "http://example.com/hello/ann?x=1")), "/hello/ann ann 1");
+  EXPECT_EQ(c.req.url(), "http://example.com/hello/ann?x=1");  // url() stays as sent (as Node's req.url)
+  EXPECT_EQ(body_of(c.run(r, "GET", "HTTP://example.com:8080/hello/bob")), "/hello/bob bob -");
+  c.req.set_for_test("GET", "http://example.com");
+  EXPECT_EQ(c.req.path(), "/");
+  c.req.set_for_test("GET", "http://example.com?x=2");
+  EXPECT_EQ(c.req.path(), "/");
+  EXPECT_EQ(c.req.query("x"), "2");
+}
