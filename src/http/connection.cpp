@@ -320,9 +320,15 @@ int connection::on_headers_complete() {
     return -1;
   }
   bool has_body = (has_length && parser_.content_length > 0) || (parser_.flags & F_CHUNKED) != 0;
-  if (has_body && r.major_ == 1 && r.minor_ == 1) {
+  if (r.major_ == 1 && r.minor_ == 1) {
+    // RFC 9110 10.1.1: an expectation we cannot meet gets 417 (as Node,
+    // which checks HTTP/1.1 requests only; 1.0 ones must ignore Expect).
     auto expect = r.get("Expect");
-    if (expect && iequals(*expect, "100-continue")) {
+    if (expect && !iequals(*expect, "100-continue")) {
+      error_status_ = 417;
+      return -1;
+    }
+    if (expect && has_body) {
       out_ += continue_line;
       if (!in_batch_) flush();
     }

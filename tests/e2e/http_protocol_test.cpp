@@ -180,3 +180,26 @@ TEST_F(HttpProtocol, AbsoluteFormRequestIsRoutedByItsPath) {
   EXPECT_EQ(r[0].status, 200);
   EXPECT_EQ(r[0].body, "hello 1");
 }
+
+TEST_F(HttpProtocol, UnknownExpectationGets417AndTheHandlerDoesNotRun) {
+  // RFC 9110 10.1.1: a server may answer 417 to an expectation it does not
+  // meet; Node does, for any Expect other than 100-continue.
+  bool ran = false;
+  routes.post("/up", [&](http::request&, http::response& res) {
+    ran = true;
+    res.send("ok");
+  });
+  ASSERT_TRUE(serve_after("POST /up HTTP/1.1\r\nHost: t\r\nExpect: something-else\r\nContent-Length: 3\r\n\r\nabc"));
+  auto r = read_replies(1);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].status, 417);
+  EXPECT_FALSE(ran);
+  // 100-continue (any case) still goes on to the handler.
+  p = tcp_pair();
+  ASSERT_TRUE(serve_after("POST /up HTTP/1.1\r\nHost: t\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\nabc"));
+  r = read_replies(2);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].status, 100);
+  EXPECT_EQ(r[1].status, 200);
+  EXPECT_TRUE(ran);
+}
