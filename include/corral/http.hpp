@@ -135,9 +135,12 @@ class response {
   /// Sets the status code (200 by default).
   response& status(int code) noexcept;
   /// Sets header `name` (replacing an earlier one of that name, case-insensitive).
-  /// Content-Length and Transfer-Encoding are managed by the response.
+  /// Content-Length and Transfer-Encoding are managed by the response: a
+  /// Content-Length set here frames a streamed body (write()), whose bytes
+  /// past it are dropped and which, ended short of it, closes the
+  /// connection; a body sent whole is framed by its own length (but for HEAD).
   response& set(std::string_view name, std::string_view value);
-  /// Sends `body` with a Content-Length and ends the response. Content-Type
+  /// Sends `body` with its Content-Length and ends the response. Content-Type
   /// defaults to "text/html; charset=utf-8" (as Express).
   void send(std::string_view body);
   /// Sends `value` serialised, as application/json, and ends the response.
@@ -163,6 +166,7 @@ class response {
   void reset(std::string* out, detail::connection* conn, bool head, bool keep_alive, bool http10);
   void render_head(std::size_t content_length, bool chunked);
   void append_body(std::string_view bytes);
+  void end_whole(std::string_view body);
   void finish();
 
   std::string* out_ = nullptr;             // where bytes go: the connection's output buffer
@@ -172,6 +176,7 @@ class response {
   std::string test_out_;
   std::string scratch_;
   std::optional<std::size_t> declared_length_;  // from a set("Content-Length")
+  std::size_t body_sent_ = 0;                   // body bytes rendered (when not chunked)
   const char* default_type_ = nullptr;          // send()/json()'s Content-Type line, unless set()
   int status_ = 200;
   bool head_ = false;

@@ -1,6 +1,7 @@
 // Requests and responses: accessors, header rendering, body framing.
 #include <time.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdio>
@@ -161,6 +162,7 @@ void response::reset(std::string* out, detail::connection* conn, bool head, bool
   conn_ = conn;
   n_headers_ = 0;
   declared_length_.reset();
+  body_sent_ = 0;
   status_ = 200;
   head_ = head;
   keep_alive_ = keep_alive;
@@ -248,9 +250,12 @@ void response::append_body(std::string_view bytes) {
     *out_ += "\r\n";
     *out_ += bytes;
     *out_ += "\r\n";
-  } else {
-    *out_ += bytes;
+    return;
   }
+  // Bytes past the Content-Length sent would be read as the next response.
+  if (declared_length_) bytes = bytes.substr(0, *declared_length_ - std::min(body_sent_, *declared_length_));
+  body_sent_ += bytes.size();
+  *out_ += bytes;
 }
 
 void response::send(std::string_view body) {
@@ -260,14 +265,18 @@ void response::send(std::string_view body) {
     return;
   }
   default_type_ = "Content-Type: text/html; charset=utf-8\r\n";  // rendered as a constant
-  end(body);
+  end_whole(body);
 }
 
 void response::json(const nlohmann::json& value) {
   if (finished_ || !out_) return;
   default_type_ = "Content-Type: application/json; charset=utf-8\r\n";
   std::string body = value.dump();
-  end(body);
+  if (headers_sent_) {
+    end(body);
+    return;
+  }
+  end_whole(body);
 }
 
 void response::write(std::string_view chunk) {
@@ -289,12 +298,25 @@ void response::write(std::string_view chunk) {
 void response::end(std::string_view last) {
   if (finished_ || !out_) return;
   if (!headers_sent_) {
-    render_head(declared_length_ ? *declared_length_ : last.size(), false);
-    append_body(last);
-  } else {
-    append_body(last);
-    if (chunked_ && !head_ && !bodiless_status(status_)) *out_ += "0\r\n\r\n";
+    end_whole(last);
+    return;
   }
+  append_body(last);
+  if (chunked_ && !head_ && !bodiless_status(status_)) *out_ += "0\r\n\r\n";
+  // A body shorter than its declared length: the client would wait for the
+  // rest, or take the next response for it. Closing tells it it was cut.
+  if (!chunked_ && declared_length_ && body_sent_ < *declared_length_ && !head_ && !bodiless_status(status_))
+    keep_alive_ = false;
+  finish();
+}
+
+// The whole body at once: framed by its own length, whatever Content-Length
+// was set (as Express's res.send(), which sets it itself), but for HEAD,
+// whose declared length is that of the body a GET would get.
+void response::end_whole(std::string_view body) {
+  if (!head_ || !declared_length_) declared_length_ = body.size();
+  render_head(*declared_length_, false);
+  append_body(body);
   finish();
 }
 

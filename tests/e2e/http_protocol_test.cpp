@@ -203,3 +203,36 @@ TEST_F(HttpProtocol, UnknownExpectationGets417AndTheHandlerDoesNotRun) {
   EXPECT_EQ(r[1].status, 200);
   EXPECT_TRUE(ran);
 }
+
+TEST_F(HttpProtocol, StreamedBodyLongerThanItsContentLengthDoesNotCorruptTheNextResponse) {
+  routes.get("/long", [](http::request&, http::response& res) {
+    res.set("Content-Length", "4");
+    res.write("abc");
+    res.end("defgh");
+  });
+  routes.get("/hi", [](http::request&, http::response& res) { res.send("hi"); });
+  ASSERT_TRUE(serve_after("GET /long HTTP/1.1\r\nHost: t\r\n\r\nGET /hi HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto r = read_replies(2);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].body, "abcd");
+  EXPECT_EQ(r[1].status, 200) << r[1].head;
+  EXPECT_EQ(r[1].body, "hi");
+}
+
+TEST_F(HttpProtocol, StreamedBodyShorterThanItsContentLengthClosesTheConnection) {
+  // The client would otherwise wait for bytes that never come, or read the
+  // next response as the rest of this body.
+  routes.get("/short", [](http::request&, http::response& res) {
+    res.set("Content-Length", "10");
+    res.write("abc");
+    res.end();
+  });
+  http::server_options o;
+  o.keep_alive_timeout = 60s;  // (not what closes it)
+  server(o);
+  ASSERT_TRUE(serve_after("GET /short HTTP/1.1\r\nHost: t\r\n\r\n"));
+  bool eof = false;
+  std::string got = receive(p.client, [](const std::string&, bool) { return false; }, &eof);
+  EXPECT_TRUE(eof);
+  EXPECT_EQ(got.substr(got.find("\r\n\r\n") + 4), "abc");
+}

@@ -241,3 +241,44 @@ TEST(Router, AbsoluteFormTargetRoutesByItsPath) {
   EXPECT_EQ(c.req.path(), "/");
   EXPECT_EQ(c.req.query("x"), "2");
 }
+
+TEST(Response, SendFramesTheBodyItSendsWhateverContentLengthWasSet) {
+  // As Express's res.send(), which sets Content-Length itself: a stale
+  // length set earlier must not frame the body wrongly (the rest of it
+  // would be read as the next response on a keep-alive connection).
+  response res;
+  res.reset_for_test();
+  res.set("Content-Length", "3").send("hello");
+  const std::string& raw = res.raw_for_test();
+  EXPECT_NE(raw.find("Content-Length: 5\r\n"), std::string::npos) << raw;
+  EXPECT_EQ(raw.find("Content-Length: 3"), std::string::npos) << raw;
+  EXPECT_EQ(body_of(raw), "hello");
+  res.reset_for_test();
+  res.set("Content-Length", "100").json({{"a", 1}});
+  EXPECT_NE(res.raw_for_test().find("Content-Length: 7\r\n"), std::string::npos) << res.raw_for_test();
+  res.reset_for_test();
+  res.set("Content-Length", "1").end("abc");
+  EXPECT_NE(res.raw_for_test().find("Content-Length: 3\r\n"), std::string::npos) << res.raw_for_test();
+  // HEAD: the length of what a GET would get is what the handler says.
+  res.reset_for_test(true);
+  res.set("Content-Length", "1234").end();
+  EXPECT_NE(res.raw_for_test().find("Content-Length: 1234\r\n"), std::string::npos) << res.raw_for_test();
+  EXPECT_EQ(body_of(res.raw_for_test()), "");
+}
+
+TEST(Response, StreamedBodyNeverExceedsTheDeclaredLength) {
+  // More bytes than the declared Content-Length would be read as the next
+  // response; fewer leave the client waiting: the extra is dropped, and a
+  // short body closes the connection (the client sees it cut short).
+  response res;
+  res.reset_for_test();
+  res.set("Content-Length", "4");
+  res.write("abc");
+  res.end("def");
+  EXPECT_EQ(body_of(res.raw_for_test()), "abcd");
+  res.reset_for_test();
+  res.set("Content-Length", "4");
+  res.write("ab");
+  res.end();
+  EXPECT_EQ(body_of(res.raw_for_test()), "ab");
+}
