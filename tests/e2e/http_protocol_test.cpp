@@ -236,3 +236,39 @@ TEST_F(HttpProtocol, StreamedBodyShorterThanItsContentLengthClosesTheConnection)
   EXPECT_TRUE(eof);
   EXPECT_EQ(got.substr(got.find("\r\n\r\n") + 4), "abc");
 }
+
+TEST_F(HttpProtocol, Http10KeepAliveIsHonouredAndPlainHttp10Closes) {
+  routes.get("/hi", [](http::request&, http::response& res) { res.send("hi"); });
+  ASSERT_TRUE(serve_after("GET /hi HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /hi HTTP/1.0\r\n\r\n"));
+  auto r = read_replies(2);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_TRUE(r[0].has("Connection: keep-alive")) << r[0].head;
+  EXPECT_TRUE(r[1].has("Connection: close")) << r[1].head;
+  EXPECT_TRUE(server_closes());
+}
+
+TEST_F(HttpProtocol, BodilessResponsesCarryNoFramingOrBodyAndKeepTheConnectionInSync) {
+  routes.get("/stream", [](http::request&, http::response& res) {
+    res.write("abc");
+    res.end("d");
+  });
+  routes.get("/none", [](http::request&, http::response& res) {
+    res.status(204);
+    res.write("abc");
+    res.end("d");
+  });
+  routes.get("/same", [](http::request&, http::response& res) { res.status(304).send("body"); });
+  ASSERT_TRUE(serve_after("HEAD /stream HTTP/1.1\r\nHost: t\r\n\r\nGET /none HTTP/1.1\r\nHost: t\r\n\r\n"
+                          "GET /same HTTP/1.1\r\nHost: t\r\n\r\nGET /stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto r = read_replies(4, {true, false, false, false});
+  ASSERT_EQ(r.size(), 4u);
+  EXPECT_EQ(r[0].status, 200);
+  EXPECT_EQ(r[1].status, 204);
+  EXPECT_FALSE(r[1].names("Transfer-Encoding")) << r[1].head;
+  EXPECT_FALSE(r[1].names("Content-Length")) << r[1].head;
+  EXPECT_EQ(r[2].status, 304);
+  EXPECT_FALSE(r[2].names("Transfer-Encoding")) << r[2].head;
+  EXPECT_EQ(r[3].status, 200);
+  EXPECT_EQ(r[3].body, "abcd");
+  EXPECT_EQ(rest_, "");
+}
