@@ -67,6 +67,9 @@ class request {
   std::string_view query_string() const noexcept;
   /// The first query parameter `name`, percent- and '+'-decoded; nullopt if absent.
   std::optional<std::string> query(std::string_view name) const;
+  /// Every query parameter `name`, in order, decoded as query() does
+  /// (Express's req.query gives an array for a repeated key).
+  std::vector<std::string> query_all(std::string_view name) const;
   /// The route parameter `name` (":name" in the route), percent-decoded;
   /// empty if absent. A `*` wildcard is named "*".
   std::string_view param(std::string_view name) const noexcept;

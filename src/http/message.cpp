@@ -88,6 +88,22 @@ std::optional<std::string> request::query(std::string_view name) const {
   return std::nullopt;
 }
 
+std::vector<std::string> request::query_all(std::string_view name) const {
+  std::vector<std::string> out;
+  std::string_view qs = query_string();
+  std::string key;
+  while (!qs.empty()) {
+    std::size_t amp = qs.find('&');
+    std::string_view pair = qs.substr(0, amp);
+    qs = amp == std::string_view::npos ? std::string_view{} : qs.substr(amp + 1);
+    std::size_t eq = pair.find('=');
+    decode_into(key, pair.substr(0, eq), true);
+    if (key != name) continue;
+    out.push_back(eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1), true));
+  }
+  return out;
+}
+
 std::string_view request::param(std::string_view name) const noexcept {
   for (std::size_t i = 0; i < n_params_; ++i)
     if (params_[i].name == name) return params_[i].value;

@@ -282,3 +282,13 @@ TEST(Response, StreamedBodyNeverExceedsTheDeclaredLength) {
   res.end();
   EXPECT_EQ(body_of(res.raw_for_test()), "ab");
 }
+
+TEST(Router, RepeatedQueryKeysAreAllAvailable) {
+  // Express's req.query gives ['1', '2'] for ?x=1&x=2; query() keeps the first.
+  request req;
+  req.set_for_test("GET", "/s?x=1&y=0&x=2+3&x&%78=%34");
+  EXPECT_EQ(req.query("x"), "1");
+  EXPECT_EQ(req.query_all("x"), (std::vector<std::string>{"1", "2 3", "", "4"}));
+  EXPECT_EQ(req.query_all("y"), (std::vector<std::string>{"0"}));
+  EXPECT_TRUE(req.query_all("missing").empty());
+}
