@@ -292,3 +292,17 @@ TEST(Router, RepeatedQueryKeysAreAllAvailable) {
   EXPECT_EQ(req.query_all("y"), (std::vector<std::string>{"0"}));
   EXPECT_TRUE(req.query_all("missing").empty());
 }
+
+TEST(Router, LiteralSegmentsAndPrefixesMatchCaseInsensitively) {
+  // Express's default (caseSensitive: false): /Hello reaches app.get('/hello').
+  router r;
+  std::string trace;
+  r.use("/api", [&](auto&, auto&, next_fn next) {
+    trace += "mw ";
+    next();
+  });
+  r.get("/api/users/:id", [](request& req, response& res) { res.send(std::string(req.param("id"))); });
+  call c;
+  EXPECT_EQ(body_of(c.run(r, "GET", "/API/Users/Ann")), "Ann");  // parameters keep their case
+  EXPECT_EQ(trace, "mw ");
+}
