@@ -217,7 +217,9 @@ using middleware = std::function<void(request&, response&, next_fn next)>;
 /// literal segments, ":name" parameters, optional ":name?" parameters (so
 /// "/hello/:name?" matches "/hello" and "/hello/John"), and "*" (the rest of
 /// the path, as parameter "*"). Layers run in the order they were added. With
-/// no match: 405 with Allow if the path exists for other methods, else 404.
+/// no match: 405 with Allow if the path exists for other methods (OPTIONS:
+/// 200 with Allow, as Express), else 404. Literal segments and use()
+/// prefixes match case-insensitively (Express's default).
 /// A GET route also answers HEAD. Not thread-safe; add routes before serving.
 class router {
  public:

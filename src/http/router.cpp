@@ -184,6 +184,11 @@ void router::no_match(request& req, response& res) const {
     return;
   }
   if (get && allow.find("HEAD") == std::string::npos) allow += ", HEAD";
+  if (req.method() == "OPTIONS") {
+    // As Express: a path with routes answers OPTIONS itself, with Allow.
+    res.set("Allow", allow).set("Content-Type", "text/plain; charset=utf-8").send(allow);
+    return;
+  }
   res.status(405).set("Allow", allow).set("Content-Type", "text/plain; charset=utf-8").send("Method Not Allowed");
 }
 

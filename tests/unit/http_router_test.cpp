@@ -306,3 +306,18 @@ TEST(Router, LiteralSegmentsAndPrefixesMatchCaseInsensitively) {
   EXPECT_EQ(body_of(c.run(r, "GET", "/API/Users/Ann")), "Ann");  // parameters keep their case
   EXPECT_EQ(trace, "mw ");
 }
+
+TEST(Router, OptionsIsAnsweredWithAllowWhenNoRouteHandlesIt) {
+  // Express answers OPTIONS itself for a path that has routes: 200, Allow.
+  router r;
+  r.get("/x", [](auto&, auto& res) { res.send("get"); });
+  r.post("/x", [](auto&, auto& res) { res.send("post"); });
+  call c;
+  const std::string& raw = c.run(r, "OPTIONS", "/x");
+  EXPECT_EQ(raw.substr(0, 15), "HTTP/1.1 200 OK") << raw;
+  EXPECT_NE(raw.find("Allow: GET, POST, HEAD\r\n"), std::string::npos) << raw;
+  EXPECT_EQ(c.run(r, "OPTIONS", "/nope").substr(0, 22), "HTTP/1.1 404 Not Found");
+  // A route for OPTIONS still wins.
+  r.add("OPTIONS", "/x", [](auto&, auto& res) { res.status(204).end(); });
+  EXPECT_EQ(c.run(r, "OPTIONS", "/x").substr(0, 12), "HTTP/1.1 204");
+}
