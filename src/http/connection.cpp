@@ -314,6 +314,16 @@ int connection::on_headers_complete() {
   r.method_ = llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
   r.major_ = parser_.http_major;
   r.minor_ = parser_.http_minor;
+  // RFC 9112 3.2: an HTTP/1.1 request with no Host, or more than one, gets
+  // 400 (Node: requireHostHeader).
+  if (r.major_ == 1 && r.minor_ >= 1) {
+    int hosts = 0;
+    for (const header& h : r.headers_) hosts += iequals(h.name, "Host") ? 1 : 0;
+    if (hosts != 1) {
+      error_status_ = 400;
+      return -1;
+    }
+  }
   bool has_length = (parser_.flags & F_CONTENT_LENGTH) != 0;
   if (has_length && parser_.content_length > srv->options.max_body_bytes) {
     error_status_ = 413;

@@ -272,3 +272,30 @@ TEST_F(HttpProtocol, BodilessResponsesCarryNoFramingOrBodyAndKeepTheConnectionIn
   EXPECT_EQ(r[3].body, "abcd");
   EXPECT_EQ(rest_, "");
 }
+
+TEST_F(HttpProtocol, Http11RequestWithoutOneHostGets400) {
+  // RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request with no
+  // Host field or more than one (Node: requireHostHeader, on by default).
+  bool ran = false;
+  routes.get("/", [&](http::request&, http::response& res) {
+    ran = true;
+    res.send("ok");
+  });
+  ASSERT_TRUE(serve_after("GET / HTTP/1.1\r\n\r\n"));
+  auto r = read_replies(1);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].status, 400);
+  p = tcp_pair();
+  ASSERT_TRUE(serve_after("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n"));
+  r = read_replies(1);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].status, 400);
+  EXPECT_FALSE(ran);
+  // HTTP/1.0 needs none; an empty Host is allowed (RFC 9112 3.2: authority-less target).
+  p = tcp_pair();
+  ASSERT_TRUE(serve_after("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.1\r\nHost:\r\n\r\n"));
+  r = read_replies(2);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].status, 200);
+  EXPECT_EQ(r[1].status, 200);
+}
