@@ -366,9 +366,13 @@ int connection::on_message_complete() {
   views_of(req_.trailer_bytes_, req_.trailer_offsets_, req_.trailers_);
   phase_ = phase::handling;
   deadline_kind_ = deadline_kind::none;
-  client_closes_ = !llhttp_should_keep_alive(&parser_);
-  bool keep_alive = !client_closes_ && !srv->closing;
   bool http10 = req_.major_ == 1 && req_.minor_ == 0;
+  // RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty
+  // framing (an HTTP/1.0 hop may have read it by its Content-Length, or to
+  // the close): answer it, then close rather than parse what follows.
+  bool faulty_framing = http10 && (parser_.flags & F_TRANSFER_ENCODING) != 0;
+  client_closes_ = !llhttp_should_keep_alive(&parser_) || faulty_framing;
+  bool keep_alive = !client_closes_ && !srv->closing;
   bool head = parser_.method == HTTP_HEAD;
   res_.reset(&out_, this, head, keep_alive, http10);
   in_dispatch_ = true;

@@ -299,3 +299,19 @@ TEST_F(HttpProtocol, Http11RequestWithoutOneHostGets400) {
   EXPECT_EQ(r[0].status, 200);
   EXPECT_EQ(r[1].status, 200);
 }
+
+TEST_F(HttpProtocol, Http10RequestWithTransferEncodingClosesAfterItsResponse) {
+  // RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding must be treated
+  // as having faulty framing, and the connection closed after it (an
+  // HTTP/1.0 intermediary may have framed it differently: request smuggling).
+  routes.post("/echo", [](http::request& req, http::response& res) { res.send(std::string(req.body())); });
+  ASSERT_TRUE(serve_after("POST /echo HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          "3\r\nabc\r\n0\r\n\r\nPOST /echo HTTP/1.0\r\nContent-Length: 1\r\n\r\nx"));
+  bool eof = false;
+  auto r = read_replies(1, {}, &eof);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].body, "abc");
+  EXPECT_TRUE(r[0].has("Connection: close")) << r[0].head;
+  EXPECT_EQ(rest_, "");  // the bytes after it are not taken for a request
+  EXPECT_TRUE(eof || server_closes());
+}
