@@ -44,6 +44,24 @@ thread_local int parsing_depth = 0;
 // Output not yet taken by the kernel above which we stop reading requests.
 constexpr std::size_t max_unsent = 1u << 20;
 
+// Whether every Transfer-Encoding field lists only "chunked" (and empty
+// list elements, RFC 9110 5.6.1).
+bool only_chunked(const std::vector<header>& headers) {
+  for (const header& h : headers) {
+    if (!iequals(h.name, "Transfer-Encoding")) continue;
+    std::string_view v = h.value;
+    while (!v.empty()) {
+      std::size_t comma = v.find(',');
+      std::string_view coding = v.substr(0, comma);
+      v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
+      while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t')) coding.remove_prefix(1);
+      while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t')) coding.remove_suffix(1);
+      if (!coding.empty() && !iequals(coding, "chunked")) return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 const llhttp_settings_t& connection::settings() {
@@ -323,6 +341,13 @@ int connection::on_headers_complete() {
       error_status_ = 400;
       return -1;
     }
+  }
+  // RFC 9112 6.1: a transfer coding we do not decode (llhttp has already
+  // refused one after chunked, or without it) gets 501, rather than the
+  // still-encoded bytes passed on as the body.
+  if ((parser_.flags & F_TRANSFER_ENCODING) != 0 && !only_chunked(r.headers_)) {
+    error_status_ = 501;
+    return -1;
   }
   bool has_length = (parser_.flags & F_CONTENT_LENGTH) != 0;
   if (has_length && parser_.content_length > srv->options.max_body_bytes) {

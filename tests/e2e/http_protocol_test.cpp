@@ -315,3 +315,26 @@ TEST_F(HttpProtocol, Http10RequestWithTransferEncodingClosesAfterItsResponse) {
   EXPECT_EQ(rest_, "");  // the bytes after it are not taken for a request
   EXPECT_TRUE(eof || server_closes());
 }
+
+TEST_F(HttpProtocol, TransferCodingOtherThanChunkedGets501) {
+  // RFC 9112 6.1: a server that receives a transfer coding it does not
+  // understand SHOULD answer 501; handing the body on would give the handler
+  // still-gzipped bytes as if they were the body.
+  bool ran = false;
+  routes.post("/echo", [&](http::request& req, http::response& res) {
+    ran = true;
+    res.send(std::string(req.body()));
+  });
+  ASSERT_TRUE(serve_after("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"));
+  auto r = read_replies(1);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].status, 501);
+  EXPECT_FALSE(ran);
+  // Plain chunked, in any case and spread over fields, is fine.
+  p = tcp_pair();
+  ASSERT_TRUE(serve_after("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: Chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"));
+  r = read_replies(1);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].status, 200);
+  EXPECT_EQ(r[0].body, "abc");
+}
