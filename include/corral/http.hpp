@@ -60,12 +60,16 @@ class request {
   std::string_view method() const noexcept { return method_; }
   /// The request target as sent: "/hello/John?x=1".
   std::string_view url() const noexcept { return url_; }
-  /// The target's path, not decoded: "/hello/John".
+  /// The target's path, not decoded: "/hello/John" (also for an
+  /// absolute-form target "http://host/hello/John"; "/" if it has none).
   std::string_view path() const noexcept;
   /// The raw query string after '?', or empty.
   std::string_view query_string() const noexcept;
   /// The first query parameter `name`, percent- and '+'-decoded; nullopt if absent.
   std::optional<std::string> query(std::string_view name) const;
+  /// Every query parameter `name`, in order, decoded as query() does
+  /// (Express's req.query gives an array for a repeated key).
+  std::vector<std::string> query_all(std::string_view name) const;
   /// The route parameter `name` (":name" in the route), percent-decoded;
   /// empty if absent. A `*` wildcard is named "*".
   std::string_view param(std::string_view name) const noexcept;
@@ -75,6 +79,14 @@ class request {
   std::optional<std::string_view> get(std::string_view name) const noexcept;
   /// Every header, in order.
   const std::vector<header>& headers() const noexcept { return headers_; }
+  /// The first trailer field named `name` (case-insensitive), or nullopt.
+  std::optional<std::string_view> trailer(std::string_view name) const noexcept;
+  /// Every trailer field, in order (Node's `req.trailers`): the fields a
+  /// chunked body may end with (RFC 9112 7.1.2). They are not headers: they
+  /// are not in headers() and get() does not see them. Empty when the body
+  /// was not chunked or had none. Handlers run once the whole request,
+  /// trailers included, has arrived, so they are always complete here.
+  const std::vector<header>& trailers() const noexcept { return trailers_; }
   /// The body, de-chunked (requests are buffered up to the server's body limit).
   std::string_view body() const noexcept { return body_; }
   int http_major() const noexcept { return major_; }
@@ -95,6 +107,11 @@ class request {
   std::string header_bytes_;  // names and values back to back; headers_ views into it
   std::vector<std::pair<std::size_t, std::size_t>> header_offsets_;  // (name end, value end) in header_bytes_
   std::vector<header> headers_;
+  // Trailers in storage of their own: they arrive after headers_ was handed
+  // out, and appending them to header_bytes_ could move what it views.
+  std::string trailer_bytes_;
+  std::vector<std::pair<std::size_t, std::size_t>> trailer_offsets_;  // as header_offsets_
+  std::vector<header> trailers_;
   std::string body_;
   struct param_slot {
     std::string_view name;  // into the route pattern, which outlives the request
@@ -121,9 +138,12 @@ class response {
   /// Sets the status code (200 by default).
   response& status(int code) noexcept;
   /// Sets header `name` (replacing an earlier one of that name, case-insensitive).
-  /// Content-Length and Transfer-Encoding are managed by the response.
+  /// Content-Length and Transfer-Encoding are managed by the response: a
+  /// Content-Length set here frames a streamed body (write()), whose bytes
+  /// past it are dropped and which, ended short of it, closes the
+  /// connection; a body sent whole is framed by its own length (but for HEAD).
   response& set(std::string_view name, std::string_view value);
-  /// Sends `body` with a Content-Length and ends the response. Content-Type
+  /// Sends `body` with its Content-Length and ends the response. Content-Type
   /// defaults to "text/html; charset=utf-8" (as Express).
   void send(std::string_view body);
   /// Sends `value` serialised, as application/json, and ends the response.
@@ -149,6 +169,7 @@ class response {
   void reset(std::string* out, detail::connection* conn, bool head, bool keep_alive, bool http10);
   void render_head(std::size_t content_length, bool chunked);
   void append_body(std::string_view bytes);
+  void end_whole(std::string_view body);
   void finish();
 
   std::string* out_ = nullptr;             // where bytes go: the connection's output buffer
@@ -158,6 +179,7 @@ class response {
   std::string test_out_;
   std::string scratch_;
   std::optional<std::size_t> declared_length_;  // from a set("Content-Length")
+  std::size_t body_sent_ = 0;                   // body bytes rendered (when not chunked)
   const char* default_type_ = nullptr;          // send()/json()'s Content-Type line, unless set()
   int status_ = 200;
   bool head_ = false;
@@ -195,7 +217,9 @@ using middleware = std::function<void(request&, response&, next_fn next)>;
 /// literal segments, ":name" parameters, optional ":name?" parameters (so
 /// "/hello/:name?" matches "/hello" and "/hello/John"), and "*" (the rest of
 /// the path, as parameter "*"). Layers run in the order they were added. With
-/// no match: 405 with Allow if the path exists for other methods, else 404.
+/// no match: 405 with Allow if the path exists for other methods (OPTIONS:
+/// 200 with Allow, as Express), else 404. Literal segments and use()
+/// prefixes match case-insensitively (Express's default).
 /// A GET route also answers HEAD. Not thread-safe; add routes before serving.
 class router {
  public:

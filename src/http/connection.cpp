@@ -22,6 +22,17 @@ namespace {
 
 connection* self(llhttp_t* p) { return static_cast<connection*>(p->data); }
 
+// Name/value views into `bytes`, which holds names and values back to back
+// ending at `offsets`' (name end, value end) pairs.
+void views_of(std::string_view bytes, const std::vector<std::pair<std::size_t, std::size_t>>& offsets,
+              std::vector<header>& out) {
+  std::size_t start = 0;
+  for (auto [name_end, value_end] : offsets) {
+    out.push_back({bytes.substr(start, name_end - start), bytes.substr(name_end, value_end - name_end)});
+    start = value_end;
+  }
+}
+
 constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
 
 // Reads being parsed right now, with a handler possibly running inside one:
@@ -32,6 +43,24 @@ thread_local int parsing_depth = 0;
 
 // Output not yet taken by the kernel above which we stop reading requests.
 constexpr std::size_t max_unsent = 1u << 20;
+
+// Whether every Transfer-Encoding field lists only "chunked" (and empty
+// list elements, RFC 9110 5.6.1).
+bool only_chunked(const std::vector<header>& headers) {
+  for (const header& h : headers) {
+    if (!iequals(h.name, "Transfer-Encoding")) continue;
+    std::string_view v = h.value;
+    while (!v.empty()) {
+      std::size_t comma = v.find(',');
+      std::string_view coding = v.substr(0, comma);
+      v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
+      while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t')) coding.remove_prefix(1);
+      while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t')) coding.remove_suffix(1);
+      if (!coding.empty() && !iequals(coding, "chunked")) return false;
+    }
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -250,15 +279,18 @@ int connection::cb_url(llhttp_t* p, const char* at, std::size_t len) {
 }
 
 // Trailer fields (after a chunked body) come through the same callbacks once
-// the request's headers are complete. They count against the header limit
-// and are otherwise ignored: the request's header views must not move.
+// the request's headers are complete (phase::body). They count against the
+// header limit like headers, and go to storage of their own: appending them
+// to header_bytes_ could move the bytes the request's header views point into.
 int connection::cb_header_field(llhttp_t* p, const char* at, std::size_t len) {
   connection* c = self(p);
-  if (c->phase_ == phase::body) return c->count_header_bytes(len + 4) ? 0 : -1;
   request& r = c->req_;
-  if (c->in_value_ || r.header_offsets_.empty()) {
+  bool trailer = c->phase_ == phase::body;
+  std::string& bytes = trailer ? r.trailer_bytes_ : r.header_bytes_;
+  auto& offsets = trailer ? r.trailer_offsets_ : r.header_offsets_;
+  if (c->in_value_ || offsets.empty()) {
     if (!c->count_header_bytes(4)) return -1;  // ": " and CRLF
-    r.header_offsets_.emplace_back(r.header_bytes_.size(), r.header_bytes_.size());
+    offsets.emplace_back(bytes.size(), bytes.size());
     c->in_value_ = false;
     c->value_end_ = nullptr;
   }
@@ -266,16 +298,16 @@ int connection::cb_header_field(llhttp_t* p, const char* at, std::size_t len) {
   // RFC 9112 5.1: whitespace between a field name and its colon must be
   // rejected (llhttp lets it through); it is a smuggling vector.
   if (std::string_view(at, len).find_first_of(" \t") != std::string_view::npos) return -1;
-  r.header_bytes_.append(at, len);
-  r.header_offsets_.back() = {r.header_bytes_.size(), r.header_bytes_.size()};
+  bytes.append(at, len);
+  offsets.back() = {bytes.size(), bytes.size()};
   return 0;
 }
 
 int connection::cb_header_value(llhttp_t* p, const char* at, std::size_t len) {
   connection* c = self(p);
   if (!c->count_header_bytes(len)) return -1;
-  if (c->phase_ == phase::body) return 0;  // a trailer (see above)
   request& r = c->req_;
+  bool trailer = c->phase_ == phase::body;
   // RFC 9112 5.2: obs-fold (a value continued on the next line) is rejected
   // with 400. llhttp accepts it and reports the continuation as a second
   // piece of the value that does not start where the first ended; a value
@@ -285,8 +317,10 @@ int connection::cb_header_value(llhttp_t* p, const char* at, std::size_t len) {
     if (!contiguous) return -1;
   }
   c->value_end_ = at + len;
-  r.header_bytes_.append(at, len);
-  r.header_offsets_.back().second = r.header_bytes_.size();
+  std::string& bytes = trailer ? r.trailer_bytes_ : r.header_bytes_;
+  auto& offsets = trailer ? r.trailer_offsets_ : r.header_offsets_;
+  bytes.append(at, len);
+  offsets.back().second = bytes.size();
   return 0;
 }
 
@@ -294,24 +328,42 @@ int connection::cb_headers_complete(llhttp_t* p) { return self(p)->on_headers_co
 
 int connection::on_headers_complete() {
   request& r = req_;
-  std::string_view all = r.header_bytes_;
-  std::size_t start = 0;
-  for (auto [name_end, value_end] : r.header_offsets_) {
-    r.headers_.push_back({all.substr(start, name_end - start), all.substr(name_end, value_end - name_end)});
-    start = value_end;
-  }
+  views_of(r.header_bytes_, r.header_offsets_, r.headers_);
   r.method_ = llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
   r.major_ = parser_.http_major;
   r.minor_ = parser_.http_minor;
+  // RFC 9112 3.2: an HTTP/1.1 request with no Host, or more than one, gets
+  // 400 (Node: requireHostHeader).
+  if (r.major_ == 1 && r.minor_ >= 1) {
+    int hosts = 0;
+    for (const header& h : r.headers_) hosts += iequals(h.name, "Host") ? 1 : 0;
+    if (hosts != 1) {
+      error_status_ = 400;
+      return -1;
+    }
+  }
+  // RFC 9112 6.1: a transfer coding we do not decode (llhttp has already
+  // refused one after chunked, or without it) gets 501, rather than the
+  // still-encoded bytes passed on as the body.
+  if ((parser_.flags & F_TRANSFER_ENCODING) != 0 && !only_chunked(r.headers_)) {
+    error_status_ = 501;
+    return -1;
+  }
   bool has_length = (parser_.flags & F_CONTENT_LENGTH) != 0;
   if (has_length && parser_.content_length > srv->options.max_body_bytes) {
     error_status_ = 413;
     return -1;
   }
   bool has_body = (has_length && parser_.content_length > 0) || (parser_.flags & F_CHUNKED) != 0;
-  if (has_body && r.major_ == 1 && r.minor_ == 1) {
+  if (r.major_ == 1 && r.minor_ == 1) {
+    // RFC 9110 10.1.1: an expectation we cannot meet gets 417 (as Node,
+    // which checks HTTP/1.1 requests only; 1.0 ones must ignore Expect).
     auto expect = r.get("Expect");
-    if (expect && iequals(*expect, "100-continue")) {
+    if (expect && !iequals(*expect, "100-continue")) {
+      error_status_ = 417;
+      return -1;
+    }
+    if (expect && has_body) {
       out_ += continue_line;
       if (!in_batch_) flush();
     }
@@ -335,11 +387,17 @@ int connection::cb_body(llhttp_t* p, const char* at, std::size_t len) {
 int connection::cb_message_complete(llhttp_t* p) { return self(p)->on_message_complete(); }
 
 int connection::on_message_complete() {
+  // The trailers are all in (their storage grows no more): view them now.
+  views_of(req_.trailer_bytes_, req_.trailer_offsets_, req_.trailers_);
   phase_ = phase::handling;
   deadline_kind_ = deadline_kind::none;
-  client_closes_ = !llhttp_should_keep_alive(&parser_);
-  bool keep_alive = !client_closes_ && !srv->closing;
   bool http10 = req_.major_ == 1 && req_.minor_ == 0;
+  // RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty
+  // framing (an HTTP/1.0 hop may have read it by its Content-Length, or to
+  // the close): answer it, then close rather than parse what follows.
+  bool faulty_framing = http10 && (parser_.flags & F_TRANSFER_ENCODING) != 0;
+  client_closes_ = !llhttp_should_keep_alive(&parser_) || faulty_framing;
+  bool keep_alive = !client_closes_ && !srv->closing;
   bool head = parser_.method == HTTP_HEAD;
   res_.reset(&out_, this, head, keep_alive, http10);
   in_dispatch_ = true;

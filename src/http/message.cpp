@@ -1,6 +1,7 @@
 // Requests and responses: accessors, header rendering, body framing.
 #include <time.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdio>
@@ -50,6 +51,17 @@ std::string percent_decode(std::string_view in, bool plus_is_space) {
 
 std::string_view request::path() const noexcept {
   std::string_view u = url_;
+  // RFC 9112 3.2.2: the absolute-form ("http://host/p?q", as sent to a
+  // proxy) must be accepted; its path is what follows the authority, "/"
+  // if none (as Express's parseurl).
+  if (!u.empty() && u[0] != '/') {
+    std::size_t scheme_end = u.find("://");
+    if (scheme_end != std::string_view::npos && u.find_first_of("/?#") == scheme_end + 1) {
+      std::size_t start = u.find_first_of("/?#", scheme_end + 3);
+      if (start == std::string_view::npos || u[start] != '/') return "/";
+      u = u.substr(start);
+    }
+  }
   return u.substr(0, u.find_first_of("?#"));
 }
 
@@ -76,6 +88,22 @@ std::optional<std::string> request::query(std::string_view name) const {
   return std::nullopt;
 }
 
+std::vector<std::string> request::query_all(std::string_view name) const {
+  std::vector<std::string> out;
+  std::string_view qs = query_string();
+  std::string key;
+  while (!qs.empty()) {
+    std::size_t amp = qs.find('&');
+    std::string_view pair = qs.substr(0, amp);
+    qs = amp == std::string_view::npos ? std::string_view{} : qs.substr(amp + 1);
+    std::size_t eq = pair.find('=');
+    decode_into(key, pair.substr(0, eq), true);
+    if (key != name) continue;
+    out.push_back(eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1), true));
+  }
+  return out;
+}
+
 std::string_view request::param(std::string_view name) const noexcept {
   for (std::size_t i = 0; i < n_params_; ++i)
     if (params_[i].name == name) return params_[i].value;
@@ -94,6 +122,12 @@ std::optional<std::string_view> request::get(std::string_view name) const noexce
   return std::nullopt;
 }
 
+std::optional<std::string_view> request::trailer(std::string_view name) const noexcept {
+  for (const auto& h : trailers_)
+    if (detail::iequals(h.name, name)) return h.value;
+  return std::nullopt;
+}
+
 void request::add_param(std::string_view name, std::string_view raw_value) {
   if (n_params_ == params_.size()) params_.emplace_back();
   auto& slot = params_[n_params_++];
@@ -106,6 +140,9 @@ void request::clear() noexcept {
   header_bytes_.clear();
   header_offsets_.clear();
   headers_.clear();
+  trailer_bytes_.clear();
+  trailer_offsets_.clear();
+  trailers_.clear();
   body_.clear();
   n_params_ = 0;
 }
@@ -141,6 +178,7 @@ void response::reset(std::string* out, detail::connection* conn, bool head, bool
   conn_ = conn;
   n_headers_ = 0;
   declared_length_.reset();
+  body_sent_ = 0;
   status_ = 200;
   head_ = head;
   keep_alive_ = keep_alive;
@@ -228,9 +266,12 @@ void response::append_body(std::string_view bytes) {
     *out_ += "\r\n";
     *out_ += bytes;
     *out_ += "\r\n";
-  } else {
-    *out_ += bytes;
+    return;
   }
+  // Bytes past the Content-Length sent would be read as the next response.
+  if (declared_length_) bytes = bytes.substr(0, *declared_length_ - std::min(body_sent_, *declared_length_));
+  body_sent_ += bytes.size();
+  *out_ += bytes;
 }
 
 void response::send(std::string_view body) {
@@ -240,14 +281,18 @@ void response::send(std::string_view body) {
     return;
   }
   default_type_ = "Content-Type: text/html; charset=utf-8\r\n";  // rendered as a constant
-  end(body);
+  end_whole(body);
 }
 
 void response::json(const nlohmann::json& value) {
   if (finished_ || !out_) return;
   default_type_ = "Content-Type: application/json; charset=utf-8\r\n";
   std::string body = value.dump();
-  end(body);
+  if (headers_sent_) {
+    end(body);
+    return;
+  }
+  end_whole(body);
 }
 
 void response::write(std::string_view chunk) {
@@ -269,12 +314,25 @@ void response::write(std::string_view chunk) {
 void response::end(std::string_view last) {
   if (finished_ || !out_) return;
   if (!headers_sent_) {
-    render_head(declared_length_ ? *declared_length_ : last.size(), false);
-    append_body(last);
-  } else {
-    append_body(last);
-    if (chunked_ && !head_ && !bodiless_status(status_)) *out_ += "0\r\n\r\n";
+    end_whole(last);
+    return;
   }
+  append_body(last);
+  if (chunked_ && !head_ && !bodiless_status(status_)) *out_ += "0\r\n\r\n";
+  // A body shorter than its declared length: the client would wait for the
+  // rest, or take the next response for it. Closing tells it it was cut.
+  if (!chunked_ && declared_length_ && body_sent_ < *declared_length_ && !head_ && !bodiless_status(status_))
+    keep_alive_ = false;
+  finish();
+}
+
+// The whole body at once: framed by its own length, whatever Content-Length
+// was set (as Express's res.send(), which sets it itself), but for HEAD,
+// whose declared length is that of the body a GET would get.
+void response::end_whole(std::string_view body) {
+  if (!head_ || !declared_length_) declared_length_ = body.size();
+  render_head(*declared_length_, false);
+  append_body(body);
   finish();
 }
 

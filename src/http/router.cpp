@@ -83,7 +83,7 @@ static bool match_at(const std::vector<segment>& segs, std::size_t si, std::stri
     std::string_view seg;
     bool have = next_segment(path, pos, seg);
     if (s.k == segment::kind::literal) {
-      if (!have || seg != s.text) return false;
+      if (!have || !detail::iequals(seg, s.text)) return false;  // Express: case-insensitive by default
       continue;
     }
     if (s.k == segment::kind::param) {
@@ -108,7 +108,7 @@ namespace {
 
 bool prefix_matches(std::string_view prefix, std::string_view path) {
   if (prefix.empty() || prefix == "/") return true;
-  if (path.substr(0, prefix.size()) != prefix) return false;
+  if (path.size() < prefix.size() || !detail::iequals(path.substr(0, prefix.size()), prefix)) return false;
   return path.size() == prefix.size() || path[prefix.size()] == '/';
 }
 
@@ -184,6 +184,11 @@ void router::no_match(request& req, response& res) const {
     return;
   }
   if (get && allow.find("HEAD") == std::string::npos) allow += ", HEAD";
+  if (req.method() == "OPTIONS") {
+    // As Express: a path with routes answers OPTIONS itself, with Allow.
+    res.set("Allow", allow).set("Content-Type", "text/plain; charset=utf-8").send(allow);
+    return;
+  }
   res.status(405).set("Allow", allow).set("Content-Type", "text/plain; charset=utf-8").send("Method Not Allowed");
 }
 

@@ -223,3 +223,101 @@ TEST(Response, NoContentHasNoBodyOrLength) {
   EXPECT_EQ(raw.find("Content-Length"), std::string::npos);
   EXPECT_EQ(body_of(raw), "");
 }
+
+TEST(Router, AbsoluteFormTargetRoutesByItsPath) {
+  // RFC 9112 3.2.2: a server must accept the absolute-form (what a client
+  // sends to a proxy); Express routes it by its path (parseurl).
+  router r;
+  r.get("/hello/:name", [](request& req, response& res) {
+    res.send(std::string(req.path()) + " " + std::string(req.param("name")) + " " + req.query("x").value_or("-"));
+  });
+  call c;
+  EXPECT_EQ(body_of(c.run(r, "GET", "http://example.com/hello/ann?x=1")), "/hello/ann ann 1");
+  EXPECT_EQ(c.req.url(), "http://example.com/hello/ann?x=1");  // url() stays as sent (as Node's req.url)
+  EXPECT_EQ(body_of(c.run(r, "GET", "HTTP://example.com:8080/hello/bob")), "/hello/bob bob -");
+  c.req.set_for_test("GET", "http://example.com");
+  EXPECT_EQ(c.req.path(), "/");
+  c.req.set_for_test("GET", "http://example.com?x=2");
+  EXPECT_EQ(c.req.path(), "/");
+  EXPECT_EQ(c.req.query("x"), "2");
+}
+
+TEST(Response, SendFramesTheBodyItSendsWhateverContentLengthWasSet) {
+  // As Express's res.send(), which sets Content-Length itself: a stale
+  // length set earlier must not frame the body wrongly (the rest of it
+  // would be read as the next response on a keep-alive connection).
+  response res;
+  res.reset_for_test();
+  res.set("Content-Length", "3").send("hello");
+  const std::string& raw = res.raw_for_test();
+  EXPECT_NE(raw.find("Content-Length: 5\r\n"), std::string::npos) << raw;
+  EXPECT_EQ(raw.find("Content-Length: 3"), std::string::npos) << raw;
+  EXPECT_EQ(body_of(raw), "hello");
+  res.reset_for_test();
+  res.set("Content-Length", "100").json({{"a", 1}});
+  EXPECT_NE(res.raw_for_test().find("Content-Length: 7\r\n"), std::string::npos) << res.raw_for_test();
+  res.reset_for_test();
+  res.set("Content-Length", "1").end("abc");
+  EXPECT_NE(res.raw_for_test().find("Content-Length: 3\r\n"), std::string::npos) << res.raw_for_test();
+  // HEAD: the length of what a GET would get is what the handler says.
+  res.reset_for_test(true);
+  res.set("Content-Length", "1234").end();
+  EXPECT_NE(res.raw_for_test().find("Content-Length: 1234\r\n"), std::string::npos) << res.raw_for_test();
+  EXPECT_EQ(body_of(res.raw_for_test()), "");
+}
+
+TEST(Response, StreamedBodyNeverExceedsTheDeclaredLength) {
+  // More bytes than the declared Content-Length would be read as the next
+  // response; fewer leave the client waiting: the extra is dropped, and a
+  // short body closes the connection (the client sees it cut short).
+  response res;
+  res.reset_for_test();
+  res.set("Content-Length", "4");
+  res.write("abc");
+  res.end("def");
+  EXPECT_EQ(body_of(res.raw_for_test()), "abcd");
+  res.reset_for_test();
+  res.set("Content-Length", "4");
+  res.write("ab");
+  res.end();
+  EXPECT_EQ(body_of(res.raw_for_test()), "ab");
+}
+
+TEST(Router, RepeatedQueryKeysAreAllAvailable) {
+  // Express's req.query gives ['1', '2'] for ?x=1&x=2; query() keeps the first.
+  request req;
+  req.set_for_test("GET", "/s?x=1&y=0&x=2+3&x&%78=%34");
+  EXPECT_EQ(req.query("x"), "1");
+  EXPECT_EQ(req.query_all("x"), (std::vector<std::string>{"1", "2 3", "", "4"}));
+  EXPECT_EQ(req.query_all("y"), (std::vector<std::string>{"0"}));
+  EXPECT_TRUE(req.query_all("missing").empty());
+}
+
+TEST(Router, LiteralSegmentsAndPrefixesMatchCaseInsensitively) {
+  // Express's default (caseSensitive: false): /Hello reaches app.get('/hello').
+  router r;
+  std::string trace;
+  r.use("/api", [&](auto&, auto&, next_fn next) {
+    trace += "mw ";
+    next();
+  });
+  r.get("/api/users/:id", [](request& req, response& res) { res.send(std::string(req.param("id"))); });
+  call c;
+  EXPECT_EQ(body_of(c.run(r, "GET", "/API/Users/Ann")), "Ann");  // parameters keep their case
+  EXPECT_EQ(trace, "mw ");
+}
+
+TEST(Router, OptionsIsAnsweredWithAllowWhenNoRouteHandlesIt) {
+  // Express answers OPTIONS itself for a path that has routes: 200, Allow.
+  router r;
+  r.get("/x", [](auto&, auto& res) { res.send("get"); });
+  r.post("/x", [](auto&, auto& res) { res.send("post"); });
+  call c;
+  const std::string& raw = c.run(r, "OPTIONS", "/x");
+  EXPECT_EQ(raw.substr(0, 15), "HTTP/1.1 200 OK") << raw;
+  EXPECT_NE(raw.find("Allow: GET, POST, HEAD\r\n"), std::string::npos) << raw;
+  EXPECT_EQ(c.run(r, "OPTIONS", "/nope").substr(0, 22), "HTTP/1.1 404 Not Found");
+  // A route for OPTIONS still wins.
+  r.add("OPTIONS", "/x", [](auto&, auto& res) { res.status(204).end(); });
+  EXPECT_EQ(c.run(r, "OPTIONS", "/x").substr(0, 12), "HTTP/1.1 204");
+}
