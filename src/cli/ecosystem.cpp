@@ -134,7 +134,7 @@ class app_reader {
     else if (key == "instances") {
       int64_t n = 0;
       if (!v.IsScalar()) fail("expected a number or \"max\"");
-      o.instances = v.Tag() != "!" && YAML::convert<int64_t>::decode(v, n) ? std::to_string(integer(v, -1, 1024))
+      o.instances = v.Tag() != "!" && YAML::convert<int64_t>::decode(v, n) ? std::to_string(integer(v, -1, daemon::limits::max_instances))
                                                                              : v.Scalar();
     }
     else if (key == "exec_mode") {
@@ -158,7 +158,7 @@ class app_reader {
     else if (key == "watch") {
       if (!v.IsScalar() || v.Tag() == "!" || boolean(v))
         fail("not supported by corral (only watch: false is accepted)");
-    } else if (key == "max_restarts") o.max_restarts = static_cast<int>(integer(v, 0, 1000000));
+    } else if (key == "max_restarts") o.max_restarts = static_cast<int>(integer(v, 0, daemon::limits::max_restarts));
     else if (key == "min_uptime") o.min_uptime = duration(v);
     else if (key == "restart_delay") o.restart_delay = duration(v);
     else if (key == "exp_backoff_restart_delay") o.exp_backoff_restart_delay = duration(v);
@@ -170,13 +170,14 @@ class app_reader {
     else if (key == "stop_exit_codes") {
       o.stop_exit_codes.clear();
       if (v.IsSequence())
-        for (const auto& e : v) o.stop_exit_codes.push_back(static_cast<int>(integer(e, 0, 255)));
+        for (const auto& e : v)
+          o.stop_exit_codes.push_back(static_cast<int>(integer(e, 0, daemon::limits::max_exit_code)));
       else
-        o.stop_exit_codes.push_back(static_cast<int>(integer(v, 0, 255)));
+        o.stop_exit_codes.push_back(static_cast<int>(integer(v, 0, daemon::limits::max_exit_code)));
     } else if (key == "time") o.time = boolean(v);
     else if (key == "merge_logs" || key == "combine_logs") o.merge_logs = boolean(v);
     else if (key == "max_log_size") o.max_log_size = text(v);
-    else if (key == "log_retain") o.log_retain = static_cast<int>(integer(v, 0, 1000));
+    else if (key == "log_retain") o.log_retain = static_cast<int>(integer(v, 0, daemon::limits::max_log_retain));
     else if (pm2_only(key)) fail("PM2 key not supported by corral");
     else fail("unknown key (see docs/ecosystem.md)");
   }
@@ -364,7 +365,7 @@ result<int64_t> parse_duration_ms(const std::string& text) {
   else if (unit == "h") mult = 3'600'000;
   else return bad();
   double ms = v * mult;
-  if (!(ms >= 0) || ms > 1e12 || (unit.empty() && v != std::floor(v))) return bad();
+  if (!(ms >= 0) || ms > static_cast<double>(daemon::limits::max_ms) || (unit.empty() && v != std::floor(v))) return bad();
   return static_cast<int64_t>(std::llround(ms));
 }
 
