@@ -235,6 +235,13 @@ class session {
       client_.emplace(std::move(c.value()));
       if (started) {
         auto ping = client_->call("ping");
+        if (auto why = ping ? ping->value("state_error", std::string()) : std::string(); !why.empty()) {
+          auto moved = ping->value("state_moved_to", std::string());
+          std::string kept = moved.empty() ? "it could not move it aside (see daemon.log)" : "the file is kept as " + moved;
+          std::fprintf(stderr, "corral: the daemon was not running; started a new one (pid %d), which could not use "
+                               "its state file: %s; %s; no app was restored from it\n",
+                       ping->value("pid", 0), why.c_str(), kept.c_str());
+        }
         if (ping && ping->value("restored", 0) > 0) {
           std::fprintf(stderr, "corral: the daemon was not running; started a new one (pid %d) and restored %d app(s)\n",
                        ping->value("pid", 0), ping->value("restored", 0));

@@ -1,12 +1,14 @@
 #include "daemon/state_file.hpp"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <ctime>
 #include <limits>
 
 #include "daemon/json_fields.hpp"
@@ -89,6 +91,32 @@ result<json> parse_state_text(const std::string& path, const std::string& text) 
       what = what.substr(what.find(": ", col) + 2);
     return bad(path + ":" + std::to_string(line) + ": not valid JSON (" + what + ")");
   }
+}
+
+result<persisted_state> load_state_file(const std::string& path) {
+  auto text = read_file(path);
+  if (!text) return text.err();
+  auto j = parse_state_text(path, *text);
+  if (!j) return j.err();
+  auto st = state_from_json(*j);
+  if (!st) return bad(path + ": " + st.err().message());
+  return st;
+}
+
+result<std::string> set_aside(const std::string& path) {
+  std::string stem = path + ".broken-" + std::to_string(::time(nullptr));
+  for (int n = 0; n < 1000; ++n) {
+    std::string to = n == 0 ? stem : stem + "." + std::to_string(n);
+    if (::renameat2(AT_FDCWD, path.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return to;
+    if (errno == EEXIST) continue;
+    // A file system without RENAME_NOREPLACE: only the daemon, which holds
+    // daemon.lock, renames in the home, so a check first does not race.
+    if (errno != EINVAL) return sys(errno, "rename " + path + " to " + to);
+    if (::access(to.c_str(), F_OK) == 0) continue;
+    if (::rename(path.c_str(), to.c_str()) == 0) return to;
+    return sys(errno, "rename " + path + " to " + to);
+  }
+  return bad("rename " + path + ": " + stem + " and its next 999 names are taken");
 }
 
 status write_file_atomic(const std::string& path, const std::string& text) {
