@@ -239,6 +239,9 @@ result<std::string> read_text(const std::string& path) {
   return ss.str();
 }
 
+const char* const no_apps_hint = "; expected { apps: [...] } or an array of apps";
+const std::string exports_marker = "corral: exports: ";
+
 // PM2's ecosystem.config.js is a program: node evaluates it and prints its
 // exports as JSON. Run without a shell; stderr kept for the error line.
 result<std::string> eval_js(const std::string& path, const std::string& path_env) {
@@ -255,13 +258,22 @@ result<std::string> eval_js(const std::string& path, const std::string& path_env
   }
   unique_fd out_r(out[0]), out_w(out[1]), err_r(err[0]), err_w(err[1]);
   std::string prog = node->argv[0];
-  const char* script = "process.stdout.write(JSON.stringify(require(process.argv[1])))";
+  // JSON.stringify gives undefined, not text, for exports that are undefined
+  // (`module.exports = undefined`) or a function: said on stderr after a
+  // marker, for one line of ours rather than node's stack about write().
+  const std::string script =
+      "const m = require(process.argv[1]); const t = JSON.stringify(m);"
+      "if (typeof t !== 'string') {"
+      "  process.stderr.write('" + exports_marker + "' + (m === undefined ? 'undefined' : 'a ' + typeof m));"
+      "  process.exit(3);"
+      "}"
+      "process.stdout.write(t);";
   pid_t pid = ::fork();
   if (pid < 0) return error(std::error_code(errno, std::generic_category()), "fork");
   if (pid == 0) {
     ::dup2(out_w.get(), 1);
     ::dup2(err_w.get(), 2);
-    ::execl(prog.c_str(), prog.c_str(), "-e", script, path.c_str(), static_cast<char*>(nullptr));
+    ::execl(prog.c_str(), prog.c_str(), "-e", script.c_str(), path.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }
   out_w.reset();
@@ -292,6 +304,8 @@ result<std::string> eval_js(const std::string& path, const std::string& path_env
   while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
   }
   if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return json_text;
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 3 && err_text.rfind(exports_marker, 0) == 0)
+    return invalid(path + ": module.exports is " + err_text.substr(exports_marker.size()) + no_apps_hint);
   // node prints "<file>:<line>\n<code>\n<caret>\n\nSyntaxError: ..."; keep the
   // location and the error line.
   std::istringstream lines(err_text);
@@ -391,6 +405,8 @@ result<std::vector<eco_app>> parse_ecosystem(const std::string& text, eco_format
       apps_line = at(it->first);
     }
     list = root["apps"];
+    // A .config.js that sets nothing exports node's default, {}.
+    if (!list && format == eco_format::js) return invalid(file + ": module.exports has no apps" + no_apps_hint);
     if (!list) return invalid(where(file, at(root)) + ": apps: missing");
   }
   if (!list.IsSequence())
