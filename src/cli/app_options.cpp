@@ -30,7 +30,7 @@ result<int> parse_signal(const std::string& s) {
   try {
     size_t used = 0;
     int n = std::stoi(s, &used);
-    if (used == s.size() && n > 0 && n < 65) return n;
+    if (used == s.size() && n > 0 && n <= daemon::limits::max_signal) return n;
   } catch (...) {
   }
   return invalid("unknown signal '" + s + "'");
@@ -52,7 +52,8 @@ result<uint64_t> parse_size(const std::string& s) {
   // 12 digits of G pass 2^64: it would wrap (to 0, "never rotate", for 16 Gi G).
   if (n > UINT64_MAX / mult) return invalid("'" + s + "' is too large (at most 16 EiB)");
   uint64_t bytes = n * mult;
-  if (bytes != 0 && bytes < 4096) return invalid("'" + s + "' is below the 4K minimum (0 means never rotate)");
+  if (bytes != 0 && bytes < daemon::limits::min_log_size)
+    return invalid("'" + s + "' is below the 4K minimum (0 means never rotate)");
   return bytes;
 }
 
@@ -61,10 +62,10 @@ result<int> parse_instances(const std::string& s) {
   try {
     size_t used = 0;
     int n = std::stoi(s, &used);
-    if (used == s.size() && n > 0 && n <= 1024) return n;
+    if (used == s.size() && n > 0 && n <= daemon::limits::max_instances) return n;
   } catch (...) {
   }
-  return invalid("expected a number 1..1024 or 'max', got '" + s + "'");
+  return invalid("expected a number 1.." + std::to_string(daemon::limits::max_instances) + " or 'max', got '" + s + "'");
 }
 
 spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, const std::string& path_env) {
@@ -74,7 +75,9 @@ spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, co
   if (!sig) return bad("kill_signal", sig.err().message());
   auto log_size = parse_size(o.max_log_size);
   if (!log_size) return bad("max_log_size", log_size.err().message());
-  if (o.log_retain < 0 || o.log_retain > 1000) return bad("log_retain", "expected 0..1000, got " + std::to_string(o.log_retain));
+  if (o.log_retain < 0 || o.log_retain > daemon::limits::max_log_retain)
+    return bad("log_retain", "expected 0.." + std::to_string(daemon::limits::max_log_retain) + ", got " +
+                                 std::to_string(o.log_retain));
   for (auto [field, v] : {std::pair{"kill_timeout", o.kill_timeout}, {"restart_delay", o.restart_delay},
                           {"exp_backoff_restart_delay", o.exp_backoff_restart_delay}, {"min_uptime", o.min_uptime},
                           {"listen_timeout", o.listen_timeout}, {"max_restarts", int64_t{o.max_restarts}}})

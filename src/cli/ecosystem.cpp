@@ -134,7 +134,7 @@ class app_reader {
     else if (key == "instances") {
       int64_t n = 0;
       if (!v.IsScalar()) fail("expected a number or \"max\"");
-      o.instances = v.Tag() != "!" && YAML::convert<int64_t>::decode(v, n) ? std::to_string(integer(v, -1, 1024))
+      o.instances = v.Tag() != "!" && YAML::convert<int64_t>::decode(v, n) ? std::to_string(integer(v, -1, daemon::limits::max_instances))
                                                                              : v.Scalar();
     }
     else if (key == "exec_mode") {
@@ -158,7 +158,7 @@ class app_reader {
     else if (key == "watch") {
       if (!v.IsScalar() || v.Tag() == "!" || boolean(v))
         fail("not supported by corral (only watch: false is accepted)");
-    } else if (key == "max_restarts") o.max_restarts = static_cast<int>(integer(v, 0, 1000000));
+    } else if (key == "max_restarts") o.max_restarts = static_cast<int>(integer(v, 0, daemon::limits::max_restarts));
     else if (key == "min_uptime") o.min_uptime = duration(v);
     else if (key == "restart_delay") o.restart_delay = duration(v);
     else if (key == "exp_backoff_restart_delay") o.exp_backoff_restart_delay = duration(v);
@@ -170,13 +170,14 @@ class app_reader {
     else if (key == "stop_exit_codes") {
       o.stop_exit_codes.clear();
       if (v.IsSequence())
-        for (const auto& e : v) o.stop_exit_codes.push_back(static_cast<int>(integer(e, 0, 255)));
+        for (const auto& e : v)
+          o.stop_exit_codes.push_back(static_cast<int>(integer(e, 0, daemon::limits::max_exit_code)));
       else
-        o.stop_exit_codes.push_back(static_cast<int>(integer(v, 0, 255)));
+        o.stop_exit_codes.push_back(static_cast<int>(integer(v, 0, daemon::limits::max_exit_code)));
     } else if (key == "time") o.time = boolean(v);
     else if (key == "merge_logs" || key == "combine_logs") o.merge_logs = boolean(v);
     else if (key == "max_log_size") o.max_log_size = text(v);
-    else if (key == "log_retain") o.log_retain = static_cast<int>(integer(v, 0, 1000));
+    else if (key == "log_retain") o.log_retain = static_cast<int>(integer(v, 0, daemon::limits::max_log_retain));
     else if (pm2_only(key)) fail("PM2 key not supported by corral");
     else fail("unknown key (see docs/ecosystem.md)");
   }
@@ -238,6 +239,9 @@ result<std::string> read_text(const std::string& path) {
   return ss.str();
 }
 
+const char* const no_apps_hint = "; expected { apps: [...] } or an array of apps";
+const std::string exports_marker = "corral: exports: ";
+
 // PM2's ecosystem.config.js is a program: node evaluates it and prints its
 // exports as JSON. Run without a shell; stderr kept for the error line.
 result<std::string> eval_js(const std::string& path, const std::string& path_env) {
@@ -254,13 +258,22 @@ result<std::string> eval_js(const std::string& path, const std::string& path_env
   }
   unique_fd out_r(out[0]), out_w(out[1]), err_r(err[0]), err_w(err[1]);
   std::string prog = node->argv[0];
-  const char* script = "process.stdout.write(JSON.stringify(require(process.argv[1])))";
+  // JSON.stringify gives undefined, not text, for exports that are undefined
+  // (`module.exports = undefined`) or a function: said on stderr after a
+  // marker, for one line of ours rather than node's stack about write().
+  const std::string script =
+      "const m = require(process.argv[1]); const t = JSON.stringify(m);"
+      "if (typeof t !== 'string') {"
+      "  process.stderr.write('" + exports_marker + "' + (m === undefined ? 'undefined' : 'a ' + typeof m));"
+      "  process.exit(3);"
+      "}"
+      "process.stdout.write(t);";
   pid_t pid = ::fork();
   if (pid < 0) return error(std::error_code(errno, std::generic_category()), "fork");
   if (pid == 0) {
     ::dup2(out_w.get(), 1);
     ::dup2(err_w.get(), 2);
-    ::execl(prog.c_str(), prog.c_str(), "-e", script, path.c_str(), static_cast<char*>(nullptr));
+    ::execl(prog.c_str(), prog.c_str(), "-e", script.c_str(), path.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }
   out_w.reset();
@@ -291,6 +304,8 @@ result<std::string> eval_js(const std::string& path, const std::string& path_env
   while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
   }
   if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return json_text;
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 3 && err_text.rfind(exports_marker, 0) == 0)
+    return invalid(path + ": module.exports is " + err_text.substr(exports_marker.size()) + no_apps_hint);
   // node prints "<file>:<line>\n<code>\n<caret>\n\nSyntaxError: ..."; keep the
   // location and the error line.
   std::istringstream lines(err_text);
@@ -364,7 +379,7 @@ result<int64_t> parse_duration_ms(const std::string& text) {
   else if (unit == "h") mult = 3'600'000;
   else return bad();
   double ms = v * mult;
-  if (!(ms >= 0) || ms > 1e12 || (unit.empty() && v != std::floor(v))) return bad();
+  if (!(ms >= 0) || ms > static_cast<double>(daemon::limits::max_ms) || (unit.empty() && v != std::floor(v))) return bad();
   return static_cast<int64_t>(std::llround(ms));
 }
 
@@ -390,6 +405,8 @@ result<std::vector<eco_app>> parse_ecosystem(const std::string& text, eco_format
       apps_line = at(it->first);
     }
     list = root["apps"];
+    // A .config.js that sets nothing exports node's default, {}.
+    if (!list && format == eco_format::js) return invalid(file + ": module.exports has no apps" + no_apps_hint);
     if (!list) return invalid(where(file, at(root)) + ": apps: missing");
   }
   if (!list.IsSequence())

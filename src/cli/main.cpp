@@ -69,8 +69,7 @@ CLI::Validator whole_number(int64_t lo, int64_t hi) {
       fmt::format("INT in {}..{}", lo, hi));
 }
 
-// The durations' bound is the ecosystem files' (parse_duration_ms).
-constexpr int64_t max_ms = 1'000'000'000'000;
+using daemon::limits::max_ms;
 
 void add_start_flags(CLI::App* c, start_options& so) {
   so.sub = c;
@@ -86,7 +85,8 @@ void add_start_flags(CLI::App* c, start_options& so) {
   c->add_flag("--log-per-instance", so.log_per_instance,
               "one pair of log files per instance (<name>-out-<i>.log) instead of merged files");
   c->add_option("--max-log-size", a.max_log_size, "rotate a log file at this size (bytes, or 10K/10M/1G; 0: never; default 10M)");
-  c->add_option("--log-retain", a.log_retain, "rotated log files kept per file (default 5)")->check(CLI::Range(0, 1000));
+  c->add_option("--log-retain", a.log_retain, "rotated log files kept per file (default 5)")
+      ->check(CLI::Range(0, daemon::limits::max_log_retain));
   c->add_flag("--no-autorestart", so.no_autorestart, "do not restart the app when it exits");
   c->add_flag("--wait-ready", a.wait_ready, "online only once the app sends 'ready'");
   c->add_flag("--shutdown-with-message", a.shutdown_with_message, "stop by sending 'shutdown' on the channel");
@@ -98,11 +98,11 @@ void add_start_flags(CLI::App* c, start_options& so) {
   c->add_option("--min-uptime", a.min_uptime, "ms under which a run is unstable (default 1000)")
       ->check(whole_number(0, max_ms));
   c->add_option("--max-restarts", a.max_restarts, "unstable restarts before errored (default 16)")
-      ->check(whole_number(0, 1'000'000));
+      ->check(whole_number(0, daemon::limits::max_restarts));
   c->add_option("--listen-timeout", a.listen_timeout, "ms to wait for 'ready' (default 3000)")
       ->check(whole_number(0, max_ms));
   c->add_option("--stop-exit-codes", a.stop_exit_codes, "exit codes that mean done (no restart)")
-      ->check(whole_number(0, 255));
+      ->check(whole_number(0, daemon::limits::max_exit_code));
   c->add_option("--port", a.port, "cluster mode: the daemon listens on this TCP port (0: any) for the instances")
       ->check(CLI::Range(0, 65535));
   c->add_option("--listen", a.listen, "cluster mode: host:port or unix:/path to listen on (repeatable)");
@@ -235,6 +235,13 @@ class session {
       client_.emplace(std::move(c.value()));
       if (started) {
         auto ping = client_->call("ping");
+        if (auto why = ping ? ping->value("state_error", std::string()) : std::string(); !why.empty()) {
+          auto moved = ping->value("state_moved_to", std::string());
+          std::string kept = moved.empty() ? "it could not move it aside (see daemon.log)" : "the file is kept as " + moved;
+          std::fprintf(stderr, "corral: the daemon was not running; started a new one (pid %d), which could not use "
+                               "its state file: %s; %s; no app was restored from it\n",
+                       ping->value("pid", 0), why.c_str(), kept.c_str());
+        }
         if (ping && ping->value("restored", 0) > 0) {
           std::fprintf(stderr, "corral: the daemon was not running; started a new one (pid %d) and restored %d app(s)\n",
                        ping->value("pid", 0), ping->value("restored", 0));
@@ -421,7 +428,7 @@ int main(int argc, char** argv) {
   auto* describe = target_cmd("describe", "everything about an app");
   int parallel = 1;
   auto* reload = target_cmd("reload", "replace the instances one by one with no downtime (cluster mode)");
-  reload->add_option("--parallel", parallel, "instances replaced at once (default 1)")->check(CLI::Range(1, 1024));
+  reload->add_option("--parallel", parallel, "instances replaced at once (default 1)")->check(CLI::Range(1, daemon::limits::max_instances));
   std::string scale_to;
   auto* scale = target_cmd("scale", "set an app's number of instances");
   scale->add_option("instances", scale_to, "the new number of instances (or max)")->required();
@@ -450,7 +457,7 @@ int main(int argc, char** argv) {
   monit->add_flag("--once", mo.once, "print one snapshot and exit");
   monit->add_option("--interval", mo.interval_ms, "ms between refreshes (default 1000)")->check(CLI::Range(100, 60000));
   monit->add_option("--lines", mo.log_lines, "log lines per log file (default: fit the terminal; none when piped)")
-      ->check(CLI::Range(0, 1000));
+      ->check(CLI::Range(0, daemon::limits::max_log_retain));
   cli::startup_options sto;
   auto* startup = app.add_subcommand("startup", "print (or --install) a systemd unit that runs the daemon at boot");
   auto* unstartup = app.add_subcommand("unstartup", "remove the unit written by startup --install");

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "daemon/json_fields.hpp"
+
 namespace corral::daemon {
 
 namespace {
@@ -48,57 +50,52 @@ json to_json(const app_spec& s) {
               {"lb", s.lb}};
 }
 
-result<app_spec> app_spec_from_json(const json& j) {
-  if (!j.is_object()) return bad("app: expected an object");
+result<app_spec> app_spec_from_json(const json& j, const std::string& unnamed) {
+  if (!j.is_object()) return bad(unnamed + ": expected an object, got " + json_kind(j));
+  json_fields f(j);
   app_spec s;
-  try {
-    s.name = j.at("name").get<std::string>();
-    s.argv = j.at("argv").get<std::vector<std::string>>();
-    s.cwd = j.value("cwd", std::string());
-    s.env = j.value("env", std::map<std::string, std::string>());
-    s.instances = j.value("instances", 1);
-    s.time = j.value("time", false);
-    s.merge_logs = j.value("merge_logs", true);
-    s.max_log_size = j.value("max_log_size", uint64_t{10u << 20});
-    s.log_retain = j.value("log_retain", 5);
-    s.kill_signal = j.value("kill_signal", 2);
-    s.shutdown_with_message = j.value("shutdown_with_message", false);
-    auto& l = s.lifecycle;
-    l.kill_timeout = ms(j.value("kill_timeout", int64_t{1600}));
-    l.wait_ready = j.value("wait_ready", false);
-    l.listen_timeout = ms(j.value("listen_timeout", int64_t{3000}));
-    auto& p = l.policy;
-    p.autorestart = j.value("autorestart", true);
-    p.restart_delay = ms(j.value("restart_delay", int64_t{0}));
-    p.exp_backoff_restart_delay = ms(j.value("exp_backoff_restart_delay", int64_t{0}));
-    p.min_uptime = ms(j.value("min_uptime", int64_t{1000}));
-    p.max_restarts = j.value("max_restarts", 16);
-    p.stop_exit_codes = j.value("stop_exit_codes", std::vector<int>());
-    s.running = j.value("running", true);
-    s.interpreter = j.value("interpreter", std::string());
-    s.listen = j.value("listen", std::vector<std::string>());
-    s.lb = j.value("lb", std::string("shared"));
-  } catch (const json::exception& e) {
-    return bad(std::string("app: ") + e.what());
-  }
-  if (!valid_app_name(s.name)) return bad("app: invalid name '" + s.name + "' (letters, digits, - _ . @; not a number)");
-  if (s.argv.empty() || s.argv[0].empty()) return bad("app '" + s.name + "': empty command");
-  if (s.instances < 1 || s.instances > 1024) return bad("app '" + s.name + "': instances must be 1..1024");
-  if (s.kill_signal < 1 || s.kill_signal > 64) return bad("app '" + s.name + "': bad kill_signal");
+  f.require("name");
+  s.name = f.text("name");
+  std::string who = f.error().empty() ? "app '" + s.name + "'" : unnamed;
+  f.require("argv");
+  s.argv = f.texts("argv");
+  s.cwd = f.text("cwd");
+  s.env = f.text_map("env");
+  s.instances = static_cast<int>(f.whole("instances", 1, limits::max_instances, s.instances));
+  s.time = f.boolean("time", s.time);
+  s.merge_logs = f.boolean("merge_logs", s.merge_logs);
+  s.max_log_size = f.whole_unsigned("max_log_size", 0, UINT64_MAX, s.max_log_size);
+  if (s.max_log_size != 0 && s.max_log_size < limits::min_log_size)
+    f.fail("max_log_size must be 0 (never rotate) or at least " + std::to_string(limits::min_log_size) + ", got " +
+           std::to_string(s.max_log_size));
+  s.log_retain = static_cast<int>(f.whole("log_retain", 0, limits::max_log_retain, s.log_retain));
+  s.kill_signal = static_cast<int>(f.whole("kill_signal", 1, limits::max_signal, s.kill_signal));
+  s.shutdown_with_message = f.boolean("shutdown_with_message", s.shutdown_with_message);
+  auto duration = [&f](const char* key, ms fallback) { return ms(f.whole(key, 0, limits::max_ms, fallback.count())); };
   auto& l = s.lifecycle;
-  if (l.kill_timeout.count() < 0 || l.listen_timeout.count() < 0 || l.policy.restart_delay.count() < 0 ||
-      l.policy.exp_backoff_restart_delay.count() < 0 || l.policy.min_uptime.count() < 0 || l.policy.max_restarts < 0)
-    return bad("app '" + s.name + "': negative duration or count");
-  if (s.log_retain < 0 || s.log_retain > 1000) return bad("app '" + s.name + "': log_retain must be 0..1000");
-  if (s.max_log_size != 0 && s.max_log_size < 4096)
-    return bad("app '" + s.name + "': max_log_size must be 0 (never rotate) or at least 4096 bytes");
-  if (s.listen.size() > 64) return bad("app '" + s.name + "': too many listen addresses");
+  l.kill_timeout = duration("kill_timeout", l.kill_timeout);
+  l.wait_ready = f.boolean("wait_ready", l.wait_ready);
+  l.listen_timeout = duration("listen_timeout", l.listen_timeout);
+  auto& p = l.policy;
+  p.autorestart = f.boolean("autorestart", p.autorestart);
+  p.restart_delay = duration("restart_delay", p.restart_delay);
+  p.exp_backoff_restart_delay = duration("exp_backoff_restart_delay", p.exp_backoff_restart_delay);
+  p.min_uptime = duration("min_uptime", p.min_uptime);
+  p.max_restarts = static_cast<int>(f.whole("max_restarts", 0, limits::max_restarts, p.max_restarts));
+  p.stop_exit_codes = f.wholes("stop_exit_codes", 0, limits::max_exit_code);
+  s.running = f.boolean("running", s.running);
+  s.interpreter = f.text("interpreter");
+  s.listen = f.texts("listen");
+  s.lb = f.text("lb", s.lb);
+  if (!f.error().empty()) return bad(who + ": " + f.error());
+  if (!valid_app_name(s.name)) return bad("app: invalid name '" + s.name + "' (letters, digits, - _ . @; not a number)");
+  if (s.argv.empty() || s.argv[0].empty()) return bad(who + ": empty command");
+  if (s.listen.size() > limits::max_listen) return bad(who + ": too many listen addresses");
   for (const auto& l : s.listen)
-    if (auto a = parse_listen(l); !a) return bad("app '" + s.name + "': " + a.err().message());
-  if (s.lb != "shared" && s.lb != "round_robin")
-    return bad("app '" + s.name + "': lb must be shared or round_robin, got '" + s.lb + "'");
+    if (auto a = parse_listen(l); !a) return bad(who + ": " + a.err().message());
+  if (s.lb != "shared" && s.lb != "round_robin") return bad(who + ": lb must be shared or round_robin, got '" + s.lb + "'");
   if (s.lb == "round_robin" && s.listen.empty())
-    return bad("app '" + s.name + "': lb round_robin needs a port or listen address (cluster mode)");
+    return bad(who + ": lb round_robin needs a port or listen address (cluster mode)");
   return s;
 }
 

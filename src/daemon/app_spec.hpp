@@ -16,6 +16,22 @@ namespace corral::daemon {
 
 using json = nlohmann::json;
 
+/// The bounds of an app's numbers, the same wherever they come from: the
+/// command line's flags, an ecosystem file, the control protocol's start, the
+/// state and save files.
+namespace limits {
+inline constexpr int max_instances = 1024;
+/// Durations, in milliseconds (about 31 years).
+inline constexpr int64_t max_ms = 1'000'000'000'000;
+inline constexpr int max_restarts = 1'000'000;
+inline constexpr int max_log_retain = 1000;
+/// A max_log_size other than 0 (never rotate) is at least this many bytes.
+inline constexpr uint64_t min_log_size = 4096;
+inline constexpr int max_signal = 64;
+inline constexpr int max_exit_code = 255;
+inline constexpr size_t max_listen = 64;
+}  // namespace limits
+
 struct app_spec {
   std::string name;
   /// argv[0] is an absolute path (the CLI resolved it), or "sh" for `-c`.
@@ -56,7 +72,10 @@ struct app_spec {
 result<net::address> parse_listen(const std::string& text);
 
 json to_json(const app_spec& spec);
-result<app_spec> app_spec_from_json(const json& j);
+/// Checks every field's type and range. The error names the app and the key:
+/// "app 'web': kill_timeout must be a number, got a string"; `unnamed` stands
+/// for "app 'web'" while the name itself is unreadable.
+result<app_spec> app_spec_from_json(const json& j, const std::string& unnamed = "app");
 
 /// A name is safe as a file name component and not a number (numbers are ids).
 bool valid_app_name(const std::string& name);

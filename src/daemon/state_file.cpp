@@ -1,11 +1,17 @@
 #include "daemon/state_file.hpp"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
+#include <ctime>
+#include <limits>
+
+#include "daemon/json_fields.hpp"
 
 namespace corral::daemon {
 
@@ -30,23 +36,45 @@ json to_json(const persisted_state& s) {
 }
 
 result<persisted_state> state_from_json(const json& j) {
-  if (!j.is_object()) return bad("state: expected an object");
+  if (!j.is_object()) return bad("expected an object, got " + json_kind(j));
+  constexpr int64_t max_pid = std::numeric_limits<pid_t>::max();
+  json_fields f(j);
+  f.require("version");
+  if (int64_t v = f.whole("version", INT64_MIN, INT64_MAX, 0); f.error().empty() && v != state_format_version)
+    return bad("version " + std::to_string(v) + " is not one this corral reads (" + std::to_string(state_format_version) + ")");
   persisted_state s;
-  try {
-    if (j.at("version").get<int>() != state_format_version) return bad("state: unknown version");
-    s.daemon_pid = j.value("daemon_pid", 0);
-    s.next_id = j.value("next_id", 0);
-    for (const auto& a : j.at("apps")) {
-      auto spec = app_spec_from_json(a.at("spec"));
-      if (!spec) return spec.err();
-      persisted_app pa{std::move(spec.value()), {}};
-      for (const auto& i : a.value("instances", json::array()))
-        pa.instances.push_back({i.at("id").get<int>(), i.value("index", 0), i.value("pid", 0),
-                                i.value("start_ticks", uint64_t{0})});
-      s.apps.push_back(std::move(pa));
+  s.daemon_pid = static_cast<pid_t>(f.whole("daemon_pid", 0, max_pid, 0));
+  s.next_id = static_cast<int>(f.whole("next_id", 0, INT_MAX, 0));
+  f.require("apps");
+  const json& apps = f.array("apps");
+  if (!f.error().empty()) return bad(f.error());
+  for (size_t k = 0; k < apps.size(); ++k) {
+    const json& a = apps[k];
+    std::string label = "app #" + std::to_string(k + 1);
+    if (!a.is_object()) return bad(label + ": expected an object, got " + json_kind(a));
+    if (!a.contains("spec")) return bad(label + ": spec is missing");
+    auto spec = app_spec_from_json(a["spec"], label);
+    if (!spec) return spec.err();
+    std::string who = "app '" + spec->name + "'";
+    persisted_app pa{std::move(spec.value()), {}};
+    json_fields fa(a);
+    const json& instances = fa.array("instances");
+    if (!fa.error().empty()) return bad(who + ": " + fa.error());
+    for (size_t n = 0; n < instances.size(); ++n) {
+      std::string which = who + ": instance #" + std::to_string(n + 1);
+      if (!instances[n].is_object()) return bad(which + ": expected an object, got " + json_kind(instances[n]));
+      // -1: a dead daemon's instance still stopping (docs/manager-state.md).
+      json_fields fi(instances[n]);
+      fi.require("id");
+      persisted_instance pi;
+      pi.id = static_cast<int>(fi.whole("id", -1, INT_MAX, 0));
+      pi.index = static_cast<int>(fi.whole("index", -1, limits::max_instances, 0));
+      pi.pid = static_cast<pid_t>(fi.whole("pid", 0, max_pid, 0));
+      pi.start_ticks = fi.whole_unsigned("start_ticks", 0, UINT64_MAX, 0);
+      if (!fi.error().empty()) return bad(which + ": " + fi.error());
+      pa.instances.push_back(pi);
     }
-  } catch (const json::exception& e) {
-    return bad(std::string("state: ") + e.what());
+    s.apps.push_back(std::move(pa));
   }
   return s;
 }
@@ -63,6 +91,32 @@ result<json> parse_state_text(const std::string& path, const std::string& text) 
       what = what.substr(what.find(": ", col) + 2);
     return bad(path + ":" + std::to_string(line) + ": not valid JSON (" + what + ")");
   }
+}
+
+result<persisted_state> load_state_file(const std::string& path) {
+  auto text = read_file(path);
+  if (!text) return text.err();
+  auto j = parse_state_text(path, *text);
+  if (!j) return j.err();
+  auto st = state_from_json(*j);
+  if (!st) return bad(path + ": " + st.err().message());
+  return st;
+}
+
+result<std::string> set_aside(const std::string& path) {
+  std::string stem = path + ".broken-" + std::to_string(::time(nullptr));
+  for (int n = 0; n < 1000; ++n) {
+    std::string to = n == 0 ? stem : stem + "." + std::to_string(n);
+    if (::renameat2(AT_FDCWD, path.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return to;
+    if (errno == EEXIST) continue;
+    // A file system without RENAME_NOREPLACE: only the daemon, which holds
+    // daemon.lock, renames in the home, so a check first does not race.
+    if (errno != EINVAL) return sys(errno, "rename " + path + " to " + to);
+    if (::access(to.c_str(), F_OK) == 0) continue;
+    if (::rename(path.c_str(), to.c_str()) == 0) return to;
+    return sys(errno, "rename " + path + " to " + to);
+  }
+  return bad("rename " + path + ": " + stem + " and its next 999 names are taken");
 }
 
 status write_file_atomic(const std::string& path, const std::string& text) {

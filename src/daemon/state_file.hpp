@@ -42,6 +42,15 @@ result<persisted_state> state_from_json(const json& j);
 /// valid JSON (<what>)".
 result<json> parse_state_text(const std::string& path, const std::string& text);
 
+/// Reads and checks a state or save file. The error names the file:
+/// "<path>:<line>: not valid JSON (...)", "<path>: app 'web': kill_timeout
+/// must be a number, got a string"; its code is ENOENT when there is none.
+result<persisted_state> load_state_file(const std::string& path);
+/// Renames a file the daemon cannot use to "<path>.broken-<unix time>"
+/// (".1", ".2", ... after it if taken: never over an earlier one), so that
+/// the next save does not destroy what it held. Returns the new path.
+result<std::string> set_aside(const std::string& path);
+
 /// Writes `text` to `path` atomically: a temporary file in the same directory,
 /// fsync, rename, then fsync of the directory. Mode 0600.
 status write_file_atomic(const std::string& path, const std::string& text);

@@ -131,16 +131,17 @@ void supervisor::write_state(std::string text) {
 }
 
 int supervisor::restore() {
-  auto text = read_file(home_.state);
-  if (!text) return 0;
-  auto j = parse_state_text(home_.state, *text);
-  if (!j) {
-    std::fprintf(stderr, "corral daemon: ignoring %s\n", j.err().message().c_str());
-    return 0;
-  }
-  auto st = state_from_json(*j);
+  auto st = load_state_file(home_.state);
   if (!st) {
-    std::fprintf(stderr, "corral daemon: ignoring %s: %s\n", home_.state.c_str(), st.err().message().c_str());
+    // Ignored, the file would be overwritten by the first save and its apps
+    // lost for good: it is kept under another name for the user to fix.
+    if (st.err().code() == std::errc::no_such_file_or_directory) return 0;
+    state_error_ = st.err().message();
+    auto moved = set_aside(home_.state);
+    if (moved) state_moved_to_ = *moved;
+    std::string where = moved ? "moved it to " + *moved : "cannot move it aside: " + moved.err().message();
+    std::fprintf(stderr, "corral daemon: cannot use the state file: %s; %s; its apps are not restored\n",
+                 state_error_.c_str(), where.c_str());
     return 0;
   }
   // No duplicate: what the dead daemon started is killed before we respawn.

@@ -51,6 +51,10 @@ class supervisor final : public instance_host {
   /// Why the sockets of a dead daemon's instances could not be taken over
   /// (they were killed instead), or empty.
   const std::string& takeover_error() const noexcept { return takeover_error_; }
+  /// Why the state file could not be used at start (its apps were not
+  /// restored), or empty; and where it was moved to (empty if it could not be).
+  const std::string& state_error() const noexcept { return state_error_; }
+  const std::string& state_moved_to() const noexcept { return state_moved_to_; }
 
   /// Also hands every app's output line, as logged, to `fn` (`corral run`
   /// prints them). `stream` is 1 (stdout) or 2 (stderr).
@@ -182,6 +186,8 @@ class supervisor final : public instance_host {
   // (process group) after their kill_timeout if still there.
   int handed_over_ = 0;
   std::string takeover_error_;
+  std::string state_error_;
+  std::string state_moved_to_;
   struct leftover {
     pid_t pgid;
     uint64_t start_ticks;

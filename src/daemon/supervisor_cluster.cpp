@@ -223,7 +223,8 @@ void supervisor::cmd_scale(const request& req, reply_fn reply) {
   }
   if (!a) return reply(fail(req.id, "no app named '" + target + "'"));
   int n = req.args.value("instances", 0);
-  if (n < 1 || n > 1024) return reply(fail(req.id, "scale: instances must be 1..1024"));
+  if (n < 1 || n > limits::max_instances)
+    return reply(fail(req.id, "scale: instances must be 1.." + std::to_string(limits::max_instances)));
   std::vector<int> ids;
   bool down = n < static_cast<int>(a->instances.size());
   while (static_cast<int>(a->instances.size()) > n) {

@@ -25,6 +25,8 @@ void supervisor::handle(const request& req, reply_fn reply) {
                       {"killed_orphans", killed_orphans_},
                       {"handed_over", handed_over()},
                       {"takeover_error", takeover_error_},
+                      {"state_error", state_error_},
+                      {"state_moved_to", state_moved_to_},
                       {"home", home_.dir},
                       {"started", started_unix_ms_}}));
     return;
@@ -285,12 +287,10 @@ void supervisor::cmd_save(const request& req, reply_fn reply) {
 }
 
 void supervisor::cmd_resurrect(const request& req, reply_fn reply) {
-  auto text = read_file(home_.dump);
-  if (!text) return reply(fail(req.id, "nothing saved: " + text.err().message() + " (run corral save first)"));
-  auto j = parse_state_text(home_.dump, *text);
-  if (!j) return reply(fail(req.id, j.err().message()));
-  auto st = state_from_json(*j);
-  if (!st) return reply(fail(req.id, home_.dump + ": " + st.err().message()));
+  auto st = load_state_file(home_.dump);
+  if (!st && st.err().code() == std::errc::no_such_file_or_directory)
+    return reply(fail(req.id, "nothing saved: " + st.err().message() + " (run corral save first)"));
+  if (!st) return reply(fail(req.id, st.err().message()));
   json started = json::array();
   for (auto& pa : st->apps) {
     std::string err;

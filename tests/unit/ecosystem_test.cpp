@@ -320,6 +320,24 @@ TEST_F(EcosystemFile, ConfigJsIsEvaluatedByNode) {
                                       "is not in PATH (or write the apps as .yaml or .json)");
 }
 
+TEST_F(EcosystemFile, ConfigJsExportingNoAppsIsOneLineNamingTheFile) {
+  if (::access("/usr/bin/node", X_OK) != 0 && ::access("/usr/local/bin/node", X_OK) != 0) GTEST_SKIP() << "no node";
+  eco_load_options o;
+  o.path_env = "/usr/local/bin:/usr/bin:/bin";
+  auto error_of = [&](const std::string& name, const std::string& text) {
+    write(name, text);
+    auto r = load_ecosystem(dir_ + "/" + name, o);
+    return r ? std::string() : r.err().message();
+  };
+  const std::string expected = "; expected { apps: [...] } or an array of apps";
+  EXPECT_EQ(error_of("undef.config.js", "module.exports = undefined;\n"),
+            dir_ + "/undef.config.js: module.exports is undefined" + expected);
+  EXPECT_EQ(error_of("fn.config.js", "module.exports = function () {};\n"),
+            dir_ + "/fn.config.js: module.exports is a function" + expected);
+  // A file that sets nothing exports node's default, an empty object.
+  EXPECT_EQ(error_of("empty.config.js", "// nothing yet\n"), dir_ + "/empty.config.js: module.exports has no apps" + expected);
+}
+
 // The shipped examples parse, and say the same thing in both formats.
 TEST(Ecosystem, ShippedExamplesParse) {
   std::ifstream y(CORRAL_SOURCE_DIR "/examples/ecosystem.yaml"), j(CORRAL_SOURCE_DIR "/examples/ecosystem.json");

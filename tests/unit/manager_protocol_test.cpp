@@ -167,3 +167,69 @@ TEST(ManagerProtocol, WrongTypedArgumentIsAnErrorNamingItAndNullIsAbsent) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->args, json::object());
 }
+
+namespace {
+std::string spec_error(const std::string& key, json value) {
+  auto j = to_json(sample_spec());
+  j[key] = std::move(value);
+  auto r = app_spec_from_json(j);
+  return r ? std::string() : r.err().message();
+}
+std::string state_error(const json& j) {
+  auto r = state_from_json(j);
+  return r ? std::string() : r.err().message();
+}
+}  // namespace
+
+TEST(ManagerAppSpec, WrongTypedFieldIsAnErrorNamingTheAppAndTheKey) {
+  EXPECT_EQ(spec_error("kill_timeout", "soon"), "app 'web': kill_timeout must be a number, got a string");
+  EXPECT_EQ(spec_error("instances", true), "app 'web': instances must be a number, got a boolean");
+  EXPECT_EQ(spec_error("time", 1), "app 'web': time must be true or false, got a number");
+  EXPECT_EQ(spec_error("cwd", json::array()), "app 'web': cwd must be a string, got an array");
+  EXPECT_EQ(spec_error("argv", json{"/bin/true", 3}), "app 'web': argv[1] must be a string, got a number");
+  EXPECT_EQ(spec_error("env", json{{"A", json::object()}}), "app 'web': env.A must be a string, got an object");
+  EXPECT_EQ(spec_error("stop_exit_codes", json{0, "2"}), "app 'web': stop_exit_codes[1] must be a number, got a string");
+  EXPECT_EQ(spec_error("name", 7), "app: name must be a string, got a number");
+  EXPECT_EQ(spec_error("kill_timeout", nullptr), "");  // null reads as absent, as in the protocol
+}
+
+TEST(ManagerAppSpec, OutOfRangeNumbersAreRefusedWithTheirLimitsNotConverted) {
+  EXPECT_EQ(spec_error("kill_timeout", 1e300), "app 'web': kill_timeout must be a whole number 0..1000000000000, got 1e+300");
+  EXPECT_EQ(spec_error("instances", 1e30), "app 'web': instances must be a whole number 1..1024, got 1e+30");
+  EXPECT_EQ(spec_error("max_log_size", -1),
+            "app 'web': max_log_size must be a whole number 0..18446744073709551615, got -1");
+  EXPECT_EQ(spec_error("max_log_size", 100), "app 'web': max_log_size must be 0 (never rotate) or at least 4096, got 100");
+  EXPECT_EQ(spec_error("min_uptime", -5), "app 'web': min_uptime must be a whole number 0..1000000000000, got -5");
+  EXPECT_EQ(spec_error("restart_delay", 1.5), "app 'web': restart_delay must be a whole number 0..1000000000000, got 1.5");
+  EXPECT_EQ(spec_error("max_restarts", uint64_t{1} << 63),
+            "app 'web': max_restarts must be a whole number 0..1000000, got 9223372036854775808");
+  EXPECT_EQ(spec_error("kill_signal", 65), "app 'web': kill_signal must be a whole number 1..64, got 65");
+  EXPECT_EQ(spec_error("log_retain", 1001), "app 'web': log_retain must be a whole number 0..1000, got 1001");
+  EXPECT_EQ(spec_error("stop_exit_codes", json{256}), "app 'web': stop_exit_codes[0] must be a whole number 0..255, got 256");
+  EXPECT_EQ(spec_error("kill_timeout", 2500.0), "");  // a whole number written as a float
+  EXPECT_EQ(spec_error("max_log_size", 18446744073709551615u), "");
+  EXPECT_NE(spec_error("max_log_size", 18446744073709551616.0), "");  // 2^64: no uint64_t holds it
+}
+
+TEST(ManagerStateFile, BadFieldsAreErrorsNamingTheAppAndTheKey) {
+  persisted_state st;
+  st.apps.push_back({sample_spec(), {{0, 0, 1234, 999}}});
+  auto j = to_json(st);
+  j["apps"][0]["spec"]["kill_timeout"] = "soon";
+  EXPECT_EQ(state_error(j), "app 'web': kill_timeout must be a number, got a string");
+  j = to_json(st);
+  j["apps"][0]["spec"]["name"] = 1;
+  EXPECT_EQ(state_error(j), "app #1: name must be a string, got a number");
+  j = to_json(st);
+  j["apps"][0]["instances"][0]["pid"] = 1e300;
+  EXPECT_EQ(state_error(j), "app 'web': instance #1: pid must be a whole number 0..2147483647, got 1e+300");
+  j = to_json(st);
+  j["next_id"] = "3";
+  EXPECT_EQ(state_error(j), "next_id must be a number, got a string");
+  j = to_json(st);
+  j["apps"] = json::object();
+  EXPECT_EQ(state_error(j), "apps must be an array, got an object");
+  j = to_json(st);
+  j["version"] = 2;
+  EXPECT_EQ(state_error(j), "version 2 is not one this corral reads (1)");
+}

@@ -11,7 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
+#include <ctime>
 #include <optional>
 
 #include "harness.hpp"
@@ -378,6 +380,72 @@ TEST_F(Manager, DaemonStoppedBySigtermWritesTheAppsPartialLastLine) {
   ASSERT_TRUE(stop_daemon_by_sigterm(daemon_pid()));
   EXPECT_NE(slurp(log_path("web")).find("out 2\npartial"), std::string::npos) << slurp(log_path("web"));
   for (pid_t p : processes_with(home())) ::kill(p, SIGKILL);
+}
+
+}  // namespace
+}  // namespace manager_test
+
+namespace manager_test {
+namespace {
+
+// The names in the home that start with `prefix`.
+std::vector<std::string> files_starting(const std::string& dir, const std::string& prefix) {
+  std::vector<std::string> out;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d))
+      if (std::string(e->d_name).rfind(prefix, 0) == 0) out.push_back(e->d_name);
+    ::closedir(d);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST_F(Manager, UnreadableStateFileIsMovedAsideKeptWholeAndReportedNotOverwritten) {
+  const std::string state = home_.file("state.json");
+  const std::string broken = "{\n  \"version\": 1,\n  \"apps\": [\n    {\"spec\": {\"name\": \"web\"";
+  write_file(state, broken);
+  // Earlier broken files, under every name this second could give: none is
+  // overwritten.
+  long now = static_cast<long>(::time(nullptr));
+  std::set<std::string> earlier;
+  for (long t = now - 2; t <= now + 30; ++t) {
+    std::string name = "state.json.broken-" + std::to_string(t);
+    write_file(home_.file(name), "earlier " + name);
+    earlier.insert(name);
+  }
+  auto r = corral({"list"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find(state + ":4: not valid JSON"), std::string::npos) << r.err;
+  std::vector<std::string> moved;
+  for (auto& name : files_starting(home(), "state.json.broken-"))
+    if (!earlier.count(name)) moved.push_back(name);
+  ASSERT_EQ(moved.size(), 1u) << r.err;
+  EXPECT_EQ(slurp(home_.file(moved[0])), broken);
+  EXPECT_NE(r.err.find(home_.file(moved[0])), std::string::npos) << r.err;
+  for (auto& name : earlier) EXPECT_EQ(slurp(home_.file(name)), "earlier " + name);
+  std::string log = slurp(home_.file("daemon.log"));
+  EXPECT_NE(log.find(state + ":4: not valid JSON"), std::string::npos) << log;
+  EXPECT_NE(log.find(home_.file(moved[0])), std::string::npos) << log;
+  // The daemon is up and persists again, to a fresh state file.
+  ASSERT_EQ(corral({"start", app, "--name", "fresh", "--", "serve"}).code, 0);
+  EXPECT_TRUE(wait_until([&] { return slurp(state).find("\"fresh\"") != std::string::npos; }, 5s)) << slurp(state);
+  EXPECT_EQ(slurp(home_.file(moved[0])), broken);
+}
+
+TEST_F(Manager, StateFileWithAWrongTypedFieldIsMovedAsideAndTheErrorNamesTheAppAndKey) {
+  ASSERT_EQ(corral({"start", app, "--name", "web", "--", "serve"}).code, 0);
+  ASSERT_TRUE(stop_daemon_by_sigterm(daemon_pid()));
+  const std::string state = home_.file("state.json");
+  auto j = json::parse(slurp(state));
+  j["apps"][0]["spec"]["kill_timeout"] = "soon";
+  write_file(state, j.dump(2));
+  auto r = corral({"ping"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find(state + ": app 'web': kill_timeout must be a number, got a string"), std::string::npos) << r.err;
+  auto moved = files_starting(home(), "state.json.broken-");
+  ASSERT_EQ(moved.size(), 1u) << r.err;
+  EXPECT_EQ(slurp(home_.file(moved[0])), j.dump(2));
+  EXPECT_TRUE(rows("web").empty()) << jlist().dump();
 }
 
 }  // namespace
