@@ -73,8 +73,12 @@ std::string_view request::query_string() const noexcept {
   return u.substr(0, u.find('#'));
 }
 
-std::optional<std::string> request::query(std::string_view name) const {
-  std::string_view qs = query_string();
+namespace {
+
+// Calls `fn(value)` for each `name=value` of the query string, decoded, in
+// order, until `fn` returns false.
+template <class Fn>
+void each_query_value(std::string_view qs, std::string_view name, Fn&& fn) {
   std::string key;
   while (!qs.empty()) {
     std::size_t amp = qs.find('&');
@@ -83,24 +87,27 @@ std::optional<std::string> request::query(std::string_view name) const {
     std::size_t eq = pair.find('=');
     decode_into(key, pair.substr(0, eq), true);
     if (key != name) continue;
-    return eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1), true);
+    if (!fn(eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1), true))) return;
   }
-  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<std::string> request::query(std::string_view name) const {
+  std::optional<std::string> first;
+  each_query_value(query_string(), name, [&](std::string v) {
+    first = std::move(v);
+    return false;
+  });
+  return first;
 }
 
 std::vector<std::string> request::query_all(std::string_view name) const {
   std::vector<std::string> out;
-  std::string_view qs = query_string();
-  std::string key;
-  while (!qs.empty()) {
-    std::size_t amp = qs.find('&');
-    std::string_view pair = qs.substr(0, amp);
-    qs = amp == std::string_view::npos ? std::string_view{} : qs.substr(amp + 1);
-    std::size_t eq = pair.find('=');
-    decode_into(key, pair.substr(0, eq), true);
-    if (key != name) continue;
-    out.push_back(eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1), true));
-  }
+  each_query_value(query_string(), name, [&](std::string v) {
+    out.push_back(std::move(v));
+    return true;
+  });
   return out;
 }
 

@@ -23,24 +23,13 @@ constexpr std::size_t big_size = 16u << 20;  // more than loopback's socket buff
 // is read while the answer is still being written.
 constexpr std::size_t mid_size = 900u << 10;
 
-class HttpConnection : public ::testing::Test {
+class HttpConnection : public served_fixture {
  protected:
   HttpConnection() {
     routes.get("/hi", [](auto&, http::response& res) { res.send("hi"); });
     routes.get("/big", [](auto&, http::response& res) { res.send(std::string(big_size, 'b')); });
     routes.get("/mid", [](auto&, http::response& res) { res.send(std::string(mid_size, 'm')); });
     routes.get("/later", [this](auto&, http::response& res) { pending = &res; });
-  }
-  http::server& server(http::server_options o = {}) {
-    if (!srv_) srv_.emplace(routes, o);
-    return *srv_;
-  }
-  // The client sends `waiting`, then the server is given its side.
-  bool serve_after(const std::string& waiting) {
-    if (!p.ok() || !p.send(waiting)) return false;
-    bool ok = static_cast<bool>(server().serve(unique_fd(p.served)));
-    p.served = -1;
-    return ok;
   }
   // Runs the loop for `d` without reading (the client is slow).
   static void pump_for(std::chrono::milliseconds d) {
@@ -63,15 +52,6 @@ class HttpConnection : public ::testing::Test {
     if (head_end == std::string::npos || got.size() < head_end + 4 + length) return std::string::npos;
     return length;
   }
-  void TearDown() override {
-    if (pending) pending->send("late");  // a response a test kept must be ended
-    srv_.reset();
-    uv_run(default_loop(), UV_RUN_NOWAIT);
-  }
-  http::router routes;
-  http::response* pending = nullptr;
-  std::optional<http::server> srv_;
-  tcp_pair p;
 };
 
 const std::string keep_request(const std::string& path) { return "GET " + path + " HTTP/1.1\r\nHost: t\r\n\r\n"; }

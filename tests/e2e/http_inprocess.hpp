@@ -9,10 +9,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <chrono>
+#include <optional>
 #include <string>
 #include <utility>
 
+#include "corral/http.hpp"
 #include "corral/loop.hpp"
 
 namespace http_inprocess {
@@ -111,5 +115,31 @@ inline std::size_t count(const std::string& s, const std::string& needle) {
   for (auto at = s.find(needle); at != std::string::npos; at = s.find(needle, at + 1)) ++n;
   return n;
 }
+
+// A server on `routes` serving the `served` side of the pair `p`, made on
+// first use with the given options; the tests' fixtures derive from it.
+class served_fixture : public ::testing::Test {
+ protected:
+  corral::http::server& server(corral::http::server_options o = {}) {
+    if (!srv_) srv_.emplace(routes, o);
+    return *srv_;
+  }
+  // The client sends `waiting`, then the server is given its side.
+  bool serve_after(const std::string& waiting) {
+    if (!p.ok() || !p.send(waiting)) return false;
+    bool ok = static_cast<bool>(server().serve(corral::unique_fd(p.served)));
+    p.served = -1;
+    return ok;
+  }
+  void TearDown() override {
+    if (pending) pending->send("late");  // a response a test kept must be ended
+    srv_.reset();
+    uv_run(default_loop(), UV_RUN_NOWAIT);
+  }
+  corral::http::router routes;
+  corral::http::response* pending = nullptr;
+  std::optional<corral::http::server> srv_;
+  tcp_pair p;
+};
 
 }  // namespace http_inprocess

@@ -58,19 +58,8 @@ std::size_t parse_one(const std::string& in, reply& r, bool head_only) {
   return pos;  // no body framing: nothing more expected
 }
 
-class HttpProtocol : public ::testing::Test {
+class HttpProtocol : public served_fixture {
  protected:
-  http::server& server(http::server_options o = {}) {
-    if (!srv_) srv_.emplace(routes, o);
-    return *srv_;
-  }
-  // The client sends `waiting`, then the server is given its side.
-  bool serve_after(const std::string& waiting) {
-    if (!p.ok() || !p.send(waiting)) return false;
-    bool ok = static_cast<bool>(server().serve(unique_fd(p.served)));
-    p.served = -1;
-    return ok;
-  }
   // Reads `n` responses (the i-th a response to HEAD if `head[i]`).
   std::vector<reply> read_replies(std::size_t n, std::vector<bool> head = {}, bool* eof = nullptr) {
     head.resize(n, false);
@@ -96,15 +85,6 @@ class HttpProtocol : public ::testing::Test {
     receive(p.client, [](const std::string&, bool) { return false; }, &eof);
     return eof;
   }
-  void TearDown() override {
-    if (pending) pending->send("late");
-    srv_.reset();
-    uv_run(default_loop(), UV_RUN_NOWAIT);
-  }
-  http::router routes;
-  http::response* pending = nullptr;
-  std::optional<http::server> srv_;
-  tcp_pair p;
   std::string rest_;  // received after the responses read_replies() returned
 };
 
