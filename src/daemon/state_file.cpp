@@ -35,9 +35,36 @@ json to_json(const persisted_state& s) {
   return json{{"version", state_format_version}, {"daemon_pid", s.daemon_pid}, {"next_id", s.next_id}, {"apps", apps}};
 }
 
+namespace {
+
+constexpr int64_t max_pid = std::numeric_limits<pid_t>::max();
+
+result<std::vector<persisted_instance>> instances_from_json(const json& a, const std::string& who) {
+  json_fields fa(a);
+  const json& instances = fa.array("instances");
+  if (!fa.error().empty()) return bad(who + ": " + fa.error());
+  std::vector<persisted_instance> out;
+  for (size_t n = 0; n < instances.size(); ++n) {
+    std::string which = who + ": instance #" + std::to_string(n + 1);
+    if (!instances[n].is_object()) return bad(which + ": expected an object, got " + json_kind(instances[n]));
+    // -1: a dead daemon's instance still stopping (docs/manager-state.md).
+    json_fields fi(instances[n]);
+    fi.require("id");
+    persisted_instance pi;
+    pi.id = static_cast<int>(fi.whole("id", -1, INT_MAX, 0));
+    pi.index = static_cast<int>(fi.whole("index", -1, limits::max_instances, 0));
+    pi.pid = static_cast<pid_t>(fi.whole("pid", 0, max_pid, 0));
+    pi.start_ticks = fi.whole_unsigned("start_ticks", 0, UINT64_MAX, 0);
+    if (!fi.error().empty()) return bad(which + ": " + fi.error());
+    out.push_back(pi);
+  }
+  return out;
+}
+
+}  // namespace
+
 result<persisted_state> state_from_json(const json& j) {
   if (!j.is_object()) return bad("expected an object, got " + json_kind(j));
-  constexpr int64_t max_pid = std::numeric_limits<pid_t>::max();
   json_fields f(j);
   f.require("version");
   if (int64_t v = f.whole("version", INT64_MIN, INT64_MAX, 0); f.error().empty() && v != state_format_version)
@@ -51,30 +78,20 @@ result<persisted_state> state_from_json(const json& j) {
   for (size_t k = 0; k < apps.size(); ++k) {
     const json& a = apps[k];
     std::string label = "app #" + std::to_string(k + 1);
-    if (!a.is_object()) return bad(label + ": expected an object, got " + json_kind(a));
-    if (!a.contains("spec")) return bad(label + ": spec is missing");
-    auto spec = app_spec_from_json(a["spec"], label);
-    if (!spec) return spec.err();
-    std::string who = "app '" + spec->name + "'";
-    persisted_app pa{std::move(spec.value()), {}};
-    json_fields fa(a);
-    const json& instances = fa.array("instances");
-    if (!fa.error().empty()) return bad(who + ": " + fa.error());
-    for (size_t n = 0; n < instances.size(); ++n) {
-      std::string which = who + ": instance #" + std::to_string(n + 1);
-      if (!instances[n].is_object()) return bad(which + ": expected an object, got " + json_kind(instances[n]));
-      // -1: a dead daemon's instance still stopping (docs/manager-state.md).
-      json_fields fi(instances[n]);
-      fi.require("id");
-      persisted_instance pi;
-      pi.id = static_cast<int>(fi.whole("id", -1, INT_MAX, 0));
-      pi.index = static_cast<int>(fi.whole("index", -1, limits::max_instances, 0));
-      pi.pid = static_cast<pid_t>(fi.whole("pid", 0, max_pid, 0));
-      pi.start_ticks = fi.whole_unsigned("start_ticks", 0, UINT64_MAX, 0);
-      if (!fi.error().empty()) return bad(which + ": " + fi.error());
-      pa.instances.push_back(pi);
+    if (!a.is_object()) {
+      s.unreadable.push_back({label + ": expected an object, got " + json_kind(a), {}});
+      continue;
     }
-    s.apps.push_back(std::move(pa));
+    auto spec = a.contains("spec") ? app_spec_from_json(a["spec"], label)
+                                   : result<app_spec>(bad(label + ": spec is missing"));
+    std::string who = spec ? "app '" + spec->name + "'" : label;
+    auto instances = instances_from_json(a, who);
+    if (!spec || !instances) {
+      s.unreadable.push_back({!spec ? spec.err().message() : instances.err().message(),
+                              instances ? std::move(instances.value()) : std::vector<persisted_instance>{}});
+      continue;
+    }
+    s.apps.push_back({std::move(spec.value()), std::move(instances.value())});
   }
   return s;
 }

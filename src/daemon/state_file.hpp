@@ -30,13 +30,25 @@ struct persisted_app {
   std::vector<persisted_instance> instances;
 };
 
+/// An app of the file that cannot be read (a hand edit, a damaged file):
+/// what is wrong with it, and its instances if those could be read, so a new
+/// daemon can still stop what a dead one left running of it.
+struct unreadable_app {
+  std::string error;  // "app 'web': kill_timeout must be a number, got a string"
+  std::vector<persisted_instance> instances;
+};
+
 struct persisted_state {
   pid_t daemon_pid = 0;
   int next_id = 0;
   std::vector<persisted_app> apps;
+  /// One bad app does not cost the others: they are read, it is listed here.
+  std::vector<unreadable_app> unreadable;
 };
 
 json to_json(const persisted_state& s);
+/// Fails on what spoils the whole file (not an object, another version, no
+/// apps array); an app that cannot be read goes to `unreadable`.
 result<persisted_state> state_from_json(const json& j);
 /// The JSON of a state or save file; the error is "<path>:<line>: not
 /// valid JSON (<what>)".

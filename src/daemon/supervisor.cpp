@@ -144,6 +144,17 @@ int supervisor::restore() {
                  state_error_.c_str(), where.c_str());
     return 0;
   }
+  if (!st->unreadable.empty()) {
+    // The other apps are restored; the file, which the next save replaces
+    // with them alone, is kept whole for the user to fix the rest.
+    for (auto& u : st->unreadable)
+      state_error_ += (state_error_.empty() ? "" : "; ") + home_.state + ": " + u.error;
+    auto moved = set_aside(home_.state);
+    if (moved) state_moved_to_ = *moved;
+    std::string where = moved ? "moved it to " + *moved : "cannot move it aside: " + moved.err().message();
+    std::fprintf(stderr, "corral daemon: cannot restore %zu app(s) of the state file: %s; %s; the other %zu are restored\n",
+                 st->unreadable.size(), state_error_.c_str(), where.c_str(), st->apps.size());
+  }
   // No duplicate: what the dead daemon started is killed before we respawn.
   // A recorded pid now owned by another process (start time differs) was
   // reused and is left alone; a group whose leader is gone is still ours,
@@ -155,15 +166,24 @@ int supervisor::restore() {
   std::vector<pid_t> killed;
   std::vector<std::vector<unique_fd>> adopted(st->apps.size());
   std::vector<std::vector<leftover>> handed(st->apps.size());
-  for (size_t k = 0; k < st->apps.size(); ++k) {
-    auto& a = st->apps[k];
+  // The dead daemon's instances still alive: their pid and start time.
+  auto still_running = [](const std::vector<persisted_instance>& instances) {
     std::vector<std::pair<pid_t, uint64_t>> left;
-    for (auto& i : a.instances) {
+    for (auto& i : instances) {
       if (i.pid <= 0) continue;
       auto s = sample_process(i.pid);
       if (s && i.start_ticks != 0 && s->start_ticks != i.start_ticks) continue;
       if (::kill(-i.pid, 0) == 0) left.emplace_back(i.pid, s ? s->start_ticks : 0);
     }
+    return left;
+  };
+  // An app that cannot be restored leaves nothing running unsupervised.
+  for (auto& u : st->unreadable)
+    for (auto& [pid, ticks] : still_running(u.instances))
+      if (::kill(-pid, SIGKILL) == 0) killed.push_back(pid);
+  for (size_t k = 0; k < st->apps.size(); ++k) {
+    auto& a = st->apps[k];
+    auto left = still_running(a.instances);
     // Round-robin instances hold no socket (the dead daemon's went with it).
     bool handover = !a.spec.listen.empty() && !left.empty() && a.spec.lb != "round_robin";
     std::string denied;

@@ -292,6 +292,8 @@ void supervisor::cmd_resurrect(const request& req, reply_fn reply) {
     return reply(fail(req.id, "nothing saved: " + st.err().message() + " (run corral save first)"));
   if (!st) return reply(fail(req.id, st.err().message()));
   json started = json::array();
+  std::string skipped;  // apps of the file that cannot be read: the others start
+  for (auto& u : st->unreadable) skipped += (skipped.empty() ? "" : "; ") + home_.dump + ": " + u.error;
   for (auto& pa : st->apps) {
     std::string err;
     if (!select(pa.spec.name, err).empty()) continue;  // already here: no duplicate
@@ -302,6 +304,8 @@ void supervisor::cmd_resurrect(const request& req, reply_fn reply) {
       for (auto& i : (*a)->instances) i->fsm().handle(event::start);
   }
   persist_soon();
+  if (!skipped.empty())
+    return reply(fail(req.id, skipped + " (" + std::to_string(started.size()) + " other app(s) started)"));
   reply(ok(req.id, {{"started", started}}));
 }
 

@@ -175,9 +175,11 @@ std::string spec_error(const std::string& key, json value) {
   auto r = app_spec_from_json(j);
   return r ? std::string() : r.err().message();
 }
+// What spoils the file, or else what is wrong with its first unreadable app.
 std::string state_error(const json& j) {
   auto r = state_from_json(j);
-  return r ? std::string() : r.err().message();
+  if (!r) return r.err().message();
+  return r->unreadable.empty() ? std::string() : r->unreadable[0].error;
 }
 }  // namespace
 
@@ -232,4 +234,32 @@ TEST(ManagerStateFile, BadFieldsAreErrorsNamingTheAppAndTheKey) {
   j = to_json(st);
   j["version"] = 2;
   EXPECT_EQ(state_error(j), "version 2 is not one this corral reads (1)");
+}
+
+TEST(ManagerStateFile, OneUnreadableAppIsSetApartAndTheOthersAreRead) {
+  persisted_state st;
+  st.apps.push_back({sample_spec(), {{0, 0, 1234, 999}}});
+  auto other = sample_spec();
+  other.name = "api";
+  st.apps.push_back({other, {{1, 0, 4321, 888}}});
+  auto j = to_json(st);
+  j["apps"][0]["spec"]["kill_timeout"] = "soon";
+  auto r = state_from_json(j);
+  ASSERT_TRUE(r) << r.err().message();
+  ASSERT_EQ(r->apps.size(), 1u);
+  EXPECT_EQ(r->apps[0].spec.name, "api");
+  EXPECT_EQ(r->apps[0].instances[0].pid, 4321);
+  ASSERT_EQ(r->unreadable.size(), 1u);
+  EXPECT_EQ(r->unreadable[0].error, "app 'web': kill_timeout must be a number, got a string");
+  // Its instances are still read: a new daemon stops what they left running.
+  ASSERT_EQ(r->unreadable[0].instances.size(), 1u);
+  EXPECT_EQ(r->unreadable[0].instances[0].pid, 1234);
+  // An app that is not even an object is set apart too.
+  j = to_json(st);
+  j["apps"][1] = 7;
+  r = state_from_json(j);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->apps.size(), 1u);
+  ASSERT_EQ(r->unreadable.size(), 1u);
+  EXPECT_EQ(r->unreadable[0].error, "app #2: expected an object, got a number");
 }

@@ -448,5 +448,36 @@ TEST_F(Manager, StateFileWithAWrongTypedFieldIsMovedAsideAndTheErrorNamesTheAppA
   EXPECT_TRUE(rows("web").empty()) << jlist().dump();
 }
 
+// One app a hand edit broke costs only that app: after a kill -9 of the
+// daemon, the next one restores the others, stops what the broken app left
+// running (nothing unsupervised), and keeps the file for the user.
+TEST_F(Manager, AnUnreadableAppInTheStateFileCostsOnlyThatAppAndLeavesNoOrphan) {
+  ASSERT_EQ(corral({"start", app, "--name", "web", "--", "serve"}).code, 0);
+  ASSERT_EQ(corral({"start", app, "--name", "keep", "--", "serve"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 1) && all_online(rows("keep"), 1); }, 10s));
+  pid_t old_web = rows("web")[0].value("pid", 0);
+  pid_t old_daemon = daemon_pid();
+  ASSERT_GT(old_web, 0);
+  ::kill(old_daemon, SIGKILL);
+  ASSERT_TRUE(wait_until([&] { reap_orphans(); return !alive(old_daemon); }, 5s));
+  const std::string state = home_.file("state.json");
+  auto j = json::parse(slurp(state));
+  for (auto& a : j["apps"])
+    if (a["spec"]["name"] == "web") a["spec"]["kill_timeout"] = "soon";
+  write_file(state, j.dump(2));
+
+  auto r = corral({"list"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find(state + ": app 'web': kill_timeout must be a number, got a string"), std::string::npos) << r.err;
+  auto moved = files_starting(home(), "state.json.broken-");
+  ASSERT_EQ(moved.size(), 1u) << r.err;
+  EXPECT_EQ(slurp(home_.file(moved[0])), j.dump(2));
+  EXPECT_TRUE(rows("web").empty()) << jlist().dump();
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("keep"), 1); }, 10s)) << jlist().dump();
+  EXPECT_TRUE(wait_until([&] { reap_orphans(); return !alive(old_web); }, 5s)) << "the broken app's instance was left running";
+  // The next save holds the app that was restored.
+  ASSERT_TRUE(wait_until([&] { return slurp(state).find("\"keep\"") != std::string::npos; }, 5s));
+}
+
 }  // namespace
 }  // namespace manager_test

@@ -405,6 +405,26 @@ TEST_F(Manager, ResurrectOfABrokenSaveFileSaysWhereAndTheDaemonStaysUp) {
   EXPECT_EQ(daemon_pid(), daemon);
 }
 
+// A save file with one app a hand edit broke: the others start, and the one
+// line says which app of which file was wrong; exit non-zero.
+TEST_F(Manager, ResurrectStartsTheReadableAppsAndNamesTheOneItCannotRead) {
+  ASSERT_EQ(corral({"start", app, "--name", "web", "--", "serve"}).code, 0);
+  ASSERT_EQ(corral({"start", app, "--name", "keep", "--", "serve"}).code, 0);
+  ASSERT_EQ(corral({"save"}).code, 0);
+  ASSERT_EQ(corral({"delete", "all"}).code, 0);
+  auto j = json::parse(slurp(home_.file("dump.json")));
+  for (auto& a : j["apps"])
+    if (a["spec"]["name"] == "web") a["spec"]["instances"] = "many";
+  write_file(home_.file("dump.json"), j.dump(2));
+  auto r = corral({"resurrect"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_EQ(count(r.err, "\n"), 1) << r.err;
+  EXPECT_NE(r.err.find(home_.file("dump.json") + ": app 'web': instances must be"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("1 other app(s) started"), std::string::npos) << r.err;
+  EXPECT_TRUE(rows("web").empty()) << jlist().dump();
+  EXPECT_TRUE(wait_until([&] { return all_online(rows("keep"), 1); }, 10s)) << jlist().dump();
+}
+
 TEST_F(Manager, StopEscalatesToSigkillAfterKillTimeout) {
   ASSERT_EQ(corral({"start", app, "--name", "stubborn", "--kill-timeout", "300", "--", "stubborn"}).code, 0);
   ASSERT_TRUE(wait_until([&] { return all_online(rows("stubborn"), 1); }, 10s));
