@@ -432,22 +432,6 @@ TEST_F(Manager, UnreadableStateFileIsMovedAsideKeptWholeAndReportedNotOverwritte
   EXPECT_EQ(slurp(home_.file(moved[0])), broken);
 }
 
-TEST_F(Manager, StateFileWithAWrongTypedFieldIsMovedAsideAndTheErrorNamesTheAppAndKey) {
-  ASSERT_EQ(corral({"start", app, "--name", "web", "--", "serve"}).code, 0);
-  ASSERT_TRUE(stop_daemon_by_sigterm(daemon_pid()));
-  const std::string state = home_.file("state.json");
-  auto j = json::parse(slurp(state));
-  j["apps"][0]["spec"]["kill_timeout"] = "soon";
-  write_file(state, j.dump(2));
-  auto r = corral({"ping"});
-  EXPECT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.err.find(state + ": app 'web': kill_timeout must be a number, got a string"), std::string::npos) << r.err;
-  auto moved = files_starting(home(), "state.json.broken-");
-  ASSERT_EQ(moved.size(), 1u) << r.err;
-  EXPECT_EQ(slurp(home_.file(moved[0])), j.dump(2));
-  EXPECT_TRUE(rows("web").empty()) << jlist().dump();
-}
-
 // One app a hand edit broke costs only that app: after a kill -9 of the
 // daemon, the next one restores the others, stops what the broken app left
 // running (nothing unsupervised), and keeps the file for the user.
