@@ -84,11 +84,16 @@ std::vector<std::string> start_args(const std::string& label, int instances) {
   std::vector<std::string> a;
   // The libcorral primary stops its workers gracefully on 'shutdown'; a
   // SIGINT to the group would reach its workers too.
+  // 30 s to be ready, as Python and Node below: under the sanitizers on 2
+  // loaded cores a replacement (primary, then its re-executed worker) once
+  // took over the default 3 s, which aborts a reload.
   if (label == "Cpp")
-    a = {"start", bin("examples/cluster_http"), "--name", "web", "--wait-ready", "--shutdown-with-message"};
+    a = {"start", bin("examples/cluster_http"), "--name", "web", "--wait-ready", "--shutdown-with-message",
+         "--listen-timeout", "30000"};
   // The same binary as the daemon's cluster workers (--lb round_robin): it
   // asks the daemon for its socket and gets connections passed one by one.
-  if (label == "CppRR") a = {"start", bin("examples/cluster_http"), "--name", "web", "--lb", "round_robin"};
+  if (label == "CppRR")
+    a = {"start", bin("examples/cluster_http"), "--name", "web", "--lb", "round_robin", "--listen-timeout", "30000"};
   // It says READY=1 by sd_notify once its signal handlers are in and it
   // serves (a restart sent while Python still starts could be lost). Python
   // and Node get 30 s to say it: on a loaded machine Node took over PM2's
