@@ -3,6 +3,10 @@
  * request is "everything up to a blank line" (no parsing beyond that); each
  * gets one canned response; pipelined requests in one read get one write.
  * "Connection: close" in a request closes after its response.
+ * It uses every trick Corral's server does: TCP_NODELAY set once on the
+ * listening socket (accepted sockets inherit it), TCP_DEFER_ACCEPT (the
+ * kernel hands over a connection with its request), and a read right after
+ * accept, so a connection answered and closed at once never enters epoll.
  *
  *   floor <port> <processes>
  */
@@ -24,13 +28,14 @@ static const char closing[] =
 
 static char in[65536], out[65536 * 2];
 
-/* Reads what is there, answers each complete request, closes if asked. */
-static void handle(int fd) {
+/* Reads what is there, answers each complete request, closes if asked.
+ * Returns 0 once fd is closed. */
+static int handle(int fd) {
   for (;;) {
     ssize_t r = read(fd, in, sizeof in);
     if (r <= 0) {
-      if (r == 0 || errno != EAGAIN) close(fd);
-      return;
+      if (r == 0 || errno != EAGAIN) return close(fd), 0;
+      return 1;
     }
     size_t o = 0;
     int close_after = 0;
@@ -42,11 +47,8 @@ static void handle(int fd) {
       memcpy(out + o, keep, sizeof keep - 1), o += sizeof keep - 1;
     }
     if (o && write(fd, out, o) < 0) close_after = 1;
-    if (close_after) {
-      close(fd);
-      return;
-    }
-    if (r < (ssize_t)sizeof in) return;
+    if (close_after) return close(fd), 0;
+    if (r < (ssize_t)sizeof in) return 1;
   }
 }
 
@@ -54,6 +56,8 @@ static void serve(int port) {
   int l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
   setsockopt(l, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  setsockopt(l, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  setsockopt(l, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof one);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_ANY)};
   if (bind(l, (struct sockaddr*)&a, sizeof a) || listen(l, 4096)) { perror("bind"); exit(1); }
   int ep = epoll_create1(0);
@@ -66,10 +70,10 @@ static void serve(int port) {
       if (fd == l) {
         int c;
         while ((c = accept4(l, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
-          setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+          if (!handle(c)) continue; /* the request was there: answered and closed */
           struct epoll_event ce = {.events = EPOLLIN | EPOLLET, .data.fd = c};
           epoll_ctl(ep, EPOLL_CTL_ADD, c, &ce);
-          handle(c); /* the request is often there already: no extra epoll round */
+          handle(c); /* (edge-triggered: what came between the read and the add) */
         }
         continue;
       }

@@ -304,7 +304,9 @@ class server {
   /// Listens through corral::net::listener (alone, in a cluster, or with
   /// LISTEN_FDS). `done` runs once on the loop with the bound address or an
   /// error. In a cluster worker the server registers its graceful close()
-  /// with the worker's disconnect().
+  /// with the worker's disconnect(). Unless `options.defer_accept` says
+  /// otherwise, the listening socket gets TCP_DEFER_ACCEPT: a connection is
+  /// handed over with its request, read and often answered on accept.
   void listen(const net::listen_options& options, net::listener::listening_fn done);
   /// Serves one connected stream socket (accepted elsewhere). Takes ownership.
   /// A request already waiting on it is read and handled at once: its

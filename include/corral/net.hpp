@@ -58,6 +58,14 @@ struct listen_options {
   int backlog = 511;
   /// In a cluster: how the socket is shared. Unset: CORRAL_SCHED_POLICY or round_robin.
   std::optional<sched_policy> policy;
+  /// TCP: the kernel hands over a connection only once the client has sent
+  /// something (Linux's TCP_DEFER_ACCEPT, nginx's `listen ... deferred`), so
+  /// the first read finds the request: no wakeup for the bare handshake. For
+  /// protocols where the client speaks first; a client that connects and
+  /// stays silent is handed over after about a second anyway. Set on the
+  /// socket whoever opened it (this process, the primary, systemd or the
+  /// manager). Unset: off for a bare listener; corral::http::server turns it on.
+  std::optional<bool> defer_accept;
 };
 
 /// A listening endpoint. Not copyable or movable; hold by unique_ptr if needed.

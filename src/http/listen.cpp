@@ -33,7 +33,11 @@ void server::listen(const net::listen_options& options, net::listener::listening
   if (st->closer_token == 0) {
     st->closer_token = corral::detail::add_closer([this](std::function<void()> closed) { close(std::move(closed)); });
   }
-  raw->listener.listen(options, [st, done = std::move(done)](const error* err, const net::address& bound) {
+  // HTTP clients speak first: the kernel need not wake us for a handshake
+  // (the request is read with the accept, by serve()'s first read).
+  net::listen_options opts = options;
+  if (!opts.defer_accept) opts.defer_accept = true;
+  raw->listener.listen(opts, [st, done = std::move(done)](const error* err, const net::address& bound) {
     if (err) {
       st->accepting_closed = true;
     } else {

@@ -140,6 +140,13 @@ void set_tcp_nodelay(int fd) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // fails harmlessly on non-TCP sockets
 }
 
+void set_defer_accept(int fd, bool on) {
+  // The kernel counts in seconds of SYN-ACK retransmits; 1 is nginx's
+  // `deferred`. Fails harmlessly (ENOPROTOOPT / EOPNOTSUPP) on a Unix socket.
+  int secs = on ? 1 : 0;
+  (void)::setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof secs);
+}
+
 result<unique_fd> bind_socket(const address& addr, int backlog, bool reuseport, bool listen_now) {
   auto sa = resolve(addr);
   if (!sa) return sa.err();

@@ -190,6 +190,7 @@ struct listener::impl {
         return;
       }
       fd = std::move(sock.value());
+      if (opts.defer_accept) detail::set_defer_accept(fd.get(), *opts.defer_accept);
       auto a = detail::local_address_of(fd.get());
       bound = a ? *a : want;
       if (want.is_unix()) {
@@ -215,8 +216,9 @@ struct listener::impl {
     sched_policy policy = opts.policy.value_or(default_policy());
     json req = {{"corral", "listen"}, {"address", detail::address_to_json(want)}, {"key", key},
                 {"policy", to_string(policy)}, {"backlog", opts.backlog}};
-    router().request(req, [this, guard, done, want, key = key, backlog = opts.backlog](const json& reply,
-                                                                                  std::vector<unique_fd>& fds) {
+    if (opts.defer_accept) req["defer_accept"] = *opts.defer_accept;
+    router().request(req, [this, guard, done, want, key = key, backlog = opts.backlog,
+                           defer = opts.defer_accept](const json& reply, std::vector<unique_fd>& fds) {
       if (!*guard) {
         // Destroyed while asking: the primary counts us as listening now;
         // say we are not, or it would pass connections to nobody.
@@ -224,7 +226,7 @@ struct listener::impl {
           cluster::worker().send({{"corral", "close"}, {"key", key}, {"seq", 0}});
         return;
       }
-      on_listen_reply(reply, fds, done, want, backlog);
+      on_listen_reply(reply, fds, done, want, backlog, defer);
     });
   }
 
@@ -243,7 +245,7 @@ struct listener::impl {
   }
 
   void on_listen_reply(const json& reply, std::vector<unique_fd>& fds, const listening_fn& done, const address& want,
-                       int backlog) {
+                       int backlog, std::optional<bool> defer_accept) {
     // One close() while asking closes this listen, not a later one.
     bool close_was_requested = std::exchange(close_requested, false);
     if (reply.contains("error")) {
@@ -275,6 +277,7 @@ struct listener::impl {
           return;
         }
         fd = std::move(sock.value());
+        if (defer_accept) detail::set_defer_accept(fd.get(), *defer_accept);
         // Now it listens: the primary's `listening` (and a rolling restart
         // waiting for it) must not come before.
         cluster::worker().send({{"corral", "bound"}, {"key", key}});

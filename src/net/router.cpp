@@ -76,6 +76,7 @@ struct router::shared_key {
   address bound;
   sched_policy policy = sched_policy::round_robin;
   int backlog = 511;
+  std::optional<bool> defer_accept;  // as the first member asked
   unique_fd owned;    // opened by us, closed when the last peer leaves
   int borrowed = -1;  // the owner's (hooks::provide), never closed here
   bool batch_sched = true;
@@ -253,6 +254,7 @@ void router::on_listen(const peer_ref& peer, const json& msg) {
     k.requested = addr;
     k.policy = policy;
     k.backlog = int_field(msg, "backlog", 511);
+    if (auto d = msg.find("defer_accept"); d != msg.end() && d->is_boolean()) k.defer_accept = d->get<bool>();
     k.batch_sched = hooks_.batch_sched;
   } else if (k.find(peer.id)) {
     reply_error(peer, seq, error(std::make_error_code(std::errc::address_in_use),
@@ -264,6 +266,7 @@ void router::on_listen(const peer_ref& peer, const json& msg) {
     if (k.members.empty()) keys_.erase(key);
     return;
   }
+  if (k.members.empty() && k.defer_accept) set_defer_accept(k.fd(), *k.defer_accept);
   k.members.push_back({peer, k.policy != sched_policy::reuseport});
   json reply = {{"corral", "listening"}, {"seq", seq}, {"address", address_to_json(k.bound)},
                 {"policy", to_string(k.policy)}};

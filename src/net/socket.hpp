@@ -18,6 +18,9 @@ namespace corral::net::detail {
 /// Errors name the address: "listen 0.0.0.0:80: permission denied".
 /// TCP_NODELAY on a listening socket: the sockets it accepts inherit it.
 void set_tcp_nodelay(int fd);
+/// TCP_DEFER_ACCEPT on a listening TCP socket (see listen_options::defer_accept);
+/// nothing on other sockets.
+void set_defer_accept(int fd, bool on);
 result<unique_fd> bind_socket(const address& addr, int backlog, bool reuseport, bool listen_now = true);
 /// The address a socket is bound to.
 result<address> local_address_of(int fd);
