@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include <cerrno>
 #include <cstring>
@@ -13,8 +14,7 @@ namespace {
 
 error not_runnable(const std::string& path, int err) {
   return error(std::error_code(err, std::generic_category()),
-               "cannot run " + path + ": " + std::strerror(err) + " (" +
-                   (err == ENOENT ? "ENOENT" : err == EACCES ? "EACCES" : std::to_string(err)) + ")");
+               "cannot run " + path + ": " + std::strerror(err) + " (" + uv_err_name(-err) + ")");
 }
 
 std::string absolute(const std::string& p, const std::string& cwd) {

@@ -101,3 +101,9 @@ TEST(CommandResolve, MissingProgramNamesPathAndErrno) {
   EXPECT_NE(r.err().message().find("/nonexistent/prog"), std::string::npos);
   EXPECT_NE(r.err().message().find("ENOENT"), std::string::npos);
 }
+
+TEST(CommandResolve, ADirectoryIsNamedAsOneWithItsErrnoName) {
+  auto r = resolve_command("/tmp", {}, "", "/", "/usr/bin");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.err().message(), "cannot run /tmp: Is a directory (EISDIR)");
+}
