@@ -12,6 +12,11 @@ namespace corral::daemon {
 home_paths home_at(const std::string& dir) {
   home_paths h;
   h.dir = dir;
+  // Absolute: instances get it as CORRAL_HOME and run elsewhere.
+  if (!h.dir.empty() && h.dir[0] != '/') {
+    char cwd[4096];
+    if (::getcwd(cwd, sizeof cwd)) h.dir = std::string(cwd) + "/" + h.dir;
+  }
   while (h.dir.size() > 1 && h.dir.back() == '/') h.dir.pop_back();
   h.socket = h.dir + "/corral.sock";
   h.pid = h.dir + "/daemon.pid";

@@ -200,6 +200,7 @@ int instance::spawn() {
     env.erase(k);
   for (const auto& [k, v] : spec_.env) env[k] = v;
   env["CORRAL_APP_NAME"] = spec_.name;
+  if (auto home = host_.home_dir(); !home.empty()) env["CORRAL_HOME"] = home;  // (`corral` in the app reaches us)
   env["CORRAL_INSTANCE"] = std::to_string(index_);
   env["NODE_APP_INSTANCE"] = std::to_string(index_);
   // The channel comes after the listening sockets, which must start at 3.

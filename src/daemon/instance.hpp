@@ -41,6 +41,9 @@ struct instance_host {
   virtual void note(int /*instance_id*/, std::string_view /*line*/) {}
   /// The sd_notify datagram socket's path (NOTIFY_SOCKET), or "".
   virtual std::string notify_socket_path() const { return {}; }
+  /// The daemon's home, given to instances as CORRAL_HOME (which, with
+  /// CORRAL_APP_NAME, lets a later daemon of that home find them), or "".
+  virtual std::string home_dir() const { return {}; }
   /// Before each spawn: gets what the instance needs from its app and may
   /// lack (a cluster app's sockets, when a restore could not bind them). An
   /// error fails the spawn with its message (the instance is errored).

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -81,6 +82,50 @@ std::vector<proc_sample> sample_groups(const std::vector<pid_t>& pgids) {
     // A zombie's counters are final and its rss is 0; its time is already
     // counted, and it is about to go: skip it.
     if (s && s->state != 'Z' && std::binary_search(pgids.begin(), pgids.end(), s->pgid)) out.push_back(*s);
+  }
+  ::closedir(d);
+  return out;
+}
+
+bool environ_marks_instance_of(std::string_view environ, std::string_view home) {
+  bool home_matches = false, named = false;
+  while (!environ.empty()) {
+    auto end = environ.find('\0');
+    std::string_view kv = environ.substr(0, end);
+    if (kv.starts_with("CORRAL_HOME=") && kv.substr(12) == home) home_matches = true;
+    if (kv.starts_with("CORRAL_APP_NAME=")) named = true;
+    if (end == std::string_view::npos) break;
+    environ.remove_prefix(end + 1);
+  }
+  return home_matches && named;
+}
+
+std::vector<pid_t> instance_groups_of_home(const std::string& home) {
+  std::vector<pid_t> out;
+  DIR* d = ::opendir("/proc");
+  if (!d) return out;
+  uint64_t page = page_size();
+  const pid_t self = ::getpid();
+  const uid_t uid = ::geteuid();
+  std::string env;
+  while (dirent* e = ::readdir(d)) {
+    if (!std::isdigit(static_cast<unsigned char>(e->d_name[0]))) continue;
+    pid_t pid = static_cast<pid_t>(std::atol(e->d_name));
+    if (pid == self) continue;
+    auto text = read_stat(pid);
+    if (!text) continue;
+    auto s = parse_stat(pid, *text, page);
+    if (!s || s->pgid != pid || s->state == 'Z') continue;
+    std::string dir = std::string("/proc/") + e->d_name;
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0 || st.st_uid != uid) continue;
+    unique_fd fd(::open((dir + "/environ").c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) continue;
+    env.clear();
+    char buf[8192];
+    for (ssize_t n; (n = ::read(fd.get(), buf, sizeof buf)) > 0 && env.size() < (1u << 20);)
+      env.append(buf, static_cast<size_t>(n));
+    if (environ_marks_instance_of(env, home)) out.push_back(pid);
   }
   ::closedir(d);
   return out;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -27,5 +28,13 @@ std::optional<proc_sample> sample_process(pid_t pid);
 /// over /proc. Costs one read per process on the machine: call it only when
 /// someone asks (list, monit), never from an idle timer.
 std::vector<proc_sample> sample_groups(const std::vector<pid_t>& pgids);
+/// The live process-group leaders of our user whose environment has
+/// CORRAL_HOME=`home` and a CORRAL_APP_NAME: instances a daemon of that home
+/// spawned (it marks them so). One pass over /proc, reading the environment
+/// of group leaders only; for a daemon's start, never from a timer.
+std::vector<pid_t> instance_groups_of_home(const std::string& home);
+/// Whether a process environment (NUL-separated, as /proc/<pid>/environ)
+/// carries the marks of an instance of `home` (pure).
+bool environ_marks_instance_of(std::string_view environ, std::string_view home);
 
 }  // namespace corral::daemon

@@ -132,17 +132,20 @@ void supervisor::write_state(std::string text) {
 
 int supervisor::restore() {
   auto st = load_state_file(home_.state);
+  bool keep_file = false;  // a broken file we could not move aside is not overwritten at once
   if (!st) {
     // Ignored, the file would be overwritten by the first save and its apps
     // lost for good: it is kept under another name for the user to fix.
-    if (st.err().code() == std::errc::no_such_file_or_directory) return 0;
-    state_error_ = st.err().message();
-    auto moved = set_aside(home_.state);
-    if (moved) state_moved_to_ = *moved;
-    std::string where = moved ? "moved it to " + *moved : "cannot move it aside: " + moved.err().message();
-    std::fprintf(stderr, "corral daemon: cannot use the state file: %s; %s; its apps are not restored\n",
-                 state_error_.c_str(), where.c_str());
-    return 0;
+    if (st.err().code() != std::errc::no_such_file_or_directory) {
+      state_error_ = st.err().message();
+      auto moved = set_aside(home_.state);
+      if (moved) state_moved_to_ = *moved;
+      keep_file = !moved;
+      std::string where = moved ? "moved it to " + *moved : "cannot move it aside: " + moved.err().message();
+      std::fprintf(stderr, "corral daemon: cannot use the state file: %s; %s; its apps are not restored\n",
+                   state_error_.c_str(), where.c_str());
+    }
+    st = persisted_state{};  // nothing to restore; what runs unsupervised is still found below
   }
   if (!st->unreadable.empty()) {
     // The other apps are restored; the file, which the next save replaces
@@ -208,6 +211,20 @@ int supervisor::restore() {
       else if (::kill(-pid, SIGKILL) == 0) killed.push_back(pid);
     }
   }
+  // Instances of this home that no record names (a state file unusable or
+  // gone, a spawn the dead daemon had not saved yet): nobody else supervises
+  // them, and they may hold the ports the apps will want.
+  std::vector<pid_t> serving;
+  for (auto& h : handed)
+    for (auto& l : h) serving.push_back(l.pgid);
+  for (pid_t g : instance_groups_of_home(home_.dir)) {
+    if (std::find(serving.begin(), serving.end(), g) != serving.end()) continue;
+    if (std::find(killed.begin(), killed.end(), g) != killed.end()) continue;
+    if (::kill(-g, SIGKILL) == 0) {
+      killed.push_back(g);
+      std::fprintf(stderr, "corral daemon: killed process group %d, an instance of this home that no record names\n", g);
+    }
+  }
   killed_orphans_ = static_cast<int>(killed.size());
   // Wait (briefly, bounded) for them to be gone so the process table never
   // shows old and new together.
@@ -235,7 +252,7 @@ int supervisor::restore() {
     if (!handed[k].empty()) stop_leftovers_when_started(**a, std::move(handed[k]));
   }
   restored_apps_ = restored;
-  persist_soon();
+  if (!keep_file) persist_soon();
   return restored;
 }
 

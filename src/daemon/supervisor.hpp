@@ -77,6 +77,7 @@ class supervisor final : public instance_host {
   void note(int instance_id, std::string_view line) override;
   void on_instance_transition(int instance_id, state from, state to) override;
   std::string notify_socket_path() const override { return notify_path_; }
+  std::string home_dir() const override { return home_.dir; }
   status before_spawn(int instance_id) override;
 
  private:

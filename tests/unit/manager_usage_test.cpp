@@ -41,6 +41,17 @@ TEST(ProcStat, RejectsTruncatedText) {
   EXPECT_FALSE(parse_stat(1, "garbage", 4096).has_value());
 }
 
+TEST(InstanceMarks, BothTheHomeAndAnAppNameMakeAnInstance) {
+  using namespace std::string_view_literals;
+  EXPECT_TRUE(environ_marks_instance_of("PATH=/bin\0CORRAL_HOME=/h\0CORRAL_APP_NAME=web\0"sv, "/h"));
+  EXPECT_TRUE(environ_marks_instance_of("CORRAL_APP_NAME=\0CORRAL_HOME=/h"sv, "/h"));  // (no final NUL)
+  EXPECT_FALSE(environ_marks_instance_of("CORRAL_HOME=/h\0PATH=/bin\0"sv, "/h"));
+  EXPECT_FALSE(environ_marks_instance_of("CORRAL_HOME=/h2\0CORRAL_APP_NAME=web\0"sv, "/h"));
+  EXPECT_FALSE(environ_marks_instance_of("CORRAL_HOME=/\0CORRAL_APP_NAME=web\0"sv, "/h"));
+  EXPECT_FALSE(environ_marks_instance_of("X_CORRAL_HOME=/h\0CORRAL_APP_NAME=web\0"sv, "/h"));
+  EXPECT_FALSE(environ_marks_instance_of(""sv, "/h"));
+}
+
 TEST(CpuMeter, FirstSampleIsOnlyABaseline) {
   cpu_meter m(100);
   m.update(10.0, {proc(5, 5, 1, 500, 1000)});

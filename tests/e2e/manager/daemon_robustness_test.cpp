@@ -436,7 +436,9 @@ TEST_F(Manager, UnreadableStateFileIsMovedAsideKeptWholeAndReportedNotOverwritte
 // daemon, the next one restores the others, stops what the broken app left
 // running (nothing unsupervised), and keeps the file for the user.
 TEST_F(Manager, AnUnreadableAppInTheStateFileCostsOnlyThatAppAndLeavesNoOrphan) {
-  ASSERT_EQ(corral({"start", app, "--name", "web", "--", "serve"}).code, 0);
+  // (Silent after its start: an app that writes dies of SIGPIPE once the
+  // daemon, which held its pipes, is gone, and would prove nothing here.)
+  ASSERT_EQ(corral({"start", app, "--name", "web", "--", "lines", "1"}).code, 0);
   ASSERT_EQ(corral({"start", app, "--name", "keep", "--", "serve"}).code, 0);
   ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 1) && all_online(rows("keep"), 1); }, 10s));
   pid_t old_web = rows("web")[0].value("pid", 0);
@@ -462,6 +464,48 @@ TEST_F(Manager, AnUnreadableAppInTheStateFileCostsOnlyThatAppAndLeavesNoOrphan) 
   // The next save holds the app that was restored.
   ASSERT_TRUE(wait_until([&] { return slurp(state).find("\"keep\"") != std::string::npos; }, 5s));
 }
+
+// A state file that is not JSON at all (or is gone) names no instance, yet
+// what the killed daemon started is still running: the next daemon finds
+// its instances by the marks it gives them (CORRAL_HOME, CORRAL_APP_NAME)
+// and kills them, leaving alone processes that lack either mark.
+class UnnamedOrphans : public Manager, public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(UnnamedOrphans, AreFoundByTheirHomeAndKilled) {
+  // (Silent after its start, so that it outlives the daemon's pipes.)
+  ASSERT_EQ(corral({"start", app, "--name", "web", "-i", "2", "--", "lines", "1"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 2); }, 10s));
+  std::vector<pid_t> old;
+  for (auto& r : rows("web")) old.push_back(r.value("pid", 0));
+  ASSERT_EQ(old.size(), 2u);
+  // Group leaders with one mark only: not instances of this home.
+  support::child other_home({app, "lines", "1"}, {.env = {{"CORRAL_HOME", home() + "-other"}, {"CORRAL_APP_NAME", "x"}}});
+  support::child unnamed({app, "lines", "1"}, {.env = {{"CORRAL_HOME", home()}}, .unset_env = {"CORRAL_APP_NAME"}});
+  pid_t old_daemon = daemon_pid();
+  ::kill(old_daemon, SIGKILL);
+  ASSERT_TRUE(wait_until([&] { reap_orphans(); return !alive(old_daemon); }, 5s));
+  const std::string state = home_.file("state.json");
+  if (std::string(GetParam()) == "garbage") {
+    write_file(state, std::string("\x7f\x00 not json", 11));
+  } else {
+    ASSERT_EQ(::unlink(state.c_str()), 0);
+  }
+
+  auto r = corral({"list"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  for (pid_t p : old)
+    EXPECT_TRUE(wait_until([&] { reap_orphans(); return !alive(p); }, 5s)) << "instance " << p << " left running";
+  std::string log = slurp(home_.file("daemon.log"));
+  for (pid_t p : old)
+    EXPECT_NE(log.find("killed process group " + std::to_string(p) + ", an instance of this home"), std::string::npos)
+        << log;
+  EXPECT_TRUE(alive(other_home.pid()));
+  EXPECT_TRUE(alive(unnamed.pid()));
+  EXPECT_TRUE(rows("web").empty()) << jlist().dump();
+}
+
+INSTANTIATE_TEST_SUITE_P(StateFile, UnnamedOrphans, ::testing::Values("garbage", "gone"),
+                         [](const auto& info) { return std::string(info.param); });
 
 }  // namespace
 }  // namespace manager_test
