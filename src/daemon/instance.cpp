@@ -1,6 +1,7 @@
 #include "daemon/instance.hpp"
 
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -254,15 +255,32 @@ int instance::spawn() {
   }
   auto [ours, theirs] = std::move(pair.value());
 
+  // stdout and stderr are socketpairs made here rather than by libuv, so
+  // that the instance holds its own read ends too (at the two fds after the
+  // channel, never read): a daemon killed by SIGKILL or the OOM killer
+  // leaves each with a reader, and the app's next log line does not kill it
+  // with SIGPIPE. It writes on until the buffer fills, then waits.
+  unique_fd out_read[2], out_write[2];
+  for (int s = 0; s < 2; ++s) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+      int e = errno;
+      spawn_error_text_ = std::string("socketpair for the app's output: ") + std::strerror(e) + " (" + errno_name(-e) + ")";
+      return -e;
+    }
+    out_read[s].reset(sv[0]);
+    out_write[s].reset(sv[1]);
+  }
+  const int held_out_fd = channel_fd + 1;
   auto r = std::make_unique<run>();
   r->owner = this;
-  std::vector<uv_stdio_container_t> stdio(static_cast<size_t>(channel_fd + 1));
+  std::vector<uv_stdio_container_t> stdio(static_cast<size_t>(held_out_fd + 2));
   stdio[0].flags = UV_IGNORE;  // libuv opens /dev/null for an ignored 0..2
   for (int s = 1; s <= 2; ++s) {
-    r->pipes[s - 1] = detail::uv_handle_ptr<uv_pipe_t>::make();
-    uv_pipe_init(loop_, r->pipes[s - 1].get(), 0);
-    stdio[s].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
-    stdio[s].data.stream = reinterpret_cast<uv_stream_t*>(r->pipes[s - 1].get());
+    stdio[static_cast<size_t>(s)].flags = UV_INHERIT_FD;
+    stdio[static_cast<size_t>(s)].data.fd = out_write[s - 1].get();
+    stdio[static_cast<size_t>(held_out_fd + s - 1)].flags = UV_INHERIT_FD;
+    stdio[static_cast<size_t>(held_out_fd + s - 1)].data.fd = out_read[s - 1].get();
   }
   for (int k = 0; k < n_sockets; ++k) {
     stdio[static_cast<size_t>(first_listen_fd + k)].flags = UV_INHERIT_FD;
@@ -299,6 +317,13 @@ int instance::spawn() {
   theirs.reset();
 
   for (int s = 1; s <= 2; ++s) {
+    r->pipes[s - 1] = detail::uv_handle_ptr<uv_pipe_t>::make();
+    uv_pipe_init(loop_, r->pipes[s - 1].get(), 0);
+    if (uv_pipe_open(r->pipes[s - 1].get(), out_read[s - 1].get()) != 0) {  // (an fd just made: not expected)
+      r->pipes[s - 1].reset();
+      continue;
+    }
+    out_read[s - 1].release();
     r->pipes[s - 1]->data = new pipe_ctx{r.get(), s};
     ++r->open_pipes;
     read_pipe(*r, s);

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <climits>
 #include <ctime>
+#include <fstream>
 #include <optional>
 
 #include "harness.hpp"
@@ -260,7 +261,7 @@ TEST_F(Manager, ResurrectKeepsAnAppWhoseLogCannotBeOpenedErroredAndRestoresTheOt
   EXPECT_TRUE(all_online(rows("web"), 1)) << jlist().dump();
 }
 
-TEST_F(Manager, AppOfAnAutoStartedDaemonHasOnlyItsStdioAndChannelFds) {
+TEST_F(Manager, AppOfAnAutoStartedDaemonHasOnlyItsStdioChannelAndHeldOutputFds) {
   ASSERT_EQ(corral({"start", app, "--name", "web", "--", "serve"}).code, 0);  // starts the daemon
   auto rs = rows("web");
   ASSERT_TRUE(all_online(rs, 1));
@@ -279,8 +280,10 @@ TEST_F(Manager, AppOfAnAutoStartedDaemonHasOnlyItsStdioAndChannelFds) {
   }
   ::closedir(d);
   std::sort(fds.begin(), fds.end());
-  // 0 (/dev/null), 1 and 2 (the log pipes), 3 (the channel).
-  EXPECT_EQ(fds, (std::vector<int>{0, 1, 2, 3})) << targets;
+  // 0 (/dev/null), 1 and 2 (the log pipes), 3 (the channel), 4 and 5 (the
+  // read ends of 1 and 2, held against a daemon's death).
+  EXPECT_EQ(fds, (std::vector<int>{0, 1, 2, 3, 4, 5})) << targets;
+  for (int fd : {1, 2, 4, 5}) EXPECT_NE(targets.find(std::to_string(fd) + " -> socket:"), std::string::npos) << targets;
   EXPECT_EQ(targets.find("daemon.log"), std::string::npos) << targets;
 }
 
@@ -463,6 +466,35 @@ TEST_F(Manager, AnUnreadableAppInTheStateFileCostsOnlyThatAppAndLeavesNoOrphan) 
   EXPECT_TRUE(wait_until([&] { reap_orphans(); return !alive(old_web); }, 5s)) << "the broken app's instance was left running";
   // The next save holds the app that was restored.
   ASSERT_TRUE(wait_until([&] { return slurp(state).find("\"keep\"") != std::string::npos; }, 5s));
+}
+
+// Bytes process `pid` has written (/proc/<pid>/io wchar), -1 if gone.
+long long bytes_written(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/io");
+  std::string key;
+  long long v = -1;
+  while (in >> key >> v)
+    if (key == "wchar:") return v;
+  return -1;
+}
+
+// An app that logs outlives a daemon killed by SIGKILL (the OOM killer):
+// it holds the read ends of its own output, so its next line does not kill
+// it with SIGPIPE; it writes on (here, a line every 50 ms on each stream).
+TEST_F(Manager, AnAppThatLogsOutlivesAKilledDaemon) {
+  ASSERT_EQ(corral({"start", app, "--name", "web", "--", "serve"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 1); }, 10s));
+  pid_t pid = rows("web")[0].value("pid", 0);
+  ASSERT_GT(pid, 0);
+  pid_t old_daemon = daemon_pid();
+  ::kill(old_daemon, SIGKILL);
+  ASSERT_TRUE(wait_until([&] { reap_orphans(); return !alive(old_daemon); }, 5s));
+  long long after_death = bytes_written(pid);
+  ASSERT_GE(after_death, 0);
+  // Twenty more lines: it wrote into the pipes with no daemon reading.
+  EXPECT_TRUE(wait_until([&] { return bytes_written(pid) >= after_death + 20 * 7; }, 10s))
+      << "wrote " << bytes_written(pid) - after_death << " bytes after the daemon died";
+  EXPECT_TRUE(alive(pid));
 }
 
 // A state file that is not JSON at all (or is gone) names no instance, yet
