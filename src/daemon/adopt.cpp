@@ -9,7 +9,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <string>
+#include <string_view>
 
 #include "net/socket.hpp"
 
@@ -38,9 +40,10 @@ error denied(const std::string& call, pid_t pid, int err) {
                call + " on pid " + std::to_string(pid) + ": " + std::strerror(err));
 }
 
-}  // namespace
-
-result<unique_fd> take_listening_socket(pid_t pid, const net::address& want) {
+// The first fd of `pid` whose /proc link `by_link` accepts and whose
+// duplicate `accept` accepts; empty if none (or `pid` is gone).
+result<unique_fd> take_fd(pid_t pid, const std::function<bool(std::string_view)>& by_link,
+                          const std::function<bool(int)>& accept) {
   unique_fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   if (!pidfd) {
     if (errno == ESRCH) return unique_fd();
@@ -59,10 +62,10 @@ result<unique_fd> take_listening_socket(pid_t pid, const net::address& want) {
     if (*end || n < 0) continue;
     char link[64];
     ssize_t len = ::readlinkat(::dirfd(d), e->d_name, link, sizeof link - 1);
-    if (len <= 0 || std::string_view(link, static_cast<size_t>(len)).substr(0, 7) != "socket:") continue;
+    if (len <= 0 || !by_link(std::string_view(link, static_cast<size_t>(len)))) continue;
     unique_fd fd(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), static_cast<int>(n), 0)));
     if (!fd) {
-      // Not ours to take: the caller binds anew.
+      // Not ours to take: the caller does without.
       if (errno == EPERM || errno == ENOSYS) {
         int err = errno;
         ::closedir(d);
@@ -70,15 +73,30 @@ result<unique_fd> take_listening_socket(pid_t pid, const net::address& want) {
       }
       continue;  // closed meanwhile
     }
-    if (!listening(fd.get())) continue;
-    auto bound = net::detail::local_address_of(fd.get());
-    if (bound && same_place(*bound, want)) {
+    if (accept(fd.get())) {
       found = std::move(fd);
       break;
     }
   }
   ::closedir(d);
   return found;
+}
+
+}  // namespace
+
+result<unique_fd> take_listening_socket(pid_t pid, const net::address& want) {
+  return take_fd(
+      pid, [](std::string_view link) { return link.substr(0, 7) == "socket:"; },
+      [&want](int fd) {
+        if (!listening(fd)) return false;
+        auto bound = net::detail::local_address_of(fd);
+        return bound && same_place(*bound, want);
+      });
+}
+
+result<unique_fd> take_socket_by_inode(pid_t pid, uint64_t inode) {
+  std::string name = "socket:[" + std::to_string(inode) + "]";
+  return take_fd(pid, [&name](std::string_view link) { return link == name; }, [](int) { return true; });
 }
 
 }  // namespace corral::daemon

@@ -8,6 +8,8 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
+
 #include "corral/error.hpp"
 #include "corral/fd.hpp"
 #include "corral/net.hpp"
@@ -21,5 +23,9 @@ namespace corral::daemon {
 /// descendants; container seccomp profiles often deny it without
 /// CAP_SYS_PTRACE), and a kernel older than 5.6 has no pidfd_getfd.
 result<unique_fd> take_listening_socket(pid_t pid, const net::address& want);
+/// A duplicate of the socket with inode `inode` that process `pid` holds
+/// (an instance's copy of its output's read end), empty if none; errors as
+/// take_listening_socket.
+result<unique_fd> take_socket_by_inode(pid_t pid, uint64_t inode);
 
 }  // namespace corral::daemon

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -271,6 +272,11 @@ int instance::spawn() {
     out_read[s].reset(sv[0]);
     out_write[s].reset(sv[1]);
   }
+  std::array<uint64_t, 2> inodes{};
+  for (int s = 0; s < 2; ++s) {
+    struct stat st {};
+    if (::fstat(out_read[s].get(), &st) == 0) inodes[static_cast<size_t>(s)] = st.st_ino;
+  }
   const int held_out_fd = channel_fd + 1;
   auto r = std::make_unique<run>();
   r->owner = this;
@@ -311,6 +317,7 @@ int instance::spawn() {
   r->process->data = r.get();
   r->pid = r->process->pid;
   pid_ = r->pid;
+  output_inodes_ = inodes;
   started_unix_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();

@@ -3,6 +3,7 @@
 // instance's timer, the channel at fd 3, stdout/stderr pipes into the logs).
 #pragma once
 
+#include <array>
 #include <sys/types.h>
 #include <uv.h>
 
@@ -78,6 +79,9 @@ class instance final : public instance_effects {
   int index() const noexcept { return index_; }
   /// The running process (and its process group), or 0.
   pid_t pid() const noexcept { return pid_; }
+  /// The inodes of the current run's stdout and stderr read ends, which the
+  /// process holds copies of (so a later daemon can take them over), or 0.
+  const std::array<uint64_t, 2>& output_inodes() const noexcept { return output_inodes_; }
   /// Why the last spawn failed ("spawn /bin/x: no such file or directory (ENOENT)").
   const std::string& spawn_error_text() const noexcept { return spawn_error_text_; }
   /// Wall-clock time (Unix ms) the current run started.
@@ -119,6 +123,7 @@ class instance final : public instance_effects {
   int index_;
   lifecycle fsm_;
   pid_t pid_ = 0;
+  std::array<uint64_t, 2> output_inodes_{};
   int64_t started_unix_ms_ = 0;
   std::string spawn_error_text_;
   // An app message of an unexpected shape was logged: one line per

@@ -29,7 +29,8 @@ json to_json(const persisted_state& s) {
   for (const auto& a : s.apps) {
     json inst = json::array();
     for (const auto& i : a.instances)
-      inst.push_back({{"id", i.id}, {"index", i.index}, {"pid", i.pid}, {"start_ticks", i.start_ticks}});
+      inst.push_back({{"id", i.id}, {"index", i.index}, {"pid", i.pid}, {"start_ticks", i.start_ticks},
+                      {"output_inodes", {i.output_inodes[0], i.output_inodes[1]}}});
     apps.push_back({{"spec", to_json(a.spec)}, {"instances", inst}});
   }
   return json{{"version", state_format_version}, {"daemon_pid", s.daemon_pid}, {"next_id", s.next_id}, {"apps", apps}};
@@ -56,6 +57,12 @@ result<std::vector<persisted_instance>> instances_from_json(const json& a, const
     pi.pid = static_cast<pid_t>(fi.whole("pid", 0, max_pid, 0));
     pi.start_ticks = fi.whole_unsigned("start_ticks", 0, UINT64_MAX, 0);
     if (!fi.error().empty()) return bad(which + ": " + fi.error());
+    // (Absent in files older than it; then nothing is taken over.)
+    if (auto it = instances[n].find("output_inodes"); it != instances[n].end() && !it->is_null()) {
+      if (!it->is_array() || it->size() != 2 || !(*it)[0].is_number_unsigned() || !(*it)[1].is_number_unsigned())
+        return bad(which + ": output_inodes must be two whole numbers, got " + it->dump());
+      pi.output_inodes = {(*it)[0].get<uint64_t>(), (*it)[1].get<uint64_t>()};
+    }
     out.push_back(pi);
   }
   return out;

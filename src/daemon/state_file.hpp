@@ -5,6 +5,7 @@
 // restores the apps. Also used for `save`'s dump file.
 #pragma once
 
+#include <array>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -23,6 +24,9 @@ struct persisted_instance {
   int index = 0;     // 0..instances-1 (CORRAL_INSTANCE)
   pid_t pid = 0;     // 0 when not running; the process group id equals it
   uint64_t start_ticks = 0;  // /proc/<pid>/stat starttime, to tell a reused pid
+  /// The inodes of the read ends of its stdout and stderr, which the process
+  /// holds too: a new daemon takes them over to log what it wrote meanwhile.
+  std::array<uint64_t, 2> output_inodes{};
 };
 
 struct persisted_app {

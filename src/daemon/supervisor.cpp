@@ -75,7 +75,7 @@ void supervisor::persist_now() {
     // kills them (restore() gives ids to the first spec.instances).
     for (auto* v : {&a->instances, &a->others})
       for (auto& i : *v) {
-        persisted_instance pi{i->id(), i->index(), i->pid(), 0};
+        persisted_instance pi{i->id(), i->index(), i->pid(), 0, i->pid() > 0 ? i->output_inodes() : std::array<uint64_t, 2>{}};
         if (pi.pid > 0)
           if (auto s = sample_process(pi.pid)) pi.start_ticks = s->start_ticks;
         pa.instances.push_back(pi);
@@ -83,7 +83,7 @@ void supervisor::persist_now() {
     // A dead daemon's instances still stopping: a daemon killed again now
     // leaves them to the next one, as its own.
     for (auto& l : leftovers_)
-      if (l.app == a->spec.name) pa.instances.push_back(persisted_instance{-1, -1, l.pgid, l.start_ticks});
+      if (l.app == a->spec.name) pa.instances.push_back(persisted_instance{-1, -1, l.pgid, l.start_ticks, l.output_inodes});
     st.apps.push_back(std::move(pa));
   }
   write_state(to_json(st).dump(2) + "\n");
@@ -169,24 +169,41 @@ int supervisor::restore() {
   std::vector<pid_t> killed;
   std::vector<std::vector<unique_fd>> adopted(st->apps.size());
   std::vector<std::vector<leftover>> handed(st->apps.size());
-  // The dead daemon's instances still alive: their pid and start time.
+  // What they wrote while no daemon ran, and write until they stop: the
+  // read ends of their output, which they hold copies of.
+  struct taken_output {
+    int index, stream;
+    unique_fd fd;
+  };
+  std::vector<std::vector<taken_output>> outputs(st->apps.size());
+  std::string output_denied;
+  // The dead daemon's instances still alive (start_ticks: as sampled now).
   auto still_running = [](const std::vector<persisted_instance>& instances) {
-    std::vector<std::pair<pid_t, uint64_t>> left;
-    for (auto& i : instances) {
+    std::vector<persisted_instance> left;
+    for (auto i : instances) {
       if (i.pid <= 0) continue;
       auto s = sample_process(i.pid);
       if (s && i.start_ticks != 0 && s->start_ticks != i.start_ticks) continue;
-      if (::kill(-i.pid, 0) == 0) left.emplace_back(i.pid, s ? s->start_ticks : 0);
+      i.start_ticks = s ? s->start_ticks : 0;
+      if (::kill(-i.pid, 0) == 0) left.push_back(i);
     }
     return left;
   };
   // An app that cannot be restored leaves nothing running unsupervised.
   for (auto& u : st->unreadable)
-    for (auto& [pid, ticks] : still_running(u.instances))
-      if (::kill(-pid, SIGKILL) == 0) killed.push_back(pid);
+    for (auto& i : still_running(u.instances))
+      if (::kill(-i.pid, SIGKILL) == 0) killed.push_back(i.pid);
   for (size_t k = 0; k < st->apps.size(); ++k) {
     auto& a = st->apps[k];
     auto left = still_running(a.instances);
+    // Taken before any is killed: a dead process's fds cannot be.
+    for (auto& i : left)
+      for (int s = 0; s < 2; ++s) {
+        if (i.output_inodes[static_cast<size_t>(s)] == 0) continue;
+        auto fd = take_socket_by_inode(i.pid, i.output_inodes[static_cast<size_t>(s)]);
+        if (fd && *fd) outputs[k].push_back({std::max(i.index, 0), s + 1, std::move(fd.value())});
+        else if (!fd && output_denied.empty()) output_denied = fd.err().message();
+      }
     // Round-robin instances hold no socket (the dead daemon's went with it).
     bool handover = !a.spec.listen.empty() && !left.empty() && a.spec.lb != "round_robin";
     std::string denied;
@@ -194,9 +211,9 @@ int supervisor::restore() {
       if (!handover) break;
       unique_fd fd;
       if (auto want = parse_listen(text))
-        for (auto& [pid, ticks] : left) {
+        for (auto& i : left) {
           if (fd) break;
-          auto got = take_listening_socket(pid, *want);
+          auto got = take_listening_socket(i.pid, *want);
           if (got) fd = std::move(got.value());
           else if (denied.empty()) denied = got.err().message();
         }
@@ -206,9 +223,9 @@ int supervisor::restore() {
     if (!handover) adopted[k].clear();
     // Said only when it cost the takeover.
     if (!handover && !denied.empty() && takeover_error_.empty()) takeover_error_ = denied;
-    for (auto& [pid, ticks] : left) {
-      if (handover) handed[k].push_back({pid, ticks, a.spec.name});
-      else if (::kill(-pid, SIGKILL) == 0) killed.push_back(pid);
+    for (auto& i : left) {
+      if (handover) handed[k].push_back({i.pid, i.start_ticks, a.spec.name, -1, i.output_inodes});
+      else if (::kill(-i.pid, SIGKILL) == 0) killed.push_back(i.pid);
     }
   }
   // Instances of this home that no record names (a state file unusable or
@@ -226,6 +243,9 @@ int supervisor::restore() {
     }
   }
   killed_orphans_ = static_cast<int>(killed.size());
+  if (!output_denied.empty())
+    std::fprintf(stderr, "corral daemon: cannot take over the output of the dead daemon's instances (%s): what they "
+                 "wrote while no daemon ran is lost\n", output_denied.c_str());
   // Wait (briefly, bounded) for them to be gone so the process table never
   // shows old and new together.
   for (int tries = 0; tries < 200 && !killed.empty(); ++tries) {
@@ -245,6 +265,7 @@ int supervisor::restore() {
       continue;
     }
     ++restored;
+    for (auto& o : outputs[k]) tap_output((*a)->spec.name, o.index, o.stream, std::move(o.fd));
     if ((*a)->spec.running)
       for (auto& i : (*a)->instances) i->fsm().handle(event::start);
     // After the start: they stop once the new instances have started.
@@ -254,6 +275,47 @@ int supervisor::restore() {
   restored_apps_ = restored;
   if (!keep_file) persist_soon();
   return restored;
+}
+
+struct supervisor::output_tap {
+  supervisor* self;
+  std::string app;
+  int index, stream;
+  detail::uv_handle_ptr<uv_pipe_t> pipe;
+  line_splitter lines;
+};
+
+void supervisor::tap_output(const std::string& app_name, int index, int stream, unique_fd fd) {
+  auto t = std::make_unique<output_tap>(output_tap{this, app_name, index, stream, {}, line_splitter()});
+  t->pipe = detail::uv_handle_ptr<uv_pipe_t>::make();
+  uv_pipe_init(loop_, t->pipe.get(), 0);
+  if (uv_pipe_open(t->pipe.get(), fd.get()) != 0) return;
+  fd.release();
+  t->pipe->data = t.get();
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(t->pipe.get()),
+      [](uv_handle_t*, size_t, uv_buf_t* buf) {
+        static char storage[64 * 1024];  // the loop's thread only; each read is consumed at once
+        *buf = uv_buf_init(storage, sizeof storage);
+      },
+      [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+        auto* t = static_cast<output_tap*>(s->data);
+        if (!t || n == 0) return;
+        supervisor& self = *t->self;
+        auto emit = [&self, t](std::string_view line) {
+          app* a = self.app_named(t->app);
+          if (!a) return;
+          if (self.echo_) self.echo_(a->spec, t->index, t->stream, line);
+          a->logs->write(a->spec, t->index, t->stream, line);
+        };
+        if (n > 0) {
+          t->lines.feed(std::string_view(buf->base, static_cast<size_t>(n)), emit);
+          return;
+        }
+        t->lines.finish(emit);  // its end: every writer is gone
+        std::erase_if(self.taps_, [t](const auto& p) { return p.get() == t; });
+      });
+  taps_.push_back(std::move(t));
 }
 
 // ---- model ------------------------------------------------------------------

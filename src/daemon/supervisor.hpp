@@ -4,6 +4,7 @@
 // processes are gone).
 #pragma once
 
+#include <array>
 #include <uv.h>
 
 #include <functional>
@@ -194,8 +195,14 @@ class supervisor final : public instance_host {
     uint64_t start_ticks;
     std::string app;        // persisted with it: a daemon killed again meanwhile leaves them to the next
     int64_t kill_at_ms = -1;  // uv_now() deadline once asked to stop; -1: not asked yet
+    std::array<uint64_t, 2> output_inodes{};  // (persisted too)
   };
   std::vector<leftover> leftovers_;
+  // A dead daemon's instance's output, taken over (restore()) and read to
+  // its end into the app's logs.
+  struct output_tap;
+  std::vector<std::unique_ptr<output_tap>> taps_;
+  void tap_output(const std::string& app, int index, int stream, unique_fd fd);
   detail::uv_handle_ptr<uv_timer_t> leftover_timer_;
   int64_t started_unix_ms_ = 0;
   std::string notify_path_;

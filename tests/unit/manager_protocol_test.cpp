@@ -118,11 +118,18 @@ TEST(ManagerStateFile, RoundTripsWithPids) {
   persisted_state st;
   st.daemon_pid = 100;
   st.next_id = 4;
-  st.apps.push_back({sample_spec(), {{0, 0, 1234, 999}, {3, 1, 0, 0}}});
+  st.apps.push_back({sample_spec(), {{0, 0, 1234, 999, {77, 78}}, {3, 1, 0, 0}}});
   auto back = state_from_json(to_json(st));
   ASSERT_TRUE(back) << back.err().message();
   EXPECT_EQ(to_json(*back), to_json(st));
   EXPECT_EQ(back->apps[0].instances[0].pid, 1234);
+  EXPECT_EQ(back->apps[0].instances[0].output_inodes, (std::array<uint64_t, 2>{77, 78}));
+  // A file older than output_inodes reads with none (nothing to take over).
+  auto j = to_json(st);
+  j["apps"][0]["instances"][0].erase("output_inodes");
+  auto old = state_from_json(j);
+  ASSERT_TRUE(old) << old.err().message();
+  EXPECT_EQ(old->apps[0].instances[0].output_inodes, (std::array<uint64_t, 2>{0, 0}));
 }
 
 TEST(ManagerStateFile, UnknownVersionIsRefused) {
@@ -225,6 +232,9 @@ TEST(ManagerStateFile, BadFieldsAreErrorsNamingTheAppAndTheKey) {
   j = to_json(st);
   j["apps"][0]["instances"][0]["pid"] = 1e300;
   EXPECT_EQ(state_error(j), "app 'web': instance #1: pid must be a whole number 0..2147483647, got 1e+300");
+  j = to_json(st);
+  j["apps"][0]["instances"][0]["output_inodes"] = {1, -2};
+  EXPECT_EQ(state_error(j), "app 'web': instance #1: output_inodes must be two whole numbers, got [1,-2]");
   j = to_json(st);
   j["next_id"] = "3";
   EXPECT_EQ(state_error(j), "next_id must be a number, got a string");

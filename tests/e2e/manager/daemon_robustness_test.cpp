@@ -16,6 +16,7 @@
 #include <ctime>
 #include <fstream>
 #include <optional>
+#include <regex>
 
 #include "harness.hpp"
 #include "support/client.hpp"
@@ -495,6 +496,43 @@ TEST_F(Manager, AnAppThatLogsOutlivesAKilledDaemon) {
   EXPECT_TRUE(wait_until([&] { return bytes_written(pid) >= after_death + 20 * 7; }, 10s))
       << "wrote " << bytes_written(pid) - after_death << " bytes after the daemon died";
   EXPECT_TRUE(alive(pid));
+}
+
+// The numbers n of the lines "line <n> pid <pid>" in `text`, in order.
+std::vector<int> lines_of(const std::string& text, pid_t pid) {
+  std::vector<int> out;
+  std::regex re("line (\\d+) pid " + std::to_string(pid) + "\n");
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), re); it != std::sregex_iterator(); ++it)
+    out.push_back(std::stoi((*it)[1]));
+  return out;
+}
+
+// What an instance wrote while no daemon ran reaches its log: the next
+// daemon takes over the read ends the instance holds, before it kills it,
+// and reads them to their end. Every line is there, once, in order.
+TEST_F(Manager, WhatAnAppWroteWhileNoDaemonRanReachesItsLog) {
+  ASSERT_EQ(corral({"start", app, "--name", "web", "--", "chatty"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 1); }, 10s));
+  pid_t pid = rows("web")[0].value("pid", 0);
+  ASSERT_GT(pid, 0);
+  const std::string log = log_path("web");
+  ASSERT_TRUE(wait_until([&] { return !lines_of(slurp(log), pid).empty(); }, 10s));
+  pid_t old_daemon = daemon_pid();
+  ::kill(old_daemon, SIGKILL);
+  ASSERT_TRUE(wait_until([&] { reap_orphans(); return !alive(old_daemon); }, 5s));
+  auto before = lines_of(slurp(log), pid);
+  ASSERT_FALSE(before.empty());
+  long long after_death = bytes_written(pid);
+  // Ten more lines written with no daemon reading them.
+  ASSERT_TRUE(wait_until([&] { return bytes_written(pid) >= after_death + 10 * 20; }, 10s));
+  ASSERT_EQ(corral({"list"}).code, 0);  // the next daemon
+  const int want = before.back() + 10;
+  EXPECT_TRUE(wait_until([&] { auto l = lines_of(slurp(log), pid); return !l.empty() && l.back() >= want; }, 10s))
+      << slurp(log);
+  EXPECT_TRUE(wait_until([&] { reap_orphans(); return !alive(pid); }, 5s));
+  auto got = lines_of(slurp(log), pid);
+  ASSERT_FALSE(got.empty());
+  for (size_t k = 0; k < got.size(); ++k) ASSERT_EQ(got[k], static_cast<int>(k)) << slurp(log);
 }
 
 // A state file that is not JSON at all (or is gone) names no instance, yet

@@ -2,6 +2,7 @@
 // channel by hand (fd $CORRAL_CHANNEL_FD, one JSON per line).
 //   manager_app serve        prints "tick <n>" to stdout and "tock <n>" to stderr every 50 ms; SIGINT exits 0
 //   manager_app lines <n>    prints out <i> / err <i> for i < n, then a partial line "partial", then waits
+//   manager_app chatty       prints "line <n> pid <pid>" to stdout every 20 ms
 //   manager_app crash <code> exits at once with <code>
 //   manager_app flood <mb>   writes <mb> MB of lines to stdout as fast as it can, then waits
 //   manager_app stubborn     ignores SIGINT and SIGTERM (only SIGKILL stops it)
@@ -54,6 +55,14 @@ int main(int argc, char** argv) {
   if (mode == "burn") {
     volatile unsigned long spins = 0;
     while (!stop_requested) spins = spins + 1;
+    return 0;
+  }
+  if (mode == "chatty") {  // a numbered line with its pid every 20 ms, on stdout only
+    for (int n = 0; !stop_requested; ++n) {
+      std::printf("line %d pid %d\n", n, static_cast<int>(::getpid()));
+      std::fflush(stdout);
+      ::usleep(20 * 1000);
+    }
     return 0;
   }
   if (mode == "crash") return argc > 2 ? std::atoi(argv[2]) : 1;
