@@ -526,10 +526,17 @@ TEST_F(Manager, WhatAnAppWroteWhileNoDaemonRanReachesItsLog) {
   // Ten more lines written with no daemon reading them.
   ASSERT_TRUE(wait_until([&] { return bytes_written(pid) >= after_death + 10 * 20; }, 10s));
   ASSERT_EQ(corral({"list"}).code, 0);  // the next daemon
+  EXPECT_TRUE(wait_until([&] { reap_orphans(); return !alive(pid); }, 5s));
+  if (!may_take_fds_of_unrelated_processes()) {
+    // Taking the read ends needs ptrace rights over the old instance: without
+    // them the daemon says what is lost (and still kills it, as checked).
+    std::printf("this machine denies pidfd_getfd between strangers: checked the fallback, not the takeover\n");
+    EXPECT_NE(slurp(home_.file("daemon.log")).find("cannot take over the output"), std::string::npos);
+    return;
+  }
   const int want = before.back() + 10;
   EXPECT_TRUE(wait_until([&] { auto l = lines_of(slurp(log), pid); return !l.empty() && l.back() >= want; }, 10s))
       << slurp(log);
-  EXPECT_TRUE(wait_until([&] { reap_orphans(); return !alive(pid); }, 5s));
   auto got = lines_of(slurp(log), pid);
   ASSERT_FALSE(got.empty());
   for (size_t k = 0; k < got.size(); ++k) ASSERT_EQ(got[k], static_cast<int>(k)) << slurp(log);
