@@ -135,6 +135,9 @@ spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, co
   if (o.lb == "round_robin" && spec.listen.empty())
     return bad("lb", "round_robin balances cluster mode's connections: give a port or listen address too");
   spec.lb = o.lb;
+  if (o.defer_accept && spec.listen.empty())
+    return bad("defer_accept", "defers the daemon's accepts in cluster mode: give a port or listen address too");
+  spec.defer_accept = o.defer_accept;
   return {std::move(spec), {}};
 }
 

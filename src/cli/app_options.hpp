@@ -53,6 +53,8 @@ struct app_options {
   int port = -1;
   /// "shared" or "round_robin" (see daemon::app_spec::lb).
   std::string lb = "shared";
+  /// TCP_DEFER_ACCEPT on the daemon's sockets (see daemon::app_spec::defer_accept).
+  bool defer_accept = false;
 };
 
 /// Why an app_options could not become a spec: `field` is the ecosystem key

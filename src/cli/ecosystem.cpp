@@ -154,6 +154,7 @@ class app_reader {
     } else if (key == "port") o.port = static_cast<int>(integer(v, 0, 65535));
     else if (key == "listen") o.listen = strings(v);
     else if (key == "lb") o.lb = text(v);
+    else if (key == "defer_accept") o.defer_accept = boolean(v);
     else if (key == "autorestart") o.autorestart = boolean(v);
     else if (key == "watch") {
       if (!v.IsScalar() || v.Tag() == "!" || boolean(v))

@@ -109,6 +109,9 @@ void add_start_flags(CLI::App* c, start_options& so) {
   c->add_option("--lb", a.lb,
                 "cluster mode's balancing: shared (default: every instance accepts) or round_robin (libcorral apps: "
                 "the daemon accepts and passes each connection to the least busy instance)");
+  c->add_flag("--defer-accept", a.defer_accept,
+              "cluster mode, for protocols where the client speaks first (HTTP): the kernel hands a connection over "
+              "once its request has arrived (TCP_DEFER_ACCEPT, nginx's 'deferred')");
 }
 
 std::string path_env() {

@@ -47,7 +47,8 @@ json to_json(const app_spec& s) {
               {"running", s.running},
               {"interpreter", s.interpreter},
               {"listen", s.listen},
-              {"lb", s.lb}};
+              {"lb", s.lb},
+              {"defer_accept", s.defer_accept}};
 }
 
 result<app_spec> app_spec_from_json(const json& j, const std::string& unnamed) {
@@ -87,6 +88,7 @@ result<app_spec> app_spec_from_json(const json& j, const std::string& unnamed) {
   s.interpreter = f.text("interpreter");
   s.listen = f.texts("listen");
   s.lb = f.text("lb", s.lb);
+  s.defer_accept = f.boolean("defer_accept", s.defer_accept);
   if (!f.error().empty()) return bad(who + ": " + f.error());
   if (!valid_app_name(s.name)) return bad("app: invalid name '" + s.name + "' (letters, digits, - _ . @; not a number)");
   if (s.argv.empty() || s.argv[0].empty()) return bad(who + ": empty command");
@@ -96,6 +98,7 @@ result<app_spec> app_spec_from_json(const json& j, const std::string& unnamed) {
   if (s.lb != "shared" && s.lb != "round_robin") return bad(who + ": lb must be shared or round_robin, got '" + s.lb + "'");
   if (s.lb == "round_robin" && s.listen.empty())
     return bad(who + ": lb round_robin needs a port or listen address (cluster mode)");
+  if (s.defer_accept && s.listen.empty()) return bad(who + ": defer_accept needs a port or listen address (cluster mode)");
   return s;
 }
 

@@ -66,6 +66,10 @@ struct app_spec {
   /// is their cluster primary over the channel, accepts, and passes each
   /// connection to the least busy instance; docs/net.md).
   std::string lb = "shared";
+  /// Cluster mode: TCP_DEFER_ACCEPT on the daemon's TCP sockets (nginx's
+  /// `deferred`): a connection is handed over once the client has sent
+  /// something. Only for protocols where the client speaks first (HTTP).
+  bool defer_accept = false;
 };
 
 /// "host:port", "[v6]:port", ":port" (any IPv4 address) or "unix:/abs/path".

@@ -402,6 +402,7 @@ status supervisor::bind_sockets(app& a, std::vector<unique_fd> adopted) {
     }
     auto fd = net::detail::bind_socket(*addr, 511, false, true);
     if (!fd) return fd.err();
+    if (a.spec.defer_accept) net::detail::set_defer_accept(fd->get(), true);
     // Port 0: the port the kernel chose is the app's from now on.
     if (auto bound = net::detail::local_address_of(fd->get()); bound && !addr->is_unix() && addr->port == 0)
       text = bound->to_string();

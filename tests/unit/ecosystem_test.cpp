@@ -65,6 +65,7 @@ TEST(Ecosystem, EveryKeyReachesTheOptions) {
     merge_logs: false
     max_log_size: 1M
     log_retain: 2
+    defer_accept: true
 )");
   ASSERT_EQ(apps.size(), 1u);
   const auto& o = apps[0].options;
@@ -93,6 +94,7 @@ TEST(Ecosystem, EveryKeyReachesTheOptions) {
   EXPECT_FALSE(o.merge_logs);
   EXPECT_EQ(o.max_log_size, "1M");
   EXPECT_EQ(o.log_retain, 2);
+  EXPECT_TRUE(o.defer_accept);
   EXPECT_EQ(apps[0].line, 2);
   EXPECT_EQ(apps[0].line_of("kill_signal"), 20);
 }

@@ -90,6 +90,15 @@ TEST(ManagerAppSpec, RejectsBadNamesAndValues) {
   k = j;
   k["kill_timeout"] = "soon";
   EXPECT_FALSE(app_spec_from_json(k));
+  k = j;
+  k["defer_accept"] = true;  // (sample_spec has no listen address)
+  auto no_port = app_spec_from_json(k);
+  ASSERT_FALSE(no_port);
+  EXPECT_EQ(no_port.err().message(), "app 'web': defer_accept needs a port or listen address (cluster mode)");
+  k["listen"] = {"127.0.0.1:0"};
+  auto with_port = app_spec_from_json(k);
+  ASSERT_TRUE(with_port) << with_port.err().message();
+  EXPECT_TRUE(with_port->defer_accept);
 }
 
 TEST(ManagerAppSpec, ListenAddressesRoundTripAndParse) {

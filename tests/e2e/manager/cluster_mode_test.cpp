@@ -230,6 +230,33 @@ TEST_F(Manager, ClusterModeGivesEachInstanceTheSocketWithItsOwnListenPid) {
   }, 20s)) << answers.size();
 }
 
+// --defer-accept puts TCP_DEFER_ACCEPT on the daemon's socket, as the app
+// sees it at fd 3 (a Python app that knows nothing of us reads it); without
+// the flag the socket does not defer (a server may speak first).
+TEST_F(Manager, DeferAcceptIsOnTheDaemonsSocketOnlyWhenAsked) {
+  const std::string script =
+      "import socket, time\n"
+      "s = socket.socket(fileno=3)\n"
+      "print('defer', s.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT), flush=True)\n"
+      "s.detach()\n"
+      "time.sleep(600)\n";
+  for (bool ask : {true, false}) {
+    std::string name = ask ? "deferred" : "plain";
+    std::vector<std::string> args{"start", "python3", "--name", name, "--port", "0"};
+    if (ask) args.push_back("--defer-accept");
+    args.insert(args.end(), {"--", "-c", script});
+    auto r = corral(args);
+    ASSERT_EQ(r.code, 0) << r.err;
+    ASSERT_TRUE(wait_until([&] { return slurp(log_path(name)).find("defer ") != std::string::npos; }, 10s))
+        << slurp(log_path(name)) << slurp(log_path(name, true));
+    EXPECT_EQ(slurp(log_path(name)), ask ? "defer 1\n" : "defer 0\n");
+  }
+  // Outside cluster mode it means nothing: refused, naming the flag.
+  auto r = corral({"start", "python3", "--name", "nope", "--defer-accept", "--", "-c", "pass"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("--defer-accept"), std::string::npos) << r.err;
+}
+
 // label, operation, instances
 class ClusterZeroErrors : public Manager,
                           public ::testing::WithParamInterface<std::tuple<std::string, std::string, int>> {};
