@@ -262,6 +262,7 @@ int instance::spawn() {
   // leaves each with a reader, and the app's next log line does not kill it
   // with SIGPIPE. It writes on until the buffer fills, then waits.
   unique_fd out_read[2], out_write[2];
+  std::array<uint64_t, 2> inodes{};  // (for a later daemon to find the copies by)
   for (int s = 0; s < 2; ++s) {
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
@@ -271,11 +272,8 @@ int instance::spawn() {
     }
     out_read[s].reset(sv[0]);
     out_write[s].reset(sv[1]);
-  }
-  std::array<uint64_t, 2> inodes{};
-  for (int s = 0; s < 2; ++s) {
     struct stat st {};
-    if (::fstat(out_read[s].get(), &st) == 0) inodes[static_cast<size_t>(s)] = st.st_ino;
+    if (::fstat(sv[0], &st) == 0) inodes[static_cast<size_t>(s)] = st.st_ino;
   }
   const int held_out_fd = channel_fd + 1;
   auto r = std::make_unique<run>();

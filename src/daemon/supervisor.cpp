@@ -75,9 +75,11 @@ void supervisor::persist_now() {
     // kills them (restore() gives ids to the first spec.instances).
     for (auto* v : {&a->instances, &a->others})
       for (auto& i : *v) {
-        persisted_instance pi{i->id(), i->index(), i->pid(), 0, i->pid() > 0 ? i->output_inodes() : std::array<uint64_t, 2>{}};
-        if (pi.pid > 0)
+        persisted_instance pi{i->id(), i->index(), i->pid(), 0, {}};
+        if (pi.pid > 0) {
+          pi.output_inodes = i->output_inodes();
           if (auto s = sample_process(pi.pid)) pi.start_ticks = s->start_ticks;
+        }
         pa.instances.push_back(pi);
       }
     // A dead daemon's instances still stopping: a daemon killed again now
@@ -132,16 +134,24 @@ void supervisor::write_state(std::string text) {
 
 int supervisor::restore() {
   auto st = load_state_file(home_.state);
-  bool keep_file = false;  // a broken file we could not move aside is not overwritten at once
+  // A file the daemon cannot wholly use, ignored, would be overwritten by the
+  // first save and what it could not read lost for good: it is kept under
+  // another name for the user to fix. If it cannot be moved, it is not
+  // overwritten at once either. Returns what was done, for the log.
+  bool keep_file = false;
+  auto set_file_aside = [&]() -> std::string {
+    auto moved = set_aside(home_.state);
+    if (!moved) {
+      keep_file = true;
+      return "cannot move it aside: " + moved.err().message();
+    }
+    state_moved_to_ = *moved;
+    return "moved it to " + *moved;
+  };
   if (!st) {
-    // Ignored, the file would be overwritten by the first save and its apps
-    // lost for good: it is kept under another name for the user to fix.
     if (st.err().code() != std::errc::no_such_file_or_directory) {
       state_error_ = st.err().message();
-      auto moved = set_aside(home_.state);
-      if (moved) state_moved_to_ = *moved;
-      keep_file = !moved;
-      std::string where = moved ? "moved it to " + *moved : "cannot move it aside: " + moved.err().message();
+      std::string where = set_file_aside();
       std::fprintf(stderr, "corral daemon: cannot use the state file: %s; %s; its apps are not restored\n",
                    state_error_.c_str(), where.c_str());
     }
@@ -152,9 +162,7 @@ int supervisor::restore() {
     // with them alone, is kept whole for the user to fix the rest.
     for (auto& u : st->unreadable)
       state_error_ += (state_error_.empty() ? "" : "; ") + home_.state + ": " + u.error;
-    auto moved = set_aside(home_.state);
-    if (moved) state_moved_to_ = *moved;
-    std::string where = moved ? "moved it to " + *moved : "cannot move it aside: " + moved.err().message();
+    std::string where = set_file_aside();
     std::fprintf(stderr, "corral daemon: cannot restore %zu app(s) of the state file: %s; %s; the other %zu are restored\n",
                  st->unreadable.size(), state_error_.c_str(), where.c_str(), st->apps.size());
   }
