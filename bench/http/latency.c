@@ -9,10 +9,14 @@
  *
  *   latency <port> <requests/s> <seconds> [connections]   (default 100)
  *
- * Keep-alive, one request in flight per connection; a due request waits for
- * an idle connection. The first second is a warm-up and is not counted.
+ * Keep-alive, one request in flight per connection; a due request goes to the
+ * connection idle the longest (so every connection carries its share, as
+ * with wrk's, and each server worker gets the connections the kernel gave
+ * it), or waits for one. A connection the server closes while idle (its
+ * keep-alive timeout) is opened again; one closed with a request in flight
+ * counts as an error. The first second is a warm-up and is not counted.
  * Prints one line:
- *   "rate <offered> <achieved> p50 <ms> p90 <ms> p99 <ms> p999 <ms> max <ms> errors <n>"
+ *   "rate <offered> <achieved> p50 <ms> p90 <ms> p99 <ms> p999 <ms> max <ms> errors <n> reopened <n>"
  * and exits 1 if the server fell behind (more than a second's requests
  * waiting, or fewer than 98% of the offered rate answered): the rate is above
  * what it can do, and the percentiles would measure the queue.
@@ -21,6 +25,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,17 +95,20 @@ int main(int argc, char** argv) {
   double rate = atof(argv[2]);
   double seconds = atof(argv[3]);
   int nconn = argc > 4 ? atoi(argv[4]) : 100;
+  signal(SIGPIPE, SIG_IGN);
   if (port <= 0 || rate <= 0 || seconds <= 0 || nconn <= 0) return fprintf(stderr, "latency: bad arguments\n"), 2;
 
   int ep = epoll_create1(0);
   struct conn* conns = calloc((size_t)nconn, sizeof *conns);
-  int* idle = malloc(sizeof(int) * (size_t)nconn); /* a stack of idle connections */
-  int nidle = 0;
+  int* idle = malloc(sizeof(int) * (size_t)nconn); /* a ring of idle connections, oldest first */
+  int nidle = 0, idle_head = 0;
+#define PUSH_IDLE(i) (idle[(idle_head + nidle++) % nconn] = (i))
+#define POP_IDLE() (--nidle, idle[idle_head++ % nconn])
   for (int i = 0; i < nconn; ++i) {
     conns[i].fd = connect_to(port);
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
     epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ev);
-    idle[nidle++] = i;
+    PUSH_IDLE(i);
   }
   int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
   struct epoll_event tev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
@@ -110,7 +118,7 @@ int main(int argc, char** argv) {
   const int64_t start = now_ns() + 1000000, warm = start + 1000000000;
   const long total = (long)(rate * (seconds + 1)); /* one warm-up second */
   int64_t* lat = malloc(sizeof(int64_t) * (size_t)total);
-  long sent = 0, done = 0, counted = 0, errors = 0;
+  long sent = 0, done = 0, counted = 0, errors = 0, reopened = 0;
   int64_t first_counted = 0, last_done = 0;
 
   while (done < total) {
@@ -119,11 +127,20 @@ int main(int argc, char** argv) {
     while (sent < total && nidle > 0) {
       int64_t due = start + (int64_t)((double)sent * interval);
       if (due > now) break;
-      struct conn* c = &conns[idle[--nidle]];
+      struct conn* c = &conns[POP_IDLE()];
       c->busy = 1, c->due = due, c->have = 0;
       if (write(c->fd, request, sizeof request - 1) != (ssize_t)(sizeof request - 1)) {
-        perror("latency: write");
-        return 2;
+        /* Closed by the server while idle, and not yet seen: open it again. */
+        epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+        c->fd = connect_to(port);
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)(c - conns)};
+        epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+        ++reopened;
+        if (write(c->fd, request, sizeof request - 1) != (ssize_t)(sizeof request - 1)) {
+          perror("latency: write");
+          return 2;
+        }
       }
       ++sent;
     }
@@ -154,10 +171,20 @@ int main(int argc, char** argv) {
       int ci = (int)evs[i].data.u32;
       struct conn* c = &conns[ci];
       ssize_t r = read(c->fd, c->buf + c->have, sizeof c->buf - c->have);
+      if (r < 0 && errno == EAGAIN) continue;
       if (r <= 0) {
-        if (r < 0 && errno == EAGAIN) continue;
-        fprintf(stderr, "latency: the server closed a connection\n");
-        return 2;
+        /* Closed (or reset): open it again. An idle one is the server's
+         * keep-alive timeout; one with a request in flight lost it. */
+        close(c->fd);
+        c->fd = connect_to(port);
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)ci};
+        epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+        ++reopened;
+        if (c->busy) {
+          ++errors, ++done, c->busy = 0;
+          PUSH_IDLE(ci);
+        }
+        continue;
       }
       c->have += (size_t)r;
       long len = response_length(c->buf, c->have);
@@ -174,15 +201,15 @@ int main(int argc, char** argv) {
       }
       last_done = t;
       c->busy = 0;
-      idle[nidle++] = ci;
+      PUSH_IDLE(ci);
       ++done;
     }
   }
   qsort(lat, (size_t)counted, sizeof *lat, cmp);
 #define PCT(p) ((double)lat[(long)((double)(counted - 1) * (p))] / 1e6)
   double achieved = (double)counted / ((double)(last_done - first_counted) / 1e9);
-  printf("rate %.0f %.0f p50 %.3f p90 %.3f p99 %.3f p999 %.3f max %.3f errors %ld\n", rate, achieved, PCT(0.5),
-         PCT(0.9), PCT(0.99), PCT(0.999), PCT(1.0), errors);
+  printf("rate %.0f %.0f p50 %.3f p90 %.3f p99 %.3f p999 %.3f max %.3f errors %ld reopened %ld\n", rate, achieved,
+         PCT(0.5), PCT(0.9), PCT(0.99), PCT(0.999), PCT(1.0), errors, reopened);
   if (achieved < 0.98 * rate) {
     fprintf(stderr, "latency: the server fell behind: %.0f of %.0f requests/s answered\n", achieved, rate);
     return 1;
