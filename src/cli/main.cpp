@@ -435,6 +435,12 @@ int main(int argc, char** argv) {
   std::string scale_to;
   auto* scale = target_cmd("scale", "set an app's number of instances");
   scale->add_option("instances", scale_to, "the new number of instances (or max)")->required();
+  auto* reset = target_cmd("reset", "set an app's restart counts back to 0 (name, id or all)");
+  std::string signal_name;
+  auto* sendsig = app.add_subcommand("signal", "send a signal to an app's processes (name, id or all)");
+  sendsig->alias("sendSignal");  // PM2's name
+  sendsig->add_option("signal", signal_name, "SIGUSR2, USR2 or 12")->required();
+  sendsig->add_option("target", target, "app name, id, or all")->required();
   auto* list = app.add_subcommand("list", "the apps as a table");
   list->alias("ls");
   list->alias("status");
@@ -513,14 +519,31 @@ int main(int argc, char** argv) {
   // describe, scale, logs, flush: a target no app can have needs no daemon
   // to be refused (stop, restart, delete and reload: cmd_target, after an
   // ecosystem file's names). None given to logs or flush means all.
-  for (auto* c : {describe, scale, logs, flush})
+  for (auto* c : {describe, scale, logs, flush, sendsig})
     if (c->parsed() && !(target.empty() && c->count("target") == 0) && !could_name_an_app(target))
       return fail(c->get_name() + ": " + not_an_app(target), exit_usage);
+  int sig = 0;
+  if (sendsig->parsed()) {
+    auto n = cli::parse_signal(signal_name);
+    if (!n) return fail("signal: " + n.err().message(), exit_usage);
+    sig = *n;
+  }
   session s(home);
   if (start->parsed()) return cmd_start(s, so);
   if (stop->parsed()) return cmd_target(s, "stop", target);
   if (restart->parsed()) return cmd_target(s, "restart", target);
   if (del->parsed()) return cmd_target(s, "delete", target);
+  if (reset->parsed()) return cmd_target(s, "reset", target);
+  if (sendsig->parsed()) {
+    auto r = s.call("signal", {{"target", target}, {"signal", sig}});
+    if (!r) return fail(r.err().message());
+    std::string pids;
+    for (const auto& p : r->value("signalled", json::array())) pids += (pids.empty() ? "" : ", ") + p.dump();
+    const char* abbrev = sigabbrev_np(sig);
+    std::printf("sent %s%s to %s\n", abbrev ? "SIG" : "signal ", abbrev ? abbrev : std::to_string(sig).c_str(),
+                pids.empty() ? "no process" : ("pid " + pids).c_str());
+    return 0;
+  }
   if (reload->parsed()) {
     return cmd_target(s, "reload", target, {{"parallel", parallel}});
   }

@@ -64,6 +64,12 @@ class lifecycle {
   state current() const noexcept { return state_; }
   /// Restarts caused by crashes or by the user, since the app was started.
   int restarts() const noexcept { return restarts_; }
+  /// `corral reset` (PM2's reset): the restart count back to 0, and the crash
+  /// history with it, so the next crash's backoff and max_restarts start over.
+  void reset_counters() noexcept {
+    restarts_ = 0;
+    history_ = {};
+  }
   const exit_info& last_exit() const noexcept { return last_exit_; }
   /// Negative errno of the last failed spawn, or 0.
   int spawn_error() const noexcept { return spawn_error_; }

@@ -44,6 +44,8 @@ void supervisor::handle(const request& req, reply_fn reply) {
   if (c == "logs_info") return cmd_logs_info(req, std::move(reply));
   if (c == "reload") return cmd_reload(req, std::move(reply));
   if (c == "scale") return cmd_scale(req, std::move(reply));
+  if (c == "reset") return cmd_reset(req, std::move(reply));
+  if (c == "signal") return cmd_signal(req, std::move(reply));
   reply(fail(req.id, "unknown command '" + c + "'"));
 }
 
@@ -244,6 +246,36 @@ void supervisor::cmd_describe(const request& req, reply_fn reply) {
     if (!err.empty()) return reply(fail(id, err));  // deleted during the window
     reply(ok(id, rows));
   });
+}
+
+// reset: PM2's `reset`: the selected instances' restart counts (and crash
+// histories) back to 0. Nothing else changes: an errored app stays errored
+// until it is started or restarted.
+void supervisor::cmd_reset(const request& req, reply_fn reply) {
+  std::string err;
+  auto insts = select(req.args.value("target", std::string()), err);
+  if (!err.empty()) return reply(fail(req.id, err));
+  for (auto* i : insts) i->fsm().reset_counters();
+  reply(ok(req.id, {{"reset", insts.size()}}));
+}
+
+// signal: PM2's `sendSignal`: the signal to each selected instance's own
+// process (not its group: a libcorral primary or a shell decides what its
+// children get). Fails when no selected instance is running.
+void supervisor::cmd_signal(const request& req, reply_fn reply) {
+  const json& s = req.args.contains("signal") ? req.args["signal"] : json();
+  if (!s.is_number_integer() || s.get<int64_t>() < 1 || s.get<int64_t>() > limits::max_signal)
+    return reply(fail(req.id, "signal: expected a signal number from 1 to " + std::to_string(limits::max_signal)));
+  int sig = s.get<int>();
+  std::string target = req.args.value("target", std::string());
+  std::string err;
+  auto insts = select(target, err);
+  if (!err.empty()) return reply(fail(req.id, err));
+  json sent = json::array();
+  for (auto* i : insts)
+    if (i->pid() > 0 && ::kill(i->pid(), sig) == 0) sent.push_back(i->pid());
+  if (sent.empty()) return reply(fail(req.id, "signal: no instance of '" + target + "' is running"));
+  reply(ok(req.id, {{"signalled", sent}}));
 }
 
 void supervisor::cmd_flush(const request& req, reply_fn reply) {

@@ -195,6 +195,31 @@ TEST_F(Lifecycle, CrashLoopBacksOffThenErrors) {
   EXPECT_EQ(fsm->last_exit().code, 7);
 }
 
+TEST_F(Lifecycle, ResetForgetsTheRestartsAndTheBackoff) {
+  opts.policy.max_restarts = 2;
+  make();
+  fsm->handle(event::start);
+  crash_after(10ms);
+  ms first = fx.armed;
+  fsm->handle(event::timer);
+  crash_after(10ms);
+  ASSERT_GT(fx.armed, first);  // backing off
+  fsm->handle(event::timer);
+  ASSERT_EQ(fsm->restarts(), 2);
+  fsm->reset_counters();
+  EXPECT_EQ(fsm->restarts(), 0);
+  // The next crash waits the first delay again, and max_restarts counts anew:
+  // two more unstable crashes restart, where without the reset one would be
+  // the third and error.
+  crash_after(10ms);
+  EXPECT_EQ(fsm->current(), state::waiting_restart);
+  EXPECT_EQ(fx.armed, first);
+  fsm->handle(event::timer);
+  crash_after(10ms);
+  EXPECT_EQ(fsm->current(), state::waiting_restart);
+  EXPECT_EQ(fsm->restarts(), 1);  // counted when a restart runs: one since the reset
+}
+
 TEST_F(Lifecycle, StopWhileWaitingToRestartStopsAtOnce) {
   fsm->handle(event::start);
   crash_after(10ms);

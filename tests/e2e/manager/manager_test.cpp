@@ -93,6 +93,53 @@ TEST_F(Manager, InstancesMaxStartsOnePerCpuWithItsIndex) {
   EXPECT_EQ(pids_of(rows("many")).size(), cpus);
 }
 
+TEST_F(Manager, SignalReachesEachInstanceAndResetZeroesItsRestarts) {
+  write_file(work_.file("sig.py"),
+             "import signal, sys, time\n"
+             "signal.signal(signal.SIGUSR2, lambda *a: print('got usr2', flush=True))\n"
+             "signal.signal(signal.SIGINT, lambda *a: sys.exit(0))\n"
+             "print('up', flush=True)\n"
+             "while True: time.sleep(0.05)\n");
+  ASSERT_EQ(corral({"start", "sig.py", "--name", "sig", "-i", "2"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("sig"), 2); }, 10s));
+  // The handler is installed before 'up' is printed.
+  ASSERT_TRUE(wait_until([&] {
+    std::string log = slurp(log_path("sig"));
+    return log.find("0|up") != std::string::npos && log.find("1|up") != std::string::npos;
+  }, 10s)) << slurp(log_path("sig"));
+  auto before = pids_of(rows("sig"));
+
+  auto r = corral({"signal", "USR2", "sig"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (int pid : before) EXPECT_NE(r.out.find(std::to_string(pid)), std::string::npos) << r.out;
+  ASSERT_TRUE(wait_until([&] {
+    std::string log = slurp(log_path("sig"));
+    return log.find("0|got usr2") != std::string::npos && log.find("1|got usr2") != std::string::npos;
+  }, 10s)) << slurp(log_path("sig"));
+  EXPECT_EQ(pids_of(rows("sig")), before);  // handled, not killed
+  EXPECT_TRUE(all_online(rows("sig"), 2));
+
+  auto bad = corral({"sendSignal", "SIGFOO", "sig"});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("unknown signal 'SIGFOO'"), std::string::npos) << bad.err;
+
+  ASSERT_EQ(corral({"restart", "sig"}).code, 0);
+  ASSERT_EQ(corral({"restart", "sig"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("sig"), 2); }, 10s));
+  for (auto& row : rows("sig")) ASSERT_EQ(row.value("restarts", -1), 2) << row.dump();
+  auto reset = corral({"reset", "sig"});
+  ASSERT_EQ(reset.code, 0) << reset.err;
+  for (auto& row : rows("sig")) {
+    EXPECT_EQ(row.value("restarts", -1), 0) << row.dump();
+    EXPECT_EQ(row.value("status", ""), "online") << row.dump();
+  }
+
+  ASSERT_EQ(corral({"stop", "sig"}).code, 0);
+  auto none = corral({"signal", "USR2", "sig"});
+  EXPECT_EQ(none.code, 1);
+  EXPECT_NE(none.err.find("no instance of 'sig' is running"), std::string::npos) << none.err;
+}
+
 TEST_F(Manager, CrashLoopBacksOffThenErrorsAndTheDaemonStaysIdle) {
   auto first = corral({"ping"});
   ASSERT_EQ(first.code, 0) << first.err;
