@@ -429,6 +429,8 @@ int main(int argc, char** argv) {
   auto* restart = target_cmd("restart", "restart an app (name, id or all)");
   auto* del = target_cmd("delete", "stop and forget an app (name, id or all)");
   auto* describe = target_cmd("describe", "everything about an app");
+  describe->alias("show");  // PM2's names
+  describe->alias("info");
   int parallel = 1;
   auto* reload = target_cmd("reload", "replace the instances one by one with no downtime (cluster mode)");
   reload->add_option("--parallel", parallel, "instances replaced at once (default 1)")->check(CLI::Range(1, daemon::limits::max_instances));

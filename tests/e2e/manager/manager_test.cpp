@@ -133,6 +133,11 @@ TEST_F(Manager, SignalReachesEachInstanceAndResetZeroesItsRestarts) {
     EXPECT_EQ(row.value("restarts", -1), 0) << row.dump();
     EXPECT_EQ(row.value("status", ""), "online") << row.dump();
   }
+  for (const char* describe : {"describe", "show", "info"}) {  // PM2's names too
+    auto d = corral({describe, "sig"});
+    EXPECT_EQ(d.code, 0) << describe << ": " << d.err;
+    EXPECT_NE(d.out.find("\"restarts\": 0"), std::string::npos) << describe << ": " << d.out;
+  }
 
   ASSERT_EQ(corral({"stop", "sig"}).code, 0);
   auto none = corral({"signal", "USR2", "sig"});
