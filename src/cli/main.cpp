@@ -437,6 +437,7 @@ int main(int argc, char** argv) {
   std::string scale_to;
   auto* scale = target_cmd("scale", "set an app's number of instances");
   scale->add_option("instances", scale_to, "the new number of instances (or max)")->required();
+  auto* env_cmd = target_cmd("env", "the environment an app's instances were started with (name, id or all)");
   auto* reset = target_cmd("reset", "set an app's restart counts back to 0 (name, id or all)");
   std::string signal_name;
   auto* sendsig = app.add_subcommand("signal", "send a signal to an app's processes (name, id or all)");
@@ -521,7 +522,7 @@ int main(int argc, char** argv) {
   // describe, scale, logs, flush: a target no app can have needs no daemon
   // to be refused (stop, restart, delete and reload: cmd_target, after an
   // ecosystem file's names). None given to logs or flush means all.
-  for (auto* c : {describe, scale, logs, flush, sendsig})
+  for (auto* c : {describe, scale, logs, flush, sendsig, env_cmd})
     if (c->parsed() && !(target.empty() && c->count("target") == 0) && !could_name_an_app(target))
       return fail(c->get_name() + ": " + not_an_app(target), exit_usage);
   int sig = 0;
@@ -536,6 +537,18 @@ int main(int argc, char** argv) {
   if (restart->parsed()) return cmd_target(s, "restart", target);
   if (del->parsed()) return cmd_target(s, "delete", target);
   if (reset->parsed()) return cmd_target(s, "reset", target);
+  if (env_cmd->parsed()) {
+    auto r = s.call("env", {{"target", target}});
+    if (!r) return fail(r.err().message());
+    bool first = true;
+    for (const auto& row : *r) {
+      std::printf("%s# %s, id %d%s\n", first ? "" : "\n", row.value("name", "").c_str(), row.value("id", 0),
+                  row["env"].empty() ? " (not started yet)" : "");
+      first = false;
+      for (const auto& [k, v] : row["env"].items()) std::printf("%s=%s\n", k.c_str(), v.get<std::string>().c_str());
+    }
+    return 0;
+  }
   if (sendsig->parsed()) {
     auto r = s.call("signal", {{"target", target}, {"signal", sig}});
     if (!r) return fail(r.err().message());

@@ -224,6 +224,7 @@ int instance::spawn() {
     env["LISTEN_FDNAMES"] = names;
   }
   env["NODE_CHANNEL_SERIALIZATION_MODE"] = "json";
+  spawn_env_ = env;
   std::vector<std::string> env_strings;
   env_strings.reserve(env.size());
   for (auto& [k, v] : env) env_strings.push_back(k + "=" + v);

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -84,6 +85,8 @@ class instance final : public instance_effects {
   const std::array<uint64_t, 2>& output_inodes() const noexcept { return output_inodes_; }
   /// Why the last spawn failed ("spawn /bin/x: no such file or directory (ENOENT)").
   const std::string& spawn_error_text() const noexcept { return spawn_error_text_; }
+  /// The environment of the last spawn (`corral env`); empty before the first.
+  const std::map<std::string, std::string>& spawn_env() const noexcept { return spawn_env_; }
   /// Wall-clock time (Unix ms) the current run started.
   int64_t started_unix_ms() const noexcept { return started_unix_ms_; }
   /// Forgets a process without stopping it: the daemon is exiting and the
@@ -126,6 +129,7 @@ class instance final : public instance_effects {
   std::array<uint64_t, 2> output_inodes_{};
   int64_t started_unix_ms_ = 0;
   std::string spawn_error_text_;
+  std::map<std::string, std::string> spawn_env_;
   // An app message of an unexpected shape was logged: one line per
   // instance, however many it sends.
   bool said_odd_message_ = false;

@@ -159,6 +159,7 @@ class supervisor final : public instance_host {
   void cmd_scale(const request& req, reply_fn reply);
   void cmd_reset(const request& req, reply_fn reply);
   void cmd_signal(const request& req, reply_fn reply);
+  void cmd_env(const request& req, reply_fn reply);
 
   void reload_app(app& a, int parallel, std::function<void(std::string error)> done);
   void reload_next(const std::shared_ptr<reload_job>& job);

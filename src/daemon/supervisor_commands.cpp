@@ -46,6 +46,7 @@ void supervisor::handle(const request& req, reply_fn reply) {
   if (c == "scale") return cmd_scale(req, std::move(reply));
   if (c == "reset") return cmd_reset(req, std::move(reply));
   if (c == "signal") return cmd_signal(req, std::move(reply));
+  if (c == "env") return cmd_env(req, std::move(reply));
   reply(fail(req.id, "unknown command '" + c + "'"));
 }
 
@@ -276,6 +277,20 @@ void supervisor::cmd_signal(const request& req, reply_fn reply) {
     if (i->pid() > 0 && ::kill(i->pid(), sig) == 0) sent.push_back(i->pid());
   if (sent.empty()) return reply(fail(req.id, "signal: no instance of '" + target + "' is running"));
   reply(ok(req.id, {{"signalled", sent}}));
+}
+
+// env: PM2's `env <id>`: the environment each selected instance was last
+// started with (its spec's env over the daemon's, and what the daemon adds).
+void supervisor::cmd_env(const request& req, reply_fn reply) {
+  std::string err;
+  auto insts = select(req.args.value("target", std::string()), err);
+  if (!err.empty()) return reply(fail(req.id, err));
+  json rows = json::array();
+  for (auto* i : insts) {
+    app* a = app_of(i->id());
+    rows.push_back({{"id", i->id()}, {"name", a ? a->spec.name : std::string()}, {"env", i->spawn_env()}});
+  }
+  reply(ok(req.id, rows));
 }
 
 void supervisor::cmd_flush(const request& req, reply_fn reply) {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "harness.hpp"
@@ -143,6 +144,35 @@ TEST_F(Manager, SignalReachesEachInstanceAndResetZeroesItsRestarts) {
   auto none = corral({"signal", "USR2", "sig"});
   EXPECT_EQ(none.code, 1);
   EXPECT_NE(none.err.find("no instance of 'sig' is running"), std::string::npos) << none.err;
+}
+
+TEST_F(Manager, EnvShowsWhatEachInstanceWasStartedWith) {
+  ASSERT_EQ(corral({"start", app, "--name", "envy", "-i", "2", "--env", "FOO=bar baz", "--", "serve"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("envy"), 2); }, 10s));
+  auto r = corral({"env", "envy"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* want : {"FOO=bar baz\n", "CORRAL_APP_NAME=envy\n", "CORRAL_INSTANCE=0\n", "CORRAL_INSTANCE=1\n"})
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << " in:\n" << r.out;
+  // Instance 0's section is exactly what the kernel holds as its environment.
+  int id0 = -1;
+  pid_t pid0 = 0;
+  for (auto& row : rows("envy"))
+    if (row.value("instance", -1) == 0) id0 = row.value("id", -1), pid0 = row.value("pid", 0);
+  ASSERT_GT(pid0, 0);
+  auto one = corral({"env", std::to_string(id0)});
+  ASSERT_EQ(one.code, 0) << one.err;
+  std::string environ_text = slurp("/proc/" + std::to_string(pid0) + "/environ");
+  std::set<std::string> kernel, shown;
+  for (size_t at = 0, nul; at < environ_text.size(); at = nul + 1) {
+    nul = environ_text.find('\0', at);
+    if (nul == std::string::npos) nul = environ_text.size();
+    kernel.insert(environ_text.substr(at, nul - at));
+  }
+  std::istringstream lines(one.out);
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty() && line[0] != '#') shown.insert(line);
+  EXPECT_EQ(shown, kernel);
+  EXPECT_EQ(corral({"env", "nosuch"}).code, 1);
 }
 
 TEST_F(Manager, CrashLoopBacksOffThenErrorsAndTheDaemonStaysIdle) {
