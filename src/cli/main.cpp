@@ -519,7 +519,7 @@ int main(int argc, char** argv) {
     if (!unresolved.empty()) return fail(unresolved, exit_usage);
     return cli::run_foreground(*specs);
   }
-  // describe, scale, logs, flush: a target no app can have needs no daemon
+  // describe, scale, logs, flush, signal, env: a target no app can have needs no daemon
   // to be refused (stop, restart, delete and reload: cmd_target, after an
   // ecosystem file's names). None given to logs or flush means all.
   for (auto* c : {describe, scale, logs, flush, sendsig, env_cmd})
