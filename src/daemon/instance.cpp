@@ -224,10 +224,10 @@ int instance::spawn() {
     env["LISTEN_FDNAMES"] = names;
   }
   env["NODE_CHANNEL_SERIALIZATION_MODE"] = "json";
-  spawn_env_ = env;
+  spawn_env_ = std::move(env);  // (kept for `corral env`)
   std::vector<std::string> env_strings;
-  env_strings.reserve(env.size());
-  for (auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+  env_strings.reserve(spawn_env_.size());
+  for (auto& [k, v] : spawn_env_) env_strings.push_back(k + "=" + v);
   std::vector<char*> c_env;
   for (auto& s : env_strings) c_env.push_back(s.data());
   c_env.push_back(nullptr);

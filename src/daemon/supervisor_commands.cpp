@@ -264,10 +264,9 @@ void supervisor::cmd_reset(const request& req, reply_fn reply) {
 // process (not its group: a libcorral primary or a shell decides what its
 // children get). Fails when no selected instance is running.
 void supervisor::cmd_signal(const request& req, reply_fn reply) {
-  const json& s = req.args.contains("signal") ? req.args["signal"] : json();
-  if (!s.is_number_integer() || s.get<int64_t>() < 1 || s.get<int64_t>() > limits::max_signal)
-    return reply(fail(req.id, "signal: expected a signal number from 1 to " + std::to_string(limits::max_signal)));
-  int sig = s.get<int>();
+  int sig = req.args.value("signal", 0);  // (an integer: check_args)
+  if (sig < 1 || sig > limits::max_signal)
+    return reply(fail(req.id, "args.signal must be a signal number 1.." + std::to_string(limits::max_signal)));
   std::string target = req.args.value("target", std::string());
   std::string err;
   auto insts = select(target, err);

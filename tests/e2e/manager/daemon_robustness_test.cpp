@@ -128,6 +128,9 @@ TEST_F(Manager, ControlRequestWithWrongTypedArgumentIsRefusedByNameAndTheDaemonS
       {R"({"id":12,"cmd":"monit","args":{"target":5}})", "args.target must be a string"},
       {R"({"id":13,"cmd":"start","args":{"target":"nope","resolve_error":7}})", "args.resolve_error must be a string"},
       {R"({"id":14,"cmd":"start","args":{"app":"web"}})", "args.app must be an object"},
+      {R"({"id":15,"cmd":"signal","args":{"target":"web","signal":"USR2"}})", "args.signal must be an integer"},
+      {R"({"id":16,"cmd":"signal","args":{"target":"web","signal":0}})", "args.signal must be a signal number 1..64"},
+      {R"({"id":17,"cmd":"signal","args":{"target":"web"}})", "args.signal must be a signal number 1..64"},
   };
   for (auto& k : cases) {
     ASSERT_TRUE(c.send(k.line + "\n"));
