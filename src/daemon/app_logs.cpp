@@ -73,6 +73,10 @@ bool app_logs::hold(int index, int stream, std::function<void()> resume) {
   return true;
 }
 
+void app_logs::when_written(int index, int stream, std::function<void()> done) {
+  file(index, stream).when_written(std::move(done));
+}
+
 void app_logs::note(int index, std::string_view line) { file(index, err).write_line(line); }
 
 uint64_t app_logs::dropped(int index) const {

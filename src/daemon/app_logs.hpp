@@ -38,6 +38,9 @@ class app_logs {
   /// True if instance `index`'s `stream` file is behind the app (more than
   /// half its buffer waits for the disk): `resume` runs once it has room.
   bool hold(int index, int stream, std::function<void()> resume);
+  /// `done` runs once every line given so far for instance `index`'s
+  /// `stream` is written or dropped (log_file::when_written).
+  void when_written(int index, int stream, std::function<void()> done);
   /// A line from corral itself about instance `index`, into its stderr file.
   void note(int index, std::string_view line);
   /// The file instance `index`'s `stream` goes to, whether opened yet or not.

@@ -18,23 +18,19 @@ extern char** environ;
 
 namespace corral::daemon {
 
-// One process and the handles that carry its output. It stays alive after
-// the process exits until both pipes reach EOF, so the last lines (and a
+// One process and the readers of its output. It stays alive after the
+// process exits until both streams reach EOF, so the last lines (and a
 // partial last line) reach the log.
 struct instance::run {
   instance* owner;
-  /// Expires with the run: a log's "room again" callback checks it first.
-  std::shared_ptr<char> alive = std::make_shared<char>();
   pid_t pid = 0;
   bool exited = false;
   int open_pipes = 0;
   detail::uv_handle_ptr<uv_process_t> process;
-  detail::uv_handle_ptr<uv_pipe_t> pipes[2];
-  line_splitter lines[2];
+  std::unique_ptr<output_reader> out[2];  // stdout, stderr
   std::unique_ptr<channel> ch;
 
   bool drained() const { return exited && open_pipes == 0; }
-  ~run();
 };
 
 namespace {
@@ -58,17 +54,7 @@ std::string exec_wrapper() {
 
 std::string errno_name(int uv_status) { return uv_err_name(uv_status); }
 
-struct pipe_ctx {
-  instance::run* r;
-  int stream;  // 1 or 2
-};
-
 }  // namespace
-
-instance::run::~run() {
-  for (auto& p : pipes)
-    if (p) delete static_cast<pipe_ctx*>(p->data);
-}
 
 instance::instance(uv_loop_t* loop, instance_host& host, const app_spec& spec, const std::vector<unique_fd>& sockets,
                    int id, int index)
@@ -102,26 +88,9 @@ void instance::sigkill_now() {
 }
 
 void instance::take_remaining_output() {
-  auto take = [this](run& r) {
-    for (int s = 1; s <= 2; ++s) {
-      auto& p = r.pipes[s - 1];
-      if (!p) continue;
-      auto emit = [this, s](std::string_view line) { host_.on_output(id_, s, line); };
-      uv_os_fd_t fd = -1;
-      if (uv_fileno(reinterpret_cast<uv_handle_t*>(p.get()), &fd) == 0) {
-        static char buf[64 * 1024];  // the loop's thread only
-        // At most 16 reads: more than a pipe holds (64 KiB) many times over,
-        // and a bound if a grandchild still writes into it.
-        for (int reads = 0; reads < 16;) {
-          ssize_t n = ::read(fd, buf, sizeof buf);
-          if (n < 0 && errno == EINTR) continue;
-          if (n <= 0) break;  // EOF, EAGAIN (nothing more now) or an error
-          r.lines[s - 1].feed(std::string_view(buf, static_cast<size_t>(n)), emit);
-          ++reads;
-        }
-      }
-      r.lines[s - 1].finish(emit);
-    }
+  auto take = [](run& r) {
+    for (auto& o : r.out)
+      if (o) o->drain();
   };
   if (current_) take(*current_);
   for (auto& r : draining_) take(*r);
@@ -323,16 +292,20 @@ int instance::spawn() {
   theirs.reset();
 
   for (int s = 1; s <= 2; ++s) {
-    r->pipes[s - 1] = detail::uv_handle_ptr<uv_pipe_t>::make();
-    uv_pipe_init(loop_, r->pipes[s - 1].get(), 0);
-    if (uv_pipe_open(r->pipes[s - 1].get(), out_read[s - 1].get()) != 0) {  // (an fd just made: not expected)
-      r->pipes[s - 1].reset();
-      continue;
-    }
-    out_read[s - 1].release();
-    r->pipes[s - 1]->data = new pipe_ctx{r.get(), s};
-    ++r->open_pipes;
-    read_pipe(*r, s);
+    run* rr = r.get();
+    output_reader::sink sink;
+    sink.line = [this, s](std::string_view line) { host_.on_output(id_, s, line); };
+    sink.written = [this, s](std::function<void()> done) { host_.when_output_written(id_, s, std::move(done)); };
+    // Back-pressure: while the log is behind, the socket is not read, so the
+    // app blocks in write() rather than its lines being dropped.
+    sink.hold = [this, s](std::function<void()> resume) { return host_.hold_output(id_, s, std::move(resume)); };
+    sink.ended = [rr, s] {
+      rr->out[s - 1].reset();
+      --rr->open_pipes;
+      if (rr->drained()) rr->owner->on_run_drained(*rr);
+    };
+    r->out[s - 1] = output_reader::start(loop_, std::move(out_read[s - 1]), std::move(sink));
+    if (r->out[s - 1]) ++r->open_pipes;  // (else the fd is closed: not expected for a socket just made)
   }
 
   channel_options co;
@@ -348,47 +321,6 @@ int instance::spawn() {
   }
   current_ = std::move(r);
   return 0;
-}
-
-void instance::read_pipe(run& r, int stream) {
-  uv_read_start(reinterpret_cast<uv_stream_t*>(r.pipes[stream - 1].get()),
-                [](uv_handle_t*, size_t, uv_buf_t* buf) {
-                  // One buffer reused by every pipe: the loop is single
-                  // threaded and each read is consumed before the next.
-                  static char storage[64 * 1024];
-                  *buf = uv_buf_init(storage, sizeof storage);
-                },
-                [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
-                  auto* ctx = static_cast<pipe_ctx*>(s->data);
-                  if (!ctx) return;
-                  run* rr = ctx->r;
-                  instance* self = rr->owner;
-                  int stream = ctx->stream;
-                  auto emit = [self, stream](std::string_view line) {
-                    self->host_.on_output(self->id_, stream, line);
-                  };
-                  if (n > 0) {
-                    rr->lines[stream - 1].feed(std::string_view(buf->base, static_cast<size_t>(n)), emit);
-                    // Back-pressure: while the log is behind, the pipe is not
-                    // read, so the app blocks in write() rather than its
-                    // lines being dropped. The log calls back once it has
-                    // room; by then the run may be gone.
-                    std::weak_ptr<char> alive = rr->alive;
-                    auto resume = [alive, rr, stream] {
-                      if (!alive.expired() && rr->pipes[stream - 1]) read_pipe(*rr, stream);
-                    };
-                    if (self->host_.hold_output(self->id_, stream, std::move(resume))) uv_read_stop(s);
-                    return;
-                  }
-                  if (n == 0) return;
-                  // EOF or error: the partial last line goes out now.
-                  rr->lines[stream - 1].finish(emit);
-                  delete ctx;
-                  s->data = nullptr;
-                  rr->pipes[stream - 1].reset();
-                  --rr->open_pipes;
-                  if (rr->drained()) self->on_run_drained(*rr);
-                });
 }
 
 void instance::on_message(run& r, const json& msg) {

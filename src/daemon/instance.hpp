@@ -19,7 +19,7 @@
 #include "corral/fd.hpp"
 #include "daemon/app_spec.hpp"
 #include "daemon/lifecycle.hpp"
-#include "daemon/log_lines.hpp"
+#include "daemon/output_reader.hpp"
 
 namespace corral::net::detail {
 class router;
@@ -38,6 +38,10 @@ struct instance_host {
   /// there is room again (at most once; `resume` checks that the pipe is
   /// still there). False: go on reading, and `resume` is dropped.
   virtual bool hold_output(int /*instance_id*/, int /*stream*/, std::function<void()> /*resume*/) { return false; }
+  /// Calls `done` once every line given to on_output for `stream` so far is
+  /// written or dropped (the instance then takes their bytes out of the
+  /// socket: output_reader.hpp).
+  virtual void when_output_written(int /*instance_id*/, int /*stream*/, std::function<void()> done) { done(); }
   virtual void on_instance_transition(int instance_id, state from, state to) = 0;
   /// A line from corral itself about the instance, for its error log.
   virtual void note(int /*instance_id*/, std::string_view /*line*/) {}
@@ -112,7 +116,6 @@ class instance final : public instance_effects {
  private:
   void on_exit(run& r, int64_t code, int signal);
   void on_run_drained(run& r);
-  static void read_pipe(run& r, int stream);
   void on_message(run& r, const json& msg);
   /// The run leaves the router: its process exited or its channel closed.
   void leave_router(run& r);

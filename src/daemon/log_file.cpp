@@ -27,6 +27,9 @@ struct log_file::shared {
   bool reopen = false;  // the last write failed: open the path afresh first
   std::vector<std::function<void()>> flush_waiters;
   std::vector<std::function<void()>> room_waiters;
+  uint64_t appended = 0;  // lines given to write_line, ever
+  uint64_t settled = 0;   // of those, the first this many are written or dropped
+  std::vector<std::pair<uint64_t, std::function<void()>>> written_waiters;  // (line count, waiter)
   int failing = 0;            // errno of the write failure in progress, 0 if none
   uint64_t failed_lines = 0;  // lost since the last marker that made it to disk
   bool mid_line = false;      // a failed write stopped inside a line
@@ -47,6 +50,7 @@ struct log_file::job {
   std::size_t prefix = 0;  // bytes of failure marker at the front of data
   uint64_t marked = 0;     // the count in the buffer's drop marker ending data
   std::vector<std::function<void()>> flushed;
+  uint64_t upto = 0;  // shared::appended when the job was made: settled by its end
   std::size_t written = 0;
   int write_errno = 0;
   int rotate_errno = 0;
@@ -61,6 +65,22 @@ int open_log(const std::string& path, bool truncate) {
 }
 
 std::string errno_text(int err) { return std::string(std::strerror(err)) + " (" + uv_err_name(-err) + ")"; }
+
+// Runs `fns` on `loop`'s next turn, off the caller's stack.
+void later(uv_loop_t* loop, std::vector<std::function<void()>> fns) {
+  struct req {
+    uv_work_t work;
+    std::vector<std::function<void()>> fns;
+  };
+  auto* r = new req{{}, std::move(fns)};
+  r->work.data = r;
+  uv_queue_work(
+      loop, &r->work, [](uv_work_t*) {},
+      [](uv_work_t* w, int) {
+        std::unique_ptr<req> r(static_cast<req*>(w->data));
+        for (auto& f : r->fns) f();
+      });
+}
 
 // `flush`: the rotated files go, however many there are.
 void remove_rotated(const std::string& path, int retain) {
@@ -128,7 +148,15 @@ void log_file::finish_closed(shared& st) {
     ::close(st.fd);
   }
   st.fd = -1;
-  st.room_waiters.clear();  // their pipes close with the app that owns this file
+  st.settled = st.appended;
+  // Their readers may outlive this file (its app's logs reopened): they read
+  // on, into whatever takes its place. On the next turn of the loop, not
+  // from the destructor of this file's owner.
+  std::vector<std::function<void()>> waiters = std::move(st.room_waiters);
+  st.room_waiters.clear();
+  for (auto& w : st.written_waiters) waiters.push_back(std::move(w.second));
+  st.written_waiters.clear();
+  if (!waiters.empty()) later(st.loop, std::move(waiters));
   for (auto& f : flushed) f();
 }
 
@@ -138,6 +166,13 @@ uint64_t log_file::rotations_for_test() const noexcept { return st_->rotations; 
 
 void log_file::write_line(std::string_view line) {
   st_->buf.append(line);
+  ++st_->appended;
+  kick(st_);
+}
+
+void log_file::when_written(std::function<void()> done) {
+  if (st_->settled == st_->appended) return done();
+  st_->written_waiters.emplace_back(st_->appended, std::move(done));
   kick(st_);
 }
 
@@ -155,6 +190,7 @@ void log_file::kick(const std::shared_ptr<shared>& st) {
   j->reopen = st->reopen;
   j->truncate = !st->flush_waiters.empty();
   j->flushed.swap(st->flush_waiters);
+  j->upto = st->appended;
   if (!st->buf.empty()) {
     // Lines lost to a failed write are said before the first line that makes it.
     if (st->failing && st->failed_lines > 0) {
@@ -286,10 +322,24 @@ void log_file::done(job& j) {
     st.failing = j.write_errno;
     st.reopen = true;
   }
+  st.settled = j.upto;
   for (auto& f : j.flushed) f();
   if (st.closed) return finish_closed(st);
+  settle_waiters(st);
   kick(j.st);
   wake_writers(st);
+}
+
+void log_file::settle_waiters(shared& st) {
+  // In the order they came, each once: a waiter may add waiters.
+  auto& w = st.written_waiters;
+  std::size_t due = 0;
+  while (due < w.size() && w[due].first <= st.settled) ++due;
+  if (due == 0) return;
+  std::vector<std::function<void()>> run;
+  for (std::size_t k = 0; k < due; ++k) run.push_back(std::move(w[k].second));
+  w.erase(w.begin(), w.begin() + static_cast<std::ptrdiff_t>(due));
+  for (auto& f : run) f();
 }
 
 }  // namespace corral::daemon

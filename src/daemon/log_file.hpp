@@ -64,6 +64,9 @@ class log_file {
   /// `room` runs once, on the loop, after the next batch is written and the
   /// buffer is no longer behind (or when the file is closed).
   void on_room(std::function<void()> room);
+  /// `done` runs once, on the loop, when every line queued so far is written
+  /// or dropped (counted): at once if none waits.
+  void when_written(std::function<void()> done);
   /// `corral flush`: discards what is queued, empties the file (reopened
   /// with O_TRUNC, so a replaced path is picked up) and removes its rotated
   /// files. `done` runs on the loop once that is done, even if the file was
@@ -86,6 +89,7 @@ class log_file {
   static void done(job& j);                 // back on the loop
   static void finish_closed(shared& st);
   static void wake_writers(shared& st);
+  static void settle_waiters(shared& st);
 
   std::string path_;
   std::shared_ptr<shared> st_;  // shared with the job in flight

@@ -22,6 +22,10 @@ class line_splitter {
   /// Emits the partial line, if any (the process exited).
   void finish(const std::function<void(std::string_view)>& emit);
   bool has_partial() const noexcept { return !partial_.empty(); }
+  /// The bytes of the partial line held.
+  std::size_t partial_size() const noexcept { return partial_.size(); }
+  /// Forgets the partial line (its bytes will be fed again).
+  void drop_partial() noexcept { partial_.clear(); }
 
  private:
   std::size_t max_line_;

@@ -285,45 +285,31 @@ int supervisor::restore() {
   return restored;
 }
 
-struct supervisor::output_tap {
-  supervisor* self;
-  std::string app;
-  int index, stream;
-  detail::uv_handle_ptr<uv_pipe_t> pipe;
-  line_splitter lines;
-};
-
 void supervisor::tap_output(const std::string& app_name, int index, int stream, unique_fd fd) {
-  auto t = std::make_unique<output_tap>(output_tap{this, app_name, index, stream, {}, line_splitter()});
-  t->pipe = detail::uv_handle_ptr<uv_pipe_t>::make();
-  uv_pipe_init(loop_, t->pipe.get(), 0);
-  if (uv_pipe_open(t->pipe.get(), fd.get()) != 0) return;
-  fd.release();
-  t->pipe->data = t.get();
-  uv_read_start(
-      reinterpret_cast<uv_stream_t*>(t->pipe.get()),
-      [](uv_handle_t*, size_t, uv_buf_t* buf) {
-        static char storage[64 * 1024];  // the loop's thread only; each read is consumed at once
-        *buf = uv_buf_init(storage, sizeof storage);
-      },
-      [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
-        auto* t = static_cast<output_tap*>(s->data);
-        if (!t || n == 0) return;
-        supervisor& self = *t->self;
-        auto emit = [&self, t](std::string_view line) {
-          app* a = self.app_named(t->app);
-          if (!a) return;
-          if (self.echo_) self.echo_(a->spec, t->index, t->stream, line);
-          a->logs->write(a->spec, t->index, t->stream, line);
-        };
-        if (n > 0) {
-          t->lines.feed(std::string_view(buf->base, static_cast<size_t>(n)), emit);
-          return;
-        }
-        t->lines.finish(emit);  // its end: every writer is gone
-        std::erase_if(self.taps_, [t](const auto& p) { return p.get() == t; });
-      });
-  taps_.push_back(std::move(t));
+  // By the app's name: the app may go (`corral delete`) before its stream ends.
+  output_reader::sink sink;
+  sink.line = [this, app_name, index, stream](std::string_view line) {
+    app* a = app_named(app_name);
+    if (!a) return;
+    if (echo_) echo_(a->spec, index, stream, line);
+    a->logs->write(a->spec, index, stream, line);
+  };
+  sink.written = [this, app_name, index, stream](std::function<void()> done) {
+    if (app* a = app_named(app_name)) return a->logs->when_written(index, stream, std::move(done));
+    done();
+  };
+  sink.hold = [this, app_name, index, stream](std::function<void()> resume) {
+    app* a = app_named(app_name);
+    return a && a->logs->hold(index, stream, std::move(resume));
+  };
+  auto self = std::make_shared<const output_reader*>(nullptr);
+  sink.ended = [this, self] {  // its end: every writer is gone
+    std::erase_if(taps_, [&](const auto& t) { return t.get() == *self; });
+  };
+  auto reader = output_reader::start(loop_, std::move(fd), std::move(sink));
+  if (!reader) return;
+  *self = reader.get();
+  taps_.push_back(std::move(reader));
 }
 
 // ---- model ------------------------------------------------------------------
@@ -551,6 +537,13 @@ bool supervisor::hold_output(int id, int stream, std::function<void()> resume) {
   app* a = app_of(id);
   instance* inst = find_instance(id);
   return a && inst && a->logs->hold(inst->index(), stream, std::move(resume));
+}
+
+void supervisor::when_output_written(int id, int stream, std::function<void()> done) {
+  app* a = app_of(id);
+  instance* inst = find_instance(id);
+  if (a && inst) return a->logs->when_written(inst->index(), stream, std::move(done));
+  done();
 }
 
 void supervisor::note(int id, std::string_view line) {

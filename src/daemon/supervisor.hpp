@@ -75,6 +75,7 @@ class supervisor final : public instance_host {
   // instance_host
   void on_output(int instance_id, int stream, std::string_view line) override;
   bool hold_output(int instance_id, int stream, std::function<void()> resume) override;
+  void when_output_written(int instance_id, int stream, std::function<void()> done) override;
   void note(int instance_id, std::string_view line) override;
   void on_instance_transition(int instance_id, state from, state to) override;
   std::string notify_socket_path() const override { return notify_path_; }
@@ -203,8 +204,8 @@ class supervisor final : public instance_host {
   std::vector<leftover> leftovers_;
   // A dead daemon's instance's output, taken over (restore()) and read to
   // its end into the app's logs.
-  struct output_tap;
-  std::vector<std::unique_ptr<output_tap>> taps_;
+  /// The output of a dead daemon's instances (tap_output).
+  std::vector<std::unique_ptr<output_reader>> taps_;
   void tap_output(const std::string& app, int index, int stream, unique_fd fd);
   detail::uv_handle_ptr<uv_timer_t> leftover_timer_;
   int64_t started_unix_ms_ = 0;

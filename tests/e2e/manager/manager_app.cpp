@@ -5,6 +5,9 @@
 //   manager_app chatty       prints "line <n> pid <pid>" to stdout every 20 ms
 //   manager_app crash <code> exits at once with <code>
 //   manager_app flood <mb>   writes <mb> MB of lines to stdout as fast as it can, then waits
+//   manager_app burst <n> <bytes>
+//                            prints "burst <i> pid <pid> " padded to <bytes> for i < n, then
+//                            "burst done pid <pid>", flushes, and waits
 //   manager_app stubborn     ignores SIGINT and SIGTERM (only SIGKILL stops it)
 //   manager_app burn         spins on one core until SIGINT (cpu % tests)
 //   manager_app numbered <n> <bytes> [delay_us] [wait]
@@ -95,6 +98,21 @@ int main(int argc, char** argv) {
       if (delay_us > 0) ::usleep(static_cast<useconds_t>(delay_us));
     }
     std::printf("numbered done\n");
+    wait_for_stop();
+    return 0;
+  }
+  if (mode == "burst") {
+    int n = argc > 2 ? std::atoi(argv[2]) : 100;
+    int bytes = argc > 3 ? std::atoi(argv[3]) : 64;
+    const std::string pid = std::to_string(::getpid());
+    std::setvbuf(stdout, nullptr, _IOFBF, 1 << 16);  // 64 KiB writes
+    for (int i = 0; i < n; ++i) {
+      std::string line = "burst " + std::to_string(i) + " pid " + pid + " ";
+      line.resize(static_cast<size_t>(std::max(bytes, 32) - 1), 'x');
+      std::printf("%s\n", line.c_str());
+    }
+    std::printf("burst done pid %s\n", pid.c_str());
+    std::fflush(stdout);
     wait_for_stop();
     return 0;
   }
