@@ -146,3 +146,54 @@ TEST_F(LogFile, EveryFlushWaiterRunsOnceEvenWhenTheFileGoesDuringAJob) {
   EXPECT_EQ(second, 1);
   EXPECT_EQ(slurp(path), "kept\n");
 }
+
+// when_written is what lets a reader take an app's bytes out of its socket:
+// it must run only once the lines given before it are in the file (or
+// counted as dropped), at once when none waits, and even when the file goes.
+TEST_F(LogFile, WhenWrittenRunsOnceTheLinesBeforeItAreInTheFile) {
+  std::string path = dir_ + "/w.log";
+  auto f = log_file::open(&loop_, path);
+  ASSERT_TRUE(f);
+  int now = 0;
+  (*f)->when_written([&] { ++now; });  // nothing waits
+  EXPECT_EQ(now, 1);
+  std::string seen_first, seen_second;
+  (*f)->write_line("first");  // a job is in flight now
+  (*f)->when_written([&] { seen_first = slurp(path); });
+  (*f)->write_line("second");  // queued behind it
+  (*f)->when_written([&] { seen_second = slurp(path); });
+  EXPECT_EQ(seen_first, "");  // never from inside the call while lines wait
+  settle();
+  EXPECT_EQ(seen_first.substr(0, 6), "first\n");  // ("second" may be there too)
+  EXPECT_EQ(seen_second, "first\nsecond\n");
+}
+
+TEST_F(LogFile, WhenWrittenRunsForLinesAFailedWriteDropped) {
+  std::string path = dir_ + "/x.log";
+  auto f = log_file::open(&loop_, path);
+  ASSERT_TRUE(f);
+  int ran = 0;
+  {
+    fsize_limit limit(3);
+    (*f)->write_line("dropped");
+    (*f)->when_written([&] { ++ran; });
+    settle();
+  }
+  EXPECT_EQ(ran, 1);
+  EXPECT_EQ((*f)->dropped_total(), 1u);
+}
+
+TEST_F(LogFile, WhenWrittenWaitersRunOnTheNextTurnWhenTheFileGoes) {
+  std::string path = dir_ + "/y.log";
+  auto f = log_file::open(&loop_, path);
+  ASSERT_TRUE(f);
+  int ran = 0;
+  (*f)->write_line("one");  // a job is in flight
+  (*f)->write_line("two");
+  (*f)->when_written([&] { ++ran; });
+  f.value().reset();
+  EXPECT_EQ(ran, 0);  // not from inside the owner's destructor
+  settle();
+  EXPECT_EQ(ran, 1);
+  EXPECT_EQ(slurp(path), "one\ntwo\n");
+}
