@@ -36,7 +36,8 @@ result<int> parse_signal(const std::string& s) {
   return invalid("unknown signal '" + s + "'");
 }
 
-result<uint64_t> parse_size(const std::string& s) {
+result<uint64_t> parse_size(const std::string& s, uint64_t minimum, const std::string& min_text,
+                            const std::string& zero) {
   auto bad_size = [&] { return invalid("expected a size like 10M, 512K or 1048576, got '" + s + "'"); };
   if (s.empty()) return bad_size();
   std::size_t digits = 0;
@@ -52,8 +53,8 @@ result<uint64_t> parse_size(const std::string& s) {
   // 12 digits of G pass 2^64: it would wrap (to 0, "never rotate", for 16 Gi G).
   if (n > UINT64_MAX / mult) return invalid("'" + s + "' is too large (at most 16 EiB)");
   uint64_t bytes = n * mult;
-  if (bytes != 0 && bytes < daemon::limits::min_log_size)
-    return invalid("'" + s + "' is below the 4K minimum (0 means never rotate)");
+  if (bytes != 0 && bytes < minimum)
+    return invalid("'" + s + "' is below the " + min_text + " minimum (0 means " + zero + ")");
   return bytes;
 }
 
@@ -75,6 +76,8 @@ spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, co
   if (!sig) return bad("kill_signal", sig.err().message());
   auto log_size = parse_size(o.max_log_size);
   if (!log_size) return bad("max_log_size", log_size.err().message());
+  auto memory = parse_size(o.max_memory_restart, daemon::limits::min_memory_restart, "1M", "no limit");
+  if (!memory) return bad("max_memory_restart", memory.err().message());
   if (o.log_retain < 0 || o.log_retain > daemon::limits::max_log_retain)
     return bad("log_retain", "expected 0.." + std::to_string(daemon::limits::max_log_retain) + ", got " +
                                  std::to_string(o.log_retain));
@@ -112,6 +115,7 @@ spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, co
   spec.merge_logs = o.merge_logs;
   spec.max_log_size = *log_size;
   spec.log_retain = o.log_retain;
+  spec.max_memory_restart = *memory;
   spec.kill_signal = *sig;
   spec.shutdown_with_message = o.shutdown_with_message;
   auto& l = spec.lifecycle;

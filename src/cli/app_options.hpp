@@ -34,6 +34,8 @@ struct app_options {
   bool merge_logs = true;
   /// Bytes, or 512K / 10M / 1G; "0": never rotate.
   std::string max_log_size = "10M";
+  /// Bytes, or 512K / 300M / 1G; "0": no limit.
+  std::string max_memory_restart = "0";
   int log_retain = 5;
   bool autorestart = true;
   bool wait_ready = false;
@@ -76,8 +78,10 @@ spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, co
 
 /// "SIGTERM", "TERM" or a number 1..64.
 result<int> parse_signal(const std::string& s);
-/// "1048576", "512K", "10M", "1G" (powers of 1024); "0" means never.
-result<uint64_t> parse_size(const std::string& s);
+/// "1048576", "512K", "10M", "1G" (powers of 1024); "0" means `zero`; else
+/// at least `minimum` bytes (written `min_text`).
+result<uint64_t> parse_size(const std::string& s, uint64_t minimum = daemon::limits::min_log_size,
+                            const std::string& min_text = "4K", const std::string& zero = "never rotate");
 /// 1..1024, or "max" / "0" / "-1" for one instance per CPU.
 result<int> parse_instances(const std::string& s);
 

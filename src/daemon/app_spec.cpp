@@ -33,6 +33,7 @@ json to_json(const app_spec& s) {
               {"merge_logs", s.merge_logs},
               {"max_log_size", s.max_log_size},
               {"log_retain", s.log_retain},
+              {"max_memory_restart", s.max_memory_restart},
               {"kill_signal", s.kill_signal},
               {"shutdown_with_message", s.shutdown_with_message},
               {"kill_timeout", l.kill_timeout.count()},
@@ -70,6 +71,10 @@ result<app_spec> app_spec_from_json(const json& j, const std::string& unnamed) {
     f.fail("max_log_size must be 0 (never rotate) or at least " + std::to_string(limits::min_log_size) + ", got " +
            std::to_string(s.max_log_size));
   s.log_retain = static_cast<int>(f.whole("log_retain", 0, limits::max_log_retain, s.log_retain));
+  s.max_memory_restart = f.whole_unsigned("max_memory_restart", 0, UINT64_MAX, s.max_memory_restart);
+  if (s.max_memory_restart != 0 && s.max_memory_restart < limits::min_memory_restart)
+    f.fail("max_memory_restart must be 0 (no limit) or at least " + std::to_string(limits::min_memory_restart) +
+           ", got " + std::to_string(s.max_memory_restart));
   s.kill_signal = static_cast<int>(f.whole("kill_signal", 1, limits::max_signal, s.kill_signal));
   s.shutdown_with_message = f.boolean("shutdown_with_message", s.shutdown_with_message);
   auto duration = [&f](const char* key, ms fallback) { return ms(f.whole(key, 0, limits::max_ms, fallback.count())); };

@@ -27,6 +27,8 @@ inline constexpr int max_restarts = 1'000'000;
 inline constexpr int max_log_retain = 1000;
 /// A max_log_size other than 0 (never rotate) is at least this many bytes.
 inline constexpr uint64_t min_log_size = 4096;
+/// A max_memory_restart other than 0 (no limit) is at least this many bytes.
+inline constexpr uint64_t min_memory_restart = 1u << 20;
 inline constexpr int max_signal = 64;
 inline constexpr int max_exit_code = 255;
 inline constexpr size_t max_listen = 64;
@@ -49,6 +51,9 @@ struct app_spec {
   /// the `log_retain` most recent rotated files.
   uint64_t max_log_size = 10u << 20;
   int log_retain = 5;
+  /// Restart an instance whose process group's resident memory passes this
+  /// many bytes (PM2's max_memory_restart; a reload in cluster mode); 0: never.
+  uint64_t max_memory_restart = 0;
   int kill_signal = 2;  // SIGINT, as PM2
   bool shutdown_with_message = false;
   lifecycle_options lifecycle;

@@ -31,6 +31,9 @@ supervisor::supervisor(uv_loop_t* loop, home_paths home)
   persist_timer_ = detail::uv_handle_ptr<uv_timer_t>::make();
   uv_timer_init(loop_, persist_timer_.get());
   persist_timer_->data = this;
+  memory_timer_ = detail::uv_handle_ptr<uv_timer_t>::make();
+  uv_timer_init(loop_, memory_timer_.get());
+  memory_timer_->data = this;
   started_unix_ms_ = unix_ms_now();
   open_notify_socket();
 }
@@ -480,6 +483,7 @@ result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<in
     a->instances.push_back(make_instance(*a, id, k));
   }
   apps_.push_back(std::move(a));
+  watch_memory();
   return apps_.back().get();
 }
 
@@ -626,6 +630,62 @@ void supervisor::remove_deleted_apps() {
   }
   std::erase_if(apps_, [&](const std::unique_ptr<app>& a) {
     return std::find(gone.begin(), gone.end(), a.get()) != gone.end();
+  });
+}
+
+// ---- max_memory_restart ---------------------------------------------------
+
+void supervisor::watch_memory() {
+  bool wanted = std::any_of(apps_.begin(), apps_.end(), [](auto& a) { return a->spec.max_memory_restart > 0; });
+  if (!wanted) {
+    uv_timer_stop(memory_timer_.get());
+    return;
+  }
+  if (uv_is_active(memory_timer_.handle())) return;
+  auto every = static_cast<uint64_t>(memory_check_interval.count());
+  uv_timer_start(memory_timer_.get(), [](uv_timer_t* t) {
+    if (auto* self = static_cast<supervisor*>(t->data)) self->check_memory();
+  }, every, every);
+}
+
+void supervisor::check_memory() {
+  watch_memory();  // (stops once no app has a limit)
+  usage_.with_fresh([this] {
+    for (auto& a : apps_) {
+      uint64_t limit = a->spec.max_memory_restart;
+      // A reload replaces instances already; a stopped or deleted app has none to spare.
+      if (limit == 0 || a->deleting || !a->spec.running || a->reloading > 0) continue;
+      for (auto& i : a->instances) {
+        if (i->fsm().current() != state::online || i->pid() <= 0) continue;
+        if (std::find(memory_restarting_.begin(), memory_restarting_.end(), i->id()) != memory_restarting_.end())
+          continue;
+        uint64_t rss = usage_.of(i->pid()).rss;
+        if (rss <= limit) continue;
+        auto mb = [](uint64_t b) {
+          char text[32];
+          std::snprintf(text, sizeof text, "%.1f MB", static_cast<double>(b) / (1u << 20));
+          return std::string(text);
+        };
+        const bool cluster = !a->sockets.empty();
+        note(i->id(), "[corral] instance " + std::to_string(i->index()) + " (pid " + std::to_string(i->pid()) +
+                          ") uses " + mb(rss) + ", over max_memory_restart (" + mb(limit) + "): " +
+                          (cluster ? "reloading it" : "restarting it"));
+        const int id = i->id();
+        memory_restarting_.push_back(id);
+        auto forget = [this, id](std::string) { std::erase(memory_restarting_, id); };
+        if (cluster) {
+          reload_app(*a, 1, forget, {i->index()});
+          break;  // (a->instances may change as the replacement goes in)
+        }
+        i->fsm().handle(event::restart);
+        wait_then(
+            [this, id] {
+              instance* x = find_instance(id);
+              return !x || (x->fsm().current() != state::stopping && settled_running(x->fsm().current()));
+            },
+            [forget] { forget({}); });
+      }
+    }
   });
 }
 

@@ -7,6 +7,7 @@
 #include <array>
 #include <uv.h>
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -28,6 +29,10 @@ namespace corral::daemon {
 
 class supervisor final : public instance_host {
  public:
+  /// How often max_memory_restart is checked, while an app has one (PM2's
+  /// worker checks every 30 s).
+  static constexpr std::chrono::milliseconds memory_check_interval{1000};
+
   using reply_fn = std::function<void(response&&)>;
 
   supervisor(uv_loop_t* loop, home_paths home);
@@ -103,6 +108,8 @@ class supervisor final : public instance_host {
     /// (replaced or scaled down) until they have stopped.
     std::vector<std::unique_ptr<instance>> others;
     bool deleting = false;
+    /// Rolling reloads of the app in progress (a memory check waits for them).
+    int reloading = 0;
   };
   struct reload_job;
   struct waiter {
@@ -162,7 +169,13 @@ class supervisor final : public instance_host {
   void cmd_signal(const request& req, reply_fn reply);
   void cmd_env(const request& req, reply_fn reply);
 
-  void reload_app(app& a, int parallel, std::function<void(std::string error)> done);
+  /// `only`: those instance indices (a memory restart's one); empty: all.
+  void reload_app(app& a, int parallel, std::function<void(std::string error)> done, std::vector<int> only = {});
+  /// max_memory_restart: while an app has one, every memory_check_interval
+  /// the instances' process groups are measured and one over its limit is
+  /// restarted (reloaded in cluster mode).
+  void watch_memory();
+  void check_memory();
   void reload_next(const std::shared_ptr<reload_job>& job);
   void reload_slot(const std::shared_ptr<reload_job>& job, int index);
   void open_notify_socket();
@@ -176,6 +189,9 @@ class supervisor final : public instance_host {
   std::vector<waiter> waiters_;
   bool checking_waiters_ = false;
   detail::uv_handle_ptr<uv_timer_t> persist_timer_;
+  detail::uv_handle_ptr<uv_timer_t> memory_timer_;
+  /// Instances being restarted for their memory, until their replacement runs.
+  std::vector<int> memory_restarting_;
   bool persist_pending_ = false;
   // The state is written (and fsynced) on the threadpool, one write at a
   // time; a newer state waits in persist_next_ and replaces an older one.

@@ -74,12 +74,14 @@ void supervisor::reload_all_from_signal() {
   });
 }
 
-void supervisor::reload_app(app& a, int parallel, std::function<void(std::string)> done) {
+void supervisor::reload_app(app& a, int parallel, std::function<void(std::string)> done, std::vector<int> only) {
+  auto chosen = [&only](int index) { return only.empty() || std::find(only.begin(), only.end(), index) != only.end(); };
   if (a.sockets.empty()) {
     // Fork mode: the app binds its own ports, so a replacement beside the old
     // instance would find them taken. A reload is a restart, as in PM2.
     std::vector<int> ids;
     for (auto& i : a.instances) {
+      if (!chosen(i->index())) continue;
       i->fsm().handle(event::restart);
       ids.push_back(i->id());
     }
@@ -96,8 +98,13 @@ void supervisor::reload_app(app& a, int parallel, std::function<void(std::string
   auto job = std::make_shared<reload_job>();
   job->app_name = a.spec.name;
   job->parallel = parallel;
-  for (int k = 0; k < static_cast<int>(a.instances.size()); ++k) job->pending.push_back(k);
-  job->done = std::move(done);
+  for (int k = 0; k < static_cast<int>(a.instances.size()); ++k)
+    if (chosen(k)) job->pending.push_back(k);
+  ++a.reloading;
+  job->done = [this, name = a.spec.name, done = std::move(done)](std::string e) {
+    if (app* x = app_named(name)) --x->reloading;
+    done(std::move(e));
+  };
   reload_next(job);
 }
 

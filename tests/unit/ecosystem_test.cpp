@@ -128,8 +128,8 @@ TEST(Ecosystem, ErrorsNameFileLineAppAndKey) {
             "eco.yaml:4: app 'web': bogus: unknown key (see docs/ecosystem.md)");
   EXPECT_EQ(parse_error("apps:\n  - name: web\n    script: a\n    watch: true\n"),
             "eco.yaml:4: app 'web': watch: not supported by corral (only watch: false is accepted)");
-  EXPECT_EQ(parse_error("apps:\n  - name: web\n    script: a\n    max_memory_restart: 1G\n"),
-            "eco.yaml:4: app 'web': max_memory_restart: PM2 key not supported by corral");
+  EXPECT_EQ(parse_error("apps:\n  - name: web\n    script: a\n    cron_restart: '0 * * * *'\n"),
+            "eco.yaml:4: app 'web': cron_restart: PM2 key not supported by corral");
   EXPECT_EQ(parse_error("apps:\n  - name: web\n    instances: 2\n"),
             "eco.yaml:2: app 'web': script: missing (the program, script or command to run)");
   EXPECT_EQ(parse_error("apps:\n  - script: a\n  - script: b\n    autorestart: maybe\n"),
@@ -230,7 +230,8 @@ class EcosystemFile : public ::testing::Test {
 TEST_F(EcosystemFile, PathsAreRelativeToTheFile) {
   auto specs = load("apps:\n  - name: py\n    script: app.py\n    cwd: sub\n    interpreter: sh\n"
                     "  - name: s\n    script: sleep\n    args: [10]\n    instances: 3\n    port: 0\n"
-                    "    kill_signal: TERM\n    max_log_size: 64K\n    kill_timeout: 2s\n    autorestart: false\n");
+                    "    kill_signal: TERM\n    max_log_size: 64K\n    kill_timeout: 2s\n    autorestart: false\n"
+                    "    max_memory_restart: 300M\n");
   ASSERT_TRUE(specs) << specs.err().message();
   ASSERT_EQ(specs->size(), 2u);
   const auto& py = (*specs)[0];
@@ -244,6 +245,8 @@ TEST_F(EcosystemFile, PathsAreRelativeToTheFile) {
   EXPECT_EQ(s.listen, std::vector<std::string>{"0.0.0.0:0"});
   EXPECT_EQ(s.kill_signal, 15);
   EXPECT_EQ(s.max_log_size, 64u << 10);
+  EXPECT_EQ(s.max_memory_restart, 300u << 20);
+  EXPECT_EQ(py.max_memory_restart, 0u);  // no limit unless asked
   EXPECT_EQ(s.lifecycle.kill_timeout.count(), 2000);
   EXPECT_FALSE(s.lifecycle.policy.autorestart);
 }
@@ -262,6 +265,9 @@ TEST_F(EcosystemFile, CheckErrorsNameTheKeysLine) {
   r = load("apps:\n  - name: a\n    script: sleep\n    max_log_size: 1K\n");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.err().message(), dir_ + "/eco.yaml:4: app 'a': max_log_size: '1K' is below the 4K minimum (0 means never rotate)");
+  r = load("apps:\n  - name: a\n    script: sleep\n    max_memory_restart: 10K\n");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.err().message(), dir_ + "/eco.yaml:4: app 'a': max_memory_restart: '10K' is below the 1M minimum (0 means no limit)");
   r = load("apps:\n  - name: a\n    script: sleep\n    instances: lots\n");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.err().message(), dir_ + "/eco.yaml:4: app 'a': instances: expected a number 1..1024 or 'max', got 'lots'");

@@ -59,6 +59,7 @@ app_spec sample_spec() {
   s.instances = 3;
   s.time = true;
   s.kill_signal = 15;
+  s.max_memory_restart = 300u << 20;
   s.lifecycle.kill_timeout = 2500ms;
   s.lifecycle.policy.exp_backoff_restart_delay = 100ms;
   s.lifecycle.policy.max_restarts = 5;
@@ -217,6 +218,9 @@ TEST(ManagerAppSpec, OutOfRangeNumbersAreRefusedWithTheirLimitsNotConverted) {
   EXPECT_EQ(spec_error("max_log_size", -1),
             "app 'web': max_log_size must be a whole number 0..18446744073709551615, got -1");
   EXPECT_EQ(spec_error("max_log_size", 100), "app 'web': max_log_size must be 0 (never rotate) or at least 4096, got 100");
+  EXPECT_EQ(spec_error("max_memory_restart", 4096),
+            "app 'web': max_memory_restart must be 0 (no limit) or at least 1048576, got 4096");
+  EXPECT_EQ(spec_error("max_memory_restart", "300M"), "app 'web': max_memory_restart must be a number, got a string");
   EXPECT_EQ(spec_error("min_uptime", -5), "app 'web': min_uptime must be a whole number 0..1000000000000, got -5");
   EXPECT_EQ(spec_error("restart_delay", 1.5), "app 'web': restart_delay must be a whole number 0..1000000000000, got 1.5");
   EXPECT_EQ(spec_error("max_restarts", uint64_t{1} << 63),

@@ -8,6 +8,7 @@
 //   manager_app burst <n> <bytes>
 //                            prints "burst <i> pid <pid> " padded to <bytes> for i < n, then
 //                            "burst done pid <pid>", flushes, and waits
+//   manager_app grow <mb>     takes <mb> MB of memory (touched), says ready, prints "grown <mb> pid <pid>", waits
 //   manager_app stubborn     ignores SIGINT and SIGTERM (only SIGKILL stops it)
 //   manager_app burn         spins on one core until SIGINT (cpu % tests)
 //   manager_app numbered <n> <bytes> [delay_us] [wait]
@@ -99,6 +100,17 @@ int main(int argc, char** argv) {
     }
     std::printf("numbered done\n");
     wait_for_stop();
+    return 0;
+  }
+  if (mode == "grow") {
+    std::size_t bytes = static_cast<std::size_t>(argc > 2 ? std::atoi(argv[2]) : 10) << 20;
+    auto* mem = static_cast<char*>(std::malloc(bytes));
+    for (std::size_t k = 0; mem && k < bytes; k += 4096) mem[k] = 1;  // resident, not just reserved
+    send_ready();
+    std::printf("grown %s pid %d\n", argc > 2 ? argv[2] : "10", static_cast<int>(::getpid()));
+    std::fflush(stdout);
+    wait_for_stop();
+    std::free(mem);
     return 0;
   }
   if (mode == "burst") {

@@ -146,6 +146,47 @@ TEST_F(Manager, SignalReachesEachInstanceAndResetZeroesItsRestarts) {
   EXPECT_NE(none.err.find("no instance of 'sig' is running"), std::string::npos) << none.err;
 }
 
+// max_memory_restart (PM2's): an instance whose process group's memory passes
+// the limit is restarted, with a line in the app's error log saying why; an
+// app under its limit is left alone.
+TEST_F(Manager, InstanceOverMaxMemoryRestartIsRestartedAndSaysWhy) {
+  ASSERT_EQ(corral({"start", app, "--name", "lean", "--max-memory-restart", "64M", "--", "grow", "4"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return slurp(log_path("lean")).find("grown 4") != std::string::npos; }, 10s));
+  ASSERT_EQ(corral({"start", app, "--name", "fat", "--max-memory-restart", "16M", "--", "grow", "40"}).code, 0);
+  // Twice: the lean app, online and grown before, was measured meanwhile.
+  ASSERT_TRUE(wait_until([&] { auto r = rows("fat"); return !r.empty() && r[0].value("restarts", 0) >= 2; }, 20s))
+      << jlist().dump();
+  std::string why = slurp(log_path("fat", true));
+  EXPECT_NE(why.find("[corral] instance 0 (pid "), std::string::npos) << why;
+  EXPECT_NE(why.find("MB, over max_memory_restart (16.0 MB): restarting it"), std::string::npos) << why;
+  auto lean = rows("lean");
+  ASSERT_EQ(lean.size(), 1u);
+  EXPECT_EQ(lean[0].value("restarts", -1), 0) << lean[0].dump();
+  EXPECT_EQ(slurp(log_path("lean", true)), "");
+  // The limit is the app's: describe shows it, a restored spec keeps it.
+  auto d = corral({"describe", "fat"});
+  ASSERT_EQ(d.code, 0) << d.err;
+  auto described = json::parse(d.out, nullptr, false);
+  ASSERT_TRUE(described.is_array() && !described.empty()) << d.out;
+  EXPECT_EQ(described[0]["app"].value("max_memory_restart", uint64_t{0}), uint64_t{16} << 20) << d.out;
+}
+
+// In cluster mode the instance is reloaded: its replacement starts on the
+// shared socket before it stops, as in `corral reload`.
+TEST_F(Manager, ClusterInstanceOverMaxMemoryRestartIsReloaded) {
+  ASSERT_EQ(corral({"start", app, "--name", "cfat", "--port", "0", "--max-memory-restart", "16M", "--", "grow", "40"}).code,
+            0);
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("cfat"), 1); }, 10s)) << jlist().dump();
+  pid_t first = rows("cfat")[0].value("pid", 0);
+  ASSERT_TRUE(wait_until([&] {
+    auto r = rows("cfat");
+    return r.size() == 1 && r[0].value("pid", 0) != first && r[0].value("status", "") == "online";
+  }, 20s)) << jlist().dump();
+  std::string why = slurp(log_path("cfat", true));
+  EXPECT_NE(why.find("over max_memory_restart (16.0 MB): reloading it"), std::string::npos) << why;
+  EXPECT_TRUE(wait_until([&] { reap_orphans(); return !alive(first); }, 10s)) << "the old instance still runs";
+}
+
 TEST_F(Manager, EnvShowsWhatEachInstanceWasStartedWith) {
   ASSERT_EQ(corral({"start", app, "--name", "envy", "-i", "2", "--env", "FOO=bar baz", "--", "serve"}).code, 0);
   ASSERT_TRUE(wait_until([&] { return all_online(rows("envy"), 2); }, 10s));
