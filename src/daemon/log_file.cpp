@@ -61,7 +61,14 @@ struct log_file::job {
 namespace {
 
 int open_log(const std::string& path, bool truncate) {
-  return ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0600);
+  // O_NONBLOCK for the open only: a FIFO at the path with no reader would
+  // block the open (and the daemon's loop) for good; it fails with ENXIO.
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK | (truncate ? O_TRUNC : 0), 0600);
+  if (fd >= 0) {
+    int flags = ::fcntl(fd, F_GETFL);
+    if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  }
+  return fd;
 }
 
 std::string errno_text(int err) { return std::string(std::strerror(err)) + " (" + uv_err_name(-err) + ")"; }
@@ -93,7 +100,11 @@ void remove_rotated(const std::string& path, int retain) {
 result<std::unique_ptr<log_file>> log_file::open(uv_loop_t* loop, std::string path, log_options options,
                                                  std::size_t capacity) {
   int fd = open_log(path, false);
-  if (fd < 0) return error(std::error_code(errno, std::generic_category()), "open log " + path);
+  if (fd < 0) {
+    int e = errno;
+    return error(std::error_code(e, std::generic_category()),
+                 "open log " + path + (e == ENXIO ? " (a FIFO that no process reads)" : ""));
+  }
   auto st = std::make_shared<shared>(shared{loop, path, options, fd, log_buffer(capacity)});
   return std::unique_ptr<log_file>(new log_file(std::move(path), std::move(st)));
 }

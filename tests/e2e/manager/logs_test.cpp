@@ -398,3 +398,18 @@ TEST_F(Manager, ScaleDownKeepsTheLastLinesOfTheInstancesItStops) {
   EXPECT_TRUE(wait_until([&] { return slurp(file(1)) == "ready 1\npartial\n"; }, 5s)) << slurp(file(1));
   kill_grandchildren();
 }
+
+// A log path that is a FIFO no process reads: opening it to write would block
+// for good, and with it the daemon. The start fails naming the file, and the
+// daemon answers on.
+TEST_F(Manager, LogPathThatIsAFifoNobodyReadsIsAnErrorNotAHang) {
+  ASSERT_EQ(corral({"list"}).code, 0);  // the daemon, and its logs directory
+  ASSERT_EQ(::mkfifo(log_path("piped").c_str(), 0600), 0);
+  auto r = corral({"start", app, "--name", "piped", "--", "serve"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("open log " + log_path("piped") + " (a FIFO that no process reads)"), std::string::npos)
+      << r.err;
+  auto l = corral({"list"});
+  EXPECT_EQ(l.code, 0) << l.err;
+  EXPECT_TRUE(rows("piped").empty()) << jlist().dump();
+}
