@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "daemon/command_resolve.hpp"
+#include "daemon/cron.hpp"
 
 namespace corral::cli {
 
@@ -78,6 +79,8 @@ spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, co
   if (!log_size) return bad("max_log_size", log_size.err().message());
   auto memory = parse_size(o.max_memory_restart, daemon::limits::min_memory_restart, "1M", "no limit");
   if (!memory) return bad("max_memory_restart", memory.err().message());
+  if (!o.cron_restart.empty())
+    if (auto c = daemon::cron_schedule::parse(o.cron_restart); !c) return bad("cron_restart", c.err().message());
   if (o.log_retain < 0 || o.log_retain > daemon::limits::max_log_retain)
     return bad("log_retain", "expected 0.." + std::to_string(daemon::limits::max_log_retain) + ", got " +
                                  std::to_string(o.log_retain));
@@ -116,6 +119,7 @@ spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, co
   spec.max_log_size = *log_size;
   spec.log_retain = o.log_retain;
   spec.max_memory_restart = *memory;
+  spec.cron_restart = o.cron_restart;
   spec.kill_signal = *sig;
   spec.shutdown_with_message = o.shutdown_with_message;
   auto& l = spec.lifecycle;

@@ -36,6 +36,8 @@ struct app_options {
   std::string max_log_size = "10M";
   /// Bytes, or 512K / 300M / 1G; "0": no limit.
   std::string max_memory_restart = "0";
+  /// A cron pattern (daemon/cron.hpp); "": none.
+  std::string cron_restart;
   int log_retain = 5;
   bool autorestart = true;
   bool wait_ready = false;

@@ -179,13 +179,14 @@ class app_reader {
     else if (key == "merge_logs" || key == "combine_logs") o.merge_logs = boolean(v);
     else if (key == "max_log_size") o.max_log_size = text(v);
     else if (key == "max_memory_restart") o.max_memory_restart = text(v);
+    else if (key == "cron_restart") o.cron_restart = text(v);
     else if (key == "log_retain") o.log_retain = static_cast<int>(integer(v, 0, daemon::limits::max_log_retain));
     else if (pm2_only(key)) fail("PM2 key not supported by corral");
     else fail("unknown key (see docs/ecosystem.md)");
   }
 
   static bool pm2_only(const std::string& key) {
-    static const std::set<std::string> keys{"ignore_watch", "watch_options", "cron_restart",
+    static const std::set<std::string> keys{"ignore_watch", "watch_options",
                                             "out_file", "error_file", "log_file", "pid_file", "log_date_format",
                                             "log_type", "instance_var", "increment_var", "vizion", "source_map_support",
                                             "force", "namespace", "append_env_to_name", "treekill", "filter_env",

@@ -87,6 +87,9 @@ void add_start_flags(CLI::App* c, start_options& so) {
   c->add_option("--max-log-size", a.max_log_size, "rotate a log file at this size (bytes, or 10K/10M/1G; 0: never; default 10M)");
   c->add_option("--log-retain", a.log_retain, "rotated log files kept per file (default 5)")
       ->check(CLI::Range(0, daemon::limits::max_log_retain));
+  c->add_option("--cron-restart", a.cron_restart,
+                "restart the app when this cron pattern matches local time (\"0 3 * * *\"; six fields: seconds "
+                "first; a rolling reload in cluster mode)");
   c->add_option("--max-memory-restart", a.max_memory_restart,
                 "restart an instance whose memory (RSS of its process group) passes this (300M, 1G; a reload in "
                 "cluster mode; 0: no limit, the default)");

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "daemon/cron.hpp"
 #include "daemon/json_fields.hpp"
 
 namespace corral::daemon {
@@ -34,6 +35,7 @@ json to_json(const app_spec& s) {
               {"max_log_size", s.max_log_size},
               {"log_retain", s.log_retain},
               {"max_memory_restart", s.max_memory_restart},
+              {"cron_restart", s.cron_restart},
               {"kill_signal", s.kill_signal},
               {"shutdown_with_message", s.shutdown_with_message},
               {"kill_timeout", l.kill_timeout.count()},
@@ -75,6 +77,9 @@ result<app_spec> app_spec_from_json(const json& j, const std::string& unnamed) {
   if (s.max_memory_restart != 0 && s.max_memory_restart < limits::min_memory_restart)
     f.fail("max_memory_restart must be 0 (no limit) or at least " + std::to_string(limits::min_memory_restart) +
            ", got " + std::to_string(s.max_memory_restart));
+  s.cron_restart = f.text("cron_restart");
+  if (!s.cron_restart.empty())
+    if (auto c = cron_schedule::parse(s.cron_restart); !c) f.fail("cron_restart: " + c.err().message());
   s.kill_signal = static_cast<int>(f.whole("kill_signal", 1, limits::max_signal, s.kill_signal));
   s.shutdown_with_message = f.boolean("shutdown_with_message", s.shutdown_with_message);
   auto duration = [&f](const char* key, ms fallback) { return ms(f.whole(key, 0, limits::max_ms, fallback.count())); };

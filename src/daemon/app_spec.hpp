@@ -54,6 +54,9 @@ struct app_spec {
   /// Restart an instance whose process group's resident memory passes this
   /// many bytes (PM2's max_memory_restart; a reload in cluster mode); 0: never.
   uint64_t max_memory_restart = 0;
+  /// Restart (reload in cluster mode) every instance when this cron pattern
+  /// matches local time (PM2's cron_restart; daemon/cron.hpp); "": never.
+  std::string cron_restart;
   int kill_signal = 2;  // SIGINT, as PM2
   bool shutdown_with_message = false;
   lifecycle_options lifecycle;

@@ -484,6 +484,7 @@ result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<in
   }
   apps_.push_back(std::move(a));
   watch_memory();
+  arm_cron(*apps_.back());
   return apps_.back().get();
 }
 
@@ -646,6 +647,7 @@ void supervisor::watch_memory() {
   uv_timer_start(memory_timer_.get(), [](uv_timer_t* t) {
     if (auto* self = static_cast<supervisor*>(t->data)) self->check_memory();
   }, every, every);
+  uv_unref(memory_timer_.handle());  // (never what keeps the daemon up)
 }
 
 void supervisor::check_memory() {
@@ -687,6 +689,56 @@ void supervisor::check_memory() {
       }
     }
   });
+}
+
+// ---- cron_restart -----------------------------------------------------------
+
+void supervisor::arm_cron(app& a) {
+  if (a.spec.cron_restart.empty()) return;
+  if (!a.cron) {
+    auto c = cron_schedule::parse(a.spec.cron_restart);
+    if (!c) {  // (checked when the spec was read: not expected)
+      std::fprintf(stderr, "corral daemon: %s: %s\n", a.spec.name.c_str(), c.err().message().c_str());
+      return;
+    }
+    a.cron = std::move(*c);
+    a.cron_timer = detail::uv_handle_ptr<uv_timer_t>::make();
+    uv_timer_init(loop_, a.cron_timer.get());
+    uv_unref(a.cron_timer.handle());
+    a.cron_timer->data = this;
+  }
+  const int64_t now = unix_ms_now();
+  if (a.cron_next_ms == 0 || a.cron_next_ms <= now - 1000) {
+    // The first match after now (after a wall clock that jumped ahead, too:
+    // the missed match is not run late).
+    auto next = a.cron->next(static_cast<std::time_t>(now / 1000));
+    if (!next) return;
+    a.cron_next_ms = static_cast<int64_t>(*next) * 1000;
+  }
+  // At most an hour at a time: the timer counts monotonic time, the pattern
+  // wall-clock time, which NTP or a user may move.
+  const int64_t wait = std::clamp<int64_t>(a.cron_next_ms - now, 0, 3'600'000);
+  uv_timer_start(a.cron_timer.get(), [](uv_timer_t* t) {
+    auto* self = static_cast<supervisor*>(t->data);
+    if (!self) return;  // (its app is gone)
+    for (auto& x : self->apps_)
+      if (x->cron_timer.get() == t) return self->on_cron(*x);
+  }, static_cast<uint64_t>(wait), 0);
+}
+
+void supervisor::on_cron(app& a) {
+  if (unix_ms_now() < a.cron_next_ms) return arm_cron(a);  // not yet: the hour's step, or a clock set back
+  const std::string pattern = a.spec.cron_restart;
+  a.cron_next_ms = 0;  // the next match is after this one
+  if (a.spec.running && !a.deleting && a.reloading == 0) {
+    for (auto& i : a.instances)
+      note(i->id(), "[corral] cron_restart '" + pattern + "': " + (a.sockets.empty() ? "restarting" : "reloading") +
+                        " instance " + std::to_string(i->index()));
+    reload_app(a, 1, [this, name = a.spec.name](std::string e) {
+      if (!e.empty()) std::fprintf(stderr, "corral daemon: %s: cron_restart: %s\n", name.c_str(), e.c_str());
+    });
+  }
+  arm_cron(a);
 }
 
 }  // namespace corral::daemon

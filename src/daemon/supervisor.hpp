@@ -18,6 +18,7 @@
 #include "core/handle.hpp"
 #include "daemon/app_logs.hpp"
 #include "daemon/app_spec.hpp"
+#include "daemon/cron.hpp"
 #include "daemon/home.hpp"
 #include "daemon/instance.hpp"
 #include "daemon/protocol.hpp"
@@ -110,6 +111,11 @@ class supervisor final : public instance_host {
     bool deleting = false;
     /// Rolling reloads of the app in progress (a memory check waits for them).
     int reloading = 0;
+    /// cron_restart: the timer, armed for the next match (at most an hour
+    /// ahead, then again: the wall clock may have moved), and that match.
+    detail::uv_handle_ptr<uv_timer_t> cron_timer;
+    std::optional<cron_schedule> cron;
+    int64_t cron_next_ms = 0;  // unix ms
   };
   struct reload_job;
   struct waiter {
@@ -176,6 +182,8 @@ class supervisor final : public instance_host {
   /// restarted (reloaded in cluster mode).
   void watch_memory();
   void check_memory();
+  void arm_cron(app& a);
+  void on_cron(app& a);
   void reload_next(const std::shared_ptr<reload_job>& job);
   void reload_slot(const std::shared_ptr<reload_job>& job, int index);
   void open_notify_socket();

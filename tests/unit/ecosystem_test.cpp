@@ -128,8 +128,8 @@ TEST(Ecosystem, ErrorsNameFileLineAppAndKey) {
             "eco.yaml:4: app 'web': bogus: unknown key (see docs/ecosystem.md)");
   EXPECT_EQ(parse_error("apps:\n  - name: web\n    script: a\n    watch: true\n"),
             "eco.yaml:4: app 'web': watch: not supported by corral (only watch: false is accepted)");
-  EXPECT_EQ(parse_error("apps:\n  - name: web\n    script: a\n    cron_restart: '0 * * * *'\n"),
-            "eco.yaml:4: app 'web': cron_restart: PM2 key not supported by corral");
+  EXPECT_EQ(parse_error("apps:\n  - name: web\n    script: a\n    out_file: /tmp/x.log\n"),
+            "eco.yaml:4: app 'web': out_file: PM2 key not supported by corral");
   EXPECT_EQ(parse_error("apps:\n  - name: web\n    instances: 2\n"),
             "eco.yaml:2: app 'web': script: missing (the program, script or command to run)");
   EXPECT_EQ(parse_error("apps:\n  - script: a\n  - script: b\n    autorestart: maybe\n"),
@@ -231,7 +231,7 @@ TEST_F(EcosystemFile, PathsAreRelativeToTheFile) {
   auto specs = load("apps:\n  - name: py\n    script: app.py\n    cwd: sub\n    interpreter: sh\n"
                     "  - name: s\n    script: sleep\n    args: [10]\n    instances: 3\n    port: 0\n"
                     "    kill_signal: TERM\n    max_log_size: 64K\n    kill_timeout: 2s\n    autorestart: false\n"
-                    "    max_memory_restart: 300M\n");
+                    "    max_memory_restart: 300M\n    cron_restart: 0 3 * * *\n");
   ASSERT_TRUE(specs) << specs.err().message();
   ASSERT_EQ(specs->size(), 2u);
   const auto& py = (*specs)[0];
@@ -246,6 +246,7 @@ TEST_F(EcosystemFile, PathsAreRelativeToTheFile) {
   EXPECT_EQ(s.kill_signal, 15);
   EXPECT_EQ(s.max_log_size, 64u << 10);
   EXPECT_EQ(s.max_memory_restart, 300u << 20);
+  EXPECT_EQ(s.cron_restart, "0 3 * * *");
   EXPECT_EQ(py.max_memory_restart, 0u);  // no limit unless asked
   EXPECT_EQ(s.lifecycle.kill_timeout.count(), 2000);
   EXPECT_FALSE(s.lifecycle.policy.autorestart);
@@ -268,6 +269,10 @@ TEST_F(EcosystemFile, CheckErrorsNameTheKeysLine) {
   r = load("apps:\n  - name: a\n    script: sleep\n    max_memory_restart: 10K\n");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.err().message(), dir_ + "/eco.yaml:4: app 'a': max_memory_restart: '10K' is below the 1M minimum (0 means no limit)");
+  r = load("apps:\n  - name: a\n    script: sleep\n    cron_restart: 0 25 * * *\n");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.err().message(),
+            dir_ + "/eco.yaml:4: app 'a': cron_restart: cron pattern '0 25 * * *': hour: 25 is out of range 0..23");
   r = load("apps:\n  - name: a\n    script: sleep\n    instances: lots\n");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.err().message(), dir_ + "/eco.yaml:4: app 'a': instances: expected a number 1..1024 or 'max', got 'lots'");

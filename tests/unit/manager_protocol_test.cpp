@@ -60,6 +60,7 @@ app_spec sample_spec() {
   s.time = true;
   s.kill_signal = 15;
   s.max_memory_restart = 300u << 20;
+  s.cron_restart = "0 3 * * *";
   s.lifecycle.kill_timeout = 2500ms;
   s.lifecycle.policy.exp_backoff_restart_delay = 100ms;
   s.lifecycle.policy.max_restarts = 5;
@@ -221,6 +222,9 @@ TEST(ManagerAppSpec, OutOfRangeNumbersAreRefusedWithTheirLimitsNotConverted) {
   EXPECT_EQ(spec_error("max_memory_restart", 4096),
             "app 'web': max_memory_restart must be 0 (no limit) or at least 1048576, got 4096");
   EXPECT_EQ(spec_error("max_memory_restart", "300M"), "app 'web': max_memory_restart must be a number, got a string");
+  EXPECT_EQ(spec_error("cron_restart", "0 3 * *"),
+            "app 'web': cron_restart: cron pattern '0 3 * *': expected 5 fields (minute hour day-of-month month "
+            "day-of-week) or 6 (seconds first), got 4");
   EXPECT_EQ(spec_error("min_uptime", -5), "app 'web': min_uptime must be a whole number 0..1000000000000, got -5");
   EXPECT_EQ(spec_error("restart_delay", 1.5), "app 'web': restart_delay must be a whole number 0..1000000000000, got 1.5");
   EXPECT_EQ(spec_error("max_restarts", uint64_t{1} << 63),

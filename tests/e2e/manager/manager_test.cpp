@@ -171,6 +171,34 @@ TEST_F(Manager, InstanceOverMaxMemoryRestartIsRestartedAndSaysWhy) {
   EXPECT_EQ(described[0]["app"].value("max_memory_restart", uint64_t{0}), uint64_t{16} << 20) << d.out;
 }
 
+// cron_restart (PM2's): the app is restarted whenever the pattern matches;
+// here every second (six fields: seconds first). A wrong pattern is refused
+// by the CLI, naming the field.
+TEST_F(Manager, CronRestartRestartsTheAppWhenItsPatternMatches) {
+  auto bad = corral({"start", app, "--name", "never", "--cron-restart", "0 0 30 2 *", "--", "serve"});
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.err.find("cron pattern '0 0 30 2 *': no month chosen has those days: it would never run"),
+            std::string::npos)
+      << bad.err;
+  EXPECT_TRUE(rows("never").empty());
+  ASSERT_EQ(corral({"start", app, "--name", "nightly", "-i", "2", "--cron-restart", "* * * * * *", "--", "serve"}).code,
+            0);
+  ASSERT_TRUE(wait_until([&] {
+    auto r = rows("nightly");
+    return r.size() == 2 && r[0].value("restarts", 0) >= 2 && r[1].value("restarts", 0) >= 2;
+  }, 20s)) << jlist().dump();
+  std::string why = slurp(log_path("nightly", true));
+  EXPECT_NE(why.find("[corral] cron_restart '* * * * * *': restarting instance 0"), std::string::npos) << why;
+  EXPECT_NE(why.find("[corral] cron_restart '* * * * * *': restarting instance 1"), std::string::npos) << why;
+  // Stopped, it is not started by its schedule.
+  ASSERT_EQ(corral({"stop", "nightly"}).code, 0);
+  auto stopped = why.size();
+  ASSERT_EQ(corral({"start", app, "--name", "ticker", "--cron-restart", "* * * * * *", "--", "serve"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { auto r = rows("ticker"); return !r.empty() && r[0].value("restarts", 0) >= 2; }, 20s));
+  for (auto& r : rows("nightly")) EXPECT_EQ(r.value("status", ""), "stopped") << r.dump();
+  EXPECT_EQ(slurp(log_path("nightly", true)).find("restarting", stopped), std::string::npos);
+}
+
 // In cluster mode the instance is reloaded: its replacement starts on the
 // shared socket before it stops, as in `corral reload`.
 TEST_F(Manager, ClusterInstanceOverMaxMemoryRestartIsReloaded) {
