@@ -33,6 +33,7 @@ struct output_reader::state : std::enable_shared_from_this<state> {
   std::size_t taking = 0;  // bytes whose lines wait for the disk, still queued
   bool held = false;       // the log is behind: read on when it calls back
   bool over = false;       // ended or drained: reads no more
+  bool pumping = false, again = false;  // (a log that answers at once must not recurse)
 
   void on_events() {
     epoll_event ev[4];
@@ -48,6 +49,19 @@ struct output_reader::state : std::enable_shared_from_this<state> {
   void emit(std::string_view line) { s.line(line); }
 
   void pump() {
+    if (pumping) {
+      again = true;
+      return;
+    }
+    pumping = true;
+    do {
+      again = false;
+      pump_once();
+    } while (again && !over);
+    pumping = false;
+  }
+
+  void pump_once() {
     if (over || held || taking > 0 || !fresh) return;
     fresh = false;
     ssize_t n = ::recv(fd.get(), scratch(), chunk, MSG_PEEK | MSG_DONTWAIT);

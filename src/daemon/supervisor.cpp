@@ -7,6 +7,7 @@
 #include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 
 #include "daemon/adopt.hpp"
 #include "daemon/proc_stats.hpp"
@@ -34,6 +35,13 @@ supervisor::supervisor(uv_loop_t* loop, home_paths home)
   memory_timer_ = detail::uv_handle_ptr<uv_timer_t>::make();
   uv_timer_init(loop_, memory_timer_.get());
   memory_timer_->data = this;
+  if (const char* v = std::getenv("CORRAL_MEMORY_CHECK_MS")) {
+    char* end = nullptr;
+    long long n = std::strtoll(v, &end, 10);
+    if (end != v && *end == 0 && n >= 50 && n <= 3'600'000) memory_check_interval_ = std::chrono::milliseconds(n);
+    else std::fprintf(stderr, "corral daemon: CORRAL_MEMORY_CHECK_MS='%s' is not 50..3600000 ms; checking every %lld ms\n",
+                      v, static_cast<long long>(memory_check_interval_.count()));
+  }
   started_unix_ms_ = unix_ms_now();
   open_notify_socket();
 }
@@ -643,7 +651,7 @@ void supervisor::watch_memory() {
     return;
   }
   if (uv_is_active(memory_timer_.handle())) return;
-  auto every = static_cast<uint64_t>(memory_check_interval.count());
+  auto every = static_cast<uint64_t>(memory_check_interval_.count());
   uv_timer_start(memory_timer_.get(), [](uv_timer_t* t) {
     if (auto* self = static_cast<supervisor*>(t->data)) self->check_memory();
   }, every, every);

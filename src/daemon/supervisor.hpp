@@ -31,8 +31,10 @@ namespace corral::daemon {
 class supervisor final : public instance_host {
  public:
   /// How often max_memory_restart is checked, while an app has one (PM2's
-  /// worker checks every 30 s).
-  static constexpr std::chrono::milliseconds memory_check_interval{1000};
+  /// worker checks every 30 s): each check reads /proc/<pid>/stat of every
+  /// process. CORRAL_MEMORY_CHECK_MS in the daemon's environment sets it
+  /// (50 ms to an hour).
+  static constexpr std::chrono::milliseconds default_memory_check_interval{5000};
 
   using reply_fn = std::function<void(response&&)>;
 
@@ -198,6 +200,7 @@ class supervisor final : public instance_host {
   bool checking_waiters_ = false;
   detail::uv_handle_ptr<uv_timer_t> persist_timer_;
   detail::uv_handle_ptr<uv_timer_t> memory_timer_;
+  std::chrono::milliseconds memory_check_interval_ = default_memory_check_interval;
   /// Instances being restarted for their memory, until their replacement runs.
   std::vector<int> memory_restarting_;
   bool persist_pending_ = false;
