@@ -742,7 +742,7 @@ void supervisor::on_cron(app& a) {
     for (auto& i : a.instances)
       note(i->id(), "[corral] cron_restart '" + pattern + "': " + (a.sockets.empty() ? "restarting" : "reloading") +
                         " instance " + std::to_string(i->index()));
-    reload_app(a, 1, [this, name = a.spec.name](std::string e) {
+    reload_app(a, 1, [name = a.spec.name](std::string e) {
       if (!e.empty()) std::fprintf(stderr, "corral daemon: %s: cron_restart: %s\n", name.c_str(), e.c_str());
     });
   }
