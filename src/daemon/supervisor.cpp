@@ -682,18 +682,9 @@ void supervisor::check_memory() {
                           (cluster ? "reloading it" : "restarting it"));
         const int id = i->id();
         memory_restarting_.push_back(id);
-        auto forget = [this, id](std::string) { std::erase(memory_restarting_, id); };
-        if (cluster) {
-          reload_app(*a, 1, forget, {i->index()});
-          break;  // (a->instances may change as the replacement goes in)
-        }
-        i->fsm().handle(event::restart);
-        wait_then(
-            [this, id] {
-              instance* x = find_instance(id);
-              return !x || (x->fsm().current() != state::stopping && settled_running(x->fsm().current()));
-            },
-            [forget] { forget({}); });
+        // (A reload of one index: in fork mode, its restart.)
+        reload_app(*a, 1, [this, id](std::string) { std::erase(memory_restarting_, id); }, {i->index()});
+        if (cluster) break;  // (a->instances changes as the replacement goes in)
       }
     }
   });
