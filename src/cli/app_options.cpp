@@ -5,11 +5,14 @@
 #include <algorithm>
 #include <cstdint>
 #include <cctype>
+#include <cstdlib>
 #include <filesystem>
+#include <tuple>
 #include <thread>
 
 #include "daemon/command_resolve.hpp"
 #include "daemon/cron.hpp"
+#include "daemon/log_lines.hpp"
 
 namespace corral::cli {
 
@@ -70,6 +73,23 @@ result<int> parse_instances(const std::string& s) {
   return invalid("expected a number 1.." + std::to_string(daemon::limits::max_instances) + " or 'max', got '" + s + "'");
 }
 
+result<std::string> log_path(const std::string& given, const std::string& cwd) {
+  namespace fs = std::filesystem;
+  if (given.empty()) return std::string();
+  fs::path p = given;
+  if (given == "~" || given.rfind("~/", 0) == 0) {
+    const char* home = std::getenv("HOME");
+    if (!home || !*home) return invalid("'" + given + "': $HOME is not set");
+    p = fs::path(home) / given.substr(std::min<size_t>(2, given.size()));
+  } else if (p.is_relative()) {
+    p = fs::path(cwd) / p;
+  }
+  std::string out = p.lexically_normal().string();
+  std::error_code ec;
+  if (given.back() == '/' || fs::is_directory(out, ec)) return invalid("'" + given + "' is a directory, not a file");
+  return out;
+}
+
 spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, const std::string& path_env) {
   auto n = parse_instances(o.instances);
   if (!n) return bad("instances", n.err().message());
@@ -98,6 +118,17 @@ spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, co
   if (cwd.size() > 1 && cwd.back() == '/') cwd.pop_back();
   if (!fs::is_directory(cwd, ec)) return bad("cwd", "not a directory: " + cwd);
 
+  std::string log_paths[3];
+  for (auto [field, given, to] : {std::tuple{"out_file", &o.out_file, &log_paths[0]},
+                                  {"error_file", &o.error_file, &log_paths[1]},
+                                  {"log_file", &o.log_file, &log_paths[2]}}) {
+    auto path = log_path(*given, cwd);
+    if (!path) return bad(field, path.err().message());
+    *to = *path;
+  }
+  if (auto why = daemon::log_date_format_problem(o.log_date_format); !why.empty())
+    return bad("log_date_format", "'" + o.log_date_format + "' " + why);
+
   auto resolved = daemon::resolve_command(o.script, o.args, o.interpreter, cwd, path_env);
   if (!resolved) return bad("script", resolved.err().message());
   daemon::app_spec spec;
@@ -116,6 +147,10 @@ spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, co
   spec.instances = *n;
   spec.time = o.time;
   spec.merge_logs = o.merge_logs;
+  spec.log_date_format = o.log_date_format;
+  spec.out_file = log_paths[0];
+  spec.error_file = log_paths[1];
+  spec.log_file = log_paths[2];
   spec.max_log_size = *log_size;
   spec.log_retain = o.log_retain;
   spec.max_memory_restart = *memory;

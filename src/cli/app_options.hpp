@@ -31,7 +31,14 @@ struct app_options {
   /// A number 1..1024, or "max" (also "0" and "-1"): one per CPU.
   std::string instances = "1";
   bool time = false;
+  /// dayjs tokens (daemon::format_date); "": ISO-8601 UTC when `time`.
+  std::string log_date_format;
   bool merge_logs = true;
+  /// Log paths (PM2's out_file, error_file, log_file): relative to the app's
+  /// cwd, "~/" for $HOME; "": the default (<home>/logs/<name>-out.log ...).
+  std::string out_file;
+  std::string error_file;
+  std::string log_file;
   /// Bytes, or 512K / 10M / 1G; "0": never rotate.
   std::string max_log_size = "10M";
   /// Bytes, or 512K / 300M / 1G; "0": no limit.
@@ -78,6 +85,9 @@ struct spec_outcome {
 /// value. `base_dir` is absolute; `path_env` is $PATH.
 spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, const std::string& path_env);
 
+/// A log path as the daemon takes it: absolute, normalized; `given` relative
+/// to `cwd`, "~/x" in $HOME; "" stays "". A directory is refused.
+result<std::string> log_path(const std::string& given, const std::string& cwd);
 /// "SIGTERM", "TERM" or a number 1..64.
 result<int> parse_signal(const std::string& s);
 /// "1048576", "512K", "10M", "1G" (powers of 1024); "0" means `zero`; else

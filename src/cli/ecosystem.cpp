@@ -176,6 +176,10 @@ class app_reader {
       else
         o.stop_exit_codes.push_back(static_cast<int>(integer(v, 0, daemon::limits::max_exit_code)));
     } else if (key == "time") o.time = boolean(v);
+    else if (key == "log_date_format") o.log_date_format = text(v);
+    else if (key == "out_file" || key == "output" || key == "out" || key == "out_log") o.out_file = text(v);
+    else if (key == "error_file" || key == "error" || key == "err" || key == "err_file" || key == "err_log") o.error_file = text(v);
+    else if (key == "log_file" || key == "log") o.log_file = text(v);
     else if (key == "merge_logs" || key == "combine_logs") o.merge_logs = boolean(v);
     else if (key == "max_log_size") o.max_log_size = text(v);
     else if (key == "max_memory_restart") o.max_memory_restart = text(v);
@@ -187,7 +191,7 @@ class app_reader {
 
   static bool pm2_only(const std::string& key) {
     static const std::set<std::string> keys{"ignore_watch", "watch_options",
-                                            "out_file", "error_file", "log_file", "pid_file", "log_date_format",
+                                            "pid_file",
                                             "log_type", "instance_var", "increment_var", "vizion", "source_map_support",
                                             "force", "namespace", "append_env_to_name", "treekill", "filter_env",
                                             "autostart", "post_update", "disable_logs", "uid", "gid"};

@@ -207,6 +207,14 @@ struct watcher {
 
 }  // namespace
 
+void drop_repeated_paths(std::vector<log_source>& sources) {
+  std::vector<log_source> kept;
+  for (auto& s : sources)
+    if (std::none_of(kept.begin(), kept.end(), [&](const log_source& k) { return k.path == s.path; }))
+      kept.push_back(std::move(s));
+  sources = std::move(kept);
+}
+
 int show_logs(const std::vector<log_source>& sources, int lines, bool follow) {
   std::vector<follower> followers(sources.size());
   for (size_t k = 0; k < sources.size(); ++k) {

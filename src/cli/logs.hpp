@@ -12,6 +12,10 @@ struct log_source {
   std::string path;
 };
 
+/// Keeps the first source of each path: one file that two streams (or
+/// apps) share is shown once.
+void drop_repeated_paths(std::vector<log_source>& sources);
+
 /// Prints the last `lines` lines of each source; with `follow`, then prints
 /// what is appended until killed. Returns the exit code.
 int show_logs(const std::vector<log_source>& sources, int lines, bool follow);

@@ -82,6 +82,11 @@ void add_start_flags(CLI::App* c, start_options& so) {
   c->add_option("--interpreter", a.interpreter, "run the script with this interpreter ('none' to exec it)");
   c->add_option("--interpreter-args", so.interpreter_args, "arguments for the interpreter, before the script");
   c->add_flag("--time", a.time, "prefix log lines with a timestamp");
+  c->add_option("--log-date-format", a.log_date_format,
+                "prefix log lines with local time in this form (dayjs tokens, PM2's: \"YYYY-MM-DD HH:mm:ss Z\")");
+  c->add_option("-o,--output", a.out_file, "stdout's log file (default: <home>/logs/<name>-out.log)");
+  c->add_option("-e,--error", a.error_file, "stderr's log file (default: <home>/logs/<name>-error.log)");
+  c->add_option("-l,--log", a.log_file, "a log file that gets stdout and stderr both (besides the two)");
   c->add_flag("--log-per-instance", so.log_per_instance,
               "one pair of log files per instance (<name>-out-<i>.log) instead of merged files");
   c->add_option("--max-log-size", a.max_log_size, "rotate a log file at this size (bytes, or 10K/10M/1G; 0: never; default 10M)");
@@ -134,6 +139,9 @@ bool is_ecosystem_file(const std::string& arg) {
 std::string flag_of(const std::string& field) {
   if (field == "instances") return "-i/--instances";
   if (field == "exp_backoff_restart_delay") return "--exp-backoff-restart-delay";
+  if (field == "out_file") return "-o/--output";
+  if (field == "error_file") return "-e/--error";
+  if (field == "log_file") return "-l/--log";
   std::string f = "--" + field;
   std::replace(f.begin(), f.end(), '_', '-');
   return f;
@@ -347,6 +355,7 @@ int cmd_logs(session& s, const std::string& target, int lines, bool follow, bool
     if (!err_only) sources.push_back({who + " out | ", a.value("out", "")});
     if (!out_only) sources.push_back({who + " err | ", a.value("err", "")});
   }
+  cli::drop_repeated_paths(sources);  // out_file = error_file, several apps' /dev/null
   if (sources.size() == 1) sources[0].label.clear();  // one file: bare lines
   return cli::show_logs(sources, lines, follow);
 }

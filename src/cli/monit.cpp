@@ -14,6 +14,7 @@
 
 #include "client.hpp"
 #include "corral/fd.hpp"
+#include "logs.hpp"
 #include "table.hpp"
 
 namespace corral::cli {
@@ -74,11 +75,6 @@ void install_handlers() {
   ::sigaction(SIGWINCH, &sa, nullptr);
 }
 
-struct log_source {
-  std::string label;
-  std::string path;
-};
-
 // Log files of the apps in `rows` (by a second connection: the first carries
 // the stream). Cached per set of names.
 class log_paths {
@@ -103,6 +99,7 @@ class log_paths {
       sources_.push_back({name + " out", a.value("out", "")});
       sources_.push_back({name + " err", a.value("err", "")});
     }
+    drop_repeated_paths(sources_);
   }
   daemon::home_paths home_;
   std::vector<std::string> names_;

@@ -1,5 +1,9 @@
 #include "daemon/app_logs.hpp"
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "daemon/log_lines.hpp"
@@ -7,19 +11,60 @@
 
 namespace corral::daemon {
 
+namespace {
+
+constexpr const char* key_of[] = {"out_file", "error_file", "log_file"};
+
+// "/var/log/app.out.log", 2 -> "/var/log/app.out-2.log"; no extension: "-2" at the end.
+std::string with_index(const std::string& path, int index) {
+  auto slash = path.rfind('/');
+  auto dot = path.rfind('.');
+  std::string tag = "-" + std::to_string(index);
+  if (dot == std::string::npos || dot <= slash + 1) return path + tag;
+  return path.substr(0, dot) + tag + path.substr(dot);
+}
+
+// mkdir -p of `path`'s directory, each new directory 0700.
+status make_parents(const std::string& path, const char* key) {
+  std::string dir = path.substr(0, path.rfind('/'));
+  for (size_t at = 1; at <= dir.size(); ++at) {
+    if (at != dir.size() && dir[at] != '/') continue;
+    std::string step = dir.substr(0, at);
+    if (::mkdir(step.c_str(), 0700) == 0 || errno == EEXIST) continue;
+    int e = errno;
+    return error(std::error_code(e, std::generic_category()),
+                 std::string(key) + ": cannot create directory " + step + ": " + std::strerror(e));
+  }
+  return {};
+}
+
+}  // namespace
+
 app_logs::app_logs(uv_loop_t* loop, std::string base, const app_spec& spec)
     : loop_(loop),
       base_(std::move(base)),
       merged_(spec.merge_logs),
-      options_{spec.max_log_size, spec.log_retain} {}
+      options_{spec.max_log_size, spec.log_retain},
+      given_{spec.out_file, spec.error_file, spec.log_file},
+      date_format_(spec.log_date_format) {
+  for (size_t k = 0; k < 3; ++k) {
+    struct stat st {};
+    as_is_[k] = !given_[k].empty() && ::stat(given_[k].c_str(), &st) == 0 && !S_ISREG(st.st_mode);
+  }
+}
 
 result<app_logs> app_logs::open(uv_loop_t* loop, const std::string& dir, const app_spec& spec) {
   app_logs logs(loop, dir + "/" + spec.name, spec);
+  for (size_t k = 0; k < 3; ++k)
+    if (!logs.given_[k].empty() && !logs.as_is_[k])
+      if (auto s = make_parents(logs.given_[k], key_of[k]); !s) return s.err();
   int pairs = spec.merge_logs ? 1 : spec.instances;
   for (int index = 0; index < pairs; ++index) {
     auto& p = logs.pairs_.emplace_back();
-    for (int stream : {out, err}) {
-      auto f = log_file::open(loop, logs.path(index, stream), logs.options_);
+    for (int stream : {out, err, both}) {
+      std::string path = logs.path(index, stream);
+      if (path.empty()) continue;
+      auto f = logs.file_at(path, true);
       if (!f) {
         int e = f.err().code().value();
         return error(f.err().code(), f.err().message() + ": " + f.err().code().message() + " (" + uv_err_name(-e) + ")");
@@ -35,60 +80,139 @@ app_logs app_logs::unopened(uv_loop_t* loop, const std::string& dir, const app_s
 }
 
 std::string app_logs::path(int index, int stream) const {
-  const char* kind = stream == err ? "-error" : "-out";
-  return merged_ ? base_ + kind + ".log" : base_ + kind + "-" + std::to_string(index) + ".log";
+  size_t k = static_cast<size_t>(stream - 1);
+  const std::string& given = given_[k];
+  if (given.empty()) {
+    if (stream == both) return {};
+    const char* kind = stream == err ? "-error" : "-out";
+    return merged_ ? base_ + kind + ".log" : base_ + kind + "-" + std::to_string(index) + ".log";
+  }
+  return merged_ || as_is_[k] ? given : with_index(given, index);
 }
 
-const std::array<std::unique_ptr<log_file>, 2>* app_logs::pair(int index) const {
+std::vector<std::string> app_logs::own_paths(int index) const {
+  std::vector<std::string> out;
+  for (int stream : {app_logs::out, err, both})
+    if (size_t k = static_cast<size_t>(stream - 1); !given_[k].empty() && !as_is_[k]) out.push_back(path(index, stream));
+  return out;
+}
+
+result<std::shared_ptr<log_file>> app_logs::file_at(const std::string& path, bool open_now) {
+  if (auto known = by_path_[path].lock()) return known;
+  std::shared_ptr<log_file> f;
+  if (open_now) {
+    auto opened = log_file::open(loop_, path, options_);
+    if (!opened) return opened.err();
+    f = std::move(opened.value());
+  } else {
+    f = log_file::create(loop_, path, options_);
+  }
+  by_path_[path] = f;
+  return f;
+}
+
+const app_logs::files* app_logs::pair(int index) const {
   size_t k = merged_ ? 0 : static_cast<size_t>(index);
   return k < pairs_.size() ? &pairs_[k] : nullptr;
 }
 
-log_file& app_logs::file(int index, int stream) {
+app_logs::files& app_logs::pair_of(int index) {
   size_t k = merged_ ? 0 : static_cast<size_t>(index);
   // Scaled up: the new indices' files open with their first line.
   while (pairs_.size() <= k) {
     auto& p = pairs_.emplace_back();
     int i = static_cast<int>(pairs_.size()) - 1;
-    for (int s : {out, err}) p[static_cast<size_t>(s - 1)] = log_file::create(loop_, path(i, s), options_);
+    for (int s : {out, err, both})
+      if (std::string path = this->path(i, s); !path.empty())
+        p[static_cast<size_t>(s - 1)] = file_at(path, false).value();
   }
-  return *pairs_[k][static_cast<size_t>(stream - 1)];
+  return pairs_[k];
+}
+
+std::string app_logs::prefix(const app_spec& spec, int index) {
+  std::string prefixed;
+  if (spec.time || !date_format_.empty()) {
+    int64_t now = util::unix_ms_now();
+    if (now != stamp_ms_) {
+      stamp_ms_ = now;
+      stamp_ = (date_format_.empty() ? iso8601_utc(now) : format_local_date(date_format_, now)) + ": ";
+    }
+    prefixed = stamp_;
+  }
+  // Instances that share a file say whose each line is.
+  if (merged_ && spec.instances > 1) prefixed += std::to_string(index) + "|";
+  return prefixed;
+}
+
+log_file* app_logs::extra(const files& p, int stream) {
+  // log_file also named as out_file or error_file is that one file.
+  return p[2] && p[2] != p[static_cast<size_t>(stream - 1)] ? p[2].get() : nullptr;
 }
 
 void app_logs::write(const app_spec& spec, int index, int stream, std::string_view line) {
-  std::string prefixed;
-  if (spec.time) prefixed = iso8601_utc(util::unix_ms_now()) + ": ";
-  // Instances that share a file say whose each line is.
-  if (merged_ && spec.instances > 1) prefixed += std::to_string(index) + "|";
-  log_file& f = file(index, stream);
-  if (prefixed.empty()) return f.write_line(line);
-  prefixed.append(line);
-  f.write_line(prefixed);
+  files& p = pair_of(index);
+  std::string prefixed = prefix(spec, index);
+  if (!prefixed.empty()) {
+    prefixed.append(line);
+    line = prefixed;
+  }
+  p[static_cast<size_t>(stream - 1)]->write_line(line);
+  if (auto* also = extra(p, stream)) also->write_line(line);
 }
 
 bool app_logs::hold(int index, int stream, std::function<void()> resume) {
-  log_file& f = file(index, stream);
-  if (!f.behind()) return false;
-  f.on_room(std::move(resume));
-  return true;
+  files& p = pair_of(index);
+  // One file behind is enough to wait for; `resume` asks again.
+  for (auto* f : {p[static_cast<size_t>(stream - 1)].get(), extra(p, stream)})
+    if (f && f->behind()) {
+      f->on_room(std::move(resume));
+      return true;
+    }
+  return false;
 }
 
 void app_logs::when_written(int index, int stream, std::function<void()> done) {
-  file(index, stream).when_written(std::move(done));
+  files& p = pair_of(index);
+  log_file& f = *p[static_cast<size_t>(stream - 1)];
+  if (!extra(p, stream)) return f.when_written(std::move(done));
+  f.when_written([also = p[2], done = std::move(done)]() mutable { also->when_written(std::move(done)); });
 }
 
-void app_logs::note(int index, std::string_view line) { file(index, err).write_line(line); }
+void app_logs::note(int index, std::string_view line) {
+  files& p = pair_of(index);
+  p[1]->write_line(line);
+  if (auto* also = extra(p, err)) also->write_line(line);
+}
+
+std::vector<log_file*> app_logs::distinct() const {
+  std::vector<log_file*> out;
+  for (const auto& p : pairs_)
+    for (const auto& f : p)
+      if (f && std::find(out.begin(), out.end(), f.get()) == out.end()) out.push_back(f.get());
+  return out;
+}
 
 uint64_t app_logs::dropped(int index) const {
-  auto* p = pair(index);
-  return p ? (*p)[0]->dropped_total() + (*p)[1]->dropped_total() : 0;
+  uint64_t n = 0;
+  std::vector<log_file*> seen;
+  if (auto* p = pair(index))
+    for (const auto& f : *p)
+      if (f && std::find(seen.begin(), seen.end(), f.get()) == seen.end()) {
+        seen.push_back(f.get());
+        n += f->dropped_total();
+      }
+  return n;
 }
 
 std::vector<std::string> app_logs::failing(int index) const {
   std::vector<std::string> out;
   if (auto* p = pair(index))
-    for (auto& f : *p)
-      if (auto why = f->failing(); !why.empty()) out.push_back(f->path() + ": " + why);
+    for (const auto& f : *p)
+      if (f)
+        if (auto why = f->failing(); !why.empty()) {
+          std::string line = f->path() + ": " + why;
+          if (std::find(out.begin(), out.end(), line) == out.end()) out.push_back(line);
+        }
   return out;
 }
 
@@ -101,25 +225,26 @@ json app_logs::sources(const std::string& name, int instances) const {
   // Past `instances`: the files of indices removed by a scale-down, kept on
   // disk with their lines, which are still the app's (PM2 shows them too).
   // Those this daemon opened, then any on disk from an earlier daemon.
-  for (int i = 0;; ++i) {
+  // A path every instance shares (/dev/null) says nothing of which were there.
+  auto on_disk = [this](int i) {
     std::error_code ec;
-    bool shown = i < instances || static_cast<size_t>(i) < pairs_.size() ||
-                 std::filesystem::exists(path(i, out), ec) || std::filesystem::exists(path(i, err), ec);
-    if (!shown) break;
+    return (!as_is_[0] && std::filesystem::exists(path(i, out), ec)) ||
+           (!as_is_[1] && std::filesystem::exists(path(i, err), ec));
+  };
+  for (int i = 0; i < instances || static_cast<size_t>(i) < pairs_.size() || on_disk(i); ++i)
     rows.push_back({{"name", name}, {"instance", i}, {"out", path(i, out)}, {"err", path(i, err)}});
-  }
   return rows;
 }
 
 void app_logs::flush(std::function<void()> done) {
-  auto left = std::make_shared<size_t>(pairs_.size() * 2);
+  auto all = distinct();
+  auto left = std::make_shared<size_t>(all.size());
   auto shared_done = std::make_shared<std::function<void()>>(std::move(done));
   if (*left == 0) return (*shared_done)();
-  for (auto& p : pairs_)
-    for (auto& f : p)
-      f->flush([left, shared_done] {
-        if (--*left == 0) (*shared_done)();
-      });
+  for (auto* f : all)
+    f->flush([left, shared_done] {
+      if (--*left == 0) (*shared_done)();
+    });
 }
 
 }  // namespace corral::daemon

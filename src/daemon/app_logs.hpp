@@ -1,7 +1,9 @@
 // The log files of one app: one pair (stdout, stderr) that its instances
 // share, each line prefixed "<index>|" when there are several (merge_logs,
 // the default), or one pair per instance index with no prefix:
-// <name>-out-<index>.log and <name>-error-<index>.log. Every file rotates
+// <name>-out-<index>.log and <name>-error-<index>.log. The app's spec may
+// name other paths (out_file, error_file) and a third file that gets both
+// streams (log_file); one path named twice is one file. Every file rotates
 // by the app's max_log_size and log_retain (log_file.hpp).
 #pragma once
 
@@ -9,6 +11,7 @@
 
 #include <array>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -24,6 +27,7 @@ class app_logs {
  public:
   static constexpr int out = 1;  // the streams, as instance_host::on_output numbers them
   static constexpr int err = 2;
+  static constexpr int both = 3;  // the spec's log_file, which gets out and err
 
   /// Opens the files of `spec` (every instance's when not merged) in `dir`;
   /// the error names the file that could not be opened.
@@ -43,8 +47,13 @@ class app_logs {
   void when_written(int index, int stream, std::function<void()> done);
   /// A line from corral itself about instance `index`, into its stderr file.
   void note(int index, std::string_view line);
-  /// The file instance `index`'s `stream` goes to, whether opened yet or not.
+  /// The file instance `index`'s `stream` (out, err, both) goes to, whether
+  /// opened yet or not; "" for `both` when the spec names no log_file.
   std::string path(int index, int stream) const;
+  /// The paths the spec names itself (out_file, error_file, log_file) that
+  /// are regular files or do not exist yet, as instance `index` writes them:
+  /// what two apps must not share, since each would rotate it.
+  std::vector<std::string> own_paths(int index) const;
   /// Lines lost in instance `index`'s files (the app's, when merged).
   uint64_t dropped(int index) const;
   /// "<path>: <errno text>" for each of instance `index`'s files whose writes fail now.
@@ -56,16 +65,35 @@ class app_logs {
   void flush(std::function<void()> done);
 
  private:
+  using files = std::array<std::shared_ptr<log_file>, 3>;  // out, err, both (null when none)
   app_logs(uv_loop_t* loop, std::string base, const app_spec& spec);
-  log_file& file(int index, int stream);
-  const std::array<std::unique_ptr<log_file>, 2>* pair(int index) const;
+  /// Instance `index`'s files, created (unopened) if this is its first line.
+  files& pair_of(int index);
+  const files* pair(int index) const;
+  /// The file at `path`, shared when another of the app's streams has it:
+  /// opened now (`open_now`) or by its first line.
+  result<std::shared_ptr<log_file>> file_at(const std::string& path, bool open_now);
+  /// The log_file that gets `stream`'s lines too, unless it is the stream's own.
+  static log_file* extra(const files& p, int stream);
+  /// The distinct files of every pair (a shared file once).
+  std::vector<log_file*> distinct() const;
+  std::string prefix(const app_spec& spec, int index);
 
   uv_loop_t* loop_;
   std::string base_;  // <dir>/<name>
   bool merged_;
   log_options options_;
+  /// The spec's out_file, error_file, log_file ("" for the default or none),
+  /// and whether each is used as it is by every instance (not a regular file).
+  std::array<std::string, 3> given_;
+  std::array<bool, 3> as_is_{};
+  std::string date_format_;  // the spec's log_date_format
   /// [0] only when merged; else by instance index, grown as instances appear.
-  std::vector<std::array<std::unique_ptr<log_file>, 2>> pairs_;
+  std::vector<files> pairs_;
+  std::map<std::string, std::weak_ptr<log_file>> by_path_;
+  /// The last millisecond's timestamp, formatted (a flood formats it once).
+  int64_t stamp_ms_ = -1;
+  std::string stamp_;
 };
 
 }  // namespace corral::daemon

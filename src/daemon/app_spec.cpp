@@ -5,6 +5,7 @@
 
 #include "daemon/cron.hpp"
 #include "daemon/json_fields.hpp"
+#include "daemon/log_lines.hpp"
 
 namespace corral::daemon {
 
@@ -32,6 +33,10 @@ json to_json(const app_spec& s) {
               {"instances", s.instances},
               {"time", s.time},
               {"merge_logs", s.merge_logs},
+              {"log_date_format", s.log_date_format},
+              {"out_file", s.out_file},
+              {"error_file", s.error_file},
+              {"log_file", s.log_file},
               {"max_log_size", s.max_log_size},
               {"log_retain", s.log_retain},
               {"max_memory_restart", s.max_memory_restart},
@@ -68,6 +73,13 @@ result<app_spec> app_spec_from_json(const json& j, const std::string& unnamed) {
   s.instances = static_cast<int>(f.whole("instances", 1, limits::max_instances, s.instances));
   s.time = f.boolean("time", s.time);
   s.merge_logs = f.boolean("merge_logs", s.merge_logs);
+  s.log_date_format = f.text("log_date_format");
+  if (auto why = log_date_format_problem(s.log_date_format); !why.empty()) f.fail("log_date_format " + why);
+  for (auto [key, field] : {std::pair{"out_file", &s.out_file}, {"error_file", &s.error_file}, {"log_file", &s.log_file}}) {
+    *field = f.text(key);
+    if (!field->empty() && (field->front() != '/' || field->back() == '/' || field->find('\0') != std::string::npos))
+      f.fail(std::string(key) + " must be an absolute path to a file, got '" + *field + "'");
+  }
   s.max_log_size = f.whole_unsigned("max_log_size", 0, UINT64_MAX, s.max_log_size);
   if (s.max_log_size != 0 && s.max_log_size < limits::min_log_size)
     f.fail("max_log_size must be 0 (never rotate) or at least " + std::to_string(limits::min_log_size) + ", got " +

@@ -41,8 +41,22 @@ struct app_spec {
   std::string cwd;
   std::map<std::string, std::string> env;
   int instances = 1;
-  /// Prefix each log line with an ISO-8601 timestamp.
+  /// Prefix each log line with a timestamp: ISO-8601 in UTC, or
+  /// `log_date_format`'s form when that is set.
   bool time = false;
+  /// PM2's log_date_format (dayjs tokens, local time; log_lines.hpp's
+  /// format_date). Not empty: every line gets a timestamp of this form.
+  std::string log_date_format;
+  /// Where the logs go instead of <home>/logs/<name>-out.log and
+  /// <name>-error.log (PM2's out_file and error_file), and a file that gets
+  /// both streams besides (PM2's log_file). Absolute; "": the default (out,
+  /// error) or none (log_file). Their directories are created (0700) if
+  /// missing. When not merged, instance i writes "<stem>-<i><ext>"; a path
+  /// that is not a regular file (/dev/null) is shared as it is. One path
+  /// given twice (out_file = error_file) is one file, both streams in order.
+  std::string out_file;
+  std::string error_file;
+  std::string log_file;
   /// Logs: all instances in <name>-out.log / <name>-error.log, each line
   /// prefixed "<index>|" (true, the default), or one pair of files per
   /// instance, <name>-out-<index>.log (false; PM2's merge_logs: false).

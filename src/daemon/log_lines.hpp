@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <ctime>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -84,5 +85,23 @@ std::vector<rotation_step> rotation_plan(const std::string& path, int retain);
 
 /// "2026-11-24T20:39:30.123Z" for a Unix time in milliseconds.
 std::string iso8601_utc(int64_t unix_ms);
+
+/// A moment in local time, as log_date_format shows it.
+struct date_parts {
+  std::tm tm{};          // local time; tm_wday is used, tm_gmtoff is not
+  int millis = 0;        // 0..999
+  long utc_offset = 0;   // seconds east of UTC
+  int64_t unix_ms = 0;   // for X and x
+};
+/// PM2's log_date_format, which is dayjs's format: YYYY YY M MM MMM MMMM D DD
+/// d dd ddd dddd H HH h hh m mm s ss SSS Z ZZ A a X x, text in [brackets]
+/// kept as it is, any other character as it is. "YYYY-MM-DD HH:mm:ss Z" ->
+/// "2026-12-07 04:05:06 +01:00".
+std::string format_date(std::string_view format, const date_parts& when);
+/// The same for a Unix time, in the daemon's local time zone (TZ).
+std::string format_local_date(std::string_view format, int64_t unix_ms);
+/// Why `format` is not a log_date_format ("" if it is): at most 128 bytes, no
+/// control characters, every '[' closed.
+std::string log_date_format_problem(std::string_view format);
 
 }  // namespace corral::daemon

@@ -443,6 +443,9 @@ status supervisor::before_spawn(int id) {
 
 result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<int>& ids,
                                              std::vector<unique_fd> adopted, bool restoring) {
+  if (!restoring)
+    if (auto taken = log_path_taken(spec); !taken.empty())
+      return error(std::make_error_code(std::errc::file_exists), "app '" + spec.name + "': " + taken);
   auto a = std::make_unique<app>();
   a->spec = std::move(spec);
   auto logs = app_logs::open(loop_, home_.logs, a->spec);
@@ -494,6 +497,26 @@ result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<in
   watch_memory();
   arm_cron(*apps_.back());
   return apps_.back().get();
+}
+
+std::string supervisor::log_path_taken(const app_spec& spec) const {
+  auto own = [this](const app_spec& s) {
+    std::vector<std::string> paths;
+    auto logs = app_logs::unopened(loop_, home_.logs, s);
+    for (int i = 0; i < (s.merge_logs ? 1 : s.instances); ++i)
+      for (auto& p : logs.own_paths(i)) paths.push_back(std::move(p));
+    return paths;
+  };
+  auto mine = own(spec);
+  if (mine.empty()) return {};
+  for (const auto& a : apps_) {
+    if (a->deleting) continue;
+    for (const auto& theirs : own(a->spec))
+      if (std::find(mine.begin(), mine.end(), theirs) != mine.end())
+        return "log file " + theirs + " is already written by app '" + a->spec.name +
+               "' (each would rotate it under the other): give each app its own";
+  }
+  return {};
 }
 
 std::unique_ptr<instance> supervisor::make_instance(app& a, int id, int index) {

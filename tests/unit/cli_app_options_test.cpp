@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 namespace corral::cli {
 namespace {
 
@@ -25,6 +27,79 @@ TEST(ParseSize, SizeThatDoesNotFitIn64BitsIsAnErrorNamingIt) {
   }
   // The largest that fits still does.
   EXPECT_EQ(parse_size("17179869183G").value(), uint64_t{17179869183} << 30);
+}
+
+TEST(LogPath, RelativeToTheAppsCwdTildeToHomeAndNeverADirectory) {
+  EXPECT_EQ(log_path("", "/srv/app").value(), "");
+  EXPECT_EQ(log_path("logs/out.log", "/srv/app").value(), "/srv/app/logs/out.log");
+  EXPECT_EQ(log_path("./logs/../out.log", "/srv/app").value(), "/srv/app/out.log");
+  EXPECT_EQ(log_path("/var/log/web.log", "/srv/app").value(), "/var/log/web.log");
+  EXPECT_EQ(log_path("/dev/null", "/srv/app").value(), "/dev/null");
+  const char* old = std::getenv("HOME");
+  std::string saved = old ? old : "";
+  ::setenv("HOME", "/home/ann", 1);
+  EXPECT_EQ(log_path("~/.pm2/logs/web-out.log", "/srv/app").value(), "/home/ann/.pm2/logs/web-out.log");
+  if (old) ::setenv("HOME", saved.c_str(), 1);
+  else ::unsetenv("HOME");
+  auto dir = log_path("/tmp", "/");
+  ASSERT_FALSE(dir);
+  EXPECT_EQ(dir.err().message(), "'/tmp' is a directory, not a file");
+  auto slash = log_path("logs/", "/srv/app");
+  ASSERT_FALSE(slash);
+  EXPECT_EQ(slash.err().message(), "'logs/' is a directory, not a file");
+}
+
+TEST(MakeAppSpec, LogPathsAndDateFormatReachTheSpec) {
+  app_options o;
+  o.script = "/bin/true";
+  o.cwd = "/tmp";
+  o.out_file = "a/out.log";
+  o.error_file = "/dev/null";
+  o.log_file = "both.log";
+  o.log_date_format = "YYYY-MM-DD HH:mm Z";
+  auto r = make_app_spec(o, "/", "/usr/bin:/bin");
+  ASSERT_TRUE(r.spec) << r.error.field << ": " << r.error.message;
+  EXPECT_EQ(r.spec->out_file, "/tmp/a/out.log");
+  EXPECT_EQ(r.spec->error_file, "/dev/null");
+  EXPECT_EQ(r.spec->log_file, "/tmp/both.log");
+  EXPECT_EQ(r.spec->log_date_format, "YYYY-MM-DD HH:mm Z");
+  // The JSON the daemon gets and keeps says the same.
+  auto back = daemon::app_spec_from_json(daemon::to_json(*r.spec));
+  ASSERT_TRUE(back) << back.err().message();
+  EXPECT_EQ(back->out_file, "/tmp/a/out.log");
+  EXPECT_EQ(back->log_file, "/tmp/both.log");
+  EXPECT_EQ(back->log_date_format, "YYYY-MM-DD HH:mm Z");
+
+  o.log_date_format = "[HH";
+  r = make_app_spec(o, "/", "/usr/bin:/bin");
+  ASSERT_FALSE(r.spec);
+  EXPECT_EQ(r.error.field, "log_date_format");
+  EXPECT_EQ(r.error.message, "'[HH' a '[' is not closed by ']'");
+  o.log_date_format.clear();
+  o.out_file = "/tmp";
+  r = make_app_spec(o, "/", "/usr/bin:/bin");
+  ASSERT_FALSE(r.spec);
+  EXPECT_EQ(r.error.field, "out_file");
+}
+
+TEST(AppSpecJson, LogPathsMustBeAbsoluteFiles) {
+  daemon::app_spec web;
+  web.name = "web";
+  web.argv = {"/bin/true"};
+  auto spec = daemon::to_json(web);
+  for (const char* bad : {"out.log", "/var/log/", "~/x.log"}) {
+    auto j = spec;
+    j["error_file"] = bad;
+    auto r = daemon::app_spec_from_json(j);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.err().message(), std::string("app 'web': error_file must be an absolute path to a file, got '") + bad + "'");
+  }
+  auto old = spec;
+  old.erase("out_file");
+  old.erase("log_date_format");
+  auto r = daemon::app_spec_from_json(old);  // a state file from before these keys
+  ASSERT_TRUE(r) << r.err().message();
+  EXPECT_EQ(r->out_file, "");
 }
 
 }  // namespace

@@ -99,6 +99,30 @@ TEST(Ecosystem, EveryKeyReachesTheOptions) {
   EXPECT_EQ(apps[0].line_of("kill_signal"), 20);
 }
 
+TEST(Ecosystem, Pm2LogKeysAndTheirAliasesReachTheOptions) {
+  auto apps = parse_ok(R"(apps:
+  - name: web
+    script: a
+    out_file: ./logs/out.log
+    error_file: ~/.pm2/logs/web-error.log
+    log_file: both.log
+    log_date_format: "YYYY-MM-DD HH:mm:ss Z"
+  - name: api
+    script: a
+    output: o.log
+    err: e.log
+    log: l.log
+)");
+  ASSERT_EQ(apps.size(), 2u);
+  EXPECT_EQ(apps[0].options.out_file, "./logs/out.log");
+  EXPECT_EQ(apps[0].options.error_file, "~/.pm2/logs/web-error.log");
+  EXPECT_EQ(apps[0].options.log_file, "both.log");
+  EXPECT_EQ(apps[0].options.log_date_format, "YYYY-MM-DD HH:mm:ss Z");
+  EXPECT_EQ(apps[1].options.out_file, "o.log");
+  EXPECT_EQ(apps[1].options.error_file, "e.log");
+  EXPECT_EQ(apps[1].options.log_file, "l.log");
+}
+
 TEST(Ecosystem, ABareListAndNumbersForInstances) {
   auto apps = parse_ok("- script: a\n  instances: -1\n- script: b\n  instances: 4\n  stop_exit_codes: 2\n");
   ASSERT_EQ(apps.size(), 2u);
@@ -128,8 +152,8 @@ TEST(Ecosystem, ErrorsNameFileLineAppAndKey) {
             "eco.yaml:4: app 'web': bogus: unknown key (see docs/ecosystem.md)");
   EXPECT_EQ(parse_error("apps:\n  - name: web\n    script: a\n    watch: true\n"),
             "eco.yaml:4: app 'web': watch: not supported by corral (only watch: false is accepted)");
-  EXPECT_EQ(parse_error("apps:\n  - name: web\n    script: a\n    out_file: /tmp/x.log\n"),
-            "eco.yaml:4: app 'web': out_file: PM2 key not supported by corral");
+  EXPECT_EQ(parse_error("apps:\n  - name: web\n    script: a\n    pid_file: /tmp/x.pid\n"),
+            "eco.yaml:4: app 'web': pid_file: PM2 key not supported by corral");
   EXPECT_EQ(parse_error("apps:\n  - name: web\n    instances: 2\n"),
             "eco.yaml:2: app 'web': script: missing (the program, script or command to run)");
   EXPECT_EQ(parse_error("apps:\n  - script: a\n  - script: b\n    autorestart: maybe\n"),

@@ -79,6 +79,74 @@ TEST(LogRotation, PlanShiftsOldestFirstAndUnlinksWhenNothingIsKept) {
 
 TEST(LogTimestamp, IsIso8601Utc) { EXPECT_EQ(iso8601_utc(1700000000123), "2023-11-14T22:13:20.123Z"); }
 
+// 2026-12-07 (a Monday) 04:05:06.007, one hour east of UTC.
+date_parts a_morning() {
+  date_parts w;
+  w.tm.tm_year = 126;
+  w.tm.tm_mon = 11;
+  w.tm.tm_mday = 7;
+  w.tm.tm_wday = 1;
+  w.tm.tm_hour = 4;
+  w.tm.tm_min = 5;
+  w.tm.tm_sec = 6;
+  w.millis = 7;
+  w.utc_offset = 3600;
+  w.unix_ms = 1796612706007;
+  return w;
+}
+
+TEST(LogDateFormat, DayjsTokensAsPm2UsersWriteThem) {
+  auto w = a_morning();
+  EXPECT_EQ(format_date("YYYY-MM-DD HH:mm:ss", w), "2026-12-07 04:05:06");
+  EXPECT_EQ(format_date("YYYY-MM-DD HH:mm:ss.SSS Z", w), "2026-12-07 04:05:06.007 +01:00");
+  EXPECT_EQ(format_date("YY/M/D H:m:s ZZ", w), "26/12/7 4:5:6 +0100");
+  EXPECT_EQ(format_date("MMM MMMM ddd dddd dd d", w), "Dec December Mon Monday Mo 1");
+  EXPECT_EQ(format_date("h:mm A a hh", w), "4:05 AM am 04");
+  EXPECT_EQ(format_date("X x", w), "1796612706 1796612706007");
+}
+
+TEST(LogDateFormat, BracketsAndOtherCharactersStayAsTheyAre) {
+  auto w = a_morning();
+  EXPECT_EQ(format_date("[YYYY is] YYYY", w), "YYYY is 2026");
+  EXPECT_EQ(format_date("YYYY-MM-DDTHH:mm:ss", w), "2026-12-07T04:05:06");
+  EXPECT_EQ(format_date("<@> ~ !", w), "<@> ~ !");
+  EXPECT_EQ(format_date("", w), "");
+}
+
+TEST(LogDateFormat, NoonMidnightAndOffsetsWestOfUtc) {
+  auto w = a_morning();
+  w.tm.tm_hour = 0;
+  EXPECT_EQ(format_date("h hh A", w), "12 12 AM");
+  w.tm.tm_hour = 12;
+  EXPECT_EQ(format_date("h A a", w), "12 PM pm");
+  w.tm.tm_hour = 23;
+  EXPECT_EQ(format_date("h HH", w), "11 23");
+  w.utc_offset = -(3 * 3600 + 30 * 60);
+  EXPECT_EQ(format_date("Z ZZ", w), "-03:30 -0330");
+  w.utc_offset = 0;
+  EXPECT_EQ(format_date("Z", w), "+00:00");
+}
+
+TEST(LogDateFormat, LocalTimeFollowsTz) {
+  const char* old = std::getenv("TZ");
+  std::string saved = old ? old : "";
+  ::setenv("TZ", "UTC", 1);
+  ::tzset();
+  EXPECT_EQ(format_local_date("YYYY-MM-DD HH:mm:ss.SSS Z", 1700000000123), "2023-11-14 22:13:20.123 +00:00");
+  if (old) ::setenv("TZ", saved.c_str(), 1);
+  else ::unsetenv("TZ");
+  ::tzset();
+}
+
+TEST(LogDateFormat, ProblemsAreNamed) {
+  EXPECT_EQ(log_date_format_problem("YYYY-MM-DD HH:mm:ss Z"), "");
+  EXPECT_EQ(log_date_format_problem("[at] HH"), "");
+  EXPECT_EQ(log_date_format_problem("[at HH"), "a '[' is not closed by ']'");
+  EXPECT_EQ(log_date_format_problem("HH\nmm"), "holds a control character");
+  EXPECT_EQ(log_date_format_problem("HH\tmm"), "holds a control character");
+  EXPECT_EQ(log_date_format_problem(std::string(129, 'Y')), "longer than 128 bytes");
+}
+
 TEST(CommandResolve, ShellOnlyForShellSyntax) {
   EXPECT_TRUE(has_shell_syntax("echo a | cat"));
   EXPECT_TRUE(has_shell_syntax("x > y"));

@@ -413,3 +413,103 @@ TEST_F(Manager, LogPathThatIsAFifoNobodyReadsIsAnErrorNotAHang) {
   EXPECT_EQ(l.code, 0) << l.err;
   EXPECT_TRUE(rows("piped").empty()) << jlist().dump();
 }
+
+// PM2's -o, -e and -l: the logs go where the user said (relative to the
+// app's cwd, directories created private), the third file gets both streams,
+// and corral's own directory gets none of them.
+TEST_F(Manager, OutputErrorAndCombinedLogsGoWhereTheUserSaid) {
+  std::string both = work_.file("all/of/it.log");
+  auto r = corral({"start", app, "--name", "paths", "--cwd", work_.path(), "-o", "logs/app.out", "-e", "logs/app.err",
+                   "-l", both, "--", "lines", "3"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::string out = work_.file("logs/app.out"), err = work_.file("logs/app.err");
+  // 3 lines each, and "started ..." on stdout; "partial" has no newline yet.
+  ASSERT_TRUE(wait_until([&] { return count_of(slurp(both), "\n") == 7; }, 10s)) << slurp(both);
+  ASSERT_TRUE(wait_until([&] { return slurp(out).ends_with("out 2\n") && slurp(err).ends_with("err 2\n"); }, 10s));
+  EXPECT_EQ(slurp(err), "err 0\nerr 1\nerr 2\n");
+  std::string o = slurp(out);
+  EXPECT_EQ(o.substr(o.find('\n') + 1), "out 0\nout 1\nout 2\n") << o;
+  EXPECT_TRUE(o.starts_with("started instance=0")) << o;
+  std::string b = slurp(both);
+  for (const char* line : {"out 0\n", "out 1\n", "out 2\n", "err 0\n", "err 1\n", "err 2\n", "started instance=0"})
+    EXPECT_EQ(count_of(b, line), 1u) << line << " in " << b;
+  struct stat st {};
+  ASSERT_EQ(::stat(work_.file("all/of").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  EXPECT_FALSE(exists(log_path("paths"))) << "corral's own log file was written too";
+  auto row = rows("paths");
+  ASSERT_EQ(row.size(), 1u);
+  EXPECT_EQ(row[0].value("out_log", ""), out);
+  EXPECT_EQ(row[0].value("err_log", ""), err);
+  auto logs = corral({"logs", "paths", "--err", "--lines", "2"});
+  ASSERT_EQ(logs.code, 0) << logs.err;
+  EXPECT_EQ(logs.out, "err 1\nerr 2\n");
+  // The app's stop finishes its partial line: in its file and in the third.
+  ASSERT_EQ(corral({"stop", "paths"}).code, 0);
+  EXPECT_TRUE(slurp(out).ends_with("out 2\npartial\n")) << slurp(out);
+  EXPECT_EQ(count_of(slurp(both), "partial\n"), 1u) << slurp(both);
+}
+
+// out_file = error_file is one file with every line once, stamped with
+// log_date_format; `logs` shows it once. /dev/null, per instance, stays
+// /dev/null (no /dev/null-0 beside it).
+TEST_F(Manager, OneFileForBothStreamsHasEveryLineOnceAndDevNullIsSharedAsItIs) {
+  std::string one = work_.file("one.log");
+  auto r = corral({"start", app, "--name", "one", "-o", one, "-e", one, "--log-date-format", "[at] YYYY|", "--",
+                   "lines", "3"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return count_of(slurp(one), "\n") == 7; }, 10s)) << slurp(one);
+  std::string text = slurp(one);
+  static const std::regex stamped("at 20[0-9][0-9]\\|: (out|err) [0-2]|at 20[0-9][0-9]\\|: started .*");
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) EXPECT_TRUE(std::regex_match(line, stamped)) << line;
+  for (const char* line : {": out 0\n", ": out 2\n", ": err 0\n", ": err 2\n"}) EXPECT_EQ(count_of(text, line), 1u) << line;
+  auto logs = corral({"logs", "one", "--lines", "100"});
+  ASSERT_EQ(logs.code, 0) << logs.err;
+  EXPECT_EQ(count_of(logs.out, ": err 1\n"), 1u) << logs.out;
+  EXPECT_EQ(count_of(logs.out, "\n"), 7u) << logs.out;
+
+  r = corral({"start", app, "--name", "void", "-i", "2", "--log-per-instance", "-o", "/dev/null", "-e", "/dev/null",
+              "--", "lines", "3"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("void"), 2); }, 10s));
+  for (const auto& row : rows("void")) EXPECT_EQ(row.value("out_log", ""), "/dev/null");
+  EXPECT_FALSE(exists("/dev/null-0"));
+  EXPECT_FALSE(exists("/dev/null-1"));
+  EXPECT_FALSE(exists(home_.file("logs/void-out-0.log")));
+}
+
+// --log-per-instance with -o: instance i writes <stem>-<i><ext>, its own lines.
+TEST_F(Manager, PerInstanceOutputPathsNumberTheFileBeforeItsExtension) {
+  auto r = corral({"start", app, "--name", "each", "-i", "2", "--log-per-instance", "-o", work_.file("web.out.log"),
+                   "--", "lines", "2"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (int i = 0; i < 2; ++i) {
+    std::string f = work_.file("web.out-" + std::to_string(i) + ".log");
+    ASSERT_TRUE(wait_until([&] { return slurp(f).ends_with("out 1\n"); }, 10s)) << f << ": " << slurp(f);
+    EXPECT_TRUE(slurp(f).starts_with("started instance=" + std::to_string(i))) << slurp(f);
+  }
+  EXPECT_FALSE(exists(work_.file("web.out.log")));
+}
+
+// Two apps that would each rotate one file under the other: the second start
+// is refused, naming the file and the app that has it; /dev/null is shared.
+TEST_F(Manager, TwoAppsCannotShareALogFileButCanShareDevNull) {
+  std::string shared = work_.file("shared.log");
+  ASSERT_EQ(corral({"start", app, "--name", "first", "-o", shared, "--", "serve"}).code, 0);
+  auto r = corral({"start", app, "--name", "second", "-l", shared, "--", "serve"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("app 'second': log file " + shared + " is already written by app 'first'"), std::string::npos)
+      << r.err;
+  EXPECT_TRUE(rows("second").empty());
+  ASSERT_EQ(corral({"start", app, "--name", "quiet1", "-o", "/dev/null", "--", "serve"}).code, 0);
+  r = corral({"start", app, "--name", "quiet2", "-o", "/dev/null", "--", "serve"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  // A bad format or a directory is the CLI's error, naming the flag.
+  r = corral({"start", app, "--name", "bad", "--log-date-format", "[HH", "--", "serve"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("--log-date-format: '[HH' a '[' is not closed by ']'"), std::string::npos) << r.err;
+  r = corral({"start", app, "--name", "bad", "-e", work_.path(), "--", "serve"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("-e/--error: '" + work_.path() + "' is a directory, not a file"), std::string::npos) << r.err;
+}
