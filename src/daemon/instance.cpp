@@ -276,6 +276,30 @@ int instance::spawn() {
   opts.exit_cb = [](uv_process_t* p, int64_t status, int sig) {
     if (auto* rr = static_cast<run*>(p->data)) rr->owner->on_exit(*rr, status, sig);
   };
+  // The readers first: a daemon out of file descriptors says so and the
+  // spawn fails (retried as any), rather than an app whose output nobody reads.
+  for (int s = 1; s <= 2; ++s) {
+    run* rr = r.get();
+    output_reader::sink sink;
+    sink.line = [this, s](std::string_view line) { host_.on_output(id_, s, line); };
+    sink.written = [this, s](std::function<void()> done) { host_.when_output_written(id_, s, std::move(done)); };
+    // Back-pressure: while the log is behind, the socket is not read, so the
+    // app blocks in write() rather than its lines being dropped.
+    sink.hold = [this, s](std::function<void()> resume) { return host_.hold_output(id_, s, std::move(resume)); };
+    sink.ended = [rr, s] {
+      rr->out[s - 1].reset();
+      --rr->open_pipes;
+      if (rr->drained()) rr->owner->on_run_drained(*rr);
+    };
+    auto reader = output_reader::start(loop_, std::move(out_read[s - 1]), std::move(sink));
+    if (!reader) {
+      spawn_error_text_ = std::string("cannot read the app's ") + (s == 1 ? "stdout" : "stderr") + ": " +
+                          reader.err().message();
+      return -reader.err().code().value();
+    }
+    r->out[s - 1] = std::move(reader.value());  // (its fd stays open: stdio above names it)
+    ++r->open_pipes;
+  }
   r->process = detail::uv_handle_ptr<uv_process_t>::make();
   int st = uv_spawn(loop_, r->process.get(), &opts);
   if (st < 0) {
@@ -290,23 +314,6 @@ int instance::spawn() {
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
   theirs.reset();
-
-  for (int s = 1; s <= 2; ++s) {
-    run* rr = r.get();
-    output_reader::sink sink;
-    sink.line = [this, s](std::string_view line) { host_.on_output(id_, s, line); };
-    sink.written = [this, s](std::function<void()> done) { host_.when_output_written(id_, s, std::move(done)); };
-    // Back-pressure: while the log is behind, the socket is not read, so the
-    // app blocks in write() rather than its lines being dropped.
-    sink.hold = [this, s](std::function<void()> resume) { return host_.hold_output(id_, s, std::move(resume)); };
-    sink.ended = [rr, s] {
-      rr->out[s - 1].reset();
-      --rr->open_pipes;
-      if (rr->drained()) rr->owner->on_run_drained(*rr);
-    };
-    r->out[s - 1] = output_reader::start(loop_, std::move(out_read[s - 1]), std::move(sink));
-    if (r->out[s - 1]) ++r->open_pipes;  // (else the fd is closed: not expected for a socket just made)
-  }
 
   channel_options co;
   co.peer = spec_.name + " instance " + std::to_string(index_) + " (pid " + std::to_string(pid_) + ")";

@@ -1,5 +1,7 @@
 #include "daemon/output_reader.hpp"
 
+#include <cstring>
+
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
@@ -121,18 +123,22 @@ struct output_reader::state : std::enable_shared_from_this<state> {
   }
 };
 
-std::unique_ptr<output_reader> output_reader::start(uv_loop_t* loop, unique_fd fd, sink s) {
+result<std::unique_ptr<output_reader>> output_reader::start(uv_loop_t* loop, unique_fd fd, sink s) {
+  auto failed = [](const char* what, int uv_status) {
+    return error(std::error_code(-uv_status, std::generic_category()),
+                 std::string(what) + ": " + std::strerror(-uv_status) + " (" + uv_err_name(uv_status) + ")");
+  };
   auto st = std::make_shared<state>();
   st->s = std::move(s);
   st->ep.reset(::epoll_create1(EPOLL_CLOEXEC));
-  if (!st->ep) return nullptr;
+  if (!st->ep) return failed("epoll_create1", -errno);
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
-  if (::epoll_ctl(st->ep.get(), EPOLL_CTL_ADD, fd.get(), &ev) != 0) return nullptr;
+  if (::epoll_ctl(st->ep.get(), EPOLL_CTL_ADD, fd.get(), &ev) != 0) return failed("epoll_ctl", -errno);
   st->poll = detail::uv_handle_ptr<uv_poll_t>::make();
-  if (uv_poll_init(loop, st->poll.get(), st->ep.get()) != 0) {
+  if (int e = uv_poll_init(loop, st->poll.get(), st->ep.get()); e != 0) {
     st->poll.reset();
-    return nullptr;
+    return failed("uv_poll_init", e);
   }
   st->fd = std::move(fd);
   st->poll->data = st.get();

@@ -26,6 +26,7 @@
 #include <memory>
 #include <string_view>
 
+#include "corral/error.hpp"
 #include "corral/fd.hpp"
 
 namespace corral::daemon {
@@ -46,9 +47,10 @@ class output_reader {
     std::function<void()> ended;
   };
 
-  /// Starts reading `fd`, which it owns (made nonblocking here). Null if the
-  /// loop cannot watch it (not expected for a socket just made).
-  static std::unique_ptr<output_reader> start(uv_loop_t* loop, unique_fd fd, sink s);
+  /// Starts reading `fd`, which it owns (made nonblocking here). The error
+  /// says what failed ("epoll_create1: Too many open files (EMFILE)"): out of
+  /// file descriptors, the stream cannot be read.
+  static result<std::unique_ptr<output_reader>> start(uv_loop_t* loop, unique_fd fd, sink s);
   ~output_reader();
   output_reader(const output_reader&) = delete;
   output_reader& operator=(const output_reader&) = delete;

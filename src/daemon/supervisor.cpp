@@ -318,9 +318,14 @@ void supervisor::tap_output(const std::string& app_name, int index, int stream, 
     std::erase_if(taps_, [&](const auto& t) { return t.get() == *self; });
   };
   auto reader = output_reader::start(loop_, std::move(fd), std::move(sink));
-  if (!reader) return;
-  *self = reader.get();
-  taps_.push_back(std::move(reader));
+  if (!reader) {
+    std::fprintf(stderr, "corral daemon: %s: cannot read instance %d's %s taken over from the old daemon: %s\n",
+                 app_name.c_str(), index, stream == app_logs::err ? "stderr" : "stdout",
+                 reader.err().message().c_str());
+    return;
+  }
+  *self = reader->get();
+  taps_.push_back(std::move(reader.value()));
 }
 
 // ---- model ------------------------------------------------------------------

@@ -329,6 +329,55 @@ TEST_F(Manager, AcceptPausesWhenTheDaemonIsOutOfFdsAndServesItsClientsMeanwhile)
   EXPECT_EQ(occurrences(slurp(home_.file("daemon.log")), "accepting paused"), 1);
 }
 
+// A start while the daemon has few descriptors left, for every budget from
+// none to enough: it either starts the app or fails naming what it could not
+// get. Never an app whose output nobody reads (which would block once its
+// socket buffer filled): where the stream's reader could not be made, the
+// start says so. And the daemon serves on.
+TEST_F(Manager, StartOutOfFdsEitherWorksOrSaysWhichDescriptorItCouldNotGet) {
+  ASSERT_EQ(corral({"ping"}).code, 0);
+  pid_t daemon = daemon_pid();
+  raw_client c(home());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.send(R"({"id":1,"cmd":"ping"})" "\n"));
+  ASSERT_EQ(c.reply().value("ok", false), true);
+  rlimit old{};
+  ASSERT_EQ(::prlimit(daemon, RLIMIT_NOFILE, nullptr, &old), 0);
+  bool reader_named = false, started = false;
+  for (int budget = 0; budget <= 16 && !started; ++budget) {
+    std::string name = "tight" + std::to_string(budget);
+    rlimit tight = old;
+    tight.rlim_cur = static_cast<rlim_t>(fd_count(daemon) + budget);
+    ASSERT_EQ(::prlimit(daemon, RLIMIT_NOFILE, &tight, nullptr), 0);
+    json req = {{"id", 2}, {"cmd", "start"},
+                {"args", {{"app", {{"name", name}, {"argv", {app, "lines", "2"}}, {"autorestart", false}}}}}};
+    ASSERT_TRUE(c.send(req.dump() + "\n"));
+    json r = c.reply();
+    ASSERT_EQ(::prlimit(daemon, RLIMIT_NOFILE, &old, nullptr), 0);
+    ASSERT_FALSE(r.is_discarded()) << "no answer with " << budget << " fds to spare";
+    if (r.value("ok", false)) {
+      started = true;
+      // Its output is read: the lines reach the log.
+      EXPECT_TRUE(wait_until([&] { return slurp(log_path(name)).find("out 1\n") != std::string::npos; }, 10s))
+          << budget << ": " << slurp(log_path(name));
+      break;
+    }
+    std::string why = r.value("error", "");
+    std::string lower = why;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    EXPECT_NE(lower.find("too many open files"), std::string::npos) << budget << ": " << why;
+    if (why.find("cannot read the app's stdout: epoll_create1: Too many open files (EMFILE)") != std::string::npos ||
+        why.find("cannot read the app's stderr: epoll_create1: Too many open files (EMFILE)") != std::string::npos)
+      reader_named = true;
+    ASSERT_TRUE(c.send(json({{"id", 3}, {"cmd", "delete"}, {"args", {{"target", name}}}}).dump() + "\n"));
+    ASSERT_FALSE(c.reply().is_discarded());
+  }
+  EXPECT_TRUE(started);
+  EXPECT_TRUE(reader_named) << "no budget ran out at the output's reader";
+  EXPECT_EQ(corral({"ping"}).code, 0);
+  EXPECT_EQ(daemon_pid(), daemon);
+}
+
 TEST_F(Manager, MalformedControlLineIsAnsweredWithTheReasonBeforeTheDisconnect) {
   ASSERT_EQ(corral({"ping"}).code, 0);
   pid_t daemon = daemon_pid();
