@@ -135,6 +135,9 @@ spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, co
   spec.name = o.name.empty() ? resolved->default_name : o.name;
   if (!daemon::valid_app_name(spec.name))
     return bad("name", "invalid app name '" + spec.name + "' (letters, digits, - _ . @, not a number)");
+  if (!daemon::valid_app_name(o.namespace_name))
+    return bad("namespace", "invalid namespace '" + o.namespace_name + "' (letters, digits, - _ . @, not a number, not all)");
+  spec.namespace_name = o.namespace_name;
   spec.argv = resolved->argv;
   if (!o.interpreter_args.empty()) {
     if (resolved->interpreter == "exec" || resolved->interpreter == "shell")

@@ -22,6 +22,7 @@ struct app_options {
   std::vector<std::string> args;
   /// Empty: the program's name.
   std::string name;
+  std::string namespace_name = "default";
   /// Empty: `base_dir`; relative: to `base_dir`.
   std::string cwd;
   std::map<std::string, std::string> env;

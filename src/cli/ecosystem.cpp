@@ -126,6 +126,7 @@ class app_reader {
   void one(const std::string& key, const YAML::Node& v) {
     auto& o = app_.options;
     if (key == "name") o.name = text(v);
+    else if (key == "namespace") o.namespace_name = text(v);
     else if (key == "script") o.script = text(v);
     else if (key == "args") o.args = words(v);
     else if (key == "cwd") o.cwd = text(v);
@@ -193,7 +194,7 @@ class app_reader {
     static const std::set<std::string> keys{"ignore_watch", "watch_options",
                                             "pid_file",
                                             "log_type", "instance_var", "increment_var", "vizion", "source_map_support",
-                                            "force", "namespace", "append_env_to_name", "treekill", "filter_env",
+                                            "force", "append_env_to_name", "treekill", "filter_env",
                                             "autostart", "post_update", "disable_logs", "uid", "gid"};
     return keys.count(key) > 0;
   }

@@ -76,6 +76,8 @@ void add_start_flags(CLI::App* c, start_options& so) {
   auto& a = so.app;
   c->add_option("-n,--name", a.name, "app name (default: the program's name)");
   c->add_option("-i,--instances", a.instances, "number of instances, or 'max' for one per CPU");
+  c->add_option("--namespace", a.namespace_name,
+                "a group of apps that commands can name as one (corral restart <namespace>; default: default)");
   c->add_option("--cwd", a.cwd, "working directory");
   c->add_option("--env", so.env, "K=V added to the environment (repeatable); with a file, NAME selects env_NAME");
   c->add_option("--only", so.only, "with a file: only these apps (comma-separated)")->delimiter(',');
@@ -147,14 +149,16 @@ std::string flag_of(const std::string& field) {
   return f;
 }
 
-// What a daemon could know an app by: a name, an id, or all. Anything else
+// What a daemon could know an app by: a name, a namespace, an id, or all. Anything else
 // is the user's mistake, said without starting a daemon to say it.
 bool could_name_an_app(const std::string& target) {
   bool id = !target.empty() && std::all_of(target.begin(), target.end(), [](unsigned char c) { return std::isdigit(c); });
   return target == "all" || id || daemon::valid_app_name(target);
 }
 
-std::string not_an_app(const std::string& target) { return "'" + target + "' is not an app name, an id or all"; }
+std::string not_an_app(const std::string& target) {
+  return "'" + target + "' is not an app name, a namespace, an id or all";
+}
 
 // What the command line asks, as specs: every app of an ecosystem file, or
 // the one app of the command. `unresolved` is set (and nothing returned)

@@ -25,6 +25,9 @@ std::string human_duration(int64_t ms) {
 std::string format_table(const nlohmann::json& rows) {
   std::vector<std::vector<std::string>> cells;
   cells.push_back({"id", "name", "mode", "listen", "pid", "uptime", "restarts", "status", "cpu", "memory"});
+  // The namespace column only once some app is in one.
+  bool namespaces = std::any_of(rows.begin(), rows.end(), [](const auto& r) { return r.value("namespace", "default") != "default"; });
+  if (namespaces) cells[0].insert(cells[0].begin() + 2, "namespace");
   for (const auto& r : rows) {
     std::string status = r.value("status", "?");
     if (status == "errored") {
@@ -41,6 +44,7 @@ std::string format_table(const nlohmann::json& rows) {
                      listen.empty() ? "-" : listen, pid ? std::to_string(pid) : "-", pid ? human_duration(r.value("uptime_ms", int64_t{0})) : "-",
                      std::to_string(r.value("restarts", 0)), status, fmt::format("{:.0f}%", r.value("cpu", 0.0)),
                      human_bytes(r.value("memory", uint64_t{0}))});
+    if (namespaces) cells.back().insert(cells.back().begin() + 2, r.value("namespace", "default"));
   }
   std::vector<size_t> width(cells[0].size(), 0);
   for (auto& row : cells)

@@ -27,6 +27,7 @@ json to_json(const app_spec& s) {
   const auto& l = s.lifecycle;
   const auto& p = l.policy;
   return json{{"name", s.name},
+              {"namespace", s.namespace_name},
               {"argv", s.argv},
               {"cwd", s.cwd},
               {"env", s.env},
@@ -66,6 +67,7 @@ result<app_spec> app_spec_from_json(const json& j, const std::string& unnamed) {
   f.require("name");
   s.name = f.text("name");
   std::string who = f.error().empty() ? "app '" + s.name + "'" : unnamed;
+  s.namespace_name = f.text("namespace", s.namespace_name);
   f.require("argv");
   s.argv = f.texts("argv");
   s.cwd = f.text("cwd");
@@ -113,6 +115,8 @@ result<app_spec> app_spec_from_json(const json& j, const std::string& unnamed) {
   s.defer_accept = f.boolean("defer_accept", s.defer_accept);
   if (!f.error().empty()) return bad(who + ": " + f.error());
   if (!valid_app_name(s.name)) return bad("app: invalid name '" + s.name + "' (letters, digits, - _ . @; not a number)");
+  if (!valid_app_name(s.namespace_name))
+    return bad(who + ": invalid namespace '" + s.namespace_name + "' (letters, digits, - _ . @; not a number, not all)");
   if (s.argv.empty() || s.argv[0].empty()) return bad(who + ": empty command");
   if (s.listen.size() > limits::max_listen) return bad(who + ": too many listen addresses");
   for (const auto& l : s.listen)

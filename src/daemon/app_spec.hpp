@@ -36,6 +36,9 @@ inline constexpr size_t max_listen = 64;
 
 struct app_spec {
   std::string name;
+  /// PM2's namespace: a group that commands can name instead of each app
+  /// (`corral restart backend`); an app's own name wins over a namespace.
+  std::string namespace_name = "default";
   /// argv[0] is an absolute path (the CLI resolved it), or "sh" for `-c`.
   std::vector<std::string> argv;
   std::string cwd;

@@ -556,13 +556,16 @@ std::vector<instance*> supervisor::select(const std::string& target, std::string
   std::vector<instance*> out;
   bool numeric = !target.empty() &&
                  std::all_of(target.begin(), target.end(), [](unsigned char c) { return std::isdigit(c); });
+  // An app's name wins over a namespace of the same name (as in PM2).
+  bool named = std::any_of(apps_.begin(), apps_.end(), [&](auto& a) { return !a->deleting && a->spec.name == target; });
   for (auto& a : apps_) {
     if (a->deleting) continue;
+    bool in_namespace = !named && !numeric && a->spec.namespace_name == target;
     for (auto& i : a->instances)
-      if (target == "all" || a->spec.name == target || (numeric && std::to_string(i->id()) == target))
+      if (target == "all" || a->spec.name == target || in_namespace || (numeric && std::to_string(i->id()) == target))
         out.push_back(i.get());
   }
-  if (out.empty() && target != "all") err = "no app named or numbered '" + target + "' (see corral list)";
+  if (out.empty() && target != "all") err = "no app, namespace or id '" + target + "' (see corral list)";
   return out;
 }
 

@@ -227,6 +227,9 @@ void supervisor::cmd_scale(const request& req, reply_fn reply) {
     auto insts = select(target, err);
     if (!err.empty()) return reply(fail(req.id, err));
     if (!insts.empty()) a = app_of(insts[0]->id());
+    for (auto* i : insts)
+      if (app_of(i->id()) != a)
+        return reply(fail(req.id, "scale: '" + target + "' is a namespace of several apps: scale one app at a time"));
   }
   if (!a) return reply(fail(req.id, "no app named '" + target + "'"));
   int n = req.args.value("instances", 0);

@@ -63,10 +63,8 @@ void supervisor::cmd_start(const request& req, reply_fn reply) {
   } else {
     auto spec = app_spec_from_json(req.args["app"]);
     if (!spec) return reply(fail(req.id, spec.err().message()));
-    std::string err;
-    auto existing = select(spec->name, err);
-    if (!existing.empty()) {
-      insts = existing;  // PM2: starting a known name starts it again
+    if (app* known = app_named(spec->name)) {
+      for (auto& i : known->instances) insts.push_back(i.get());  // PM2: starting a known name starts it again
     } else {
       auto a = add_app(std::move(spec.value()));
       if (!a) return reply(fail(req.id, a.err().message()));
@@ -210,6 +208,7 @@ json supervisor::describe_instance(const app& a, const instance& i, bool full) c
     row["exit_signal"] = f.last_exit().signal;
   }
   if (!i.spawn_error_text().empty()) row["error"] = i.spawn_error_text();
+  row["namespace"] = a.spec.namespace_name;
   if (full) {
     row["app"] = to_json(a.spec);
     row["out_log"] = a.logs->path(i.index(), app_logs::out);
@@ -341,8 +340,7 @@ void supervisor::cmd_resurrect(const request& req, reply_fn reply) {
   std::string skipped;  // apps of the file that cannot be read: the others start
   for (auto& u : st->unreadable) skipped += (skipped.empty() ? "" : "; ") + home_.dump + ": " + u.error;
   for (auto& pa : st->apps) {
-    std::string err;
-    if (!select(pa.spec.name, err).empty()) continue;  // already here: no duplicate
+    if (app_named(pa.spec.name)) continue;  // already here: no duplicate
     auto a = add_app(std::move(pa.spec), {}, {}, /*restoring=*/true);
     if (!a) return reply(fail(req.id, a.err().message()));
     started.push_back((*a)->spec.name);

@@ -99,7 +99,7 @@ TEST(Ecosystem, EveryKeyReachesTheOptions) {
   EXPECT_EQ(apps[0].line_of("kill_signal"), 20);
 }
 
-TEST(Ecosystem, Pm2LogKeysAndTheirAliasesReachTheOptions) {
+TEST(Ecosystem, Pm2LogKeysNamespaceAndAliasesReachTheOptions) {
   auto apps = parse_ok(R"(apps:
   - name: web
     script: a
@@ -112,6 +112,7 @@ TEST(Ecosystem, Pm2LogKeysAndTheirAliasesReachTheOptions) {
     output: o.log
     err: e.log
     log: l.log
+    namespace: backend
 )");
   ASSERT_EQ(apps.size(), 2u);
   EXPECT_EQ(apps[0].options.out_file, "./logs/out.log");
@@ -121,6 +122,8 @@ TEST(Ecosystem, Pm2LogKeysAndTheirAliasesReachTheOptions) {
   EXPECT_EQ(apps[1].options.out_file, "o.log");
   EXPECT_EQ(apps[1].options.error_file, "e.log");
   EXPECT_EQ(apps[1].options.log_file, "l.log");
+  EXPECT_EQ(apps[0].options.namespace_name, "default");
+  EXPECT_EQ(apps[1].options.namespace_name, "backend");
 }
 
 TEST(Ecosystem, ABareListAndNumbersForInstances) {

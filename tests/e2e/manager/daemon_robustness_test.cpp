@@ -149,7 +149,7 @@ TEST_F(Manager, ControlRequestWithWrongTypedArgumentIsRefusedByNameAndTheDaemonS
   ASSERT_TRUE(c.send(R"({"id":20,"cmd":"stop","args":{"target":null}})" "\n"));
   json rep = c.reply();
   EXPECT_EQ(rep.value("id", 0), 20) << rep.dump();
-  EXPECT_EQ(rep.value("error", ""), "no app named or numbered '' (see corral list)");
+  EXPECT_EQ(rep.value("error", ""), "no app, namespace or id '' (see corral list)");
   ASSERT_TRUE(c.send(R"({"id":21,"cmd":"list","args":{"full":null,"target":null}})" "\n"));
   rep = c.reply();
   EXPECT_EQ(rep.value("ok", false), true) << rep.dump();

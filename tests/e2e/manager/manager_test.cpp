@@ -670,3 +670,41 @@ TEST_F(Manager, WhatAnAppLeavesInItsGroupDiesWithIt) {
   EXPECT_EQ(rows("leaver")[0].value("exit_code", 0), 3);
   EXPECT_TRUE(wait_until([&] { reap_orphans(); return !alive(bg); }, 5s)) << "background job " << bg << " survived";
 }
+
+// PM2's namespaces: a command that names one acts on its apps only, the list
+// shows the column once some app has one, and an app's own name wins over a
+// namespace of the same name.
+TEST_F(Manager, CommandsNamingANamespaceActOnItsAppsOnly) {
+  for (const char* name : {"api", "worker"})
+    ASSERT_EQ(corral({"start", MANAGER_APP, "--name", name, "--namespace", "backend", "--", "serve"}).code, 0);
+  ASSERT_EQ(corral({"start", MANAGER_APP, "--name", "site", "--", "serve"}).code, 0);
+  auto pids_now = [&] {
+    std::map<std::string, int> pids;
+    for (const auto& r : jlist()) pids[r.value("name", "")] = r.value("pid", 0);
+    return pids;
+  };
+  auto before = pids_now();
+  auto r = corral({"restart", "backend"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto after = pids_now();
+  EXPECT_NE(after["api"], before["api"]);
+  EXPECT_NE(after["worker"], before["worker"]);
+  EXPECT_EQ(after["site"], before["site"]) << "an app outside the namespace was restarted";
+  for (const auto& row : jlist())
+    EXPECT_EQ(row.value("namespace", ""), row.value("name", "") == "site" ? "default" : "backend") << row.dump();
+  auto list = corral({"list"});
+  ASSERT_EQ(list.code, 0);
+  EXPECT_NE(list.out.find("namespace"), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("backend"), std::string::npos) << list.out;
+  // An app named like the namespace: the name wins.
+  ASSERT_EQ(corral({"start", MANAGER_APP, "--name", "backend", "--", "serve"}).code, 0);
+  ASSERT_EQ(corral({"stop", "backend"}).code, 0);
+  for (const auto& row : jlist())
+    EXPECT_EQ(row.value("status", ""), row.value("name", "") == "backend" ? "stopped" : "online") << row.dump();
+  r = corral({"stop", "frontend"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("no app, namespace or id 'frontend'"), std::string::npos) << r.err;
+  r = corral({"start", MANAGER_APP, "--name", "x", "--namespace", "all", "--", "serve"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("--namespace: invalid namespace 'all'"), std::string::npos) << r.err;
+}

@@ -136,7 +136,7 @@ TEST_F(Manager, MonitOnceIsOneSnapshotAndAnUnknownTargetIsOneLine) {
   for (auto args : {std::vector<std::string>{"monit", "nope"}, std::vector<std::string>{"monit", "--once", "nope"}}) {
     auto bad = corral(args);
     EXPECT_NE(bad.code, 0);
-    EXPECT_EQ(bad.err, "corral: no app named or numbered 'nope' (see corral list)\n");
+    EXPECT_EQ(bad.err, "corral: no app, namespace or id 'nope' (see corral list)\n");
   }
 }
 
