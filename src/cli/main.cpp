@@ -564,7 +564,7 @@ int main(int argc, char** argv) {
       std::printf("%s# %s, id %d%s\n", first ? "" : "\n", row.value("name", "").c_str(), row.value("id", 0),
                   row["env"].empty() ? " (not started yet)" : "");
       first = false;
-      for (const auto& [k, v] : row["env"].items()) std::printf("%s=%s\n", k.c_str(), v.get<std::string>().c_str());
+      for (const auto& [k, v] : row["env"].items()) std::printf("%s=%s\n", k.c_str(), cli::env_value(v.get<std::string>()).c_str());
     }
     return 0;
   }

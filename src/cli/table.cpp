@@ -60,4 +60,19 @@ std::string format_table(const nlohmann::json& rows) {
   return out;
 }
 
+std::string env_value(const std::string& value) {
+  bool plain = std::none_of(value.begin(), value.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+  if (plain) return value;
+  std::string out = "$'";
+  for (unsigned char c : value) {
+    if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\\' || c == '\'') out += std::string("\\") + static_cast<char>(c);
+    else if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
+    else out += static_cast<char>(c);
+  }
+  return out + "'";
+}
+
 }  // namespace corral::cli

@@ -256,6 +256,21 @@ TEST_F(Manager, EnvShowsWhatEachInstanceWasStartedWith) {
   EXPECT_EQ(corral({"env", "nosuch"}).code, 1);
 }
 
+// A value with a newline would split its line: `env` quotes it as bash reads
+// it back ($'...'), and only such values.
+TEST_F(Manager, EnvQuotesAValueThatHoldsANewline) {
+  ASSERT_EQ(corral({"start", app, "--name", "lines", "--env", "ML=one\ntwo 'q'", "--env", "PLAIN=a b", "--", "serve"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("lines"), 1); }, 10s));
+  auto r = corral({"env", "lines"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("\nML=$'one\\ntwo \\'q\\''\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\nPLAIN=a b\n"), std::string::npos) << r.out;
+  // Every line is KEY=value or the header: nothing split.
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);)
+    EXPECT_TRUE(line.empty() || line[0] == '#' || line.find('=') != std::string::npos) << line;
+}
+
 TEST_F(Manager, CrashLoopBacksOffThenErrorsAndTheDaemonStaysIdle) {
   auto first = corral({"ping"});
   ASSERT_EQ(first.code, 0) << first.err;
