@@ -151,6 +151,8 @@ spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, co
   spec.time = o.time;
   spec.merge_logs = o.merge_logs;
   spec.log_date_format = o.log_date_format;
+  if (o.log_type != "raw" && o.log_type != "json") return bad("log_type", "expected raw or json, got '" + o.log_type + "'");
+  spec.log_type = o.log_type;
   spec.out_file = log_paths[0];
   spec.error_file = log_paths[1];
   spec.log_file = log_paths[2];

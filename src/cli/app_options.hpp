@@ -34,6 +34,8 @@ struct app_options {
   bool time = false;
   /// dayjs tokens (daemon::format_date); "": ISO-8601 UTC when `time`.
   std::string log_date_format;
+  /// "raw" or "json" (daemon::app_spec::log_type).
+  std::string log_type = "raw";
   bool merge_logs = true;
   /// Log paths (PM2's out_file, error_file, log_file): relative to the app's
   /// cwd, "~/" for $HOME; "": the default (<home>/logs/<name>-out.log ...).

@@ -178,6 +178,7 @@ class app_reader {
         o.stop_exit_codes.push_back(static_cast<int>(integer(v, 0, daemon::limits::max_exit_code)));
     } else if (key == "time") o.time = boolean(v);
     else if (key == "log_date_format") o.log_date_format = text(v);
+    else if (key == "log_type") o.log_type = text(v);
     else if (key == "out_file" || key == "output" || key == "out" || key == "out_log") o.out_file = text(v);
     else if (key == "error_file" || key == "error" || key == "err" || key == "err_file" || key == "err_log") o.error_file = text(v);
     else if (key == "log_file" || key == "log") o.log_file = text(v);
@@ -193,7 +194,7 @@ class app_reader {
   static bool pm2_only(const std::string& key) {
     static const std::set<std::string> keys{"ignore_watch", "watch_options",
                                             "pid_file",
-                                            "log_type", "instance_var", "increment_var", "vizion", "source_map_support",
+                                            "instance_var", "increment_var", "vizion", "source_map_support",
                                             "force", "append_env_to_name", "treekill", "filter_env",
                                             "autostart", "post_update", "disable_logs", "uid", "gid"};
     return keys.count(key) > 0;

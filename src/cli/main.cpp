@@ -86,6 +86,7 @@ void add_start_flags(CLI::App* c, start_options& so) {
   c->add_flag("--time", a.time, "prefix log lines with a timestamp");
   c->add_option("--log-date-format", a.log_date_format,
                 "prefix log lines with local time in this form (dayjs tokens, PM2's: \"YYYY-MM-DD HH:mm:ss Z\")");
+  c->add_option("--log-type", a.log_type, "raw (the default) or json: one JSON object per line, as PM2's log_type");
   c->add_option("-o,--output", a.out_file, "stdout's log file (default: <home>/logs/<name>-out.log)");
   c->add_option("-e,--error", a.error_file, "stderr's log file (default: <home>/logs/<name>-error.log)");
   c->add_option("-l,--log", a.log_file, "a log file that gets stdout and stderr both (besides the two)");

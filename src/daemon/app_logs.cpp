@@ -46,7 +46,9 @@ app_logs::app_logs(uv_loop_t* loop, std::string base, const app_spec& spec)
       merged_(spec.merge_logs),
       options_{spec.max_log_size, spec.log_retain},
       given_{spec.out_file, spec.error_file, spec.log_file},
-      date_format_(spec.log_date_format) {
+      date_format_(spec.log_date_format),
+      json_(spec.log_type == "json"),
+      name_(spec.name) {
   for (size_t k = 0; k < 3; ++k) {
     struct stat st {};
     as_is_[k] = !given_[k].empty() && ::stat(given_[k].c_str(), &st) == 0 && !S_ISREG(st.st_mode);
@@ -129,16 +131,28 @@ app_logs::files& app_logs::pair_of(int index) {
   return pairs_[k];
 }
 
+const std::string& app_logs::stamp() {
+  int64_t now = util::unix_ms_now();
+  if (now != stamp_ms_) {
+    stamp_ms_ = now;
+    stamp_ = date_format_.empty() ? iso8601_utc(now) : format_local_date(date_format_, now);
+  }
+  return stamp_;
+}
+
+std::string app_logs::record(int index, int stream, std::string_view line) {
+  nlohmann::ordered_json j{{"message", line},
+                           {"timestamp", stamp()},
+                           {"type", stream == err ? "err" : "out"},
+                           {"process_id", index},
+                           {"app_name", name_}};
+  // An app's bytes need not be UTF-8: what is not becomes U+FFFD.
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
 std::string app_logs::prefix(const app_spec& spec, int index) {
   std::string prefixed;
-  if (spec.time || !date_format_.empty()) {
-    int64_t now = util::unix_ms_now();
-    if (now != stamp_ms_) {
-      stamp_ms_ = now;
-      stamp_ = (date_format_.empty() ? iso8601_utc(now) : format_local_date(date_format_, now)) + ": ";
-    }
-    prefixed = stamp_;
-  }
+  if (spec.time || !date_format_.empty()) prefixed = stamp() + ": ";
   // Instances that share a file say whose each line is.
   if (merged_ && spec.instances > 1) prefixed += std::to_string(index) + "|";
   return prefixed;
@@ -151,8 +165,10 @@ log_file* app_logs::extra(const files& p, int stream) {
 
 void app_logs::write(const app_spec& spec, int index, int stream, std::string_view line) {
   files& p = pair_of(index);
-  std::string prefixed = prefix(spec, index);
-  if (!prefixed.empty()) {
+  std::string prefixed = json_ ? record(index, stream, line) : prefix(spec, index);
+  if (json_) {
+    line = prefixed;
+  } else if (!prefixed.empty()) {
     prefixed.append(line);
     line = prefixed;
   }
@@ -178,8 +194,10 @@ void app_logs::when_written(int index, int stream, std::function<void()> done) {
   f.when_written([also = p[2], done = std::move(done)]() mutable { also->when_written(std::move(done)); });
 }
 
-void app_logs::note(int index, std::string_view line) {
+void app_logs::note(int index, std::string_view text) {
   files& p = pair_of(index);
+  std::string as_json = json_ ? record(index, err, text) : std::string();
+  std::string_view line = json_ ? std::string_view(as_json) : text;
   p[1]->write_line(line);
   if (auto* also = extra(p, err)) also->write_line(line);
 }

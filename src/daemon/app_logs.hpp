@@ -78,6 +78,10 @@ class app_logs {
   /// The distinct files of every pair (a shared file once).
   std::vector<log_file*> distinct() const;
   std::string prefix(const app_spec& spec, int index);
+  /// The timestamp of now, as the spec's log_date_format (or ISO-8601 UTC) says.
+  const std::string& stamp();
+  /// `line` as a log_type json record.
+  std::string record(int index, int stream, std::string_view line);
 
   uv_loop_t* loop_;
   std::string base_;  // <dir>/<name>
@@ -88,6 +92,8 @@ class app_logs {
   std::array<std::string, 3> given_;
   std::array<bool, 3> as_is_{};
   std::string date_format_;  // the spec's log_date_format
+  bool json_;                // log_type json
+  std::string name_;
   /// [0] only when merged; else by instance index, grown as instances appear.
   std::vector<files> pairs_;
   std::map<std::string, std::weak_ptr<log_file>> by_path_;

@@ -35,6 +35,7 @@ json to_json(const app_spec& s) {
               {"time", s.time},
               {"merge_logs", s.merge_logs},
               {"log_date_format", s.log_date_format},
+              {"log_type", s.log_type},
               {"out_file", s.out_file},
               {"error_file", s.error_file},
               {"log_file", s.log_file},
@@ -77,6 +78,8 @@ result<app_spec> app_spec_from_json(const json& j, const std::string& unnamed) {
   s.merge_logs = f.boolean("merge_logs", s.merge_logs);
   s.log_date_format = f.text("log_date_format");
   if (auto why = log_date_format_problem(s.log_date_format); !why.empty()) f.fail("log_date_format " + why);
+  s.log_type = f.text("log_type", s.log_type);
+  if (s.log_type != "raw" && s.log_type != "json") f.fail("log_type must be raw or json, got '" + s.log_type + "'");
   for (auto [key, field] : {std::pair{"out_file", &s.out_file}, {"error_file", &s.error_file}, {"log_file", &s.log_file}}) {
     *field = f.text(key);
     if (!field->empty() && (field->front() != '/' || field->back() == '/' || field->find('\0') != std::string::npos))

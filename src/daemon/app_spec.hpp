@@ -50,6 +50,11 @@ struct app_spec {
   /// PM2's log_date_format (dayjs tokens, local time; log_lines.hpp's
   /// format_date). Not empty: every line gets a timestamp of this form.
   std::string log_date_format;
+  /// PM2's log_type: "raw" (the lines as the app wrote them, the default) or
+  /// "json": one object per line, {"message", "timestamp", "type" ("out" or
+  /// "err"), "process_id" (the instance index), "app_name"}; `timestamp` is
+  /// ISO-8601 UTC, or in log_date_format's form when that is set.
+  std::string log_type = "raw";
   /// Where the logs go instead of <home>/logs/<name>-out.log and
   /// <name>-error.log (PM2's out_file and error_file), and a file that gets
   /// both streams besides (PM2's log_file). Absolute; "": the default (out,

@@ -107,6 +107,7 @@ TEST(Ecosystem, Pm2LogKeysNamespaceAndAliasesReachTheOptions) {
     error_file: ~/.pm2/logs/web-error.log
     log_file: both.log
     log_date_format: "YYYY-MM-DD HH:mm:ss Z"
+    log_type: json
   - name: api
     script: a
     output: o.log
@@ -119,6 +120,8 @@ TEST(Ecosystem, Pm2LogKeysNamespaceAndAliasesReachTheOptions) {
   EXPECT_EQ(apps[0].options.error_file, "~/.pm2/logs/web-error.log");
   EXPECT_EQ(apps[0].options.log_file, "both.log");
   EXPECT_EQ(apps[0].options.log_date_format, "YYYY-MM-DD HH:mm:ss Z");
+  EXPECT_EQ(apps[0].options.log_type, "json");
+  EXPECT_EQ(apps[1].options.log_type, "raw");
   EXPECT_EQ(apps[1].options.out_file, "o.log");
   EXPECT_EQ(apps[1].options.error_file, "e.log");
   EXPECT_EQ(apps[1].options.log_file, "l.log");

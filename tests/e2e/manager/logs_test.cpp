@@ -513,3 +513,34 @@ TEST_F(Manager, TwoAppsCannotShareALogFileButCanShareDevNull) {
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.err.find("-e/--error: '" + work_.path() + "' is a directory, not a file"), std::string::npos) << r.err;
 }
+
+// PM2's log_type json: one object per line, every field PM2 writes; the
+// app's own text is the message, escaped, never split.
+TEST_F(Manager, JsonLogTypeWritesOneRecordPerLine) {
+  auto r = corral({"start", app, "--name", "rec", "-i", "2", "--log-type", "json", "--log-date-format", "YYYY", "--",
+                   "lines", "2"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::string out = log_path("rec"), err = log_path("rec", true);
+  ASSERT_TRUE(wait_until([&] { return count_of(slurp(err), "\n") == 4 && count_of(slurp(out), "\n") == 6; }, 10s))
+      << slurp(out) << slurp(err);
+  std::map<std::string, int> seen;
+  for (const auto& [path, type] : {std::pair{out, "out"}, {err, "err"}}) {
+    std::istringstream lines(slurp(path));
+    for (std::string line; std::getline(lines, line);) {
+      auto j = json::parse(line, nullptr, false);
+      ASSERT_TRUE(j.is_object()) << line;
+      EXPECT_EQ(j.value("type", ""), type) << line;
+      EXPECT_EQ(j.value("app_name", ""), "rec") << line;
+      EXPECT_EQ(j.value("timestamp", "").size(), 4u) << line;
+      int id = j.value("process_id", -1);
+      EXPECT_TRUE(id == 0 || id == 1) << line;
+      std::string message = j.value("message", "");
+      if (message.rfind("started", 0) != 0) ++seen[std::to_string(id) + " " + message];
+    }
+  }
+  for (const char* m : {"0 out 0", "0 out 1", "0 err 0", "0 err 1", "1 out 0", "1 out 1", "1 err 0", "1 err 1"})
+    EXPECT_EQ(seen[m], 1) << m;
+  auto bad = corral({"start", app, "--name", "bad", "--log-type", "xml", "--", "serve"});
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.err.find("--log-type: expected raw or json, got 'xml'"), std::string::npos) << bad.err;
+}
