@@ -228,6 +228,8 @@ void watcher::on_readable() {
 void watcher::handle_event(int wd, uint32_t mask, const std::string& name) {
   if (mask & IN_Q_OVERFLOW) {
     rescan_ = true;
+    say(said_overflow_, "[corral] watch: more changes at once than inotify queues "
+                        "(/proc/sys/fs/inotify/max_queued_events): taken as a change, and the tree is walked again");
     if (hooks_.changed) hooks_.changed(roots_.empty() ? std::string("/") : roots_.front().path);
     return;
   }

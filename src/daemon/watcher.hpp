@@ -97,7 +97,8 @@ class watcher {
   unique_fd fd_;
   detail::uv_handle_ptr<uv_poll_t> poll_;  // after fd_: closed before it
   bool rescan_ = false;
-  bool said_limit_ = false, said_cap_ = false, said_denied_ = false, said_missing_ = false, said_other_ = false;
+  bool said_limit_ = false, said_cap_ = false, said_denied_ = false, said_missing_ = false, said_other_ = false,
+       said_overflow_ = false;
 };
 
 }  // namespace corral::daemon

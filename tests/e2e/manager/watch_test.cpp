@@ -251,3 +251,33 @@ TEST_F(Watch, TheWatchedDirectoriesAreBounded) {
   EXPECT_EQ(d[0].value("watched_dirs", 0), 3);
   EXPECT_TRUE(all_online(rows("w"), 1));
 }
+
+// A flood of changes while the daemon does not read (stopped here) overflows
+// inotify's queue: the daemon stays up, takes it as a change, and walks the
+// tree again, so a directory made after the overflow (its event lost) is
+// watched all the same.
+TEST_F(Watch, AnOverflowingEventQueueIsAChangeAndTheTreeIsWalkedAgain) {
+  long queued = std::stol(slurp("/proc/sys/fs/inotify/max_queued_events"));
+  if (queued > 200000) GTEST_SKIP() << "max_queued_events is " << queued << ": too many files to write";
+  fs::create_directories(proj_ + "/flood");
+  ASSERT_EQ(corral({"start", app, "--name", "w", "--cwd", proj_, "--watch", "--watch-delay", "50", "--", "serve"}).code,
+            0);
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("w"), 1); }, 10s));
+  auto watched = [&] {
+    auto d = json::parse(corral({"describe", "w"}).out, nullptr, false);
+    return d.is_array() && d.size() == 1 ? d[0].value("watched_dirs", -1) : -1;
+  };
+  ASSERT_EQ(watched(), 2);  // proj, flood
+  pid_t d = daemon_pid();
+  ASSERT_EQ(::kill(d, SIGSTOP), 0);
+  // Two events a file (created, written and closed): past the queue's end.
+  for (long k = 0; k < queued / 2 + 100; ++k) write_file(proj_ + "/flood/f" + std::to_string(k), "");
+  fs::create_directories(proj_ + "/late");
+  ASSERT_EQ(::kill(d, SIGCONT), 0);
+  ASSERT_TRUE(wait_until([&] {
+    return errors("w").find("[corral] watch: more changes at once than inotify queues") != std::string::npos;
+  }, 20s)) << errors("w");
+  EXPECT_TRUE(wait_until([&] { return watched() == 3; }, 20s)) << "late/ is not watched";
+  EXPECT_TRUE(wait_until([&] { return restarts("w") >= 1 && all_online(rows("w"), 1); }, 20s)) << jlist().dump();
+  EXPECT_EQ(daemon_pid(), d);
+}
