@@ -22,6 +22,27 @@ error invalid(const std::string& what) { return error(std::make_error_code(std::
 
 spec_outcome bad(const std::string& field, const std::string& message) { return {std::nullopt, {field, message}}; }
 
+// watch's paths, absolute: each relative to the app's cwd ("" and "." are
+// the cwd), once each. One that does not exist is refused here, by name,
+// rather than watched for nothing.
+result<std::vector<std::string>> watch_paths(const std::vector<std::string>& given, const std::string& cwd) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> out;
+  for (const auto& g : given) {
+    std::string p = g.empty() ? cwd : (fs::path(cwd) / g).lexically_normal().string();
+    while (p.size() > 1 && p.back() == '/') p.pop_back();
+    std::error_code ec;
+    auto st = fs::status(p, ec);
+    if (ec || !fs::exists(st))
+      return invalid((ec && ec != std::errc::no_such_file_or_directory ? ec.message() : "no such file or directory") +
+                     ": " + p);
+    if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(std::move(p));
+  }
+  if (out.size() > daemon::limits::max_watch)
+    return invalid("at most " + std::to_string(daemon::limits::max_watch) + " paths");
+  return out;
+}
+
 }  // namespace
 
 result<int> parse_signal(const std::string& s) {
@@ -106,7 +127,8 @@ spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, co
                                  std::to_string(o.log_retain));
   for (auto [field, v] : {std::pair{"kill_timeout", o.kill_timeout}, {"restart_delay", o.restart_delay},
                           {"exp_backoff_restart_delay", o.exp_backoff_restart_delay}, {"min_uptime", o.min_uptime},
-                          {"listen_timeout", o.listen_timeout}, {"max_restarts", int64_t{o.max_restarts}}})
+                          {"listen_timeout", o.listen_timeout}, {"max_restarts", int64_t{o.max_restarts}},
+                          {"watch_delay", o.watch_delay}})
     if (v < 0) return bad(field, "must not be negative, got " + std::to_string(v));
   if (o.port < -1 || o.port > 65535) return bad("port", "expected 0..65535, got " + std::to_string(o.port));
   for (const auto& [k, v] : o.env)
@@ -128,6 +150,13 @@ spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, co
   }
   if (auto why = daemon::log_date_format_problem(o.log_date_format); !why.empty())
     return bad("log_date_format", "'" + o.log_date_format + "' " + why);
+  auto watch = watch_paths(o.watch, cwd);
+  if (!watch) return bad("watch", watch.err().message());
+  for (const auto& p : o.ignore_watch)
+    if (p.empty() || p.size() > daemon::limits::max_pattern)
+      return bad("ignore_watch", "a pattern must be 1.." + std::to_string(daemon::limits::max_pattern) + " characters");
+  if (o.ignore_watch.size() > daemon::limits::max_ignore_watch)
+    return bad("ignore_watch", "at most " + std::to_string(daemon::limits::max_ignore_watch) + " patterns");
 
   auto resolved = daemon::resolve_command(o.script, o.args, o.interpreter, cwd, path_env);
   if (!resolved) return bad("script", resolved.err().message());
@@ -160,6 +189,9 @@ spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, co
   spec.log_retain = o.log_retain;
   spec.max_memory_restart = *memory;
   spec.cron_restart = o.cron_restart;
+  spec.watch = std::move(*watch);
+  spec.ignore_watch = o.ignore_watch;
+  spec.watch_delay = daemon::ms(o.watch_delay);
   spec.kill_signal = *sig;
   spec.shutdown_with_message = o.shutdown_with_message;
   auto& l = spec.lifecycle;

@@ -48,6 +48,11 @@ struct app_options {
   std::string max_memory_restart = "0";
   /// A cron pattern (daemon/cron.hpp); "": none.
   std::string cron_restart;
+  /// Paths to watch, relative to the cwd ("" or ".": the cwd); empty: none.
+  std::vector<std::string> watch;
+  /// Patterns (see daemon::ignore_rules); ms over which changes make one restart.
+  std::vector<std::string> ignore_watch;
+  int64_t watch_delay = 100;
   int log_retain = 5;
   bool autorestart = true;
   bool wait_ready = false;

@@ -106,6 +106,20 @@ class app_reader {
     if (!w) fail(w.err().message());
     return *w;
   }
+  // PM2's watch: true (the cwd), false, a path or a list of paths (relative
+  // to the cwd); an empty list is the cwd too, as in PM2.
+  std::vector<std::string> watch_list(const YAML::Node& n) {
+    bool b = false;
+    if (n.IsNull()) return {};
+    if (n.IsScalar() && n.Tag() != "!" && YAML::convert<bool>::decode(n, b)) return b ? std::vector<std::string>{"."}
+                                                                                       : std::vector<std::string>{};
+    if (!n.IsScalar() && !n.IsSequence()) fail("expected true, false, a path or a list of paths");
+    auto paths = strings(n);
+    if (paths.empty()) paths.push_back(".");
+    for (const auto& p : paths)
+      if (p.empty()) fail("expected true, false, a path or a list of paths, got an empty path");
+    return paths;
+  }
   std::map<std::string, std::string> env_map(const YAML::Node& n) {
     if (n.IsNull()) return {};
     if (!n.IsMap()) fail("expected a map of VARIABLE: value");
@@ -157,10 +171,13 @@ class app_reader {
     else if (key == "lb") o.lb = text(v);
     else if (key == "defer_accept") o.defer_accept = boolean(v);
     else if (key == "autorestart") o.autorestart = boolean(v);
-    else if (key == "watch") {
-      if (!v.IsScalar() || v.Tag() == "!" || boolean(v))
-        fail("not supported by corral (only watch: false is accepted)");
-    } else if (key == "max_restarts") o.max_restarts = static_cast<int>(integer(v, 0, daemon::limits::max_restarts));
+    else if (key == "watch") o.watch = watch_list(v);
+    else if (key == "ignore_watch") o.ignore_watch = strings(v);
+    else if (key == "watch_delay") o.watch_delay = duration(v);
+    else if (key == "watch_options")
+      fail("not supported by corral: it is chokidar's options object (PM2's file watcher); corral watches with "
+           "inotify, leaves out what ignore_watch says, and follows no symbolic link below a watched path");
+    else if (key == "max_restarts") o.max_restarts = static_cast<int>(integer(v, 0, daemon::limits::max_restarts));
     else if (key == "min_uptime") o.min_uptime = duration(v);
     else if (key == "restart_delay") o.restart_delay = duration(v);
     else if (key == "exp_backoff_restart_delay") o.exp_backoff_restart_delay = duration(v);
@@ -192,9 +209,7 @@ class app_reader {
   }
 
   static bool pm2_only(const std::string& key) {
-    static const std::set<std::string> keys{"ignore_watch", "watch_options",
-                                            "pid_file",
-                                            "instance_var", "increment_var", "vizion", "source_map_support",
+    static const std::set<std::string> keys{"pid_file", "instance_var", "increment_var", "vizion", "source_map_support",
                                             "force", "append_env_to_name", "treekill", "filter_env",
                                             "autostart", "post_update", "disable_logs", "uid", "gid"};
     return keys.count(key) > 0;

@@ -53,6 +53,7 @@ struct start_options {
   bool no_autorestart = false;
   std::vector<std::string> only;
   CLI::App* sub = nullptr;
+  CLI::Option* watch = nullptr;  // given with no path: the cwd
 };
 
 // A whole number lo..hi, refused in the flag's words: CLI11's
@@ -98,6 +99,19 @@ void add_start_flags(CLI::App* c, start_options& so) {
   c->add_option("--cron-restart", a.cron_restart,
                 "restart the app when this cron pattern matches local time (\"0 3 * * *\"; six fields: seconds "
                 "first; a rolling reload in cluster mode)");
+  // `--watch` alone, or with paths: `start app.py --watch`, `--watch src,lib`.
+  so.watch = c->add_option("--watch", a.watch,
+                           "restart the app when a file changes below these paths (none given: its cwd; repeatable or "
+                           "comma-separated; a rolling reload in cluster mode)")
+                 ->expected(0, 1)
+                 ->delimiter(',')
+                 ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  c->add_option("--ignore-watch", a.ignore_watch,
+                "with --watch: names or paths to leave out (globs: '*.log', 'tmp', 'data/**'; dot-names, "
+                "node_modules and __pycache__ always are)")
+      ->delimiter(',');
+  c->add_option("--watch-delay", a.watch_delay, "with --watch: ms over which changes make one restart (default 100)")
+      ->check(whole_number(0, max_ms));
   c->add_option("--max-memory-restart", a.max_memory_restart,
                 "restart an instance whose memory (RSS of its process group) passes this (300M, 1G; a reload in "
                 "cluster mode; 0: no limit, the default)");
@@ -199,6 +213,7 @@ result<std::vector<daemon::app_spec>> specs_of(start_options& o, std::string& un
     if (!w) return usage("--interpreter-args: " + w.err().message());
     a.interpreter_args = *w;
   }
+  if (o.watch->count() > 0 && a.watch.empty()) a.watch.push_back(".");
   a.merge_logs = !o.log_per_instance;
   a.autorestart = !o.no_autorestart;
   auto out = cli::make_app_spec(a, std::filesystem::current_path(ec).string(), path_env());

@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -97,6 +99,15 @@ std::vector<std::string> app_logs::own_paths(int index) const {
   for (int stream : {app_logs::out, err, both})
     if (size_t k = static_cast<size_t>(stream - 1); !given_[k].empty() && !as_is_[k]) out.push_back(path(index, stream));
   return out;
+}
+
+bool app_logs::writes_to(std::string_view path) const {
+  auto known = [this](std::string_view p) { return by_path_.count(std::string(p)) > 0; };
+  if (known(path)) return true;
+  auto dot = path.rfind('.');
+  if (dot == std::string_view::npos || dot + 1 == path.size()) return false;
+  std::string_view n = path.substr(dot + 1);
+  return std::all_of(n.begin(), n.end(), [](unsigned char c) { return std::isdigit(c); }) && known(path.substr(0, dot));
 }
 
 result<std::shared_ptr<log_file>> app_logs::file_at(const std::string& path, bool open_now) {

@@ -50,6 +50,9 @@ class app_logs {
   /// The file instance `index`'s `stream` (out, err, both) goes to, whether
   /// opened yet or not; "" for `both` when the spec names no log_file.
   std::string path(int index, int stream) const;
+  /// Whether `path` is one of the files this app writes, or one of their
+  /// rotated files (<file>.<n>).
+  bool writes_to(std::string_view path) const;
   /// The paths the spec names itself (out_file, error_file, log_file) that
   /// are regular files or do not exist yet, as instance `index` writes them:
   /// what two apps must not share, since each would rotate it.

@@ -13,6 +13,23 @@ namespace {
 
 error bad(const std::string& what) { return error(std::make_error_code(std::errc::invalid_argument), what); }
 
+// watch's paths are absolute (the CLI resolved them against the cwd), its
+// patterns not empty; both lists bounded.
+std::string check_watch(const app_spec& s) {
+  if (s.watch.size() > limits::max_watch)
+    return "watch: at most " + std::to_string(limits::max_watch) + " paths, got " + std::to_string(s.watch.size());
+  for (const auto& p : s.watch)
+    if (p.empty() || p[0] != '/' || p.find('\0') != std::string::npos)
+      return "watch: '" + p + "' is not an absolute path";
+  if (s.ignore_watch.size() > limits::max_ignore_watch)
+    return "ignore_watch: at most " + std::to_string(limits::max_ignore_watch) + " patterns, got " +
+           std::to_string(s.ignore_watch.size());
+  for (const auto& p : s.ignore_watch)
+    if (p.empty() || p.size() > limits::max_pattern || p.find('\0') != std::string::npos)
+      return "ignore_watch: a pattern must be 1.." + std::to_string(limits::max_pattern) + " characters, without NUL";
+  return {};
+}
+
 }  // namespace
 
 bool valid_app_name(const std::string& name) {
@@ -43,6 +60,9 @@ json to_json(const app_spec& s) {
               {"log_retain", s.log_retain},
               {"max_memory_restart", s.max_memory_restart},
               {"cron_restart", s.cron_restart},
+              {"watch", s.watch},
+              {"ignore_watch", s.ignore_watch},
+              {"watch_delay", s.watch_delay.count()},
               {"kill_signal", s.kill_signal},
               {"shutdown_with_message", s.shutdown_with_message},
               {"kill_timeout", l.kill_timeout.count()},
@@ -97,10 +117,13 @@ result<app_spec> app_spec_from_json(const json& j, const std::string& unnamed) {
   s.cron_restart = f.text("cron_restart");
   if (!s.cron_restart.empty())
     if (auto c = cron_schedule::parse(s.cron_restart); !c) f.fail("cron_restart: " + c.err().message());
+  s.watch = f.texts("watch");
+  s.ignore_watch = f.texts("ignore_watch");
   s.kill_signal = static_cast<int>(f.whole("kill_signal", 1, limits::max_signal, s.kill_signal));
   s.shutdown_with_message = f.boolean("shutdown_with_message", s.shutdown_with_message);
   auto duration = [&f](const char* key, ms fallback) { return ms(f.whole(key, 0, limits::max_ms, fallback.count())); };
   auto& l = s.lifecycle;
+  s.watch_delay = duration("watch_delay", s.watch_delay);
   l.kill_timeout = duration("kill_timeout", l.kill_timeout);
   l.wait_ready = f.boolean("wait_ready", l.wait_ready);
   l.listen_timeout = duration("listen_timeout", l.listen_timeout);
@@ -124,6 +147,7 @@ result<app_spec> app_spec_from_json(const json& j, const std::string& unnamed) {
   if (s.listen.size() > limits::max_listen) return bad(who + ": too many listen addresses");
   for (const auto& l : s.listen)
     if (auto a = parse_listen(l); !a) return bad(who + ": " + a.err().message());
+  if (auto why = check_watch(s); !why.empty()) return bad(who + ": " + why);
   if (s.lb != "shared" && s.lb != "round_robin") return bad(who + ": lb must be shared or round_robin, got '" + s.lb + "'");
   if (s.lb == "round_robin" && s.listen.empty())
     return bad(who + ": lb round_robin needs a port or listen address (cluster mode)");

@@ -32,6 +32,12 @@ inline constexpr uint64_t min_memory_restart = 1u << 20;
 inline constexpr int max_signal = 64;
 inline constexpr int max_exit_code = 255;
 inline constexpr size_t max_listen = 64;
+/// watch: paths, ignore_watch patterns (and their length), and the inotify
+/// watches (directories) of one app.
+inline constexpr size_t max_watch = 64;
+inline constexpr size_t max_ignore_watch = 256;
+inline constexpr size_t max_pattern = 1024;
+inline constexpr size_t max_watch_dirs = 10000;
 }  // namespace limits
 
 struct app_spec {
@@ -79,6 +85,14 @@ struct app_spec {
   /// Restart (reload in cluster mode) every instance when this cron pattern
   /// matches local time (PM2's cron_restart; daemon/cron.hpp); "": never.
   std::string cron_restart;
+  /// Restart (reload in cluster mode) every instance when a file below one
+  /// of these absolute paths changes (PM2's watch; daemon/watcher.hpp);
+  /// empty: never. What ignore_watch's patterns match is left out, and so
+  /// are dot-names, node_modules and __pycache__ (daemon/watch_rules.hpp);
+  /// changes within watch_delay of the first make one restart.
+  std::vector<std::string> watch;
+  std::vector<std::string> ignore_watch;
+  ms watch_delay{100};
   int kill_signal = 2;  // SIGINT, as PM2
   bool shutdown_with_message = false;
   lifecycle_options lifecycle;

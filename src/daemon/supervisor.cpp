@@ -1,6 +1,7 @@
 #include "daemon/supervisor.hpp"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "daemon/adopt.hpp"
 #include "daemon/proc_stats.hpp"
@@ -41,6 +43,13 @@ supervisor::supervisor(uv_loop_t* loop, home_paths home)
     if (end != v && *end == 0 && n >= 50 && n <= 3'600'000) memory_check_interval_ = std::chrono::milliseconds(n);
     else std::fprintf(stderr, "corral daemon: CORRAL_MEMORY_CHECK_MS='%s' is not 50..3600000 ms; checking every %lld ms\n",
                       v, static_cast<long long>(memory_check_interval_.count()));
+  }
+  if (const char* v = std::getenv("CORRAL_WATCH_MAX_DIRS")) {
+    char* end = nullptr;
+    long long n = std::strtoll(v, &end, 10);
+    if (end != v && *end == 0 && n >= 1 && n <= 1'000'000) watch_max_dirs_ = static_cast<size_t>(n);
+    else std::fprintf(stderr, "corral daemon: CORRAL_WATCH_MAX_DIRS='%s' is not 1..1000000; %zu directories per app\n",
+                      v, watch_max_dirs_);
   }
   started_unix_ms_ = unix_ms_now();
   open_notify_socket();
@@ -451,6 +460,13 @@ result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<in
   if (!restoring)
     if (auto taken = log_path_taken(spec); !taken.empty())
       return error(std::make_error_code(std::errc::file_exists), "app '" + spec.name + "': " + taken);
+  // (The CLI refuses it first; a restored app whose path is gone runs
+  // unwatched until it is back, and says so.)
+  if (!restoring)
+    for (const auto& p : spec.watch)
+      if (struct stat st; ::stat(p.c_str(), &st) != 0)
+        return error(std::error_code(errno, std::generic_category()),
+                     "app '" + spec.name + "': watch: " + std::strerror(errno) + ": " + p);
   auto a = std::make_unique<app>();
   a->spec = std::move(spec);
   auto logs = app_logs::open(loop_, home_.logs, a->spec);
@@ -501,6 +517,7 @@ result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<in
   apps_.push_back(std::move(a));
   watch_memory();
   arm_cron(*apps_.back());
+  arm_watch(*apps_.back());
   return apps_.back().get();
 }
 

@@ -24,6 +24,7 @@
 #include "daemon/protocol.hpp"
 #include "daemon/state_file.hpp"
 #include "daemon/usage_sampler.hpp"
+#include "daemon/watcher.hpp"
 #include "net/router.hpp"
 
 namespace corral::daemon {
@@ -118,6 +119,11 @@ class supervisor final : public instance_host {
     detail::uv_handle_ptr<uv_timer_t> cron_timer;
     std::optional<cron_schedule> cron;
     int64_t cron_next_ms = 0;  // unix ms
+    /// watch: the app's files, watched while it is meant to run; their
+    /// changes, batched into restarts by the timer (spec.watch_delay).
+    std::unique_ptr<watcher> files;
+    change_batch changes;
+    detail::uv_handle_ptr<uv_timer_t> watch_timer;
   };
   struct reload_job;
   struct waiter {
@@ -189,6 +195,18 @@ class supervisor final : public instance_host {
   void check_memory();
   void arm_cron(app& a);
   void on_cron(app& a);
+  /// watch (supervisor_watch.cpp): watching starts with the app (start,
+  /// restart, reload, restore) and stops with it (stop, delete, kill).
+  /// arm_watch() of an app watched already watches again its paths that
+  /// were gone.
+  void arm_watch(app& a);
+  void disarm_watch(app& a);
+  void on_watch_change(app& a, const std::string& path);
+  void on_watch_due(app& a);
+  void start_watch_timer(app& a, std::chrono::milliseconds after);
+  /// A line from corral about the whole app: its error log (each
+  /// instance's, when not merged) and the daemon's.
+  void note_app(app& a, const std::string& line);
   void reload_next(const std::shared_ptr<reload_job>& job);
   void reload_slot(const std::shared_ptr<reload_job>& job, int index);
   void open_notify_socket();
@@ -204,6 +222,9 @@ class supervisor final : public instance_host {
   detail::uv_handle_ptr<uv_timer_t> persist_timer_;
   detail::uv_handle_ptr<uv_timer_t> memory_timer_;
   std::chrono::milliseconds memory_check_interval_ = default_memory_check_interval;
+  /// inotify watches (directories) per watched app; CORRAL_WATCH_MAX_DIRS
+  /// in the daemon's environment sets it (1..1000000).
+  size_t watch_max_dirs_ = limits::max_watch_dirs;
   /// Instances being restarted for their memory, until their replacement runs.
   std::vector<int> memory_restarting_;
   bool persist_pending_ = false;

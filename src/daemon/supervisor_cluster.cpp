@@ -58,6 +58,7 @@ void supervisor::cmd_reload(const request& req, reply_fn reply) {
   if (targets.empty()) return reply(ok(req.id, {{"reloaded", 0}}));
   for (app* a : targets) {
     a->spec.running = true;
+    arm_watch(*a);
     reload_app(*a, parallel, [st, reply, id = req.id, n = targets.size()](std::string e) {
       if (!e.empty()) st->errors += (st->errors.empty() ? "" : "; ") + e;
       if (--st->left > 0) return;

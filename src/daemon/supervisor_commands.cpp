@@ -72,7 +72,10 @@ void supervisor::cmd_start(const request& req, reply_fn reply) {
     }
   }
   for (auto* i : insts) {
-    if (app* a = app_of(i->id())) a->spec.running = true;
+    if (app* a = app_of(i->id())) {
+      a->spec.running = true;
+      arm_watch(*a);
+    }
     if (i->fsm().current() == state::stopping) i->fsm().handle(event::start);
     else if (i->fsm().current() != state::online && i->fsm().current() != state::launching) i->fsm().handle(event::start);
   }
@@ -112,7 +115,10 @@ void supervisor::drive_targets(const request& req, reply_fn reply, bool running,
   for (auto* i : insts) {
     if (app* a = app_of(i->id())) {
       a->spec.running = running;
-      if (std::find(apps.begin(), apps.end(), a) == apps.end()) apps.push_back(a);
+      if (std::find(apps.begin(), apps.end(), a) == apps.end()) {
+        apps.push_back(a);
+        running ? arm_watch(*a) : disarm_watch(*a);
+      }
     }
     i->fsm().handle(e);
     ids.push_back(i->id());
@@ -157,6 +163,7 @@ void supervisor::cmd_delete(const request& req, reply_fn reply) {
   std::vector<std::string> names;
   for (auto* a : doomed) {
     a->deleting = true;
+    disarm_watch(*a);
     names.push_back(a->spec.name);
     for (auto* v : {&a->instances, &a->others})
       for (auto& i : *v) i->fsm().handle(event::stop);
@@ -211,6 +218,7 @@ json supervisor::describe_instance(const app& a, const instance& i, bool full) c
   row["namespace"] = a.spec.namespace_name;
   if (full) {
     row["app"] = to_json(a.spec);
+    if (!a.spec.watch.empty()) row["watched_dirs"] = a.files ? a.files->watched_dirs() : 0;
     row["out_log"] = a.logs->path(i.index(), app_logs::out);
     row["err_log"] = a.logs->path(i.index(), app_logs::err);
     row["dropped_lines"] = a.logs->dropped(i.index());
@@ -354,6 +362,8 @@ void supervisor::cmd_resurrect(const request& req, reply_fn reply) {
 }
 
 void supervisor::stop_everything(std::function<void()> done) {
+  // No change may restart what is being stopped; a restore watches again.
+  for (auto& a : apps_) disarm_watch(*a);
   for (auto& a : apps_)
     for (auto* v : {&a->instances, &a->others})
       for (auto& i : *v) i->fsm().handle(event::stop);

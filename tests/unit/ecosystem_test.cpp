@@ -129,6 +129,37 @@ TEST(Ecosystem, Pm2LogKeysNamespaceAndAliasesReachTheOptions) {
   EXPECT_EQ(apps[1].options.namespace_name, "backend");
 }
 
+// PM2's watch: true is the cwd, a path or a list of them (relative to the
+// cwd, resolved by make_app_spec), [] the cwd too (as PM2), false none.
+TEST(Ecosystem, WatchIgnoreWatchAndWatchDelay) {
+  auto watch_of = [](const std::string& value) {
+    auto apps = parse_ok("apps:\n  - script: a\n    watch: " + value + "\n");
+    return apps.empty() ? std::vector<std::string>{"?"} : apps[0].options.watch;
+  };
+  using paths = std::vector<std::string>;
+  EXPECT_EQ(watch_of("true"), paths{"."});
+  EXPECT_EQ(watch_of("false"), paths{});
+  EXPECT_EQ(watch_of("~"), paths{});
+  EXPECT_EQ(watch_of("src"), paths{"src"});
+  EXPECT_EQ(watch_of("'true'"), paths{"true"});  // quoted: a directory's name
+  EXPECT_EQ(watch_of("[src, ../lib]"), (paths{"src", "../lib"}));
+  EXPECT_EQ(watch_of("[]"), paths{"."});
+  auto apps = parse_ok("apps:\n  - script: a\n    watch: true\n    ignore_watch: [node_modules, '*.log']\n"
+                       "    watch_delay: 1.5s\n  - script: b\n    ignore_watch: tmp\n    watch_delay: 250\n");
+  ASSERT_EQ(apps.size(), 2u);
+  EXPECT_EQ(apps[0].options.ignore_watch, (paths{"node_modules", "*.log"}));
+  EXPECT_EQ(apps[0].options.watch_delay, 1500);
+  EXPECT_EQ(apps[1].options.ignore_watch, paths{"tmp"});
+  EXPECT_EQ(apps[1].options.watch_delay, 250);
+  EXPECT_TRUE(apps[1].options.watch.empty());
+  // JSON, as PM2's ecosystem.json has it.
+  auto j = parse_ok(R"({"apps": [{"script": "a", "watch": ["src"], "ignore_watch": ["x"], "watch_delay": 50}]})",
+                    eco_format::json);
+  ASSERT_EQ(j.size(), 1u);
+  EXPECT_EQ(j[0].options.watch, paths{"src"});
+  EXPECT_EQ(j[0].options.watch_delay, 50);
+}
+
 TEST(Ecosystem, ABareListAndNumbersForInstances) {
   auto apps = parse_ok("- script: a\n  instances: -1\n- script: b\n  instances: 4\n  stop_exit_codes: 2\n");
   ASSERT_EQ(apps.size(), 2u);
@@ -156,8 +187,17 @@ TEST(Ecosystem, JsonKeepsItsLines) {
 TEST(Ecosystem, ErrorsNameFileLineAppAndKey) {
   EXPECT_EQ(parse_error("apps:\n  - name: web\n    script: a\n    bogus: 1\n"),
             "eco.yaml:4: app 'web': bogus: unknown key (see docs/ecosystem.md)");
-  EXPECT_EQ(parse_error("apps:\n  - name: web\n    script: a\n    watch: true\n"),
-            "eco.yaml:4: app 'web': watch: not supported by corral (only watch: false is accepted)");
+  EXPECT_EQ(parse_error("apps:\n  - name: web\n    script: a\n    watch: {src: 1}\n"),
+            "eco.yaml:4: app 'web': watch: expected true, false, a path or a list of paths");
+  EXPECT_EQ(parse_error("apps:\n  - name: web\n    script: a\n    watch: [src, '']\n"),
+            "eco.yaml:4: app 'web': watch: expected true, false, a path or a list of paths, got an empty path");
+  EXPECT_EQ(parse_error("apps:\n  - name: web\n    script: a\n    watch_options: {usePolling: true}\n"),
+            "eco.yaml:4: app 'web': watch_options: not supported by corral: it is chokidar's options object (PM2's "
+            "file watcher); corral watches with inotify, leaves out what ignore_watch says, and follows no symbolic "
+            "link below a watched path");
+  EXPECT_EQ(parse_error("apps:\n  - name: web\n    script: a\n    watch_delay: soon\n"),
+            "eco.yaml:4: app 'web': watch_delay: expected milliseconds or a duration like \"1s\" or \"500ms\", got "
+            "'soon'");
   EXPECT_EQ(parse_error("apps:\n  - name: web\n    script: a\n    pid_file: /tmp/x.pid\n"),
             "eco.yaml:4: app 'web': pid_file: PM2 key not supported by corral");
   EXPECT_EQ(parse_error("apps:\n  - name: web\n    instances: 2\n"),
@@ -316,6 +356,25 @@ TEST_F(EcosystemFile, CheckErrorsNameTheKeysLine) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.err().message(),
             dir_ + "/eco.yaml:2: app '12': name: invalid app name '12' (letters, digits, - _ . @, not a number)");
+}
+
+TEST_F(EcosystemFile, WatchPathsAreRelativeToTheCwdAndAMissingOneIsRefusedByName) {
+  std::filesystem::create_directories(dir_ + "/sub/src");
+  write("sub/main.py", "");
+  auto specs = load("apps:\n  - name: a\n    script: sleep\n    cwd: sub\n    watch: true\n"
+                    "  - name: b\n    script: sleep\n    cwd: sub\n    watch: [src, main.py, ./src/]\n"
+                    "    ignore_watch: ['*.log']\n    watch_delay: 2s\n");
+  ASSERT_TRUE(specs) << specs.err().message();
+  ASSERT_EQ(specs->size(), 2u);
+  EXPECT_EQ((*specs)[0].watch, std::vector<std::string>{dir_ + "/sub"});
+  EXPECT_EQ((*specs)[1].watch, (std::vector<std::string>{dir_ + "/sub/src", dir_ + "/sub/main.py"}));  // once each
+  EXPECT_EQ((*specs)[1].ignore_watch, std::vector<std::string>{"*.log"});
+  EXPECT_EQ((*specs)[1].watch_delay.count(), 2000);
+  EXPECT_EQ((*specs)[0].watch_delay.count(), 100);  // the default
+  auto r = load("apps:\n  - name: a\n    script: sleep\n    cwd: sub\n    watch: [src, nowhere]\n");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.err().message(),
+            dir_ + "/eco.yaml:5: app 'a': watch: no such file or directory: " + dir_ + "/sub/nowhere");
 }
 
 TEST_F(EcosystemFile, OnlyChecksEveryAppAndKeepsTheNamedOnes) {

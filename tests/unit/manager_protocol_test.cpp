@@ -61,6 +61,9 @@ app_spec sample_spec() {
   s.kill_signal = 15;
   s.max_memory_restart = 300u << 20;
   s.cron_restart = "0 3 * * *";
+  s.watch = {"/srv", "/etc/web.conf"};
+  s.ignore_watch = {"*.log", "tmp/**"};
+  s.watch_delay = 750ms;
   s.lifecycle.kill_timeout = 2500ms;
   s.lifecycle.policy.exp_backoff_restart_delay = 100ms;
   s.lifecycle.policy.max_restarts = 5;
@@ -101,6 +104,32 @@ TEST(ManagerAppSpec, RejectsBadNamesAndValues) {
   auto with_port = app_spec_from_json(k);
   ASSERT_TRUE(with_port) << with_port.err().message();
   EXPECT_TRUE(with_port->defer_accept);
+}
+
+// A state file written before watch existed has none of its keys: no watch.
+TEST(ManagerAppSpec, WatchKeysAreOptionalAndChecked) {
+  auto j = to_json(sample_spec());
+  for (const char* key : {"watch", "ignore_watch", "watch_delay"}) j.erase(key);
+  auto old = app_spec_from_json(j);
+  ASSERT_TRUE(old) << old.err().message();
+  EXPECT_TRUE(old->watch.empty());
+  EXPECT_TRUE(old->ignore_watch.empty());
+  EXPECT_EQ(old->watch_delay.count(), 100);
+  auto refused = [&](const char* key, json value) {
+    auto k = to_json(sample_spec());
+    k[key] = std::move(value);
+    auto r = app_spec_from_json(k);
+    return r ? std::string("accepted") : r.err().message();
+  };
+  EXPECT_EQ(refused("watch", "/srv"), "app 'web': watch must be an array of strings, got a string");
+  EXPECT_EQ(refused("watch", {"srv"}), "app 'web': watch: 'srv' is not an absolute path");
+  EXPECT_EQ(refused("watch", {""}), "app 'web': watch: '' is not an absolute path");
+  EXPECT_EQ(refused("watch", json(std::vector<std::string>(65, "/srv"))), "app 'web': watch: at most 64 paths, got 65");
+  EXPECT_EQ(refused("ignore_watch", {""}),
+            "app 'web': ignore_watch: a pattern must be 1..1024 characters, without NUL");
+  EXPECT_EQ(refused("ignore_watch", {1}), "app 'web': ignore_watch[0] must be a string, got a number");
+  EXPECT_EQ(refused("watch_delay", -1), "app 'web': watch_delay must be a whole number 0..1000000000000, got -1");
+  EXPECT_EQ(refused("watch_delay", "1s"), "app 'web': watch_delay must be a number, got a string");
 }
 
 TEST(ManagerAppSpec, ListenAddressesRoundTripAndParse) {
