@@ -111,7 +111,7 @@ bool app_logs::writes_to(std::string_view path) const {
 }
 
 result<std::shared_ptr<log_file>> app_logs::file_at(const std::string& path, bool open_now) {
-  if (auto known = by_path_[path].lock()) return known;
+  if (auto known = by_path_.find(path); known != by_path_.end()) return known->second;
   std::shared_ptr<log_file> f;
   if (open_now) {
     auto opened = log_file::open(loop_, path, options_);
@@ -213,35 +213,24 @@ void app_logs::note(int index, std::string_view text) {
   if (auto* also = extra(p, err)) also->write_line(line);
 }
 
-std::vector<log_file*> app_logs::distinct() const {
-  std::vector<log_file*> out;
-  for (const auto& p : pairs_)
-    for (const auto& f : p)
+std::vector<const log_file*> app_logs::distinct(int index) const {
+  std::vector<const log_file*> out;
+  if (auto* p = pair(index))
+    for (const auto& f : *p)
       if (f && std::find(out.begin(), out.end(), f.get()) == out.end()) out.push_back(f.get());
   return out;
 }
 
 uint64_t app_logs::dropped(int index) const {
   uint64_t n = 0;
-  std::vector<log_file*> seen;
-  if (auto* p = pair(index))
-    for (const auto& f : *p)
-      if (f && std::find(seen.begin(), seen.end(), f.get()) == seen.end()) {
-        seen.push_back(f.get());
-        n += f->dropped_total();
-      }
+  for (auto* f : distinct(index)) n += f->dropped_total();
   return n;
 }
 
 std::vector<std::string> app_logs::failing(int index) const {
   std::vector<std::string> out;
-  if (auto* p = pair(index))
-    for (const auto& f : *p)
-      if (f)
-        if (auto why = f->failing(); !why.empty()) {
-          std::string line = f->path() + ": " + why;
-          if (std::find(out.begin(), out.end(), line) == out.end()) out.push_back(line);
-        }
+  for (auto* f : distinct(index))
+    if (auto why = f->failing(); !why.empty()) out.push_back(f->path() + ": " + why);
   return out;
 }
 
@@ -266,11 +255,10 @@ json app_logs::sources(const std::string& name, int instances) const {
 }
 
 void app_logs::flush(std::function<void()> done) {
-  auto all = distinct();
-  auto left = std::make_shared<size_t>(all.size());
+  auto left = std::make_shared<size_t>(by_path_.size());
   auto shared_done = std::make_shared<std::function<void()>>(std::move(done));
   if (*left == 0) return (*shared_done)();
-  for (auto* f : all)
+  for (auto& [path, f] : by_path_)
     f->flush([left, shared_done] {
       if (--*left == 0) (*shared_done)();
     });

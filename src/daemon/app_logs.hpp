@@ -78,8 +78,8 @@ class app_logs {
   result<std::shared_ptr<log_file>> file_at(const std::string& path, bool open_now);
   /// The log_file that gets `stream`'s lines too, unless it is the stream's own.
   static log_file* extra(const files& p, int stream);
-  /// The distinct files of every pair (a shared file once).
-  std::vector<log_file*> distinct() const;
+  /// Instance `index`'s distinct files (a file named twice once).
+  std::vector<const log_file*> distinct(int index) const;
   std::string prefix(const app_spec& spec, int index);
   /// The timestamp of now, as the spec's log_date_format (or ISO-8601 UTC) says.
   const std::string& stamp();
@@ -99,7 +99,8 @@ class app_logs {
   std::string name_;
   /// [0] only when merged; else by instance index, grown as instances appear.
   std::vector<files> pairs_;
-  std::map<std::string, std::weak_ptr<log_file>> by_path_;
+  /// Every file of the app, once: what the pairs point to.
+  std::map<std::string, std::shared_ptr<log_file>> by_path_;
   /// The last millisecond's timestamp, formatted (a flood formats it once).
   int64_t stamp_ms_ = -1;
   std::string stamp_;
