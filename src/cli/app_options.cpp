@@ -140,10 +140,11 @@ spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, co
   if (cwd.size() > 1 && cwd.back() == '/') cwd.pop_back();
   if (!fs::is_directory(cwd, ec)) return bad("cwd", "not a directory: " + cwd);
 
-  std::string log_paths[3];
+  std::string log_paths[4];
   for (auto [field, given, to] : {std::tuple{"out_file", &o.out_file, &log_paths[0]},
                                   {"error_file", &o.error_file, &log_paths[1]},
-                                  {"log_file", &o.log_file, &log_paths[2]}}) {
+                                  {"log_file", &o.log_file, &log_paths[2]},
+                                  {"pid_file", &o.pid_file, &log_paths[3]}}) {
     auto path = log_path(*given, cwd);
     if (!path) return bad(field, path.err().message());
     *to = *path;
@@ -185,6 +186,19 @@ spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, co
   spec.out_file = log_paths[0];
   spec.error_file = log_paths[1];
   spec.log_file = log_paths[2];
+  spec.pid_file = log_paths[3];
+  if (auto why = daemon::env_var_problem(o.instance_var); !why.empty()) return bad("instance_var", why);
+  spec.instance_var = o.instance_var;
+  spec.increment_var = o.increment_var;
+  if (!o.increment_var.empty()) {
+    if (auto why = daemon::env_var_problem(o.increment_var); !why.empty()) return bad("increment_var", why);
+    if (o.increment_var == o.instance_var) return bad("increment_var", "'" + o.increment_var + "' is instance_var too");
+    auto v = o.env.find(o.increment_var);
+    if (v == o.env.end())
+      return bad("increment_var", "'" + o.increment_var + "' needs a first value in env (" + o.increment_var + "=3000)");
+    if (!daemon::is_whole_number(v->second))
+      return bad("increment_var", "env " + o.increment_var + " is '" + v->second + "', not a whole number");
+  }
   spec.max_log_size = *log_size;
   spec.log_retain = o.log_retain;
   spec.max_memory_restart = *memory;

@@ -42,6 +42,11 @@ struct app_options {
   std::string out_file;
   std::string error_file;
   std::string log_file;
+  /// PM2's pid_file: as a log path; with several instances one per instance.
+  std::string pid_file;
+  /// PM2's instance_var and increment_var (daemon::app_spec).
+  std::string instance_var = "NODE_APP_INSTANCE";
+  std::string increment_var;
   /// Bytes, or 512K / 10M / 1G; "0": never rotate.
   std::string max_log_size = "10M";
   /// Bytes, or 512K / 300M / 1G; "0": no limit.

@@ -199,6 +199,9 @@ class app_reader {
     else if (key == "out_file" || key == "output" || key == "out" || key == "out_log") o.out_file = text(v);
     else if (key == "error_file" || key == "error" || key == "err" || key == "err_file" || key == "err_log") o.error_file = text(v);
     else if (key == "log_file" || key == "log") o.log_file = text(v);
+    else if (key == "pid_file" || key == "pid") o.pid_file = text(v);
+    else if (key == "instance_var") o.instance_var = text(v);
+    else if (key == "increment_var") o.increment_var = text(v);
     else if (key == "merge_logs" || key == "combine_logs") o.merge_logs = boolean(v);
     else if (key == "max_log_size") o.max_log_size = text(v);
     else if (key == "max_memory_restart") o.max_memory_restart = text(v);
@@ -209,7 +212,7 @@ class app_reader {
   }
 
   static bool pm2_only(const std::string& key) {
-    static const std::set<std::string> keys{"pid_file", "instance_var", "increment_var", "vizion", "source_map_support",
+    static const std::set<std::string> keys{"vizion", "source_map_support",
                                             "force", "append_env_to_name", "treekill", "filter_env",
                                             "autostart", "post_update", "disable_logs", "uid", "gid"};
     return keys.count(key) > 0;

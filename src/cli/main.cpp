@@ -91,6 +91,12 @@ void add_start_flags(CLI::App* c, start_options& so) {
   c->add_option("-o,--output", a.out_file, "stdout's log file (default: <home>/logs/<name>-out.log)");
   c->add_option("-e,--error", a.error_file, "stderr's log file (default: <home>/logs/<name>-error.log)");
   c->add_option("-l,--log", a.log_file, "a log file that gets stdout and stderr both (besides the two)");
+  c->add_option("--pid,--pid-file", a.pid_file,
+                "write each instance's pid to this file while it runs (several instances: <stem>-<i><ext>)");
+  c->add_option("--instance-var", a.instance_var,
+                "the variable that tells each instance its index 0..n-1 (default NODE_APP_INSTANCE)");
+  c->add_option("--increment-var", a.increment_var,
+                "a variable of --env that each instance gets one more of (--env PORT=3000: 3000, 3001, ...)");
   c->add_flag("--log-per-instance", so.log_per_instance,
               "one pair of log files per instance (<name>-out-<i>.log) instead of merged files");
   c->add_option("--max-log-size", a.max_log_size, "rotate a log file at this size (bytes, or 10K/10M/1G; 0: never; default 10M)");
@@ -159,6 +165,7 @@ std::string flag_of(const std::string& field) {
   if (field == "out_file") return "-o/--output";
   if (field == "error_file") return "-e/--error";
   if (field == "log_file") return "-l/--log";
+  if (field == "pid_file") return "--pid-file";
   std::string f = "--" + field;
   std::replace(f.begin(), f.end(), '_', '-');
   return f;

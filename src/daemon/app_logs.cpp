@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "daemon/log_lines.hpp"
+#include "daemon/paths.hpp"
 #include "daemon/supervisor_util.hpp"
 
 namespace corral::daemon {
@@ -16,29 +17,6 @@ namespace corral::daemon {
 namespace {
 
 constexpr const char* key_of[] = {"out_file", "error_file", "log_file"};
-
-// "/var/log/app.out.log", 2 -> "/var/log/app.out-2.log"; no extension: "-2" at the end.
-std::string with_index(const std::string& path, int index) {
-  auto slash = path.rfind('/');
-  auto dot = path.rfind('.');
-  std::string tag = "-" + std::to_string(index);
-  if (dot == std::string::npos || dot <= slash + 1) return path + tag;
-  return path.substr(0, dot) + tag + path.substr(dot);
-}
-
-// mkdir -p of `path`'s directory, each new directory 0700.
-status make_parents(const std::string& path, const char* key) {
-  std::string dir = path.substr(0, path.rfind('/'));
-  for (size_t at = 1; at <= dir.size(); ++at) {
-    if (at != dir.size() && dir[at] != '/') continue;
-    std::string step = dir.substr(0, at);
-    if (::mkdir(step.c_str(), 0700) == 0 || errno == EEXIST) continue;
-    int e = errno;
-    return error(std::error_code(e, std::generic_category()),
-                 std::string(key) + ": cannot create directory " + step + ": " + std::strerror(e));
-  }
-  return {};
-}
 
 }  // namespace
 

@@ -30,7 +30,40 @@ std::string check_watch(const app_spec& s) {
   return {};
 }
 
+// increment_var names a variable of env whose value is a whole number
+// (instance i gets it plus i).
+std::string increment_problem(const app_spec& s) {
+  if (auto why = env_var_problem(s.increment_var); !why.empty()) return why;
+  if (s.increment_var == s.instance_var) return "'" + s.increment_var + "' is instance_var too";
+  auto it = s.env.find(s.increment_var);
+  if (it == s.env.end())
+    return "'" + s.increment_var + "' is not in env: give its first value there (" + s.increment_var + "=3000)";
+  if (!is_whole_number(it->second))
+    return "'" + s.increment_var + "': env " + s.increment_var + " is '" + it->second + "', not a whole number";
+  return {};
+}
+
 }  // namespace
+
+bool is_whole_number(const std::string& text) {
+  size_t digits = text.size() - (!text.empty() && text[0] == '-' ? 1 : 0);
+  // Up to 15 digits: n + 1024 instances stays exact and far from overflow.
+  return digits > 0 && digits <= 15 &&
+         std::all_of(text.end() - static_cast<std::ptrdiff_t>(digits), text.end(),
+                     [](unsigned char c) { return std::isdigit(c); });
+}
+
+std::string env_var_problem(const std::string& name) {
+  bool ok = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0])) &&
+            std::all_of(name.begin(), name.end(), [](unsigned char c) { return std::isalnum(c) || c == '_'; });
+  if (!ok) return "'" + name + "' is not a variable name (letters, digits and _, not starting with a digit)";
+  static const char* const ours[] = {"CORRAL_APP_NAME", "CORRAL_HOME",     "CORRAL_CHANNEL_FD", "CORRAL_WORKER_ID",
+                                     "NODE_CHANNEL_FD", "NODE_CHANNEL_SERIALIZATION_MODE",    "LISTEN_FDS",
+                                     "LISTEN_PID",      "LISTEN_FDNAMES",  "NOTIFY_SOCKET"};
+  for (const char* k : ours)
+    if (name == k) return "'" + name + "' is set by corral itself";
+  return {};
+}
 
 bool valid_app_name(const std::string& name) {
   if (name.empty() || name.size() > 100 || name == "all" || name[0] == '.') return false;
@@ -56,6 +89,9 @@ json to_json(const app_spec& s) {
               {"out_file", s.out_file},
               {"error_file", s.error_file},
               {"log_file", s.log_file},
+              {"pid_file", s.pid_file},
+              {"instance_var", s.instance_var},
+              {"increment_var", s.increment_var},
               {"max_log_size", s.max_log_size},
               {"log_retain", s.log_retain},
               {"max_memory_restart", s.max_memory_restart},
@@ -100,11 +136,17 @@ result<app_spec> app_spec_from_json(const json& j, const std::string& unnamed) {
   if (auto why = log_date_format_problem(s.log_date_format); !why.empty()) f.fail("log_date_format " + why);
   s.log_type = f.text("log_type", s.log_type);
   if (s.log_type != "raw" && s.log_type != "json") f.fail("log_type must be raw or json, got '" + s.log_type + "'");
-  for (auto [key, field] : {std::pair{"out_file", &s.out_file}, {"error_file", &s.error_file}, {"log_file", &s.log_file}}) {
+  for (auto [key, field] : {std::pair{"out_file", &s.out_file}, {"error_file", &s.error_file}, {"log_file", &s.log_file},
+                            {"pid_file", &s.pid_file}}) {
     *field = f.text(key);
     if (!field->empty() && (field->front() != '/' || field->back() == '/' || field->find('\0') != std::string::npos))
       f.fail(std::string(key) + " must be an absolute path to a file, got '" + *field + "'");
   }
+  s.instance_var = f.text("instance_var", s.instance_var);
+  if (auto why = env_var_problem(s.instance_var); !why.empty()) f.fail("instance_var " + why);
+  s.increment_var = f.text("increment_var");
+  if (auto why = s.increment_var.empty() ? std::string() : increment_problem(s); !why.empty())
+    f.fail("increment_var " + why);
   s.max_log_size = f.whole_unsigned("max_log_size", 0, UINT64_MAX, s.max_log_size);
   if (s.max_log_size != 0 && s.max_log_size < limits::min_log_size)
     f.fail("max_log_size must be 0 (never rotate) or at least " + std::to_string(limits::min_log_size) + ", got " +

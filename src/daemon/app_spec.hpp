@@ -71,6 +71,17 @@ struct app_spec {
   std::string out_file;
   std::string error_file;
   std::string log_file;
+  /// PM2's pid_file: each instance writes its pid here (0644, replaced
+  /// atomically) while it runs, and the file is removed when it exits.
+  /// Absolute; "": none. With several instances, instance i writes
+  /// "<stem>-<i><ext>" (daemon/paths.hpp). Its directory is made as a log's.
+  std::string pid_file;
+  /// PM2's instance_var: the variable that tells an instance its index
+  /// (0..n-1; CORRAL_INSTANCE always does too).
+  std::string instance_var = "NODE_APP_INSTANCE";
+  /// PM2's increment_var: a variable of `env` that holds a whole number n;
+  /// instance i gets n + i (PORT 3000 -> 3000, 3001, ...). "": none.
+  std::string increment_var;
   /// Logs: all instances in <name>-out.log / <name>-error.log, each line
   /// prefixed "<index>|" (true, the default), or one pair of files per
   /// instance, <name>-out-<index>.log (false; PM2's merge_logs: false).
@@ -124,6 +135,14 @@ json to_json(const app_spec& spec);
 /// "app 'web': kill_timeout must be a number, got a string"; `unnamed` stands
 /// for "app 'web'" while the name itself is unreadable.
 result<app_spec> app_spec_from_json(const json& j, const std::string& unnamed = "app");
+
+/// Why `name` cannot be instance_var or increment_var ("" if it can): not a
+/// shell variable name ([A-Za-z_][A-Za-z0-9_]*), or one the daemon sets itself
+/// (LISTEN_FDS, NODE_CHANNEL_FD, CORRAL_HOME, ...).
+std::string env_var_problem(const std::string& name);
+
+/// "-12", "3000": an optional minus and 1..15 digits.
+bool is_whole_number(const std::string& text);
 
 /// A name is safe as a file name component and not a number (numbers are ids).
 bool valid_app_name(const std::string& name);

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <map>
 
+#include "daemon/paths.hpp"
 #include "net/router.hpp"
 
 extern char** environ;
@@ -68,8 +69,27 @@ instance::~instance() {
   // The daemon only destroys an instance that is stopped; a process still
   // running here is a bug elsewhere, and must not outlive its supervision.
   if (pid_ > 0) ::kill(-pid_, SIGKILL);
+  remove_pid_file(pid_file_, pid_file_pid_);
   if (current_) leave_router(*current_);
   for (auto& r : draining_) leave_router(*r);
+}
+
+void instance::update_pid_file() {
+  std::string want = pid_ > 0 ? pid_file_path(spec_, index_) : std::string();
+  if (pid_file_ == want && pid_file_pid_ == pid_) return;
+  remove_pid_file(pid_file_, pid_file_pid_);
+  pid_file_.clear();
+  pid_file_pid_ = 0;
+  if (want.empty()) return;
+  if (auto s = write_pid_file(want, pid_); !s) {
+    // The app runs on: a pid file is for others to find it, not its health.
+    std::string line = "[corral] " + s.err().message() + "; instance " + std::to_string(index_) + " runs without it";
+    std::fprintf(stderr, "corral daemon: %s: %s\n", spec_.name.c_str(), line.c_str());
+    host_.note(id_, line);
+    return;
+  }
+  pid_file_ = std::move(want);
+  pid_file_pid_ = pid_;
 }
 
 void instance::leave_router(run& r) {
@@ -173,7 +193,9 @@ int instance::spawn() {
   env["CORRAL_APP_NAME"] = spec_.name;
   if (auto home = host_.home_dir(); !home.empty()) env["CORRAL_HOME"] = home;  // (`corral` in the app reaches us)
   env["CORRAL_INSTANCE"] = std::to_string(index_);
-  env["NODE_APP_INSTANCE"] = std::to_string(index_);
+  env[spec_.instance_var] = std::to_string(index_);  // NODE_APP_INSTANCE unless renamed
+  if (auto it = env.find(spec_.increment_var); !spec_.increment_var.empty() && it != env.end())
+    it->second = std::to_string(std::stoll(it->second) + index_);  // (a whole number: app_spec_from_json)
   // The channel comes after the listening sockets, which must start at 3.
   const int n_sockets = static_cast<int>(inherit.size());
   const int channel_fd = first_listen_fd + n_sockets;
@@ -314,6 +336,7 @@ int instance::spawn() {
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
   theirs.reset();
+  update_pid_file();
 
   channel_options co;
   co.peer = spec_.name + " instance " + std::to_string(index_) + " (pid " + std::to_string(pid_) + ")";
@@ -374,6 +397,7 @@ void instance::on_exit(run& r, int64_t code, int signal) {
   if (is_current) {
     owned = std::move(current_);
     pid_ = 0;
+    update_pid_file();
   }
   if (owned && !owned->drained()) draining_.push_back(std::move(owned));
   owned.reset();  // a drained run is freed here: its handles are closed

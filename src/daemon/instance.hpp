@@ -93,6 +93,10 @@ class instance final : public instance_effects {
   const std::map<std::string, std::string>& spawn_env() const noexcept { return spawn_env_; }
   /// Wall-clock time (Unix ms) the current run started.
   int64_t started_unix_ms() const noexcept { return started_unix_ms_; }
+  /// Makes the pid file (app_spec::pid_file) say what runs: written once a
+  /// process runs, under the name the app's instance count gives it (called
+  /// again after a scale), removed when it exits if it still holds its pid.
+  void update_pid_file();
   /// Forgets a process without stopping it: the daemon is exiting and the
   /// process was already signalled.
   void sigkill_now();
@@ -133,6 +137,9 @@ class instance final : public instance_effects {
   int64_t started_unix_ms_ = 0;
   std::string spawn_error_text_;
   std::map<std::string, std::string> spawn_env_;
+  // The pid file written for the current process, and the pid it holds.
+  std::string pid_file_;
+  pid_t pid_file_pid_ = 0;
   // An app message of an unexpected shape was logged: one line per
   // instance, however many it sends.
   bool said_odd_message_ = false;

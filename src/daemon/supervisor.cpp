@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "daemon/adopt.hpp"
+#include "daemon/paths.hpp"
 #include "daemon/proc_stats.hpp"
 #include "net/socket.hpp"
 #include "daemon/supervisor_util.hpp"
@@ -458,8 +459,11 @@ status supervisor::before_spawn(int id) {
 result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<int>& ids,
                                              std::vector<unique_fd> adopted, bool restoring) {
   if (!restoring)
-    if (auto taken = log_path_taken(spec); !taken.empty())
+    if (auto taken = path_taken(spec); !taken.empty())
       return error(std::make_error_code(std::errc::file_exists), "app '" + spec.name + "': " + taken);
+  if (!spec.pid_file.empty())
+    if (auto made = make_parents(spec.pid_file, "pid_file"); !made && !restoring)
+      return error(made.err().code(), "app '" + spec.name + "': " + made.err().message());
   // (The CLI refuses it first; a restored app whose path is gone runs
   // unwatched until it is back, and says so.)
   if (!restoring)
@@ -521,22 +525,26 @@ result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<in
   return apps_.back().get();
 }
 
-std::string supervisor::log_path_taken(const app_spec& spec) const {
+std::string supervisor::path_taken(const app_spec& spec) const {
+  // The files an app writes at paths of its own choosing: its logs, each
+  // rotated by it alone, and its pid files.
   auto own = [this](const app_spec& s) {
-    std::vector<std::string> paths;
+    std::vector<std::pair<std::string, bool>> paths;  // (path, is a log)
     auto logs = app_logs::unopened(loop_, home_.logs, s);
     for (int i = 0; i < (s.merge_logs ? 1 : s.instances); ++i)
-      for (auto& p : logs.own_paths(i)) paths.push_back(std::move(p));
+      for (auto& p : logs.own_paths(i)) paths.emplace_back(std::move(p), true);
+    for (int i = 0; !s.pid_file.empty() && i < s.instances; ++i) paths.emplace_back(pid_file_path(s, i), false);
     return paths;
   };
   auto mine = own(spec);
   if (mine.empty()) return {};
   for (const auto& a : apps_) {
     if (a->deleting) continue;
-    for (const auto& theirs : own(a->spec))
-      if (std::find(mine.begin(), mine.end(), theirs) != mine.end())
-        return "log file " + theirs + " is already written by app '" + a->spec.name +
-               "' (each would rotate it under the other): give each app its own";
+    for (const auto& [theirs, log] : own(a->spec))
+      if (std::any_of(mine.begin(), mine.end(), [&](const auto& m) { return m.first == theirs; }))
+        return log ? "log file " + theirs + " is already written by app '" + a->spec.name +
+                         "' (each would rotate it under the other): give each app its own"
+                   : "pid file " + theirs + " is already app '" + a->spec.name + "''s: give each app its own";
   }
   return {};
 }

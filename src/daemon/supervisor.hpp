@@ -134,9 +134,9 @@ class supervisor final : public instance_host {
   // `adopted`: listening sockets taken over from a dead daemon's instances,
   // by the index of spec.listen (an empty fd: bind anew).
   /// A new instance of `a` (not yet started), balanced by its router if any.
-  /// Why `spec`'s own log paths (out_file, error_file, log_file) cannot be
-  /// used: another app writes one of them. "" if they can.
-  std::string log_path_taken(const app_spec& spec) const;
+  /// Why `spec`'s own paths (out_file, error_file, log_file, pid_file) cannot
+  /// be used: another app writes one of them. "" if they can.
+  std::string path_taken(const app_spec& spec) const;
   std::unique_ptr<instance> make_instance(app& a, int id, int index);
   // `restoring`: a restored app whose addresses cannot be bound now (a
   // port another service holds at boot) or whose log files cannot be opened

@@ -253,6 +253,7 @@ void supervisor::cmd_scale(const request& req, reply_fn reply) {
     ids.push_back(a->instances.back()->id());
   }
   a->spec.instances = n;
+  for (auto& i : a->instances) i->update_pid_file();  // one instance: the path as given; more: one each
   persist_soon();
   wait_then(
       [this, ids, down] {

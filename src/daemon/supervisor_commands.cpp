@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "daemon/paths.hpp"
 #include "daemon/proc_stats.hpp"
 #include "daemon/supervisor.hpp"
 #include "daemon/supervisor_util.hpp"
@@ -221,6 +222,7 @@ json supervisor::describe_instance(const app& a, const instance& i, bool full) c
     if (!a.spec.watch.empty()) row["watched_dirs"] = a.files ? a.files->watched_dirs() : 0;
     row["out_log"] = a.logs->path(i.index(), app_logs::out);
     row["err_log"] = a.logs->path(i.index(), app_logs::err);
+    if (!a.spec.pid_file.empty()) row["pid_file"] = pid_file_path(a.spec, i.index());
     row["dropped_lines"] = a.logs->dropped(i.index());
     if (auto failing = a.logs->failing(i.index()); !failing.empty()) row["log_errors"] = failing;
   }

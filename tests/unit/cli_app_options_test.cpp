@@ -1,5 +1,6 @@
 // The CLI's option parsers (src/cli/app_options.cpp): the values a user types.
 #include "cli/app_options.hpp"
+#include "daemon/paths.hpp"
 
 #include <gtest/gtest.h>
 
@@ -100,6 +101,91 @@ TEST(AppSpecJson, LogPathsMustBeAbsoluteFiles) {
   auto r = daemon::app_spec_from_json(old);  // a state file from before these keys
   ASSERT_TRUE(r) << r.err().message();
   EXPECT_EQ(r->out_file, "");
+}
+
+TEST(MakeAppSpec, PidFileInstanceVarAndIncrementVarAreCheckedAndReachTheSpec) {
+  app_options o;
+  o.script = "/bin/true";
+  o.cwd = "/tmp";
+  o.pid_file = "run/app.pid";
+  o.instance_var = "INSTANCE_ID";
+  o.increment_var = "PORT";
+  o.env["PORT"] = "3000";
+  auto r = make_app_spec(o, "/", "/usr/bin:/bin");
+  ASSERT_TRUE(r.spec) << r.error.field << ": " << r.error.message;
+  EXPECT_EQ(r.spec->pid_file, "/tmp/run/app.pid");
+  EXPECT_EQ(r.spec->instance_var, "INSTANCE_ID");
+  EXPECT_EQ(r.spec->increment_var, "PORT");
+  auto back = daemon::app_spec_from_json(daemon::to_json(*r.spec));
+  ASSERT_TRUE(back) << back.err().message();
+  EXPECT_EQ(back->pid_file, "/tmp/run/app.pid");
+  EXPECT_EQ(back->instance_var, "INSTANCE_ID");
+  EXPECT_EQ(back->increment_var, "PORT");
+
+  auto refused = [&](app_options changed, const std::string& field, const std::string& message) {
+    auto out = make_app_spec(changed, "/", "/usr/bin:/bin");
+    ASSERT_FALSE(out.spec) << field;
+    EXPECT_EQ(out.error.field, field);
+    EXPECT_EQ(out.error.message, message);
+  };
+  auto no_port = o;
+  no_port.env.clear();
+  refused(no_port, "increment_var", "'PORT' needs a first value in env (PORT=3000)");
+  auto word = o;
+  word.env["PORT"] = "http";
+  refused(word, "increment_var", "env PORT is 'http', not a whole number");
+  auto same = o;
+  same.instance_var = "PORT";
+  refused(same, "increment_var", "'PORT' is instance_var too");
+  auto dashed = o;
+  dashed.instance_var = "INSTANCE-ID";
+  refused(dashed, "instance_var", "'INSTANCE-ID' is not a variable name (letters, digits and _, not starting with a digit)");
+  auto ours = o;
+  ours.increment_var = "LISTEN_FDS";
+  refused(ours, "increment_var", "'LISTEN_FDS' is set by corral itself");
+  auto dir = o;
+  dir.pid_file = "/tmp";
+  refused(dir, "pid_file", "'/tmp' is a directory, not a file");
+}
+
+TEST(AppSpecJson, PidFileNamesAndTheDaemonsOwnChecks) {
+  daemon::app_spec web;
+  web.name = "web";
+  web.argv = {"/bin/true"};
+  EXPECT_EQ(daemon::pid_file_path(web, 0), "");
+  web.pid_file = "/run/web.pid";
+  EXPECT_EQ(daemon::pid_file_path(web, 0), "/run/web.pid");  // one instance: the path as given
+  web.instances = 3;
+  EXPECT_EQ(daemon::pid_file_path(web, 0), "/run/web-0.pid");
+  EXPECT_EQ(daemon::pid_file_path(web, 2), "/run/web-2.pid");
+  web.pid_file = "/run/web";
+  EXPECT_EQ(daemon::pid_file_path(web, 1), "/run/web-1");
+
+  auto spec = daemon::to_json(web);
+  auto old = spec;  // a state file from before these keys
+  for (const char* k : {"pid_file", "instance_var", "increment_var"}) old.erase(k);
+  auto r = daemon::app_spec_from_json(old);
+  ASSERT_TRUE(r) << r.err().message();
+  EXPECT_EQ(r->pid_file, "");
+  EXPECT_EQ(r->instance_var, "NODE_APP_INSTANCE");
+  EXPECT_EQ(r->increment_var, "");
+  // What reaches the daemon other than through the CLI is checked there too.
+  auto bad = [&](const char* key, daemon::json value, const std::string& message) {
+    auto j = spec;
+    j[key] = std::move(value);
+    auto out = daemon::app_spec_from_json(j);
+    ASSERT_FALSE(out) << key;
+    EXPECT_EQ(out.err().message(), "app 'web': " + message);
+  };
+  bad("pid_file", "web.pid", "pid_file must be an absolute path to a file, got 'web.pid'");
+  bad("increment_var", "PORT", "increment_var 'PORT' is not in env: give its first value there (PORT=3000)");
+  bad("instance_var", "", "instance_var '' is not a variable name (letters, digits and _, not starting with a digit)");
+  auto j = spec;
+  j["increment_var"] = "PORT";
+  j["env"] = {{"PORT", "-5"}};
+  EXPECT_TRUE(daemon::app_spec_from_json(j));
+  j["env"] = {{"PORT", "1234567890123456"}};  // 16 digits
+  EXPECT_FALSE(daemon::app_spec_from_json(j));
 }
 
 }  // namespace

@@ -129,6 +129,30 @@ TEST(Ecosystem, Pm2LogKeysNamespaceAndAliasesReachTheOptions) {
   EXPECT_EQ(apps[1].options.namespace_name, "backend");
 }
 
+TEST(Ecosystem, Pm2PidFileInstanceVarAndIncrementVarReachTheOptions) {
+  auto apps = parse_ok(R"(apps:
+  - name: web
+    script: a
+    instances: 2
+    pid_file: run/web.pid
+    instance_var: INSTANCE_ID
+    increment_var: PORT
+    env:
+      PORT: 3000
+  - name: api
+    script: a
+    pid: /run/api.pid
+)");
+  ASSERT_EQ(apps.size(), 2u);
+  EXPECT_EQ(apps[0].options.pid_file, "run/web.pid");
+  EXPECT_EQ(apps[0].options.instance_var, "INSTANCE_ID");
+  EXPECT_EQ(apps[0].options.increment_var, "PORT");
+  EXPECT_EQ(apps[0].options.env.at("PORT"), "3000");
+  EXPECT_EQ(apps[1].options.pid_file, "/run/api.pid");
+  EXPECT_EQ(apps[1].options.instance_var, "NODE_APP_INSTANCE");
+  EXPECT_EQ(apps[1].options.increment_var, "");
+}
+
 // PM2's watch: true is the cwd, a path or a list of them (relative to the
 // cwd, resolved by make_app_spec), [] the cwd too (as PM2), false none.
 TEST(Ecosystem, WatchIgnoreWatchAndWatchDelay) {
@@ -198,8 +222,8 @@ TEST(Ecosystem, ErrorsNameFileLineAppAndKey) {
   EXPECT_EQ(parse_error("apps:\n  - name: web\n    script: a\n    watch_delay: soon\n"),
             "eco.yaml:4: app 'web': watch_delay: expected milliseconds or a duration like \"1s\" or \"500ms\", got "
             "'soon'");
-  EXPECT_EQ(parse_error("apps:\n  - name: web\n    script: a\n    pid_file: /tmp/x.pid\n"),
-            "eco.yaml:4: app 'web': pid_file: PM2 key not supported by corral");
+  EXPECT_EQ(parse_error("apps:\n  - name: web\n    script: a\n    vizion: false\n"),
+            "eco.yaml:4: app 'web': vizion: PM2 key not supported by corral");
   EXPECT_EQ(parse_error("apps:\n  - name: web\n    instances: 2\n"),
             "eco.yaml:2: app 'web': script: missing (the program, script or command to run)");
   EXPECT_EQ(parse_error("apps:\n  - script: a\n  - script: b\n    autorestart: maybe\n"),

@@ -111,6 +111,49 @@ TEST_F(Ecosystem, EnvProductionSelectsEnvUnderscoreProduction) {
   for (const auto& row : rows("cpp")) EXPECT_NE(environ_of(row["pid"]).find("\nGREETING=prod\n"), std::string::npos);
 }
 
+// PM2's increment_var and instance_var: each instance gets its own port and
+// learns its index under the name the file gives; a restart keeps both.
+TEST_F(Ecosystem, IncrementVarAndInstanceVarGiveEachInstanceItsOwnNumbers) {
+  write_file(work_.file("ports.yaml"), std::string("apps:\n"
+                                                   "  - name: ports\n"
+                                                   "    script: ") + MANAGER_APP + "\n"
+                                                   "    args: serve\n"
+                                                   "    instances: 3\n"
+                                                   "    instance_var: INSTANCE_ID\n"
+                                                   "    increment_var: PORT\n"
+                                                   "    env: {PORT: 4000}\n"
+                                                   "    env_production: {PORT: 5000}\n");
+  auto r = corral({"start", "ports.yaml", "--env", "production"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto check = [&] {
+    auto rows_now = rows("ports");
+    ASSERT_EQ(rows_now.size(), 3u);
+    for (const auto& row : rows_now) {
+      int i = row["instance"];
+      std::string env = environ_of(row["pid"]);
+      EXPECT_NE(env.find("\nPORT=" + std::to_string(5000 + i) + "\n"), std::string::npos) << i << env;
+      EXPECT_NE(env.find("\nINSTANCE_ID=" + std::to_string(i) + "\n"), std::string::npos) << i << env;
+      EXPECT_NE(env.find("\nCORRAL_INSTANCE=" + std::to_string(i) + "\n"), std::string::npos) << i << env;
+      EXPECT_EQ(env.find("\nNODE_APP_INSTANCE="), std::string::npos) << i << env;  // renamed, as PM2's
+    }
+  };
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("ports"), 3); }, 20s)) << jlist().dump();
+  check();
+  auto before = pids_of(rows("ports"));
+  ASSERT_EQ(corral({"restart", "ports"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return all_online_replacing(rows("ports"), 3, before); }, 20s)) << jlist().dump();
+  check();
+
+  // A PORT that is not a number is said before anything starts, with its line.
+  write_file(work_.file("bad.yaml"), "apps:\n  - name: bad\n    script: hello.py\n    increment_var: PORT\n"
+                                     "    env: {PORT: http}\n");
+  r = corral({"start", "bad.yaml"});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("bad.yaml:4: app 'bad': increment_var: env PORT is 'http', not a whole number"),
+            std::string::npos) << r.err;
+  EXPECT_TRUE(rows("bad").empty());
+}
+
 TEST_F(Ecosystem, ABrokenFileNamesItsLineAndStartsNothing) {
   write_file(work_.file("broken.yaml"), "apps:\n"
                                         "  - name: fine\n"

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -722,4 +723,73 @@ TEST_F(Manager, CommandsNamingANamespaceActOnItsAppsOnly) {
   r = corral({"start", MANAGER_APP, "--name", "x", "--namespace", "all", "--", "serve"});
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.err.find("--namespace: invalid namespace 'all'"), std::string::npos) << r.err;
+}
+
+// PM2's pid_file: the file always names the process that runs: after a
+// restart, a kill -9, a rolling reload (whose old process exits after its
+// replacement wrote the file), and a scale, which names one file per
+// instance; gone once the app stops. Another app cannot take the path.
+TEST_F(Manager, PidFileNamesTheRunningProcessThroughRestartsReloadsAndScales) {
+  std::string pid_file = work_.file("run/web.pid");  // run/ does not exist yet
+  auto holds = [&](const std::string& path, int pid) { return slurp(path) == std::to_string(pid) + "\n"; };
+  auto pid_of = [&](int index) {
+    for (const auto& row : rows("web"))
+      if (row.value("instance", -1) == index && row.value("status", "") == "online") return row.value("pid", 0);
+    return 0;
+  };
+  auto r = corral({"start", src("examples/python/app.py"), "--name", "web", "--port", "0", "--wait-ready",
+                   "--listen-timeout", "30000", "--pid-file", pid_file});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 1); }, 15s));
+  int first = pid_of(0);
+  EXPECT_TRUE(holds(pid_file, first)) << slurp(pid_file);
+  EXPECT_EQ(rows("web")[0]["app"]["pid_file"], pid_file);
+  struct stat st {};
+  ASSERT_EQ(::stat(pid_file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0644u);
+
+  ASSERT_EQ(corral({"restart", "web"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return all_online_replacing(rows("web"), 1, {first}); }, 15s));
+  int second = pid_of(0);
+  EXPECT_TRUE(wait_until([&] { return holds(pid_file, second); }, 5s)) << slurp(pid_file);
+
+  ::kill(second, SIGKILL);
+  ASSERT_TRUE(wait_until([&] { return all_online_replacing(rows("web"), 1, {second}); }, 15s));
+  int third = pid_of(0);
+  EXPECT_TRUE(wait_until([&] { return holds(pid_file, third); }, 5s)) << slurp(pid_file);
+
+  // Rolling: the replacement writes the file, then the old process exits
+  // and must leave it as it is.
+  ASSERT_EQ(corral({"reload", "web"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return all_online_replacing(rows("web"), 1, {third}); }, 15s));
+  int fourth = pid_of(0);
+  ASSERT_TRUE(wait_until([&] { reap_orphans(); return !alive(third); }, 10s));
+  EXPECT_TRUE(holds(pid_file, fourth)) << slurp(pid_file);
+
+  // Several instances: <stem>-<i>.pid each, and the single name is gone.
+  std::string zero = work_.file("run/web-0.pid"), one = work_.file("run/web-1.pid");
+  ASSERT_EQ(corral({"scale", "web", "2"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 2); }, 15s));
+  EXPECT_TRUE(holds(zero, pid_of(0))) << slurp(zero);
+  EXPECT_TRUE(holds(one, pid_of(1))) << slurp(one);
+  EXPECT_FALSE(std::filesystem::exists(pid_file));
+  for (const auto& row : rows("web"))
+    EXPECT_EQ(row.value("pid_file", ""), row.value("instance", -1) == 0 ? zero : one);
+  ASSERT_EQ(corral({"scale", "web", "1"}).code, 0);
+  EXPECT_TRUE(wait_until([&] { return !std::filesystem::exists(one); }, 10s));
+  EXPECT_TRUE(holds(pid_file, pid_of(0))) << slurp(pid_file);
+  EXPECT_FALSE(std::filesystem::exists(zero));
+
+  r = corral({"start", MANAGER_APP, "--name", "other", "--pid-file", pid_file, "--", "serve"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("pid file " + pid_file + " is already app 'web''s"), std::string::npos) << r.err;
+
+  ASSERT_EQ(corral({"stop", "web"}).code, 0);
+  EXPECT_FALSE(std::filesystem::exists(pid_file));
+  ASSERT_EQ(corral({"start", "web"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 1); }, 15s));
+  EXPECT_TRUE(holds(pid_file, pid_of(0))) << slurp(pid_file);
+  ASSERT_EQ(corral({"delete", "web"}).code, 0);
+  EXPECT_FALSE(std::filesystem::exists(pid_file));
+  EXPECT_TRUE(std::filesystem::is_empty(work_.file("run")));  // no temporary file left either
 }

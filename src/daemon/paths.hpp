@@ -1,0 +1,36 @@
+// Files the daemon writes at paths the user chose: a per-instance name for a
+// shared path, the directories on the way, and PM2's pid_file.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "corral/error.hpp"
+
+namespace corral::daemon {
+
+struct app_spec;
+
+/// "/var/log/app.out.log", 2 -> "/var/log/app.out-2.log"; without an
+/// extension "-2" goes at the end.
+std::string with_index(const std::string& path, int index);
+
+/// mkdir -p of `path`'s directory, each new directory 0700. The error names
+/// `key` (the spec's field) and the directory.
+status make_parents(const std::string& path, const char* key);
+
+/// Where instance `index` writes its pid (PM2's pid_file): the path as
+/// given when the app has one instance, else "<stem>-<index><ext>"; "" when
+/// the spec names none.
+std::string pid_file_path(const app_spec& spec, int index);
+
+/// Writes "<pid>\n" to `path` (0644) through a temporary file renamed into
+/// place, so a reader never sees a half-written number.
+status write_pid_file(const std::string& path, pid_t pid);
+
+/// Removes `path` if it still holds `pid`: a reload's replacement may have
+/// written its own pid there meanwhile, which stays.
+void remove_pid_file(const std::string& path, pid_t pid);
+
+}  // namespace corral::daemon
