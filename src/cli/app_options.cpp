@@ -13,6 +13,7 @@
 #include "daemon/command_resolve.hpp"
 #include "daemon/cron.hpp"
 #include "daemon/log_lines.hpp"
+#include "daemon/users.hpp"
 
 namespace corral::cli {
 
@@ -198,6 +199,21 @@ spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, co
       return bad("increment_var", "'" + o.increment_var + "' needs a first value in env (" + o.increment_var + "=3000)");
     if (!daemon::is_whole_number(v->second))
       return bad("increment_var", "env " + o.increment_var + " is '" + v->second + "', not a whole number");
+  }
+  if (!o.uid.empty()) {
+    auto user = daemon::find_user(o.uid);
+    auto number = daemon::parse_id(o.uid);
+    if (!user && !number) return bad("uid", "no user '" + o.uid + "' in /etc/passwd");
+    if (!user && o.gid.empty())
+      return bad("uid", "uid " + o.uid + " is not in /etc/passwd, so its group is unknown: give the gid too");
+    spec.uid = user ? user->uid : *number;
+    if (user) spec.gid = user->gid;
+  }
+  if (!o.gid.empty()) {
+    auto group = daemon::find_group(o.gid);
+    auto number = daemon::parse_id(o.gid);
+    if (!group && !number) return bad("gid", "no group '" + o.gid + "' in /etc/group");
+    spec.gid = group ? group->gid : *number;
   }
   spec.max_log_size = *log_size;
   spec.log_retain = o.log_retain;

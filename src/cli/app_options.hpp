@@ -47,6 +47,10 @@ struct app_options {
   /// PM2's instance_var and increment_var (daemon::app_spec).
   std::string instance_var = "NODE_APP_INSTANCE";
   std::string increment_var;
+  /// PM2's uid and gid: a user or group name, or a number; "": the daemon's.
+  /// A uid alone brings its user's primary group.
+  std::string uid;
+  std::string gid;
   /// Bytes, or 512K / 10M / 1G; "0": never rotate.
   std::string max_log_size = "10M";
   /// Bytes, or 512K / 300M / 1G; "0": no limit.

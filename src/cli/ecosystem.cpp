@@ -201,6 +201,8 @@ class app_reader {
     else if (key == "log_file" || key == "log") o.log_file = text(v);
     else if (key == "pid_file" || key == "pid") o.pid_file = text(v);
     else if (key == "instance_var") o.instance_var = text(v);
+    else if (key == "uid" || key == "user") o.uid = text(v);
+    else if (key == "gid") o.gid = text(v);
     else if (key == "increment_var") o.increment_var = text(v);
     else if (key == "merge_logs" || key == "combine_logs") o.merge_logs = boolean(v);
     else if (key == "max_log_size") o.max_log_size = text(v);
@@ -214,7 +216,7 @@ class app_reader {
   static bool pm2_only(const std::string& key) {
     static const std::set<std::string> keys{"vizion", "source_map_support",
                                             "force", "append_env_to_name", "treekill", "filter_env",
-                                            "autostart", "post_update", "disable_logs", "uid", "gid"};
+                                            "autostart", "post_update", "disable_logs"};
     return keys.count(key) > 0;
   }
 

@@ -97,6 +97,8 @@ void add_start_flags(CLI::App* c, start_options& so) {
                 "the variable that tells each instance its index 0..n-1 (default NODE_APP_INSTANCE)");
   c->add_option("--increment-var", a.increment_var,
                 "a variable of --env that each instance gets one more of (--env PORT=3000: 3000, 3001, ...)");
+  c->add_option("--uid", a.uid, "run the app as this user (name or number; the daemon must run as root)");
+  c->add_option("--gid", a.gid, "run the app in this group (default: the --uid user's primary group)");
   c->add_flag("--log-per-instance", so.log_per_instance,
               "one pair of log files per instance (<name>-out-<i>.log) instead of merged files");
   c->add_option("--max-log-size", a.max_log_size, "rotate a log file at this size (bytes, or 10K/10M/1G; 0: never; default 10M)");

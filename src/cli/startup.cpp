@@ -15,6 +15,7 @@
 
 #include "daemon/state_file.hpp"
 #include "daemon/systemd_unit.hpp"
+#include "daemon/users.hpp"
 
 extern char** environ;
 
@@ -40,24 +41,10 @@ struct target {
   std::string systemctl_scope;  // "" or "--user"
 };
 
-// From /etc/passwd rather than getpwuid(), which a static binary cannot use
-// reliably (NSS modules are loaded at run time).
 std::string user_name() {
-  std::string uid = std::to_string(::geteuid());
-  if (std::FILE* f = std::fopen("/etc/passwd", "re")) {
-    char line[1024];
-    while (std::fgets(line, sizeof line, f)) {
-      std::string l = line;
-      auto c1 = l.find(':'), c2 = l.find(':', c1 + 1), c3 = l.find(':', c2 + 1);
-      if (c3 != std::string::npos && l.substr(c2 + 1, c3 - c2 - 1) == uid) {
-        std::fclose(f);
-        return l.substr(0, c1);
-      }
-    }
-    std::fclose(f);
-  }
+  if (auto u = daemon::find_user(::geteuid())) return u->name;
   const char* u = std::getenv("USER");
-  return u && *u ? u : uid;
+  return u && *u ? u : std::to_string(::geteuid());
 }
 
 target resolve(const daemon::home_paths& home, const startup_options& o) {

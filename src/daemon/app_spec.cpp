@@ -99,6 +99,8 @@ json to_json(const app_spec& s) {
               {"watch", s.watch},
               {"ignore_watch", s.ignore_watch},
               {"watch_delay", s.watch_delay.count()},
+              {"uid", s.uid},
+              {"gid", s.gid},
               {"kill_signal", s.kill_signal},
               {"shutdown_with_message", s.shutdown_with_message},
               {"kill_timeout", l.kill_timeout.count()},
@@ -161,6 +163,8 @@ result<app_spec> app_spec_from_json(const json& j, const std::string& unnamed) {
     if (auto c = cron_schedule::parse(s.cron_restart); !c) f.fail("cron_restart: " + c.err().message());
   s.watch = f.texts("watch");
   s.ignore_watch = f.texts("ignore_watch");
+  s.uid = f.whole("uid", -1, limits::max_id, s.uid);
+  s.gid = f.whole("gid", -1, limits::max_id, s.gid);
   s.kill_signal = static_cast<int>(f.whole("kill_signal", 1, limits::max_signal, s.kill_signal));
   s.shutdown_with_message = f.boolean("shutdown_with_message", s.shutdown_with_message);
   auto duration = [&f](const char* key, ms fallback) { return ms(f.whole(key, 0, limits::max_ms, fallback.count())); };

@@ -30,6 +30,8 @@ inline constexpr uint64_t min_log_size = 4096;
 /// A max_memory_restart other than 0 (no limit) is at least this many bytes.
 inline constexpr uint64_t min_memory_restart = 1u << 20;
 inline constexpr int max_signal = 64;
+/// uid and gid: (uid_t)-1 means "unchanged" to setuid(), so it is no id.
+inline constexpr int64_t max_id = 4294967294;
 inline constexpr int max_exit_code = 255;
 inline constexpr size_t max_listen = 64;
 /// watch: paths, ignore_watch patterns (and their length), and the inotify
@@ -104,6 +106,12 @@ struct app_spec {
   std::vector<std::string> watch;
   std::vector<std::string> ignore_watch;
   ms watch_delay{100};
+  /// PM2's uid and gid: the daemon (root) starts the app's processes as this
+  /// user and group (-1: its own). The supplementary groups are dropped
+  /// (libuv's setgroups(0)); HOME, USER and LOGNAME are the user's unless
+  /// `env` sets them.
+  int64_t uid = -1;
+  int64_t gid = -1;
   int kill_signal = 2;  // SIGINT, as PM2
   bool shutdown_with_message = false;
   lifecycle_options lifecycle;

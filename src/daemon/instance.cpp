@@ -13,6 +13,7 @@
 #include <map>
 
 #include "daemon/paths.hpp"
+#include "daemon/users.hpp"
 #include "net/router.hpp"
 
 extern char** environ;
@@ -215,6 +216,12 @@ int instance::spawn() {
     env["LISTEN_FDNAMES"] = names;
   }
   env["NODE_CHANNEL_SERIALIZATION_MODE"] = "json";
+  if (spec_.uid >= 0 && spec_.uid != ::geteuid())
+    if (auto user = find_user(static_cast<uid_t>(spec_.uid))) {
+      // As systemd's User=: the app's own home, not the daemon's.
+      for (auto [k, v] : {std::pair{"HOME", user->home}, {"USER", user->name}, {"LOGNAME", user->name}})
+        if (!spec_.env.count(k)) env[k] = v;
+    }
   spawn_env_ = std::move(env);  // (kept for `corral env`)
   std::vector<std::string> env_strings;
   env_strings.reserve(spawn_env_.size());
@@ -295,6 +302,14 @@ int instance::spawn() {
   // A new session, hence its own process group (pgid == pid): stop and kill
   // reach everything the app forks.
   opts.flags = UV_PROCESS_DETACHED;
+  if (spec_.uid >= 0) {
+    opts.flags |= UV_PROCESS_SETUID;
+    opts.uid = static_cast<uv_uid_t>(spec_.uid);
+  }
+  if (spec_.gid >= 0) {
+    opts.flags |= UV_PROCESS_SETGID;
+    opts.gid = static_cast<uv_gid_t>(spec_.gid);
+  }
   opts.exit_cb = [](uv_process_t* p, int64_t status, int sig) {
     if (auto* rr = static_cast<run*>(p->data)) rr->owner->on_exit(*rr, status, sig);
   };
@@ -326,6 +341,9 @@ int instance::spawn() {
   int st = uv_spawn(loop_, r->process.get(), &opts);
   if (st < 0) {
     spawn_error_text_ = "spawn " + argv[0] + ": " + uv_strerror(st) + " (" + errno_name(st) + ")";
+    if (st == UV_EACCES && n_sockets > 0 && spec_.uid >= 0)
+      spawn_error_text_ += "; in cluster mode the app is started through the corral binary, which uid " +
+                           std::to_string(spec_.uid) + " must be able to run";
     return st;
   }
   r->process->data = r.get();

@@ -461,6 +461,8 @@ result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<in
   if (!restoring)
     if (auto taken = path_taken(spec); !taken.empty())
       return error(std::make_error_code(std::errc::file_exists), "app '" + spec.name + "': " + taken);
+  if (auto why = identity_problem(spec); !why.empty() && !restoring)
+    return error(std::make_error_code(std::errc::operation_not_permitted), "app '" + spec.name + "': " + why);
   if (!spec.pid_file.empty())
     if (auto made = make_parents(spec.pid_file, "pid_file"); !made && !restoring)
       return error(made.err().code(), "app '" + spec.name + "': " + made.err().message());
@@ -523,6 +525,19 @@ result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<in
   arm_cron(*apps_.back());
   arm_watch(*apps_.back());
   return apps_.back().get();
+}
+
+// uid and gid: only root may start a process as someone else (setuid
+// would fail in the child, as EPERM, at every restart).
+std::string supervisor::identity_problem(const app_spec& spec) {
+  if (::geteuid() == 0) return {};
+  if (spec.uid >= 0 && spec.uid != ::geteuid())
+    return "uid " + std::to_string(spec.uid) + ": the daemon runs as uid " + std::to_string(::geteuid()) +
+           "; only a daemon running as root starts apps as another user";
+  if (spec.gid >= 0 && spec.gid != ::getegid())
+    return "gid " + std::to_string(spec.gid) + ": the daemon runs as gid " + std::to_string(::getegid()) +
+           "; only a daemon running as root starts apps in another group";
+  return {};
 }
 
 std::string supervisor::path_taken(const app_spec& spec) const {

@@ -137,6 +137,8 @@ class supervisor final : public instance_host {
   /// Why `spec`'s own paths (out_file, error_file, log_file, pid_file) cannot
   /// be used: another app writes one of them. "" if they can.
   std::string path_taken(const app_spec& spec) const;
+  /// Why this daemon cannot start `spec`'s processes as its uid and gid ("" if it can).
+  static std::string identity_problem(const app_spec& spec);
   std::unique_ptr<instance> make_instance(app& a, int id, int index);
   // `restoring`: a restored app whose addresses cannot be bound now (a
   // port another service holds at boot) or whose log files cannot be opened

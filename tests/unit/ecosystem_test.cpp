@@ -129,7 +129,7 @@ TEST(Ecosystem, Pm2LogKeysNamespaceAndAliasesReachTheOptions) {
   EXPECT_EQ(apps[1].options.namespace_name, "backend");
 }
 
-TEST(Ecosystem, Pm2PidFileInstanceVarAndIncrementVarReachTheOptions) {
+TEST(Ecosystem, Pm2PidFileInstanceVarIncrementVarUidAndGidReachTheOptions) {
   auto apps = parse_ok(R"(apps:
   - name: web
     script: a
@@ -142,6 +142,8 @@ TEST(Ecosystem, Pm2PidFileInstanceVarAndIncrementVarReachTheOptions) {
   - name: api
     script: a
     pid: /run/api.pid
+    uid: www-data
+    gid: 33
 )");
   ASSERT_EQ(apps.size(), 2u);
   EXPECT_EQ(apps[0].options.pid_file, "run/web.pid");
@@ -151,6 +153,9 @@ TEST(Ecosystem, Pm2PidFileInstanceVarAndIncrementVarReachTheOptions) {
   EXPECT_EQ(apps[1].options.pid_file, "/run/api.pid");
   EXPECT_EQ(apps[1].options.instance_var, "NODE_APP_INSTANCE");
   EXPECT_EQ(apps[1].options.increment_var, "");
+  EXPECT_EQ(apps[0].options.uid, "");
+  EXPECT_EQ(apps[1].options.uid, "www-data");
+  EXPECT_EQ(apps[1].options.gid, "33");
 }
 
 // PM2's watch: true is the cwd, a path or a list of them (relative to the

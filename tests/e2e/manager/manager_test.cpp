@@ -793,3 +793,56 @@ TEST_F(Manager, PidFileNamesTheRunningProcessThroughRestartsReloadsAndScales) {
   EXPECT_FALSE(std::filesystem::exists(pid_file));
   EXPECT_TRUE(std::filesystem::is_empty(work_.file("run")));  // no temporary file left either
 }
+
+// PM2's uid and gid: a root daemon starts the app as that user, with the
+// user's primary group, home and name; a daemon that is not root refuses it
+// at start, naming why, rather than failing every spawn.
+TEST_F(Manager, UidRunsTheAppAsThatUserAndOnlyARootDaemonMayDoIt) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to switch uid";
+  if (::access("/usr/bin/setpriv", X_OK) != 0) GTEST_SKIP() << "no setpriv";
+  auto r = corral({"start", "echo uid=$(id -u) gid=$(id -g) groups=$(id -G) home=$HOME user=$USER; exec sleep 1000",
+                   "--name", "low", "--uid", "nobody", "--cwd", "/"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("low"), 1); }, 10s));
+  const std::string said = "uid=65534 gid=65534 groups=65534 home=/nonexistent user=nobody\n";
+  ASSERT_TRUE(wait_until([&] { return slurp(log_path("low")) == said; }, 10s)) << slurp(log_path("low"));
+  auto row = rows("low")[0];
+  EXPECT_EQ(row["app"]["uid"], 65534);
+  EXPECT_EQ(row["app"]["gid"], 65534);
+  // The process the daemon supervises (the shell exec'd sleep) is nobody's.
+  std::string status = slurp("/proc/" + std::to_string(row.value("pid", 0)) + "/status");
+  EXPECT_NE(status.find("\nUid:\t65534\t65534\t65534\t65534\n"), std::string::npos) << status;
+  EXPECT_NE(status.find("\nGid:\t65534\t65534\t65534\t65534\n"), std::string::npos) << status;
+
+  r = corral({"start", "sleep 1000", "--name", "ghost", "--uid", "12345"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--uid: uid 12345 is not in /etc/passwd, so its group is unknown: give the gid too"),
+            std::string::npos) << r.err;
+
+  // A daemon of uid 65534 in its own home: uid 0 is refused, once, clearly.
+  for (std::string p = work_.path().substr(0, work_.path().rfind('/')); p.size() > 1; p = p.substr(0, p.rfind('/'))) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0 || (st.st_mode & S_IXOTH) == 0)
+      GTEST_SKIP() << p << " is not searchable by other users; set TMPDIR elsewhere";
+  }
+  ::chmod(work_.path().c_str(), 0711);
+  std::string their_home = work_.file("nobody-home");
+  ASSERT_EQ(::mkdir(their_home.c_str(), 0700), 0);
+  ASSERT_EQ(::chown(their_home.c_str(), 65534, 65534), 0);
+  auto as_nobody = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv{"/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", bin("corral")};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto c = std::make_unique<child>(argv, spawn_options{{{"CORRAL_HOME", their_home}}, {}, "/", {}, false});
+    auto st = c->wait_exit(20s);
+    return std::pair{st ? WEXITSTATUS(*st) : -1, c->err()};
+  };
+  struct stop_theirs {
+    decltype(as_nobody)& run;
+    ~stop_theirs() { run({"kill"}); }
+  } stop{as_nobody};
+  auto [code, err] = as_nobody({"start", "sleep 1000", "--name", "up", "--uid", "root", "--cwd", "/"});
+  EXPECT_NE(code, 0);
+  EXPECT_NE(err.find("app 'up': uid 0: the daemon runs as uid 65534; only a daemon running as root starts apps as "
+                     "another user"), std::string::npos) << err;
+  EXPECT_EQ(count(err, "\n"), 1) << err;
+}
