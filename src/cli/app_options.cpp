@@ -142,8 +142,14 @@ spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, co
   if (!fs::is_directory(cwd, ec)) return bad("cwd", "not a directory: " + cwd);
 
   std::string log_paths[4];
-  for (auto [field, given, to] : {std::tuple{"out_file", &o.out_file, &log_paths[0]},
-                                  {"error_file", &o.error_file, &log_paths[1]},
+  app_options quiet;  // disable_logs: the default paths become /dev/null
+  if (o.disable_logs) {
+    quiet.out_file = o.out_file.empty() ? "/dev/null" : o.out_file;
+    quiet.error_file = o.error_file.empty() ? "/dev/null" : o.error_file;
+  }
+  const app_options& paths = o.disable_logs ? quiet : o;
+  for (auto [field, given, to] : {std::tuple{"out_file", &paths.out_file, &log_paths[0]},
+                                  {"error_file", &paths.error_file, &log_paths[1]},
                                   {"log_file", &o.log_file, &log_paths[2]},
                                   {"pid_file", &o.pid_file, &log_paths[3]}}) {
     auto path = log_path(*given, cwd);
@@ -163,7 +169,7 @@ spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, co
   auto resolved = daemon::resolve_command(o.script, o.args, o.interpreter, cwd, path_env);
   if (!resolved) return bad("script", resolved.err().message());
   daemon::app_spec spec;
-  spec.name = o.name.empty() ? resolved->default_name : o.name;
+  spec.name = (o.name.empty() ? resolved->default_name : o.name) + o.name_suffix;
   if (!daemon::valid_app_name(spec.name))
     return bad("name", "invalid app name '" + spec.name + "' (letters, digits, - _ . @, not a number)");
   if (!daemon::valid_app_name(o.namespace_name))
@@ -215,6 +221,7 @@ spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, co
     if (!group && !number) return bad("gid", "no group '" + o.gid + "' in /etc/group");
     spec.gid = group ? group->gid : *number;
   }
+  spec.running = o.autostart;
   spec.max_log_size = *log_size;
   spec.log_retain = o.log_retain;
   spec.max_memory_restart = *memory;

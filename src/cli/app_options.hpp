@@ -22,6 +22,8 @@ struct app_options {
   std::vector<std::string> args;
   /// Empty: the program's name.
   std::string name;
+  /// Appended to the name, default or given (PM2's append_env_to_name: "-production").
+  std::string name_suffix;
   std::string namespace_name = "default";
   /// Empty: `base_dir`; relative: to `base_dir`.
   std::string cwd;
@@ -64,6 +66,11 @@ struct app_options {
   int64_t watch_delay = 100;
   int log_retain = 5;
   bool autorestart = true;
+  /// PM2's autostart: false adds the app stopped (`corral start <name>` starts it).
+  bool autostart = true;
+  /// PM2's disable_logs: stdout and stderr go to /dev/null (unless out_file
+  /// or error_file say otherwise).
+  bool disable_logs = false;
   bool wait_ready = false;
   bool shutdown_with_message = false;
   /// "SIGINT", "INT" or a number.

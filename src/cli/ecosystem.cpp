@@ -59,6 +59,7 @@ class app_reader {
     }
     if (!env_name_.empty())
       for (const auto& [k, v] : env_selected_) app_.options.env[k] = v;
+    if (append_env_ && !env_name_.empty()) app_.options.name_suffix = "-" + env_name_;
     if (app_.options.script.empty()) {
       key_ = "script";
       key_line_ = app_.line;
@@ -203,7 +204,17 @@ class app_reader {
     else if (key == "instance_var") o.instance_var = text(v);
     else if (key == "uid" || key == "user") o.uid = text(v);
     else if (key == "gid") o.gid = text(v);
-    else if (key == "increment_var") o.increment_var = text(v);
+    else if (key == "autostart") o.autostart = boolean(v);
+    else if (key == "disable_logs") o.disable_logs = boolean(v);
+    else if (key == "append_env_to_name") append_env_ = boolean(v);
+    else if (key == "treekill") {
+      if (!boolean(v))
+        fail("false is not supported by corral: it stops an app's whole process group, as PM2's default (true) "
+             "stops its process tree");
+    } else if (key == "vizion" || key == "source_map_support" || key == "force") {
+      // What corral never does: off is its behaviour, on is refused.
+      if (boolean(v)) fail(std::string("true is not supported by corral: ") + why_not(key));
+    } else if (key == "increment_var") o.increment_var = text(v);
     else if (key == "merge_logs" || key == "combine_logs") o.merge_logs = boolean(v);
     else if (key == "max_log_size") o.max_log_size = text(v);
     else if (key == "max_memory_restart") o.max_memory_restart = text(v);
@@ -214,15 +225,19 @@ class app_reader {
   }
 
   static bool pm2_only(const std::string& key) {
-    static const std::set<std::string> keys{"vizion", "source_map_support",
-                                            "force", "append_env_to_name", "treekill", "filter_env",
-                                            "autostart", "post_update", "disable_logs"};
+    static const std::set<std::string> keys{"filter_env", "post_update"};
     return keys.count(key) > 0;
+  }
+  static const char* why_not(const std::string& key) {
+    if (key == "vizion") return "it is PM2's git metadata of the app's directory, which corral does not collect";
+    if (key == "source_map_support") return "it is Node's; give node --enable-source-maps (interpreter_args)";
+    return "an app is known by its name; give a second one another name to run the script twice";  // force
   }
 
   eco_app& app_;
   const std::string& env_name_;
   std::map<std::string, std::string> env_selected_;
+  bool append_env_ = false;
   std::string key_;
   int key_line_ = 0;
 };

@@ -51,6 +51,7 @@ struct start_options {
   std::string interpreter_args;
   bool log_per_instance = false;
   bool no_autorestart = false;
+  bool no_autostart = false;
   std::vector<std::string> only;
   CLI::App* sub = nullptr;
   CLI::Option* watch = nullptr;  // given with no path: the cwd
@@ -124,6 +125,8 @@ void add_start_flags(CLI::App* c, start_options& so) {
                 "restart an instance whose memory (RSS of its process group) passes this (300M, 1G; a reload in "
                 "cluster mode; 0: no limit, the default)");
   c->add_flag("--no-autorestart", so.no_autorestart, "do not restart the app when it exits");
+  c->add_flag("--no-autostart", so.no_autostart, "add the app stopped (corral start <name> starts it)");
+  c->add_flag("--disable-logs", a.disable_logs, "send stdout and stderr to /dev/null (unless -o/-e say otherwise)");
   c->add_flag("--wait-ready", a.wait_ready, "online only once the app sends 'ready'");
   c->add_flag("--shutdown-with-message", a.shutdown_with_message, "stop by sending 'shutdown' on the channel");
   c->add_option("--kill-signal", a.kill_signal, "graceful stop signal (default SIGINT)");
@@ -225,6 +228,7 @@ result<std::vector<daemon::app_spec>> specs_of(start_options& o, std::string& un
   if (o.watch->count() > 0 && a.watch.empty()) a.watch.push_back(".");
   a.merge_logs = !o.log_per_instance;
   a.autorestart = !o.no_autorestart;
+  a.autostart = !o.no_autostart;
   auto out = cli::make_app_spec(a, std::filesystem::current_path(ec).string(), path_env());
   if (out.spec) return std::vector<daemon::app_spec>{std::move(*out.spec)};
   if (out.error.field == "script") {

@@ -67,8 +67,15 @@ void supervisor::cmd_start(const request& req, reply_fn reply) {
     if (app* known = app_named(spec->name)) {
       for (auto& i : known->instances) insts.push_back(i.get());  // PM2: starting a known name starts it again
     } else {
+      const bool autostart = spec->running;  // PM2's autostart: false adds it stopped
       auto a = add_app(std::move(spec.value()));
       if (!a) return reply(fail(req.id, a.err().message()));
+      if (!autostart) {
+        persist_soon();
+        json rows = json::array();
+        for (auto& i : (*a)->instances) rows.push_back(describe_instance(**a, *i, false));
+        return reply(ok(req.id, rows));
+      }
       for (auto& i : (*a)->instances) insts.push_back(i.get());
     }
   }

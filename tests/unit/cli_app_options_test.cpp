@@ -148,6 +148,25 @@ TEST(MakeAppSpec, PidFileInstanceVarAndIncrementVarAreCheckedAndReachTheSpec) {
   refused(dir, "pid_file", "'/tmp' is a directory, not a file");
 }
 
+TEST(MakeAppSpec, AutostartDisableLogsAndNameSuffix) {
+  app_options o;
+  o.script = "/bin/true";
+  o.cwd = "/tmp";
+  o.autostart = false;
+  o.disable_logs = true;
+  o.error_file = "err.log";  // a path given still wins
+  o.name_suffix = "-production";
+  auto r = make_app_spec(o, "/", "/usr/bin:/bin");
+  ASSERT_TRUE(r.spec) << r.error.field << ": " << r.error.message;
+  EXPECT_FALSE(r.spec->running);
+  EXPECT_EQ(r.spec->out_file, "/dev/null");
+  EXPECT_EQ(r.spec->error_file, "/tmp/err.log");
+  EXPECT_EQ(r.spec->name, "true-production");
+  o.name = "web";
+  EXPECT_EQ(make_app_spec(o, "/", "/usr/bin:/bin").spec->name, "web-production");
+  EXPECT_TRUE(make_app_spec(app_options{.script = "/bin/true"}, "/", "/usr/bin:/bin").spec->running);
+}
+
 TEST(AppSpecJson, PidFileNamesAndTheDaemonsOwnChecks) {
   daemon::app_spec web;
   web.name = "web";

@@ -158,6 +158,31 @@ TEST(Ecosystem, Pm2PidFileInstanceVarIncrementVarUidAndGidReachTheOptions) {
   EXPECT_EQ(apps[1].options.gid, "33");
 }
 
+TEST(Ecosystem, Pm2AutostartDisableLogsAppendEnvToNameAndKeysThatAreOff) {
+  auto apps = parse_ok(R"(apps:
+  - name: web
+    script: a
+    autostart: false
+    disable_logs: true
+    append_env_to_name: true
+    treekill: true
+    vizion: false
+    source_map_support: false
+    force: false
+    env_production: {A: 1}
+  - script: b
+    append_env_to_name: true
+)", eco_format::yaml, "production");
+  ASSERT_EQ(apps.size(), 2u);
+  EXPECT_FALSE(apps[0].options.autostart);
+  EXPECT_TRUE(apps[0].options.disable_logs);
+  EXPECT_EQ(apps[0].options.name_suffix, "-production");
+  EXPECT_TRUE(apps[1].options.autostart);
+  EXPECT_FALSE(apps[1].options.disable_logs);
+  EXPECT_EQ(apps[1].options.name_suffix, "-production");  // after the name the script gives
+  EXPECT_EQ(parse_ok("apps:\n  - script: a\n    append_env_to_name: true\n")[0].options.name_suffix, "");
+}
+
 // PM2's watch: true is the cwd, a path or a list of them (relative to the
 // cwd, resolved by make_app_spec), [] the cwd too (as PM2), false none.
 TEST(Ecosystem, WatchIgnoreWatchAndWatchDelay) {
@@ -227,8 +252,17 @@ TEST(Ecosystem, ErrorsNameFileLineAppAndKey) {
   EXPECT_EQ(parse_error("apps:\n  - name: web\n    script: a\n    watch_delay: soon\n"),
             "eco.yaml:4: app 'web': watch_delay: expected milliseconds or a duration like \"1s\" or \"500ms\", got "
             "'soon'");
-  EXPECT_EQ(parse_error("apps:\n  - name: web\n    script: a\n    vizion: false\n"),
-            "eco.yaml:4: app 'web': vizion: PM2 key not supported by corral");
+  EXPECT_EQ(parse_error("apps:\n  - name: web\n    script: a\n    post_update: [npm install]\n"),
+            "eco.yaml:4: app 'web': post_update: PM2 key not supported by corral");
+  // Keys whose off is what corral does anyway: off passes, on says why not.
+  EXPECT_EQ(parse_error("apps:\n  - name: web\n    script: a\n    vizion: true\n"),
+            "eco.yaml:4: app 'web': vizion: true is not supported by corral: it is PM2's git metadata of the app's "
+            "directory, which corral does not collect");
+  EXPECT_EQ(parse_error("apps:\n  - name: web\n    script: a\n    treekill: false\n"),
+            "eco.yaml:4: app 'web': treekill: false is not supported by corral: it stops an app's whole process "
+            "group, as PM2's default (true) stops its process tree");
+  EXPECT_EQ(parse_error("apps:\n  - name: web\n    script: a\n    force: yes please\n"),
+            "eco.yaml:4: app 'web': force: expected true or false");
   EXPECT_EQ(parse_error("apps:\n  - name: web\n    instances: 2\n"),
             "eco.yaml:2: app 'web': script: missing (the program, script or command to run)");
   EXPECT_EQ(parse_error("apps:\n  - script: a\n  - script: b\n    autorestart: maybe\n"),

@@ -846,3 +846,30 @@ TEST_F(Manager, UidRunsTheAppAsThatUserAndOnlyARootDaemonMayDoIt) {
                      "another user"), std::string::npos) << err;
   EXPECT_EQ(count(err, "\n"), 1) << err;
 }
+
+// PM2's --no-autostart adds the app stopped, and `start <name>` starts it;
+// --disable-logs sends its output nowhere, so no log file is made for it.
+TEST_F(Manager, NoAutostartAddsTheAppStoppedAndDisableLogsWritesNoFile) {
+  auto r = corral({"start", "echo started; exec sleep 1000", "--name", "later", "--no-autostart", "--disable-logs"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto row = rows("later");
+  ASSERT_EQ(row.size(), 1u);
+  EXPECT_EQ(row[0].value("status", ""), "stopped");
+  EXPECT_EQ(row[0].value("pid", -1), 0);
+  EXPECT_EQ(row[0].value("out_log", ""), "/dev/null");
+  EXPECT_EQ(row[0].value("err_log", ""), "/dev/null");
+  r = corral({"start", "later"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("later"), 1); }, 10s));
+  EXPECT_FALSE(std::filesystem::exists(log_path("later")));
+  EXPECT_FALSE(std::filesystem::exists(log_path("later", true)));
+  // The saved state keeps it stopped across a daemon's restart until started.
+  ASSERT_EQ(corral({"start", "sleep 1000", "--name", "idle", "--no-autostart"}).code, 0);
+  pid_t d = daemon_pid();
+  ::kill(d, SIGTERM);
+  ASSERT_TRUE(wait_until([&] { reap_orphans(); return !alive(d); }, 10s));
+  r = corral({"list"});
+  EXPECT_NE(r.err.find("restored 2 app(s)"), std::string::npos) << r.err;
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("later"), 1); }, 10s));
+  EXPECT_EQ(rows("idle").at(0).value("status", ""), "stopped");
+}
