@@ -197,6 +197,8 @@ spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, co
   if (auto why = daemon::env_var_problem(o.instance_var); !why.empty()) return bad("instance_var", why);
   spec.instance_var = o.instance_var;
   spec.increment_var = o.increment_var;
+  if (o.filter_env.size() > daemon::limits::max_ignore_watch) return bad("filter_env", "at most 256 prefixes");
+  spec.filter_env = o.filter_env;
   if (!o.increment_var.empty()) {
     if (auto why = daemon::env_var_problem(o.increment_var); !why.empty()) return bad("increment_var", why);
     if (o.increment_var == o.instance_var) return bad("increment_var", "'" + o.increment_var + "' is instance_var too");

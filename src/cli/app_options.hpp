@@ -46,6 +46,8 @@ struct app_options {
   std::string log_file;
   /// PM2's pid_file: as a log path; with several instances one per instance.
   std::string pid_file;
+  /// PM2's filter_env (daemon::app_spec::filter_env).
+  std::vector<std::string> filter_env;
   /// PM2's instance_var and increment_var (daemon::app_spec).
   std::string instance_var = "NODE_APP_INSTANCE";
   std::string increment_var;

@@ -121,6 +121,19 @@ class app_reader {
       if (p.empty()) fail("expected true, false, a path or a list of paths, got an empty path");
     return paths;
   }
+  // PM2's filter_env: true (every variable of the daemon's), false, a prefix
+  // or a list of them.
+  std::vector<std::string> filter_list(const YAML::Node& n) {
+    bool b = false;
+    if (n.IsNull()) return {};
+    if (n.IsScalar() && n.Tag() != "!" && YAML::convert<bool>::decode(n, b))
+      return b ? std::vector<std::string>{""} : std::vector<std::string>{};
+    if (!n.IsScalar() && !n.IsSequence()) fail("expected true, false, a name prefix or a list of them");
+    auto prefixes = strings(n);
+    for (const auto& p : prefixes)
+      if (p.empty()) fail("expected true, false, a name prefix or a list of them, got an empty prefix");
+    return prefixes;
+  }
   std::map<std::string, std::string> env_map(const YAML::Node& n) {
     if (n.IsNull()) return {};
     if (!n.IsMap()) fail("expected a map of VARIABLE: value");
@@ -205,6 +218,7 @@ class app_reader {
     else if (key == "uid" || key == "user") o.uid = text(v);
     else if (key == "gid") o.gid = text(v);
     else if (key == "autostart") o.autostart = boolean(v);
+    else if (key == "filter_env") o.filter_env = filter_list(v);
     else if (key == "disable_logs") o.disable_logs = boolean(v);
     else if (key == "append_env_to_name") append_env_ = boolean(v);
     else if (key == "treekill") {
@@ -225,7 +239,7 @@ class app_reader {
   }
 
   static bool pm2_only(const std::string& key) {
-    static const std::set<std::string> keys{"filter_env", "post_update"};
+    static const std::set<std::string> keys{"post_update"};
     return keys.count(key) > 0;
   }
   static const char* why_not(const std::string& key) {

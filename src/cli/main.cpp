@@ -55,6 +55,7 @@ struct start_options {
   std::vector<std::string> only;
   CLI::App* sub = nullptr;
   CLI::Option* watch = nullptr;  // given with no path: the cwd
+  CLI::Option* filter_env = nullptr;  // given with no prefix: all but PATH
 };
 
 // A whole number lo..hi, refused in the flag's words: CLI11's
@@ -98,6 +99,12 @@ void add_start_flags(CLI::App* c, start_options& so) {
                 "the variable that tells each instance its index 0..n-1 (default NODE_APP_INSTANCE)");
   c->add_option("--increment-var", a.increment_var,
                 "a variable of --env that each instance gets one more of (--env PORT=3000: 3000, 3001, ...)");
+  so.filter_env = c->add_option("--filter-env", a.filter_env,
+                                "do not pass the daemon's variables whose names start with these (comma-separated; "
+                                "none given: all but PATH); --env's are passed")
+                      ->expected(0, 1)
+                      ->delimiter(',')
+                      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   c->add_option("--uid", a.uid, "run the app as this user (name or number; the daemon must run as root)");
   c->add_option("--gid", a.gid, "run the app in this group (default: the --uid user's primary group)");
   c->add_flag("--log-per-instance", so.log_per_instance,
@@ -226,6 +233,7 @@ result<std::vector<daemon::app_spec>> specs_of(start_options& o, std::string& un
     a.interpreter_args = *w;
   }
   if (o.watch->count() > 0 && a.watch.empty()) a.watch.push_back(".");
+  if (o.filter_env->count() > 0 && a.filter_env.empty()) a.filter_env.push_back("");
   a.merge_logs = !o.log_per_instance;
   a.autorestart = !o.no_autorestart;
   a.autostart = !o.no_autostart;

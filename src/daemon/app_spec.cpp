@@ -92,6 +92,7 @@ json to_json(const app_spec& s) {
               {"pid_file", s.pid_file},
               {"instance_var", s.instance_var},
               {"increment_var", s.increment_var},
+              {"filter_env", s.filter_env},
               {"max_log_size", s.max_log_size},
               {"log_retain", s.log_retain},
               {"max_memory_restart", s.max_memory_restart},
@@ -146,6 +147,8 @@ result<app_spec> app_spec_from_json(const json& j, const std::string& unnamed) {
   }
   s.instance_var = f.text("instance_var", s.instance_var);
   if (auto why = env_var_problem(s.instance_var); !why.empty()) f.fail("instance_var " + why);
+  s.filter_env = f.texts("filter_env");
+  if (s.filter_env.size() > limits::max_ignore_watch) f.fail("filter_env: at most 256 prefixes");
   s.increment_var = f.text("increment_var");
   if (auto why = s.increment_var.empty() ? std::string() : increment_problem(s); !why.empty())
     f.fail("increment_var " + why);

@@ -81,6 +81,10 @@ struct app_spec {
   /// PM2's instance_var: the variable that tells an instance its index
   /// (0..n-1; CORRAL_INSTANCE always does too).
   std::string instance_var = "NODE_APP_INSTANCE";
+  /// PM2's filter_env: the daemon's own environment variables whose names
+  /// start with one of these are not passed to the app ("" matches every
+  /// one but PATH: PM2's filter_env: true). The spec's env is always passed.
+  std::vector<std::string> filter_env;
   /// PM2's increment_var: a variable of `env` that holds a whole number n;
   /// instance i gets n + i (PORT 3000 -> 3000, 3001, ...). "": none.
   std::string increment_var;

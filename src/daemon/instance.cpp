@@ -184,7 +184,12 @@ int instance::spawn() {
   for (char** e = environ; e && *e; ++e) {
     std::string_view kv(*e);
     auto eq = kv.find('=');
-    if (eq != std::string_view::npos) env.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+    if (eq == std::string_view::npos) continue;
+    std::string_view name = kv.substr(0, eq);
+    bool filtered = std::any_of(spec_.filter_env.begin(), spec_.filter_env.end(), [&](const std::string& prefix) {
+      return name.substr(0, prefix.size()) == prefix && !(prefix.empty() && name == "PATH");
+    });
+    if (!filtered) env.emplace(std::string(name), std::string(kv.substr(eq + 1)));
   }
   // What belongs to the daemon's own parent must not leak into apps.
   for (const char* k : {"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "NODE_CHANNEL_FD",

@@ -181,6 +181,15 @@ TEST(Ecosystem, Pm2AutostartDisableLogsAppendEnvToNameAndKeysThatAreOff) {
   EXPECT_FALSE(apps[1].options.disable_logs);
   EXPECT_EQ(apps[1].options.name_suffix, "-production");  // after the name the script gives
   EXPECT_EQ(parse_ok("apps:\n  - script: a\n    append_env_to_name: true\n")[0].options.name_suffix, "");
+  auto filter_of = [](const std::string& value) {
+    return parse_ok("apps:\n  - script: a\n    filter_env: " + value + "\n")[0].options.filter_env;
+  };
+  EXPECT_EQ(filter_of("true"), std::vector<std::string>{""});
+  EXPECT_EQ(filter_of("false"), std::vector<std::string>{});
+  EXPECT_EQ(filter_of("SECRET_"), std::vector<std::string>{"SECRET_"});
+  EXPECT_EQ(filter_of("[AWS_, NODE_]"), (std::vector<std::string>{"AWS_", "NODE_"}));
+  EXPECT_EQ(parse_error("apps:\n  - name: w\n    script: a\n    filter_env: [A, '']\n"),
+            "eco.yaml:4: app 'w': filter_env: expected true, false, a name prefix or a list of them, got an empty prefix");
 }
 
 // PM2's watch: true is the cwd, a path or a list of them (relative to the

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <regex>
@@ -872,4 +873,32 @@ TEST_F(Manager, NoAutostartAddsTheAppStoppedAndDisableLogsWritesNoFile) {
   EXPECT_NE(r.err.find("restored 2 app(s)"), std::string::npos) << r.err;
   ASSERT_TRUE(wait_until([&] { return all_online(rows("later"), 1); }, 10s));
   EXPECT_EQ(rows("idle").at(0).value("status", ""), "stopped");
+}
+
+// PM2's filter_env: the daemon's own variables stay out of the app, by
+// prefix or (given alone) all but PATH; the app's --env always reaches it.
+TEST_F(Manager, FilterEnvKeepsTheDaemonsVariablesOutOfTheApp) {
+  // The first command starts the daemon, with these in its environment.
+  ASSERT_EQ(corral({"ping"}, 30s, {{"DEPLOY_TOKEN", "s3cret"}, {"DEPLOY_HOST", "h"}, {"KEEP_ME", "1"}}).code, 0);
+  auto environ_of = [&](const std::string& name) {
+    std::string e = slurp("/proc/" + std::to_string(rows(name).at(0).value("pid", 0)) + "/environ");
+    std::replace(e.begin(), e.end(), '\0', '\n');
+    return "\n" + e;
+  };
+  ASSERT_EQ(corral({"start", "sleep 1000", "--name", "plain"}).code, 0);
+  ASSERT_EQ(corral({"start", "sleep 1000", "--name", "some", "--filter-env", "DEPLOY_", "--env", "DEPLOY_OWN=x"}).code, 0);
+  ASSERT_EQ(corral({"start", "sleep 1000", "--name", "none", "--filter-env"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("plain"), 1) && all_online(rows("some"), 1) &&
+                                      all_online(rows("none"), 1); }, 10s));
+  EXPECT_NE(environ_of("plain").find("\nDEPLOY_TOKEN=s3cret\n"), std::string::npos);
+  auto some = environ_of("some");
+  EXPECT_EQ(some.find("\nDEPLOY_TOKEN="), std::string::npos) << some;
+  EXPECT_EQ(some.find("\nDEPLOY_HOST="), std::string::npos) << some;
+  EXPECT_NE(some.find("\nKEEP_ME=1\n"), std::string::npos) << some;
+  EXPECT_NE(some.find("\nDEPLOY_OWN=x\n"), std::string::npos) << some;
+  auto none = environ_of("none");
+  EXPECT_EQ(none.find("\nKEEP_ME="), std::string::npos) << none;
+  EXPECT_EQ(none.find("\nDEPLOY_TOKEN="), std::string::npos) << none;
+  EXPECT_NE(none.find("\nPATH="), std::string::npos) << none;
+  EXPECT_NE(none.find("\nCORRAL_APP_NAME=none\n"), std::string::npos) << none;  // corral's own still are
 }
