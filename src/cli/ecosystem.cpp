@@ -454,6 +454,10 @@ result<std::vector<eco_app>> parse_ecosystem(const std::string& text, eco_format
     for (auto it = root.begin(); it != root.end(); ++it) {
       if (!it->first.IsScalar())
         return invalid(where(file, at(it->first)) + ": a key must be a name, not a list or a map");
+      // PM2's deploy section (`pm2 deploy`: git over ssh), which `pm2 init`
+      // writes into every new file: not corral's business, and no reason to
+      // refuse the apps beside it.
+      if (it->first.Scalar() == "deploy") continue;
       if (it->first.Scalar() != "apps")
         return invalid(where(file, at(it->first)) + ": " + it->first.Scalar() +
                        ": unknown top-level key (expected apps: followed by a list of apps)");

@@ -158,6 +158,18 @@ TEST(Ecosystem, Pm2PidFileInstanceVarIncrementVarUidAndGidReachTheOptions) {
   EXPECT_EQ(apps[1].options.gid, "33");
 }
 
+// `pm2 init` writes a deploy section (PM2's git-over-ssh deploys) into every
+// new file: the apps beside it start, and the section is left alone.
+TEST(Ecosystem, Pm2DeploySectionIsLeftAlone) {
+  auto apps = parse_ok(R"({"apps": [{"script": "app.js"}],
+    "deploy": {"production": {"user": "node", "host": ["1.2.3.4"], "ref": "origin/main",
+                              "repo": "git@example.com:app.git", "path": "/srv/app"}}})",
+                       eco_format::json);
+  ASSERT_EQ(apps.size(), 1u);
+  EXPECT_EQ(apps[0].options.script, "app.js");
+  EXPECT_EQ(parse_error("deploy: {}\n"), "eco.yaml: apps: missing");
+}
+
 TEST(Ecosystem, Pm2AutostartDisableLogsAppendEnvToNameAndKeysThatAreOff) {
   auto apps = parse_ok(R"(apps:
   - name: web
