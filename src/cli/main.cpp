@@ -194,6 +194,22 @@ std::string not_an_app(const std::string& target) {
   return "'" + target + "' is not an app name, a namespace, an id or all";
 }
 
+// --env with an ecosystem file: K=V over every app's env, or the one NAME
+// whose env_NAME maps are merged over env.
+result<cli::eco_load_options> eco_options(const std::vector<std::string>& env) {
+  auto usage = [](const std::string& msg) { return error(std::make_error_code(std::errc::invalid_argument), msg); };
+  cli::eco_load_options lo;
+  lo.path_env = path_env();
+  for (const auto& e : env) {
+    auto eq = e.find('=');
+    if (eq == 0) return usage("--env: expected K=V or an environment name, got '" + e + "'");
+    if (eq != std::string::npos) lo.env[e.substr(0, eq)] = e.substr(eq + 1);
+    else if (!lo.env_name.empty()) return usage("--env: one environment name only ('" + lo.env_name + "', '" + e + "')");
+    else lo.env_name = e;
+  }
+  return lo;
+}
+
 // What the command line asks, as specs: every app of an ecosystem file, or
 // the one app of the command. `unresolved` is set (and nothing returned)
 // when the command is neither a file nor runnable: maybe an app's name.
@@ -204,17 +220,10 @@ result<std::vector<daemon::app_spec>> specs_of(start_options& o, std::string& un
       if (opt->count() > 0 && opt->check_name("--env") == false && opt->check_name("--only") == false &&
           !opt->get_positional() && !opt->check_name("--help"))
         return usage(opt->get_name() + ": does not apply to an ecosystem file (set it in the file)");
-    cli::eco_load_options lo;
-    lo.path_env = path_env();
-    lo.only = o.only;
-    for (const auto& e : o.env) {
-      auto eq = e.find('=');
-      if (eq == 0) return usage("--env: expected K=V or an environment name, got '" + e + "'");
-      if (eq != std::string::npos) lo.env[e.substr(0, eq)] = e.substr(eq + 1);
-      else if (!lo.env_name.empty()) return usage("--env: one environment name only ('" + lo.env_name + "', '" + e + "')");
-      else lo.env_name = e;
-    }
-    return cli::load_ecosystem(o.command, lo);
+    auto lo = eco_options(o.env);
+    if (!lo) return lo.err();
+    lo->only = o.only;
+    return cli::load_ecosystem(o.command, *lo);
   }
   std::error_code ec;
   if (cli::ecosystem_format(o.command) && !std::filesystem::exists(o.command, ec))
@@ -361,7 +370,8 @@ int cmd_start(session& s, start_options& o) {
 
 // stop, restart, reload, delete: of an app, an id, all, or every app of an
 // ecosystem file (by name).
-int cmd_target(session& s, const std::string& cmd, const std::string& target, json args = json::object()) {
+int cmd_target(session& s, const std::string& cmd, const std::string& target, json args = json::object(),
+               const std::map<std::string, json>& envs = {}) {
   std::vector<std::string> targets{target};
   if (is_ecosystem_file(target)) {
     // Only the names: a script removed since `start` must not keep its app
@@ -375,9 +385,76 @@ int cmd_target(session& s, const std::string& cmd, const std::string& target, js
   int failures = 0;
   for (const auto& t : targets) {
     args["target"] = t;
+    if (auto e = envs.find(t); e != envs.end()) args["env"] = e->second;
+    else args.erase("env");
     auto r = s.call(cmd, args);
     if (!r) {
       fail(r.err().message());
+      ++failures;
+    }
+  }
+  int code = s.print_list_after_command();
+  return failures ? exit_error : code;
+}
+
+// restart and reload: --update-env and --env (PM2's). With an ecosystem
+// file, each app's environment becomes the file's (env, env_NAME, K=V); with
+// an app's name, K=V are set in its environment. The result: the new env by
+// app name (empty: nothing to update).
+struct update_options {
+  bool update_env = false;
+  std::vector<std::string> env;
+};
+
+result<std::map<std::string, json>> env_updates(session& s, const std::string& target, const update_options& u) {
+  auto usage = [](const std::string& msg) { return error(std::make_error_code(std::errc::invalid_argument), msg); };
+  std::map<std::string, json> out;
+  if (!u.update_env && u.env.empty()) return out;
+  if (is_ecosystem_file(target)) {
+    auto lo = eco_options(u.env);
+    if (!lo) return lo.err();
+    auto specs = cli::load_ecosystem(target, *lo);
+    if (!specs) return specs.err();
+    for (const auto& spec : *specs) out[spec.name] = spec.env;
+    return out;
+  }
+  if (u.env.empty())
+    return usage("--update-env: corral gives apps no shell's environment; name an ecosystem file, or set variables "
+                 "with --env K=V");
+  auto rows = s.call("describe", {{"target", target}});
+  if (!rows) return rows.err();
+  if (rows->empty() || !daemon::valid_app_name(target) || rows->at(0).value("name", "") != target)
+    return usage("--env: name one app ('" + target + "' is not an app's name)");
+  json env = rows->at(0)["app"].value("env", json::object());
+  for (const auto& kv : u.env) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) return usage("--env: expected K=V, got '" + kv + "'");
+    env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  out[target] = env;
+  return out;
+}
+
+// startOrRestart, startOrReload (PM2's): an ecosystem file's apps that are
+// not known start; the known ones restart (reload), with the file's env
+// when --update-env or --env says so.
+int cmd_start_or(session& s, const std::string& cmd, const std::string& file, const update_options& u, int parallel) {
+  if (!is_ecosystem_file(file)) return fail("start-or-" + cmd + ": expected an ecosystem file, got '" + file + "'", exit_usage);
+  auto lo = eco_options(u.env);
+  if (!lo) return fail(lo.err().message(), exit_usage);
+  auto specs = cli::load_ecosystem(file, *lo);
+  if (!specs) return fail(specs.err().message(), exit_usage);
+  auto known = s.call("list");
+  if (!known) return fail(known.err().message());
+  int failures = 0;
+  for (const auto& spec : *specs) {
+    bool exists = std::any_of(known->begin(), known->end(), [&](const json& row) { return row.value("name", "") == spec.name; });
+    json args{{"target", spec.name}};
+    if (cmd == "reload") args["parallel"] = parallel;
+    if (exists && (u.update_env || !u.env.empty())) args["env"] = spec.env;
+    auto r = exists ? s.call(cmd, args) : s.call("start", {{"app", daemon::to_json(spec)}});
+    if (!r) {
+      fail(spec.name + ": " + r.err().message());
       ++failures;
     }
   }
@@ -490,6 +567,22 @@ int main(int argc, char** argv) {
   int parallel = 1;
   auto* reload = target_cmd("reload", "replace the instances one by one with no downtime (cluster mode)");
   reload->add_option("--parallel", parallel, "instances replaced at once (default 1)")->check(CLI::Range(1, daemon::limits::max_instances));
+  update_options uo;
+  for (auto* c : {restart, reload}) {
+    c->add_flag("--update-env", uo.update_env,
+                "with an ecosystem file: the apps get the file's env (and env_NAME with --env NAME) first");
+    c->add_option("--env", uo.env, "K=V set in the app's environment first (repeatable); with a file, NAME selects env_NAME");
+  }
+  auto* start_or_restart = app.add_subcommand("startOrRestart", "start an ecosystem file's new apps, restart the others");
+  auto* start_or_reload = app.add_subcommand("startOrReload", "start an ecosystem file's new apps, reload the others");
+  start_or_reload->alias("startOrGracefulReload");
+  for (auto* c : {start_or_restart, start_or_reload}) {
+    c->add_option("file", target, "ecosystem file")->required();
+    c->add_flag("--update-env", uo.update_env, "the running apps get the file's env (and env_NAME with --env NAME)");
+    c->add_option("--env", uo.env, "NAME selects env_NAME; K=V over every app's env (repeatable)");
+  }
+  start_or_reload->add_option("--parallel", parallel, "instances replaced at once (default 1)")
+      ->check(CLI::Range(1, daemon::limits::max_instances));
   std::string scale_to;
   auto* scale = target_cmd("scale", "set an app's number of instances");
   scale->add_option("instances", scale_to, "the new number of instances (or max)")->required();
@@ -590,7 +683,14 @@ int main(int argc, char** argv) {
   session s(home);
   if (start->parsed()) return cmd_start(s, so);
   if (stop->parsed()) return cmd_target(s, "stop", target);
-  if (restart->parsed()) return cmd_target(s, "restart", target);
+  if (start_or_restart->parsed()) return cmd_start_or(s, "restart", target, uo, parallel);
+  if (start_or_reload->parsed()) return cmd_start_or(s, "reload", target, uo, parallel);
+  if (restart->parsed() || reload->parsed()) {
+    auto envs = env_updates(s, target, uo);
+    if (!envs) return fail(envs.err().message(), envs.err().code() == std::errc::invalid_argument ? exit_usage : exit_error);
+    if (restart->parsed()) return cmd_target(s, "restart", target, json::object(), *envs);
+    return cmd_target(s, "reload", target, {{"parallel", parallel}}, *envs);
+  }
   if (del->parsed()) return cmd_target(s, "delete", target);
   if (reset->parsed()) return cmd_target(s, "reset", target);
   if (env_cmd->parsed()) {
@@ -614,9 +714,6 @@ int main(int argc, char** argv) {
     std::printf("sent %s%s to %s\n", abbrev ? "SIG" : "signal ", abbrev ? abbrev : std::to_string(sig).c_str(),
                 pids.empty() ? "no process" : ("pid " + pids).c_str());
     return 0;
-  }
-  if (reload->parsed()) {
-    return cmd_target(s, "reload", target, {{"parallel", parallel}});
   }
   if (scale->parsed()) {
     auto n = cli::parse_instances(scale_to);

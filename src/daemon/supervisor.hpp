@@ -174,6 +174,8 @@ class supervisor final : public instance_host {
                      std::function<bool(state)> settled);
   void cmd_stop(const request& req, reply_fn reply);
   void cmd_restart(const request& req, reply_fn reply);
+  /// A restart's or reload's `env`, applied to its app's spec; why not, or "".
+  std::string update_env(const request& req);
   void cmd_delete(const request& req, reply_fn reply);
   void cmd_list(const request& req, reply_fn reply);
   void cmd_describe(const request& req, reply_fn reply);

@@ -34,6 +34,8 @@ void supervisor::handle(const request& req, reply_fn reply) {
   }
   if (c == "start") return cmd_start(req, std::move(reply));
   if (c == "stop") return cmd_stop(req, std::move(reply));
+  if (c == "restart" || c == "reload")
+    if (auto why = update_env(req); !why.empty()) return reply(fail(req.id, why));
   if (c == "restart") return cmd_restart(req, std::move(reply));
   if (c == "delete") return cmd_delete(req, std::move(reply));
   if (c == "list") return cmd_list(req, std::move(reply));
@@ -109,6 +111,24 @@ void supervisor::cmd_start(const request& req, reply_fn reply) {
         if (!first_error.empty()) return reply(fail(id, first_error));
         reply(ok(id, rows));
       });
+}
+
+// restart and reload with `env` (PM2's --update-env): the app's environment
+// becomes `env` before its new processes start. One app, by name; the spec
+// it makes is checked as a start's (increment_var must still be a number).
+std::string supervisor::update_env(const request& req) {
+  auto it = req.args.find("env");
+  if (it == req.args.end()) return {};
+  std::string target = req.args.value("target", std::string());
+  app* a = app_named(target);
+  if (!a) return "env: name one app ('" + target + "' is not an app's name)";
+  json j = to_json(a->spec);
+  j["env"] = *it;
+  auto updated = app_spec_from_json(j);
+  if (!updated) return updated.err().message();
+  a->spec.env = std::move(updated->env);
+  persist_soon();
+  return {};
 }
 
 // stop and restart: mark the apps' desired state, send every selected

@@ -154,6 +154,59 @@ TEST_F(Ecosystem, IncrementVarAndInstanceVarGiveEachInstanceItsOwnNumbers) {
   EXPECT_TRUE(rows("bad").empty());
 }
 
+// PM2's deploy flow: edit the file, then `restart|reload <file>
+// --update-env` (or --env NAME) gives the running apps its env; a plain
+// restart keeps theirs; `startOrReload` starts what is new and reloads the
+// rest; `restart <name> --env K=V` sets variables of one app.
+TEST_F(Ecosystem, UpdateEnvGivesTheRunningAppsTheFilesEnvironment) {
+  auto greeting = [&](const std::string& name) {
+    auto rs = rows(name);
+    if (rs.empty() || rs[0].value("pid", 0) <= 0) return std::string("(not running)");
+    std::string env = environ_of(rs[0]["pid"]);
+    auto at = env.find("\nGREETING=");
+    return at == std::string::npos ? std::string("(unset)") : env.substr(at + 10, env.find('\n', at + 1) - at - 10);
+  };
+  auto settle = [&](const std::set<int>& before) {
+    return wait_until([&] { return all_online_replacing(rows("py"), 1, before); }, 20s);
+  };
+  ASSERT_EQ(corral({"start", "eco.yaml", "--only", "py"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("py"), 1); }, 20s));
+  EXPECT_EQ(greeting("py"), "hi");
+  std::string text = slurp(work_.file("eco.yaml"));
+  text.replace(text.find("{GREETING: hi}"), 14, "{GREETING: hello}");
+  write_file(work_.file("eco.yaml"), text);
+
+  auto before = pids_of(rows("py"));
+  auto r = corral({"restart", "eco.yaml"});  // cpp is not running: said, and py restarts
+  ASSERT_TRUE(settle(before));
+  EXPECT_EQ(greeting("py"), "hi");  // as PM2: a plain restart keeps the app's env
+
+  before = pids_of(rows("py"));
+  r = corral({"restart", "eco.yaml", "--update-env"});
+  ASSERT_TRUE(settle(before)) << r.err;
+  EXPECT_EQ(greeting("py"), "hello");
+
+  before = pids_of(rows("py"));
+  r = corral({"restart", "py", "--env", "GREETING=hey there"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(settle(before));
+  EXPECT_EQ(greeting("py"), "hey there");
+  EXPECT_EQ(rows("py")[0]["app"]["env"]["GREETING"], "hey there");  // kept: it is the app's env now
+
+  r = corral({"restart", "py", "--update-env"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--update-env: corral gives apps no shell's environment"), std::string::npos) << r.err;
+
+  // startOrReload: cpp is new and starts with env_production; py is reloaded with it.
+  before = pids_of(rows("py"));
+  r = corral({"startOrReload", "eco.yaml", "--env", "production"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(settle(before));
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("cpp"), 2); }, 20s));
+  EXPECT_EQ(greeting("cpp"), "prod");
+  EXPECT_EQ(greeting("py"), "hello");  // py has no env_production: its env is the file's env
+}
+
 TEST_F(Ecosystem, ABrokenFileNamesItsLineAndStartsNothing) {
   write_file(work_.file("broken.yaml"), "apps:\n"
                                         "  - name: fine\n"
