@@ -439,7 +439,9 @@ result<std::map<std::string, json>> env_updates(session& s, const std::string& t
 // not known start; the known ones restart (reload), with the file's env
 // when --update-env or --env says so.
 int cmd_start_or(session& s, const std::string& cmd, const std::string& file, const update_options& u, int parallel) {
-  if (!is_ecosystem_file(file)) return fail("start-or-" + cmd + ": expected an ecosystem file, got '" + file + "'", exit_usage);
+  if (!is_ecosystem_file(file))
+    return fail(std::string(cmd == "reload" ? "startOrReload" : "startOrRestart") + ": expected an ecosystem file, got '" +
+                    file + "'", exit_usage);
   auto lo = eco_options(u.env);
   if (!lo) return fail(lo.err().message(), exit_usage);
   auto specs = cli::load_ecosystem(file, *lo);
