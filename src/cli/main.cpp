@@ -74,6 +74,15 @@ CLI::Validator whole_number(int64_t lo, int64_t hi) {
 
 using daemon::limits::max_ms;
 
+// A flag that may stand alone or take a comma-separated list, repeatable
+// (`--watch`, `--watch src,lib`); the caller tells "alone" by its count.
+CLI::Option* optional_list(CLI::App* c, const char* name, std::vector<std::string>& into, const std::string& help) {
+  return c->add_option(name, into, help)
+      ->expected(0, 1)
+      ->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+}
+
 void add_start_flags(CLI::App* c, start_options& so) {
   so.sub = c;
   auto& a = so.app;
@@ -99,12 +108,9 @@ void add_start_flags(CLI::App* c, start_options& so) {
                 "the variable that tells each instance its index 0..n-1 (default NODE_APP_INSTANCE)");
   c->add_option("--increment-var", a.increment_var,
                 "a variable of --env that each instance gets one more of (--env PORT=3000: 3000, 3001, ...)");
-  so.filter_env = c->add_option("--filter-env", a.filter_env,
+  so.filter_env = optional_list(c, "--filter-env", a.filter_env,
                                 "do not pass the daemon's variables whose names start with these (comma-separated; "
-                                "none given: all but PATH); --env's are passed")
-                      ->expected(0, 1)
-                      ->delimiter(',')
-                      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+                                "none given: all but PATH); --env's are passed");
   c->add_option("--uid", a.uid, "run the app as this user (name or number; the daemon must run as root)");
   c->add_option("--gid", a.gid, "run the app in this group (default: the --uid user's primary group)");
   c->add_flag("--log-per-instance", so.log_per_instance,
@@ -116,12 +122,9 @@ void add_start_flags(CLI::App* c, start_options& so) {
                 "restart the app when this cron pattern matches local time (\"0 3 * * *\"; six fields: seconds "
                 "first; a rolling reload in cluster mode)");
   // `--watch` alone, or with paths: `start app.py --watch`, `--watch src,lib`.
-  so.watch = c->add_option("--watch", a.watch,
+  so.watch = optional_list(c, "--watch", a.watch,
                            "restart the app when a file changes below these paths (none given: its cwd; repeatable or "
-                           "comma-separated; a rolling reload in cluster mode)")
-                 ->expected(0, 1)
-                 ->delimiter(',')
-                 ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+                           "comma-separated; a rolling reload in cluster mode)");
   c->add_option("--ignore-watch", a.ignore_watch,
                 "with --watch: names or paths to leave out (globs: '*.log', 'tmp', 'data/**'; dot-names, "
                 "node_modules and __pycache__ always are)")
