@@ -460,11 +460,12 @@ result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<in
   if (!restoring)
     if (auto taken = log_path_taken(spec); !taken.empty())
       return error(std::make_error_code(std::errc::file_exists), "app '" + spec.name + "': " + taken);
-  // (The CLI refuses it first; a restored app whose path is gone runs
-  // unwatched until it is back, and says so.)
+  // A watched path that does not exist (yet) is awaited; one that cannot be
+  // looked at is refused (the CLI refuses it first). A restored app's is
+  // said in its error log, and it runs on.
   if (!restoring)
     for (const auto& p : spec.watch)
-      if (struct stat st; ::stat(p.c_str(), &st) != 0)
+      if (struct stat st; ::stat(p.c_str(), &st) != 0 && errno != ENOENT && errno != ENOTDIR)
         return error(std::error_code(errno, std::generic_category()),
                      "app '" + spec.name + "': watch: " + std::strerror(errno) + ": " + p);
   auto a = std::make_unique<app>();
