@@ -286,6 +286,24 @@ TEST_F(Watch, ARemovedDirectoryMadeAgainAfterItsRestartRestartsAgain) {
   }, 20s)) << jlist().dump() << errors("w");
 }
 
+// The directory a missing path is awaited in may go too (no change: the
+// path was not there, and no restart): it is then awaited further up, and
+// made again with the path in it, that is one change.
+TEST_F(Watch, TheDirectoryAnAwaitedPathIsAwaitedInRemovedAndMadeAgain) {
+  const std::string dist = proj_ + "/build/dist";
+  fs::create_directories(proj_ + "/build");
+  ASSERT_EQ(corral({"start", app, "--name", "w", "--cwd", proj_, "--watch", "build/dist", "--watch-delay", "50", "--",
+                    "serve"})
+                .code,
+            0);
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("w"), 1); }, 10s));
+  fs::remove_all(proj_ + "/build");
+  fs::create_directories(proj_ + "/.stage/dist");
+  ASSERT_EQ(std::rename((proj_ + "/.stage").c_str(), (proj_ + "/build").c_str()), 0);
+  ASSERT_TRUE(restarted("w", 1, note_of(dist))) << jlist().dump() << errors("w");
+  EXPECT_EQ(count(errors("w"), "[corral] restarting: "), 1) << errors("w");
+}
+
 // A watched file two directories below what exists: `mkdir -p` makes them
 // one at a time, the file comes after; only the file is a change.
 TEST_F(Watch, AMissingFileIsAwaitedThroughTheDirectoriesMadeAboveIt) {
