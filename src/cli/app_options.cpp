@@ -24,8 +24,9 @@ error invalid(const std::string& what) { return error(std::make_error_code(std::
 spec_outcome bad(const std::string& field, const std::string& message) { return {std::nullopt, {field, message}}; }
 
 // watch's paths, absolute: each relative to the app's cwd ("" and "." are
-// the cwd), once each. One that does not exist is refused here, by name,
-// rather than watched for nothing.
+// the cwd), once each. One that does not exist (yet) is taken: the daemon
+// awaits it (a build's output directory, a config file made later); one
+// that cannot be looked at (permission) is refused here, by name.
 result<std::vector<std::string>> watch_paths(const std::vector<std::string>& given, const std::string& cwd) {
   namespace fs = std::filesystem;
   std::vector<std::string> out;
@@ -33,10 +34,9 @@ result<std::vector<std::string>> watch_paths(const std::vector<std::string>& giv
     std::string p = g.empty() ? cwd : (fs::path(cwd) / g).lexically_normal().string();
     while (p.size() > 1 && p.back() == '/') p.pop_back();
     std::error_code ec;
-    auto st = fs::status(p, ec);
-    if (ec || !fs::exists(st))
-      return invalid((ec && ec != std::errc::no_such_file_or_directory ? ec.message() : "no such file or directory") +
-                     ": " + p);
+    const bool there = fs::exists(p, ec);
+    if (!there && ec && ec != std::errc::no_such_file_or_directory && ec != std::errc::not_a_directory)
+      return invalid(ec.message() + ": " + p);
     if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(std::move(p));
   }
   if (out.size() > daemon::limits::max_watch)

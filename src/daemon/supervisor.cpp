@@ -466,11 +466,12 @@ result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<in
   if (!spec.pid_file.empty())
     if (auto made = make_parents(spec.pid_file, "pid_file"); !made && !restoring)
       return error(made.err().code(), "app '" + spec.name + "': " + made.err().message());
-  // (The CLI refuses it first; a restored app whose path is gone runs
-  // unwatched until it is back, and says so.)
+  // A watched path that does not exist (yet) is awaited; one that cannot be
+  // looked at is refused (the CLI refuses it first). A restored app's is
+  // said in its error log, and it runs on.
   if (!restoring)
     for (const auto& p : spec.watch)
-      if (struct stat st; ::stat(p.c_str(), &st) != 0)
+      if (struct stat st; ::stat(p.c_str(), &st) != 0 && errno != ENOENT && errno != ENOTDIR)
         return error(std::error_code(errno, std::generic_category()),
                      "app '" + spec.name + "': watch: " + std::strerror(errno) + ": " + p);
   auto a = std::make_unique<app>();

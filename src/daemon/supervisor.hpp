@@ -201,8 +201,8 @@ class supervisor final : public instance_host {
   void on_cron(app& a);
   /// watch (supervisor_watch.cpp): watching starts with the app (start,
   /// restart, reload, restore) and stops with it (stop, delete, kill).
-  /// arm_watch() of an app watched already watches again its paths that
-  /// were gone.
+  /// arm_watch() of an app watched already tries again its paths that could
+  /// not be watched (a deleted or missing one is awaited all along).
   void arm_watch(app& a);
   void disarm_watch(app& a);
   void on_watch_change(app& a, const std::string& path);

@@ -21,7 +21,9 @@ void supervisor::note_app(app& a, const std::string& line) {
 
 void supervisor::arm_watch(app& a) {
   if (a.spec.watch.empty() || a.deleting || !a.spec.running) return disarm_watch(a);
-  // Watched already: a path deleted since, and made again, is watched again.
+  // Watched already (the watcher lives as long as the app runs, across its
+  // restarts; a path deleted or missing is awaited by it): a path that
+  // could not be watched (permission, a limit) is tried again.
   if (a.files) return a.files->rewatch_missing_roots();
   if (!a.watch_timer) {
     a.watch_timer = detail::uv_handle_ptr<uv_timer_t>::make();
@@ -72,7 +74,7 @@ void supervisor::on_watch_due(app& a) {
   if (a.reloading > 0)
     return start_watch_timer(a, std::max<std::chrono::milliseconds>(a.spec.watch_delay, std::chrono::milliseconds(100)));
   auto batch = a.changes.take();
-  if (a.files) a.files->rewatch_missing_roots();  // (a deleted path made again: its change brought us here)
+  if (a.files) a.files->rewatch_missing_roots();  // (one that could not be watched: a permission changed since?)
   const bool cluster = !a.sockets.empty();
   note_app(a, std::string("[corral] ") + (cluster ? "reloading" : "restarting") + ": " + batch.first + " changed (watch" +
                   (batch.more > 0 ? ", and " + std::to_string(batch.more) + " more change(s)" : std::string()) + ")");

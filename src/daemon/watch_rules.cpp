@@ -81,6 +81,20 @@ bool ignore_rules::ignores(std::string_view path) const {
   return false;
 }
 
+std::string parent_dir(std::string_view path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string_view::npos || slash == 0) return "/";
+  return std::string(path.substr(0, slash));
+}
+
+std::string awaited_name(std::string_view path, std::string_view ancestor) {
+  // Below "/", every path; below "/a", "/a/..." but not "/ab".
+  size_t from = ancestor == "/" ? 1 : ancestor.size() + 1;
+  if (path.size() <= from || path.compare(0, ancestor.size(), ancestor) != 0 || path[from - 1] != '/') return {};
+  auto slash = path.find('/', from);
+  return std::string(path.substr(from, slash == std::string_view::npos ? std::string_view::npos : slash - from));
+}
+
 bool change_batch::add(std::string path) {
   switch (state_) {
     case state::idle:

@@ -53,6 +53,16 @@ class ignore_rules {
   std::string base_;
 };
 
+/// The directory holding `path` (absolute, lexically normal): "/a/b" is in
+/// "/a", "/a" in "/", and "/" in itself.
+std::string parent_dir(std::string_view path);
+
+/// A watched path that does not exist is awaited in `ancestor`, its nearest
+/// existing directory, by one name: the component of `path` just below it.
+/// "/a/b/c" awaits "b" in "/a" (`mkdir -p` makes one directory at a time),
+/// and "c" in "/a/b" (its own name). Empty if `ancestor` is not above `path`.
+std::string awaited_name(std::string_view path, std::string_view ancestor);
+
 /// How changes become restarts. The first change opens a batch and the
 /// caller arms a timer for the app's watch_delay; changes until it fires
 /// join the batch; then the caller takes the batch and restarts the app

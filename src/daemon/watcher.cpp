@@ -4,10 +4,11 @@
 #include <fcntl.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <set>
 
 namespace corral::daemon {
 
@@ -70,7 +71,7 @@ result<std::unique_ptr<watcher>> watcher::start(uv_loop_t* loop, std::vector<std
   });
   if (rc < 0) return error::from_uv(rc, "cannot watch files");
   uv_unref(w->poll_.handle());  // (never what keeps the daemon up)
-  for (auto& r : w->roots_) w->watch_root(r);
+  for (auto& r : w->roots_) w->resolve(r, false);
   return w;
 }
 
@@ -82,36 +83,93 @@ void watcher::say(bool& said, const std::string& line) {
 
 void watcher::rewatch_missing_roots() {
   for (auto& r : roots_)
-    if (!root_watched(r)) watch_root(r);
+    if (!held(r)) resolve(r, false);
 }
 
-bool watcher::root_watched(const root& r) const {
-  std::string parent = r.path.substr(0, std::max<size_t>(1, r.path.rfind('/')));
-  std::string name = r.path.substr(r.path.rfind('/') + 1);
-  for (const auto& [wd, d] : dirs_) {
-    if (r.is_dir && d.path == r.path && d.all) return true;
-    if (!r.is_dir && d.path == parent && d.names.count(name)) return true;
-  }
-  return false;
+void watcher::resolve(root& r, bool appeared_is_change) {
+  const bool was = r.exists;
+  r.exists = watch_root(r);
+  if (r.exists && !was && appeared_is_change && hooks_.changed) hooks_.changed(r.path);
 }
 
-void watcher::watch_root(root& r) {
-  struct stat st;
-  if (::stat(r.path.c_str(), &st) != 0) {
-    say(said_missing_, "[corral] watch: cannot watch " + r.path + ": " + std::strerror(errno) +
-                           "; it is watched again at the app's next restart");
-    return;
+void watcher::resolve_orphans() {
+  for (auto& r : roots_)
+    if (r.wd >= 0 && !dirs_.count(r.wd)) {
+      r.wd = -1;
+      resolve(r, true);
+    }
+}
+
+bool watcher::watch_root(root& r) {
+  // Each turn finds more of the path there, or ends; only a path made and
+  // removed again as fast as it is looked at keeps it going.
+  for (int turn = 0; turn < 64; ++turn) {
+    struct stat st;
+    const bool found = ::stat(r.path.c_str(), &st) == 0;
+    const int missing = found ? 0 : errno;
+    if (found && S_ISDIR(st.st_mode)) {
+      int wd = add_tree(r.path, true, false);
+      if (wd == -ENOENT || wd == -ENOTDIR) continue;  // gone meanwhile
+      if (wd < 0) {
+        release(r);
+        return false;
+      }
+      hold(r, wd, {});
+      return true;
+    }
+    // A file, or nothing yet: by name, in the nearest directory above.
+    std::string dir = parent_dir(r.path);
+    struct stat ds;
+    while (dir != "/" && !(::stat(dir.c_str(), &ds) == 0 && S_ISDIR(ds.st_mode))) dir = parent_dir(dir);
+    int wd = add_holder(dir);
+    if (wd == -ENOENT || wd == -ENOTDIR) continue;
+    if (wd < 0) {
+      release(r);
+      return false;
+    }
+    std::string name = awaited_name(r.path, dir);
+    hold(r, wd, name);
+    // What was made between the stat and the watch has no event: look again.
+    std::string next = join(dir, name);
+    struct stat ns;
+    const bool there = ::stat(next.c_str(), &ns) == 0;
+    if (next == r.path) {
+      if (there && S_ISDIR(ns.st_mode)) continue;
+      if (there) return true;
+    } else if (there && S_ISDIR(ns.st_mode)) {
+      continue;
+    }
+    say(said_missing_, "[corral] watch: cannot watch " + r.path + ": " + std::strerror(missing ? missing : ENOENT) +
+                           "; it is watched for its creation, from " + dir);
+    return false;
   }
-  r.is_dir = S_ISDIR(st.st_mode);
-  if (r.is_dir) return add_tree(r.path, true, false);
-  // A file: through its directory, by name (an editor's save may replace it).
-  auto slash = r.path.rfind('/');
-  std::string parent = slash == 0 ? "/" : r.path.substr(0, slash);
-  int wd = add_watch(parent, true);
-  if (wd < 0) return;
+  return held(r) && ::access(r.path.c_str(), F_OK) == 0;
+}
+
+void watcher::hold(root& r, int wd, std::string name) {
+  if (r.wd != wd) release(r);
+  r.wd = wd;
+  r.name = std::move(name);
+}
+
+void watcher::release(root& r) {
+  const int old = r.wd;
+  r.wd = -1;
+  r.name.clear();
+  auto it = dirs_.find(old);
+  if (it == dirs_.end() || it->second.all) return;
+  for (const auto& other : roots_)
+    if (other.wd == old) return;
+  ::inotify_rm_watch(fd_.get(), old);  // (its IN_IGNORED finds no entry)
+  dirs_.erase(it);
+}
+
+int watcher::add_holder(const std::string& path) {
+  int wd = add_watch(path, true);
+  if (wd < 0) return wd;
   auto [it, fresh] = dirs_.try_emplace(wd);
-  if (fresh) it->second.path = parent;
-  it->second.names.insert(r.path.substr(slash + 1));
+  if (fresh) it->second.path = path;
+  return wd;
 }
 
 int watcher::add_watch(const std::string& path, bool follow) {
@@ -130,18 +188,21 @@ int watcher::add_watch(const std::string& path, bool follow) {
   return -e;
 }
 
-void watcher::add_tree(const std::string& top, bool is_root, bool again) {
+int watcher::add_tree(const std::string& top, bool is_root, bool again) {
   std::vector<std::string> todo{top};
   // A bind mount can show a directory below itself: each is walked once.
   std::set<int> walked;
   bool first = true;
+  int top_wd = -ENOENT;
   while (!todo.empty()) {
     std::string path = std::move(todo.back());
     todo.pop_back();
+    const bool is_top = first;
     const bool follow = first && is_root;  // only a root may be a symbolic link
     first = false;
     int wd = add_watch(path, follow);
-    if (wd == -ENOSPC) return;  // no watch will be had below either
+    if (is_top) top_wd = wd;
+    if (wd == -ENOSPC) return top_wd;  // no watch will be had below either
     if (wd < 0 || !walked.insert(wd).second) continue;
     auto it = dirs_.find(wd);
     if (it == dirs_.end()) {
@@ -150,9 +211,9 @@ void watcher::add_tree(const std::string& top, bool is_root, bool again) {
         say(said_cap_, "[corral] watch: watching only " + std::to_string(max_dirs_) +
                            " directories (the daemon's limit for one app, CORRAL_WATCH_MAX_DIRS); changes below "
                            "the others are not seen: leave some out with ignore_watch");
-        return;
+        return is_top ? -ENOSPC : top_wd;
       }
-      it = dirs_.emplace(wd, dir{path, true, {}, follow}).first;
+      it = dirs_.emplace(wd, dir{path, true, follow}).first;
     } else {
       bool walked_before = it->second.all;
       it->second.all = true;
@@ -184,6 +245,7 @@ void watcher::add_tree(const std::string& top, bool is_root, bool again) {
     }
     ::closedir(d);
   }
+  return top_wd;
 }
 
 void watcher::drop_tree(const std::string& top) {
@@ -219,9 +281,10 @@ void watcher::on_readable() {
   if (rescan_) {
     // Events were lost, directories made among them: walk the tree again.
     rescan_ = false;
-    for (auto& r : roots_)
-      if (r.is_dir) add_tree(r.path, true, true);
-    rewatch_missing_roots();
+    for (auto& r : roots_) {
+      if (held(r) && r.name.empty()) add_tree(r.path, true, true);
+      else resolve(r, true);  // (what it awaited may have come among them)
+    }
   }
 }
 
@@ -237,16 +300,26 @@ void watcher::handle_event(int wd, uint32_t mask, const std::string& name) {
   if (it == dirs_.end()) return;  // a watch dropped since
   if (mask & IN_IGNORED) {        // its directory is gone (deleted, unmounted)
     dirs_.erase(it);
-    return;
+    return resolve_orphans();  // a root deleted is awaited again
   }
   const std::string dir_path = it->second.path;
   const bool all = it->second.all;
   if (mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
     // Below a root, the parent's IN_DELETE / IN_MOVED_FROM says it. A root
-    // moved away keeps its watches, on paths no longer ours.
-    if (!it->second.root) return;
-    if (mask & IN_MOVE_SELF) drop_tree(dir_path);
-    if (hooks_.changed) hooks_.changed(dir_path);
+    // moved away keeps its watches, on paths no longer ours: they are
+    // dropped, and it is awaited where it was.
+    if (it->second.root) {
+      if (mask & IN_MOVE_SELF) drop_tree(dir_path);
+      if (hooks_.changed) hooks_.changed(dir_path);
+      return resolve_orphans();
+    }
+    // A directory watched only for names, moved: they are awaited where
+    // they were meant to be. (Deleted, its IN_IGNORED comes next.)
+    if (!all && (mask & IN_MOVE_SELF)) {
+      ::inotify_rm_watch(fd_.get(), wd);
+      dirs_.erase(it);
+      resolve_orphans();
+    }
     return;
   }
   if (name.empty()) {  // the directory's own metadata
@@ -254,13 +327,31 @@ void watcher::handle_event(int wd, uint32_t mask, const std::string& name) {
     return;
   }
   std::string path = join(dir_path, name);
-  const bool chosen = it->second.names.count(name) > 0;  // a file root
-  if (!chosen && (!all || rules_.ignores(path))) return;
-  if (mask & IN_ISDIR) {
-    if (mask & IN_MOVED_FROM) drop_tree(path);
-    if ((mask & (IN_CREATE | IN_MOVED_TO)) && all) add_tree(path, false, false);
+  // The roots held here by this name: a root's own name (a file root, or a
+  // root awaited in its parent: every event of it is a change), or the next
+  // component of a missing root (its appearance is resolved, and is no
+  // change until the root itself is there).
+  const bool made = mask & (IN_CREATE | IN_MOVED_TO);
+  bool chosen = false;
+  std::vector<size_t> descend;
+  for (size_t k = 0; k < roots_.size(); ++k) {
+    auto& r = roots_[k];
+    if (r.wd != wd || r.name != name) continue;
+    if (r.path == path) chosen = true;
+    if (made) descend.push_back(k);
+    else if (r.path == path && (mask & (IN_DELETE | IN_MOVED_FROM))) r.exists = false;
   }
-  if (hooks_.changed) hooks_.changed(path);
+  const bool counts = chosen || (all && !rules_.ignores(path));
+  if (counts && (mask & IN_ISDIR)) {
+    if (mask & IN_MOVED_FROM) {
+      drop_tree(path);
+      resolve_orphans();
+    }
+    if (made && all) add_tree(path, false, false);
+  }
+  // Before the change is said: a root made is watched by then.
+  for (size_t k : descend) resolve(roots_[k], roots_[k].path != path);
+  if (counts && hooks_.changed) hooks_.changed(path);
 }
 
 }  // namespace corral::daemon

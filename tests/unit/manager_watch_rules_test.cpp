@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 namespace corral::daemon {
 namespace {
@@ -119,6 +120,28 @@ TEST(ChangeBatch, ClearForgetsTheBatchAndARestartInProgress) {
   // An old restart ending while a new batch collects leaves it alone.
   EXPECT_FALSE(b.finish(t.round));
   EXPECT_TRUE(b.collecting());
+}
+
+TEST(AwaitedName, IsTheComponentJustBelowTheNearestExistingDirectory) {
+  EXPECT_EQ(awaited_name("/a/b/c", "/a"), "b");
+  EXPECT_EQ(awaited_name("/a/b/c", "/a/b"), "c");  // the path's own name
+  EXPECT_EQ(awaited_name("/srv/dist", "/"), "srv");
+  EXPECT_EQ(awaited_name("/a", "/"), "a");
+  EXPECT_EQ(awaited_name("/a/b", "/a/b"), "");  // not above it
+  EXPECT_EQ(awaited_name("/ab/c", "/a"), "");   // a prefix, not a directory above
+  EXPECT_EQ(awaited_name("/a", "/a/b"), "");
+}
+
+TEST(AwaitedName, ParentDirWalksUpToTheRoot) {
+  EXPECT_EQ(parent_dir("/a/b/c"), "/a/b");
+  EXPECT_EQ(parent_dir("/a"), "/");
+  EXPECT_EQ(parent_dir("/"), "/");
+  // Up from a missing path, each step's awaited name is the next component.
+  std::string root = "/srv/app/dist/main.js", dir = parent_dir(root);
+  std::vector<std::string> names;
+  for (; dir != "/"; dir = parent_dir(dir)) names.push_back(awaited_name(root, dir));
+  names.push_back(awaited_name(root, dir));
+  EXPECT_EQ(names, (std::vector<std::string>{"main.js", "dist", "app", "srv"}));
 }
 
 }  // namespace
