@@ -337,6 +337,16 @@ class session {
   std::optional<cli::client> client_;
 };
 
+// A watched path that does not exist yet is awaited (the daemon watches for
+// its creation); said here once, so that a mistyped one is not silent.
+void note_missing_watch_paths(const std::vector<daemon::app_spec>& specs) {
+  for (const auto& spec : specs)
+    for (const auto& p : spec.watch)
+      if (std::error_code ec; !std::filesystem::exists(p, ec))
+        std::fprintf(stderr, "corral: app '%s': watch: %s does not exist (yet): it is watched for its creation\n",
+                     spec.name.c_str(), p.c_str());
+}
+
 int cmd_start(session& s, start_options& o) {
   std::string unresolved;
   auto specs = specs_of(o, unresolved);
@@ -349,6 +359,7 @@ int cmd_start(session& s, start_options& o) {
     if (!r) return fail(r.err().message());
     return s.print_list();
   }
+  note_missing_watch_paths(*specs);
   // A known name is started again if stopped and otherwise left as it is,
   // its settings unchanged (as the daemon does for any start of a known name).
   auto known = s.call("list");
@@ -671,6 +682,7 @@ int main(int argc, char** argv) {
     auto specs = specs_of(ro, unresolved);
     if (!specs) return fail(specs.err().message(), exit_usage);
     if (!unresolved.empty()) return fail(unresolved, exit_usage);
+    note_missing_watch_paths(*specs);
     return cli::run_foreground(*specs);
   }
   // describe, scale, logs, flush, signal, env: a target no app can have needs no daemon

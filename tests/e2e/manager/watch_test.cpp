@@ -242,10 +242,12 @@ TEST_F(Watch, AWatchedTreeRemovedAndMadeAgainIsWatchedAgain) {
 // event), it is one change, and from then on it is watched recursively.
 TEST_F(Watch, AMissingDirectoryIsAwaitedAndWatchedOnceMade) {
   const std::string dist = proj_ + "/dist";
-  ASSERT_EQ(corral({"start", app, "--name", "w", "--cwd", proj_, "--watch", "dist", "--watch-delay", "50", "--",
-                    "serve"})
-                .code,
-            0);
+  auto started = corral({"start", app, "--name", "w", "--cwd", proj_, "--watch", "dist", "--watch-delay", "50", "--",
+                         "serve"});
+  ASSERT_EQ(started.code, 0) << started.err;
+  // Said at once, so that a mistyped path is not silent.
+  EXPECT_NE(started.err.find("corral: app 'w': watch: " + dist + " does not exist (yet): it is watched for its creation"),
+            std::string::npos) << started.err;
   ASSERT_TRUE(wait_until([&] { return all_online(rows("w"), 1); }, 10s));
   ASSERT_TRUE(wait_until([&] {
     return errors("w").find("[corral] watch: cannot watch " + dist + ": No such file or directory; it is watched "
