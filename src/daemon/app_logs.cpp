@@ -161,8 +161,8 @@ void app_logs::write(const app_spec& spec, int index, int stream, std::string_vi
     prefixed.append(line);
     line = prefixed;
   }
-  p[static_cast<size_t>(stream - 1)]->write_line(line);
-  if (auto* also = extra(p, stream)) also->write_line(line);
+  p[static_cast<size_t>(stream - 1)]->queue_line(line);
+  if (auto* also = extra(p, stream)) also->queue_line(line);
 }
 
 bool app_logs::hold(int index, int stream, std::function<void()> resume) {
@@ -179,8 +179,15 @@ bool app_logs::hold(int index, int stream, std::function<void()> resume) {
 void app_logs::when_written(int index, int stream, std::function<void()> done) {
   files& p = pair_of(index);
   log_file& f = *p[static_cast<size_t>(stream - 1)];
-  if (!extra(p, stream)) return f.when_written(std::move(done));
-  f.when_written([also = p[2], done = std::move(done)]() mutable { also->when_written(std::move(done)); });
+  log_file* also = extra(p, stream);
+  if (!also) return f.when_written(std::move(done));
+  // Both files start writing now; `done` once both are written.
+  auto left = std::make_shared<std::pair<int, std::function<void()>>>(2, std::move(done));
+  auto one = [left] {
+    if (--left->first == 0) left->second();
+  };
+  f.when_written(one);
+  also->when_written(one);
 }
 
 void app_logs::note(int index, std::string_view text) {

@@ -37,13 +37,15 @@ class app_logs {
   /// app kept while open() fails, until it succeeds.
   static app_logs unopened(uv_loop_t* loop, const std::string& dir, const app_spec& spec);
 
-  /// One line of instance `index`'s `stream`, with the prefixes `spec` asks for.
+  /// One line of instance `index`'s `stream`, with the prefixes `spec` asks
+  /// for. Queued only: when_written() starts the write (log_file::queue_line).
   void write(const app_spec& spec, int index, int stream, std::string_view line);
   /// True if instance `index`'s `stream` file is behind the app (more than
   /// half its buffer waits for the disk): `resume` runs once it has room.
   bool hold(int index, int stream, std::function<void()> resume);
-  /// `done` runs once every line given so far for instance `index`'s
-  /// `stream` is written or dropped (log_file::when_written).
+  /// Starts writing what write() queued; `done` runs once every line given
+  /// so far for instance `index`'s `stream` is written or dropped
+  /// (log_file::when_written).
   void when_written(int index, int stream, std::function<void()> done);
   /// A line from corral itself about instance `index`, into its stderr file.
   void note(int index, std::string_view line);

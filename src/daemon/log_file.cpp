@@ -176,9 +176,13 @@ std::string log_file::failing() const { return st_->failing ? errno_text(st_->fa
 uint64_t log_file::rotations_for_test() const noexcept { return st_->rotations; }
 
 void log_file::write_line(std::string_view line) {
+  queue_line(line);
+  kick(st_);
+}
+
+void log_file::queue_line(std::string_view line) {
   st_->buf.append(line);
   ++st_->appended;
-  kick(st_);
 }
 
 void log_file::when_written(std::function<void()> done) {

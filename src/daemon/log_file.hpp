@@ -57,8 +57,15 @@ class log_file {
   log_file(const log_file&) = delete;
   log_file& operator=(const log_file&) = delete;
 
-  /// Queues one line (a newline is added).
+  /// Queues one line (a newline is added) and starts writing it if no write
+  /// runs.
   void write_line(std::string_view line);
+  /// Queues one line (a newline is added) without starting a write: for the
+  /// lines of one chunk of an app's output, which then go out in one write,
+  /// started by the when_written() that follows them. (Through write_line,
+  /// the chunk's first line would start a write of its own, and the reader,
+  /// which waits for the whole chunk, would wait for two writes in a row.)
+  void queue_line(std::string_view line);
   /// More than half the buffer waits for the disk: pause the writer.
   bool behind() const noexcept;
   /// `room` runs once, on the loop, after the next batch is written and the

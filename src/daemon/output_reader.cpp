@@ -176,6 +176,8 @@ void output_reader::drain() {
     }
   }
   st.lines.finish([&st](std::string_view l) { st.emit(l); });
+  // The sink only queued these lines: this starts their write (nothing waits).
+  if (st.s.written) st.s.written([] {});
 }
 
 }  // namespace corral::daemon

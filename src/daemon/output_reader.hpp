@@ -37,7 +37,9 @@ class output_reader {
     /// Each complete line (and a partial last line at the end), without "\n".
     std::function<void(std::string_view)> line;
     /// Calls `done`, on the loop (perhaps at once), when every line given so
-    /// far is written or dropped (counted).
+    /// far is written or dropped (counted). Called after each chunk's lines
+    /// and after drain()'s, so `line` may only queue them and this start
+    /// their write.
     std::function<void(std::function<void()> done)> written;
     /// After a chunk: true if the log is behind, and then the reader reads on
     /// only once `resume` is called. False: `resume` is dropped.
