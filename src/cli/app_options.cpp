@@ -13,6 +13,7 @@
 #include "daemon/command_resolve.hpp"
 #include "daemon/cron.hpp"
 #include "daemon/log_lines.hpp"
+#include "daemon/paths.hpp"
 #include "daemon/users.hpp"
 
 namespace corral::cli {
@@ -194,6 +195,8 @@ spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, co
   spec.error_file = log_paths[1];
   spec.log_file = log_paths[2];
   spec.pid_file = log_paths[3];
+  if (auto why = daemon::pid_file_problem(spec.pid_file); !spec.pid_file.empty() && !why.empty())
+    return bad("pid_file", why);
   if (auto why = daemon::env_var_problem(o.instance_var); !why.empty()) return bad("instance_var", why);
   spec.instance_var = o.instance_var;
   spec.increment_var = o.increment_var;
@@ -201,7 +204,8 @@ spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, co
   spec.filter_env = o.filter_env;
   if (!o.increment_var.empty()) {
     if (auto why = daemon::env_var_problem(o.increment_var); !why.empty()) return bad("increment_var", why);
-    if (o.increment_var == o.instance_var) return bad("increment_var", "'" + o.increment_var + "' is instance_var too");
+    if (o.increment_var == o.instance_var || o.increment_var == "CORRAL_INSTANCE")
+      return bad("increment_var", "'" + o.increment_var + "' is the instance's index already");
     auto v = o.env.find(o.increment_var);
     if (v == o.env.end())
       return bad("increment_var", "'" + o.increment_var + "' needs a first value in env (" + o.increment_var + "=3000)");

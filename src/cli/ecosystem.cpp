@@ -516,12 +516,14 @@ result<std::vector<eco_app>> read_ecosystem(const std::string& path, const std::
 
 }  // namespace
 
-result<std::vector<std::string>> ecosystem_app_names(const std::string& path, const std::string& path_env) {
-  auto apps = read_ecosystem(path, "", path_env);
+result<std::vector<std::string>> ecosystem_app_names(const std::string& path, const std::string& path_env,
+                                                     const std::string& env_name) {
+  auto apps = read_ecosystem(path, env_name, path_env);
   if (!apps) return apps.err();
   std::vector<std::string> names;
   for (const auto& a : *apps)
-    names.push_back(a.options.name.empty() ? daemon::default_app_name(a.options.script) : a.options.name);
+    names.push_back((a.options.name.empty() ? daemon::default_app_name(a.options.script) : a.options.name) +
+                    a.options.name_suffix);
   return names;
 }
 

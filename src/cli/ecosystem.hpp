@@ -61,7 +61,9 @@ result<std::vector<daemon::app_spec>> load_ecosystem(const std::string& path, co
 /// The names of the file's apps, for stop, restart, reload and delete: the
 /// file is read and parsed as for load_ecosystem, but the apps are not
 /// checked (their scripts and cwds may be gone by now).
-result<std::vector<std::string>> ecosystem_app_names(const std::string& path, const std::string& path_env);
+/// `env_name` (--env NAME) names them as append_env_to_name does.
+result<std::vector<std::string>> ecosystem_app_names(const std::string& path, const std::string& path_env,
+                                                     const std::string& env_name = "");
 
 /// Splits a string as a shell splits words: blanks, '...', "..." and \.
 result<std::vector<std::string>> split_words(const std::string& text);

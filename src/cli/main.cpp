@@ -385,12 +385,12 @@ int cmd_start(session& s, start_options& o) {
 // stop, restart, reload, delete: of an app, an id, all, or every app of an
 // ecosystem file (by name).
 int cmd_target(session& s, const std::string& cmd, const std::string& target, json args = json::object(),
-               const std::map<std::string, json>& envs = {}) {
+               const std::map<std::string, json>& envs = {}, const std::string& env_name = "") {
   std::vector<std::string> targets{target};
   if (is_ecosystem_file(target)) {
     // Only the names: a script removed since `start` must not keep its app
     // from being stopped or deleted.
-    auto names = cli::ecosystem_app_names(target, path_env());
+    auto names = cli::ecosystem_app_names(target, path_env(), env_name);
     if (!names) return fail(names.err().message(), exit_usage);
     targets = std::move(*names);
   } else if (!could_name_an_app(target)) {
@@ -705,8 +705,11 @@ int main(int argc, char** argv) {
   if (restart->parsed() || reload->parsed()) {
     auto envs = env_updates(s, target, uo);
     if (!envs) return fail(envs.err().message(), envs.err().code() == std::errc::invalid_argument ? exit_usage : exit_error);
-    if (restart->parsed()) return cmd_target(s, "restart", target, json::object(), *envs);
-    return cmd_target(s, "reload", target, {{"parallel", parallel}}, *envs);
+    // --env NAME with a file: the names append_env_to_name gives.
+    auto lo = eco_options(uo.env);
+    std::string env_name = lo ? lo->env_name : "";
+    if (restart->parsed()) return cmd_target(s, "restart", target, json::object(), *envs, env_name);
+    return cmd_target(s, "reload", target, {{"parallel", parallel}}, *envs, env_name);
   }
   if (del->parsed()) return cmd_target(s, "delete", target);
   if (reset->parsed()) return cmd_target(s, "reset", target);

@@ -34,7 +34,8 @@ std::string check_watch(const app_spec& s) {
 // (instance i gets it plus i).
 std::string increment_problem(const app_spec& s) {
   if (auto why = env_var_problem(s.increment_var); !why.empty()) return why;
-  if (s.increment_var == s.instance_var) return "'" + s.increment_var + "' is instance_var too";
+  if (s.increment_var == s.instance_var || s.increment_var == "CORRAL_INSTANCE")
+    return "'" + s.increment_var + "' is the instance's index already";
   auto it = s.env.find(s.increment_var);
   if (it == s.env.end())
     return "'" + s.increment_var + "' is not in env: give its first value there (" + s.increment_var + "=3000)";
@@ -168,6 +169,8 @@ result<app_spec> app_spec_from_json(const json& j, const std::string& unnamed) {
   s.ignore_watch = f.texts("ignore_watch");
   s.uid = f.whole("uid", -1, limits::max_id, s.uid);
   s.gid = f.whole("gid", -1, limits::max_id, s.gid);
+  // Else the process would keep the daemon's group (root's, for a root daemon).
+  if (s.uid >= 0 && s.gid < 0) f.fail("uid " + std::to_string(s.uid) + " needs a gid too (its user's primary group)");
   s.kill_signal = static_cast<int>(f.whole("kill_signal", 1, limits::max_signal, s.kill_signal));
   s.shutdown_with_message = f.boolean("shutdown_with_message", s.shutdown_with_message);
   auto duration = [&f](const char* key, ms fallback) { return ms(f.whole(key, 0, limits::max_ms, fallback.count())); };

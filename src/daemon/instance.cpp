@@ -77,7 +77,10 @@ instance::~instance() {
 
 void instance::update_pid_file() {
   std::string want = pid_ > 0 ? pid_file_path(spec_, index_) : std::string();
-  if (pid_file_ == want && pid_file_pid_ == pid_) return;
+  // (Written already, and still ours: a reload's replacement that exits
+  // removes the file it wrote, and the instance it failed to replace writes
+  // its own again.)
+  if (pid_file_ == want && pid_file_pid_ == pid_ && (want.empty() || pid_file_holds(want, pid_))) return;
   remove_pid_file(pid_file_, pid_file_pid_);
   pid_file_.clear();
   pid_file_pid_ = 0;

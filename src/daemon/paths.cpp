@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 
@@ -20,12 +22,34 @@ error failed(int e, const std::string& what) {
 
 }  // namespace
 
-std::string with_index(const std::string& path, int index) {
+namespace {
+
+// Where with_index puts "-<i>": before the extension, or at the end.
+size_t index_at(const std::string& path) {
   auto slash = path.rfind('/');
   auto dot = path.rfind('.');
-  std::string tag = "-" + std::to_string(index);
-  if (dot == std::string::npos || dot <= slash + 1) return path + tag;
-  return path.substr(0, dot) + tag + path.substr(dot);
+  return dot == std::string::npos || dot <= slash + 1 ? path.size() : dot;
+}
+
+}  // namespace
+
+std::string with_index(const std::string& path, int index) {
+  size_t at = index_at(path);
+  return path.substr(0, at) + "-" + std::to_string(index) + path.substr(at);
+}
+
+bool is_pid_file(const std::string& pid_file, std::string_view path) {
+  if (pid_file.empty()) return false;
+  constexpr std::string_view temp = ".corral-new";
+  if (path.size() > temp.size() && path.substr(path.size() - temp.size()) == temp) path.remove_suffix(temp.size());
+  if (path == pid_file) return true;
+  size_t at = index_at(pid_file);
+  std::string_view stem = std::string_view(pid_file).substr(0, at), ext = std::string_view(pid_file).substr(at);
+  if (path.size() < stem.size() + ext.size() + 2 || path.substr(0, stem.size()) != stem ||
+      path[stem.size()] != '-' || path.substr(path.size() - ext.size()) != ext)
+    return false;
+  auto digits = path.substr(stem.size() + 1, path.size() - stem.size() - 1 - ext.size());
+  return std::all_of(digits.begin(), digits.end(), [](unsigned char c) { return std::isdigit(c); });
 }
 
 status make_parents(const std::string& path, const char* key) {
@@ -44,11 +68,20 @@ std::string pid_file_path(const app_spec& spec, int index) {
   return spec.instances == 1 ? spec.pid_file : with_index(spec.pid_file, index);
 }
 
+std::string pid_file_problem(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0 || S_ISREG(st.st_mode)) return {};
+  return path + " exists and is not a regular file (a pid file replaces what is there, and is removed at exit)";
+}
+
 status write_pid_file(const std::string& path, pid_t pid) {
+  if (auto why = pid_file_problem(path); !why.empty())
+    return error(std::make_error_code(std::errc::file_exists), "pid_file: " + why);
   std::string tmp = path + ".corral-new";
   std::string text = std::to_string(pid) + "\n";
   {
-    unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
+    ::unlink(tmp.c_str());  // a leftover, or anything else put there: ours is made new (O_EXCL)
+    unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));
     if (!fd) return failed(errno, "pid_file: cannot write " + tmp);
     if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
       int e = errno ? errno : ENOSPC;
@@ -64,15 +97,19 @@ status write_pid_file(const std::string& path, pid_t pid) {
   return {};
 }
 
-void remove_pid_file(const std::string& path, pid_t pid) {
-  if (path.empty() || pid <= 0) return;
+bool pid_file_holds(const std::string& path, pid_t pid) {
+  if (path.empty() || pid <= 0) return false;
   unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (!fd) return;
+  if (!fd) return false;
   char buf[32];
   ssize_t n = ::read(fd.get(), buf, sizeof buf - 1);
-  if (n <= 0) return;
+  if (n <= 0) return false;
   buf[n] = '\0';
-  if (std::to_string(pid) + "\n" == buf) ::unlink(path.c_str());
+  return std::to_string(pid) + "\n" == buf;
+}
+
+void remove_pid_file(const std::string& path, pid_t pid) {
+  if (pid_file_holds(path, pid)) ::unlink(path.c_str());
 }
 
 }  // namespace corral::daemon

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <string_view>
 
 #include "corral/error.hpp"
 
@@ -16,6 +17,10 @@ struct app_spec;
 /// extension "-2" goes at the end.
 std::string with_index(const std::string& path, int index);
 
+/// True if `path` is one `pid_file` names, for any instance count (or its
+/// temporary file): the watch leaves out what the daemon itself writes.
+bool is_pid_file(const std::string& pid_file, std::string_view path);
+
 /// mkdir -p of `path`'s directory, each new directory 0700. The error names
 /// `key` (the spec's field) and the directory.
 status make_parents(const std::string& path, const char* key);
@@ -25,9 +30,16 @@ status make_parents(const std::string& path, const char* key);
 /// the spec names none.
 std::string pid_file_path(const app_spec& spec, int index);
 
+/// Why `path` cannot be a pid file ("" if it can): it exists and is not a
+/// regular file (/dev/null, a symbolic link, a directory).
+std::string pid_file_problem(const std::string& path);
+
 /// Writes "<pid>\n" to `path` (0644) through a temporary file renamed into
 /// place, so a reader never sees a half-written number.
 status write_pid_file(const std::string& path, pid_t pid);
+
+/// True if `path` holds "<pid>\n".
+bool pid_file_holds(const std::string& path, pid_t pid);
 
 /// Removes `path` if it still holds `pid`: a reload's replacement may have
 /// written its own pid there meanwhile, which stays.

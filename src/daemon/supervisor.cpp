@@ -463,9 +463,13 @@ result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<in
       return error(std::make_error_code(std::errc::file_exists), "app '" + spec.name + "': " + taken);
   if (auto why = identity_problem(spec); !why.empty() && !restoring)
     return error(std::make_error_code(std::errc::operation_not_permitted), "app '" + spec.name + "': " + why);
-  if (!spec.pid_file.empty())
-    if (auto made = make_parents(spec.pid_file, "pid_file"); !made && !restoring)
+  if (!spec.pid_file.empty() && !restoring) {
+    if (auto made = make_parents(spec.pid_file, "pid_file"); !made)
       return error(made.err().code(), "app '" + spec.name + "': " + made.err().message());
+    for (int i = 0; i < spec.instances; ++i)
+      if (auto why = pid_file_problem(pid_file_path(spec, i)); !why.empty())
+        return error(std::make_error_code(std::errc::file_exists), "app '" + spec.name + "': pid_file: " + why);
+  }
   // A watched path that does not exist (yet) is awaited; one that cannot be
   // looked at is refused (the CLI refuses it first). A restored app's is
   // said in its error log, and it runs on.
@@ -514,6 +518,10 @@ result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<in
     };
     h.on_listening = [](const void* peer, const net::address&) { instance::on_router_listening(peer); };
     h.batch_sched = false;  // the daemon's loop serves everything else too
+    // A worker's second server on another port gets a socket bound here, as
+    // Node's primary binds it; not for an app run as another user, which
+    // could have a root daemon bind what it may not (port 25, a socket path).
+    h.open_others = self->spec.uid < 0 || self->spec.uid == static_cast<int64_t>(::geteuid());
     a->balancer = std::make_unique<net::detail::router>(std::move(h));
   }
   for (int k = 0; k < a->spec.instances; ++k) {
@@ -648,6 +656,11 @@ void supervisor::on_instance_transition(int id, state from, state to) {
                                                       : "exit code " + std::to_string(i->fsm().last_exit().code);
       a->logs->note(i->index(), "[corral] instance " + std::to_string(i->index()) + " errored: " + why);
     }
+  // A process gone (or its replacement's, a reload aborted) may have taken
+  // the pid file its successor or predecessor names: the running ones say
+  // theirs again.
+  if (app* a = app_of(id); a && !a->spec.pid_file.empty() && from != to)
+    for (auto& i : a->instances) i->update_pid_file();
   if (from != to || to == state::online) persist_soon();
   check_waiters();
   if (on_transition_) on_transition_();

@@ -238,6 +238,7 @@ void supervisor::cmd_scale(const request& req, reply_fn reply) {
     return reply(fail(req.id, "scale: instances must be 1.." + std::to_string(limits::max_instances)));
   std::vector<int> ids;
   bool down = n < static_cast<int>(a->instances.size());
+  a->spec.instances = n;  // first: a new instance's pid file takes its name from it
   while (static_cast<int>(a->instances.size()) > n) {
     // The highest indices go, gracefully, as a reload's old instances.
     auto& last = a->instances.back();
@@ -252,7 +253,6 @@ void supervisor::cmd_scale(const request& req, reply_fn reply) {
     if (a->spec.running) a->instances.back()->fsm().handle(event::start);
     ids.push_back(a->instances.back()->id());
   }
-  a->spec.instances = n;
   for (auto& i : a->instances) i->update_pid_file();  // one instance: the path as given; more: one each
   persist_soon();
   wait_then(

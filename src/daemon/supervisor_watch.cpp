@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "daemon/paths.hpp"
 #include "daemon/supervisor.hpp"
 
 namespace corral::daemon {
@@ -37,8 +38,11 @@ void supervisor::arm_watch(app& a) {
   h.changed = [this, self](const std::string& path) { on_watch_change(*self, path); };
   h.trouble = [this, self](const std::string& line) { note_app(*self, line); };
   ignore_rules rules(a.spec.ignore_watch, a.spec.cwd);
-  // Its own logs (out_file may be in the watched tree): a rotation is no change.
-  rules.also_ignore([self](std::string_view path) { return self->logs && self->logs->writes_to(path); });
+  // Its own logs (out_file may be in the watched tree): a rotation is no
+  // change; nor its pid files, which each start writes (and their temporary).
+  rules.also_ignore([self](std::string_view path) {
+    return (self->logs && self->logs->writes_to(path)) || is_pid_file(self->spec.pid_file, path);
+  });
   auto w = watcher::start(loop_, a.spec.watch, std::move(rules), std::move(h), watch_max_dirs_);
   if (!w) return note_app(a, "[corral] watch: " + w.err().message() + "; the app runs unwatched");
   a.files = std::move(w.value());

@@ -188,6 +188,11 @@ status router::ensure_socket(shared_key& k) {
     bool taken = false;
     for (auto& [key, other] : keys_)
       if (other.get() != &k && other->borrowed == *mine && *mine >= 0) taken = true;
+    if (taken && !hooks_.open_others)
+      return error(std::make_error_code(std::errc::address_in_use),
+                   "listen " + k.requested.to_string() +
+                       ": this worker may listen only on its app's own addresses, and their one socket serves another "
+                       "of its servers already");
     if (*mine >= 0 && !taken) {
       auto bound = local_address_of(*mine);
       if (!bound) return bound.err();

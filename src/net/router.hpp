@@ -45,6 +45,12 @@ class router {
     std::function<result<int>(const address& want)> provide;
     /// `peer` listens on `bound` now.
     std::function<void(const void* peer, const address& bound)> on_listening;
+    /// With `provide`: whether a second server whose address `provide`
+    /// matched to a socket already serving another key gets a socket of its
+    /// own (Node's primary binds it) or the listen fails (the manager: an
+    /// app run as another user, whose daemon may be root, binds only what
+    /// its spec names).
+    bool open_others = true;
     /// Round-robin keys run the loop's thread SCHED_BATCH (core/handoff_sched.hpp).
     bool batch_sched = true;
   };

@@ -136,7 +136,15 @@ TEST(MakeAppSpec, PidFileInstanceVarAndIncrementVarAreCheckedAndReachTheSpec) {
   refused(word, "increment_var", "env PORT is 'http', not a whole number");
   auto same = o;
   same.instance_var = "PORT";
-  refused(same, "increment_var", "'PORT' is instance_var too");
+  refused(same, "increment_var", "'PORT' is the instance's index already");
+  auto index = o;
+  index.increment_var = "CORRAL_INSTANCE";
+  index.env["CORRAL_INSTANCE"] = "5";
+  refused(index, "increment_var", "'CORRAL_INSTANCE' is the instance's index already");
+  auto device = o;
+  device.pid_file = "/dev/null";
+  refused(device, "pid_file",
+          "/dev/null exists and is not a regular file (a pid file replaces what is there, and is removed at exit)");
   auto dashed = o;
   dashed.instance_var = "INSTANCE-ID";
   refused(dashed, "instance_var", "'INSTANCE-ID' is not a variable name (letters, digits and _, not starting with a digit)");
@@ -179,6 +187,16 @@ TEST(AppSpecJson, PidFileNamesAndTheDaemonsOwnChecks) {
   EXPECT_EQ(daemon::pid_file_path(web, 2), "/run/web-2.pid");
   web.pid_file = "/run/web";
   EXPECT_EQ(daemon::pid_file_path(web, 1), "/run/web-1");
+  // What the watch leaves out: any instance count's names, and the temporary.
+  web.pid_file = "/srv/app/run/web.pid";
+  for (const char* mine : {"/srv/app/run/web.pid", "/srv/app/run/web-0.pid", "/srv/app/run/web-12.pid",
+                           "/srv/app/run/web.pid.corral-new", "/srv/app/run/web-3.pid.corral-new"})
+    EXPECT_TRUE(daemon::is_pid_file(web.pid_file, mine)) << mine;
+  for (const char* other : {"/srv/app/run/web-.pid", "/srv/app/run/web-x.pid", "/srv/app/run/web.pid2",
+                            "/srv/app/run/webs.pid", "/srv/app/run/web-1.log", "/srv/app/web.pid", ""})
+    EXPECT_FALSE(daemon::is_pid_file(web.pid_file, other)) << other;
+  EXPECT_FALSE(daemon::is_pid_file("", "/x"));
+  web.pid_file = "/run/web";
 
   auto spec = daemon::to_json(web);
   auto old = spec;  // a state file from before these keys
@@ -199,6 +217,7 @@ TEST(AppSpecJson, PidFileNamesAndTheDaemonsOwnChecks) {
   bad("pid_file", "web.pid", "pid_file must be an absolute path to a file, got 'web.pid'");
   bad("increment_var", "PORT", "increment_var 'PORT' is not in env: give its first value there (PORT=3000)");
   bad("instance_var", "", "instance_var '' is not a variable name (letters, digits and _, not starting with a digit)");
+  bad("uid", 1000, "uid 1000 needs a gid too (its user's primary group)");
   auto j = spec;
   j["increment_var"] = "PORT";
   j["env"] = {{"PORT", "-5"}};

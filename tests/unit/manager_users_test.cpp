@@ -19,7 +19,7 @@ class Users : public ::testing::Test {
     dir_ = tmpl;
     std::ofstream(dir_ + "/passwd") << "root:x:0:0:root:/root:/bin/bash\n"
                                        "# a comment\n"
-                                       "+nis-marker::::::\n"
+                                       "+nis-marker:x:5:5:nis:/:/bin/sh\n"
                                        "broken:x:notanumber:1:b:/b:/bin/sh\n"
                                        "short:x:7\n"
                                        "www-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n"

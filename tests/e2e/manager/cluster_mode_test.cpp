@@ -300,7 +300,8 @@ TEST_F(Manager, ReloadWithAReplacementThatCrashesIsAbortedAndTheOldInstanceServe
   std::string broken = work_.file("broken");
   auto r = corral({"start", "test -f " + broken + " && { echo 'no config' >&2; exit 3; }; exec python3 " +
                                 src("examples/python/app.py"),
-                   "--name", "web", "-i", "2", "--port", "0", "--wait-ready", "--listen-timeout", "30000"});
+                   "--name", "web", "-i", "2", "--port", "0", "--wait-ready", "--listen-timeout", "30000",
+                   "--pid-file", work_.file("web.pid")});
   // Online when the app says READY=1 (sd_notify), not after a listen_timeout:
   // on a loaded machine a short one could pass before the broken shell got
   // to its exit, and that replacement would count as online.
@@ -316,6 +317,13 @@ TEST_F(Manager, ReloadWithAReplacementThatCrashesIsAbortedAndTheOldInstanceServe
   EXPECT_EQ(std::count(re.err.begin(), re.err.end(), '\n'), 1) << re.err;
   EXPECT_EQ(pids_of(rows("web")), before);
   EXPECT_TRUE(all_online(rows("web"), 2));
+  // The replacement wrote its pid file and took it away as it exited: the
+  // instance that serves on has said its pid again.
+  for (const auto& row : rows("web")) {
+    std::string pid_file = work_.file("web-" + std::to_string(row.value("instance", -1)) + ".pid");
+    EXPECT_TRUE(wait_until([&] { return slurp(pid_file) == std::to_string(row.value("pid", 0)) + "\n"; }, 5s))
+        << pid_file << ": " << slurp(pid_file);
+  }
   child c({"curl", "-s", "http://127.0.0.1:" + std::to_string(port) + "/"});
   ASSERT_TRUE(c.wait_exit(5s));
   EXPECT_NE(c.out().find("Hello from Python"), std::string::npos) << c.out();
@@ -428,6 +436,18 @@ TEST_F(Manager, RoundRobinLbPassesConnectionsToEveryInstanceInTurn) {
 // serves its first listen() (on 3000, which the daemon's port replaces); the daemon binds the second address itself, once
 // for every instance, as Node's primary does. Both ports answer from every
 // instance, and again after a restart (the keys are reopened).
+// Run as another user, a worker gets no socket the daemon would bind for it
+// beyond its app's addresses: a root daemon must not bind port 25 for nobody.
+TEST_F(Manager, RoundRobinLbBindsNothingMoreForAnAppRunAsAnotherUser) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run an app as another user";
+  auto r = corral({"start", bin("tests/e2e/pid_server"), "--name", "low", "--uid", "nobody", "--cwd", "/", "--port", "0",
+                   "--lb", "round_robin", "--env", "PORT=3000", "--env", "SECOND_PORT=0", "--no-autorestart"});
+  ASSERT_TRUE(wait_until([&] {
+    return slurp(log_path("low", true)).find("second listen failed: listen 127.0.0.1:0: this worker may listen only on "
+                                             "its app's own addresses") != std::string::npos;
+  }, 15s)) << r.err << slurp(log_path("low", true));
+}
+
 TEST_F(Manager, RoundRobinLbServesAWorkersSecondServerToo) {
   auto r = corral({"start", bin("tests/e2e/pid_server"), "--name", "two", "-i", "2", "--port", "0", "--lb",
                    "round_robin", "--env", "PORT=3000", "--env", "SECOND_PORT=0"});

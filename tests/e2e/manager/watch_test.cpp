@@ -415,3 +415,23 @@ TEST_F(Watch, TheAppsOwnLogFilesInTheTreeAreNoChange) {
     EXPECT_EQ(count(errors("w"), "[corral] restarting: "), run) << errors("w");
   }
 }
+
+// The pid file in the watched tree is written at every start: were it a
+// change, each restart would make the next one. Two real changes make two
+// restarts, each named by its file, and the pid file holds the new pid.
+TEST_F(Watch, ThePidFileInTheTreeIsNoChange) {
+  std::string pid_file = proj_ + "/run/app.pid";
+  ASSERT_EQ(corral({"start", app, "--name", "w", "--cwd", proj_, "--watch", "--watch-delay", "50", "--pid-file",
+                    "run/app.pid", "--", "serve"})
+                .code,
+            0);
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("w"), 1); }, 10s));
+  for (int run = 1; run <= 2; ++run) {
+    replace_file(proj_ + "/main.py");
+    ASSERT_TRUE(restarted("w", run, note_of(proj_ + "/main.py"), run)) << jlist().dump() << errors("w");
+    int pid = rows("w")[0].value("pid", 0);
+    ASSERT_TRUE(wait_until([&] { return slurp(pid_file) == std::to_string(pid) + "\n"; }, 5s)) << slurp(pid_file);
+    EXPECT_EQ(count(errors("w"), "[corral] restarting: "), run) << errors("w");
+  }
+  EXPECT_EQ(rows("w")[0].value("restarts", -1), 2);
+}
