@@ -564,11 +564,12 @@ std::string supervisor::path_taken(const app_spec& spec) const {
   if (mine.empty()) return {};
   for (const auto& a : apps_) {
     if (a->deleting) continue;
-    for (const auto& [theirs, log] : own(a->spec))
-      if (std::any_of(mine.begin(), mine.end(), [&](const auto& m) { return m.first == theirs; }))
-        return log ? "log file " + theirs + " is already written by app '" + a->spec.name +
-                         "' (each would rotate it under the other): give each app its own"
-                   : "pid file " + theirs + " is already app '" + a->spec.name + "''s: give each app its own";
+    for (const auto& theirs : own(a->spec))  // (no structured binding: clang 14 cannot capture one)
+      if (std::any_of(mine.begin(), mine.end(), [&](const auto& m) { return m.first == theirs.first; }))
+        return theirs.second ? "log file " + theirs.first + " is already written by app '" + a->spec.name +
+                                   "' (each would rotate it under the other): give each app its own"
+                             : "pid file " + theirs.first + " is already app '" + a->spec.name +
+                                   "''s: give each app its own";
   }
   return {};
 }
