@@ -34,28 +34,6 @@ using namespace support;
 
 const std::string app = MANAGER_APP;
 
-// A control client speaking raw lines to the daemon's socket.
-class raw_client {
- public:
-  explicit raw_client(const std::string& home) : fd_(connect_unix(home + "/corral.sock")) {}
-  ~raw_client() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  raw_client(const raw_client&) = delete;
-  raw_client& operator=(const raw_client&) = delete;
-  bool connected() const { return fd_ >= 0; }
-  int fd() const { return fd_; }
-  bool send(const std::string& text) { return write_all(fd_, text); }
-  /// The next line, parsed; a discarded json if none came in time.
-  json reply(int timeout_ms = 15000) {
-    auto line = read_line(fd_, timeout_ms);
-    return line ? json::parse(*line, nullptr, false) : json(json::value_t::discarded);
-  }
-
- private:
-  int fd_;
-};
-
 int occurrences(const std::string& hay, const std::string& needle) { return support::count(hay, needle); }
 
 // A port no one listens on now (bound, read, closed).

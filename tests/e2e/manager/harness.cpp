@@ -1,5 +1,7 @@
 #include "harness.hpp"
 
+#include "support/client.hpp"
+
 #include <dirent.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -10,6 +12,16 @@
 #include <sstream>
 
 namespace manager_test {
+
+raw_client::raw_client(const std::string& home) : fd_(support::connect_unix(home + "/corral.sock")) {}
+raw_client::~raw_client() {
+  if (fd_ >= 0) ::close(fd_);
+}
+bool raw_client::send(const std::string& text) { return support::write_all(fd_, text); }
+json raw_client::reply(int timeout_ms) {
+  auto line = support::read_line(fd_, timeout_ms);
+  return line ? json::parse(*line, nullptr, false) : json(json::value_t::discarded);
+}
 
 using namespace support;
 

@@ -50,6 +50,24 @@ class Manager : public ::testing::Test {
   support::temp_dir work_;  // scripts the test writes
 };
 
+/// A control client speaking raw lines to a daemon's socket (no CLI process
+/// between the test and the daemon).
+class raw_client {
+ public:
+  explicit raw_client(const std::string& home);
+  ~raw_client();
+  raw_client(const raw_client&) = delete;
+  raw_client& operator=(const raw_client&) = delete;
+  bool connected() const { return fd_ >= 0; }
+  int fd() const { return fd_; }
+  bool send(const std::string& text);
+  /// The next line, parsed; a discarded json if none came in time.
+  json reply(int timeout_ms = 15000);
+
+ private:
+  int fd_;
+};
+
 /// The full text of a file ("" if missing).
 std::string slurp(const std::string& path);
 /// A log and its rotated files, oldest first: <path>.<k> .. <path>.1, <path>.
