@@ -13,60 +13,14 @@
 #include <cstring>
 #include <thread>
 
+#include "daemon/launch.hpp"
+
 namespace corral::cli {
 
 namespace {
 
 error sys(int err, const std::string& what) {
   return error(std::error_code(err, std::generic_category()), what + ": " + std::strerror(err));
-}
-
-std::string self_exe() {
-  char buf[PATH_MAX];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return "corral";
-  return std::string(buf, static_cast<size_t>(n));
-}
-
-// Makes `fd` the descriptor `target`, kept across exec. dup2 onto itself
-// would leave close-on-exec set.
-void place(int fd, int target) {
-  if (fd == target)
-    ::fcntl(fd, F_SETFD, 0);
-  else
-    ::dup2(fd, target);
-}
-
-// Double fork: the daemon is nobody's child, in its own session, with its
-// output in daemon.log; we reap the intermediate child at once. It gets
-// exactly 0..2: what else it holds, every app it starts inherits (a
-// daemon.log open for writing, the caller's leaked descriptors).
-status spawn_daemon(const daemon::home_paths& home) {
-  if (auto s = daemon::ensure_home(home); !s) return s;
-  std::string exe = self_exe();
-  pid_t pid = ::fork();
-  if (pid < 0) return sys(errno, "fork");
-  if (pid == 0) {
-    ::setsid();
-    if (::fork() != 0) ::_exit(0);
-    int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    int log = ::open(home.daemon_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (null >= 0) place(null, 0);
-    if (log >= 0) {
-      place(log, 1);
-      place(log, 2);
-    }
-    // The originals (close-on-exec anyway) and whatever the caller let us
-    // inherit: a shell's or a test runner's descriptors are not the daemon's.
-    if (::close_range(3, ~0U, 0) != 0)
-      for (int fd = 3; fd < 65536; ++fd) ::close(fd);
-    ::execl(exe.c_str(), exe.c_str(), "daemon", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  int st = 0;
-  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-  }
-  return {};
 }
 
 }  // namespace
@@ -90,7 +44,7 @@ result<client> client::connect_or_start(const daemon::home_paths& home, bool& st
   if (c) return c;
   int err = c.err().code().value();
   if (err != ECONNREFUSED && err != ENOENT) return c;
-  if (auto s = spawn_daemon(home); !s) return s.err();
+  if (auto pid = daemon::launch_daemon(home, daemon::self_exe_path(), {}); !pid) return pid.err();
   started = true;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (std::chrono::steady_clock::now() < deadline) {

@@ -19,6 +19,7 @@
 
 #include "app_options.hpp"
 #include "client.hpp"
+#include "daemon/launch.hpp"
 #include "ecosystem.hpp"
 #include "daemon/app_spec.hpp"
 #include "daemon/command_resolve.hpp"
@@ -517,6 +518,63 @@ bool wait_gone(pid_t pid, std::chrono::milliseconds timeout) {
   return true;
 }
 
+// The pid in the home's daemon.pid, or 0.
+pid_t daemon_pid_of(const daemon::home_paths& home) {
+  std::FILE* f = std::fopen(home.pid.c_str(), "re");
+  if (!f) return 0;
+  int pid = 0;
+  if (std::fscanf(f, "%d", &pid) != 1) pid = 0;
+  std::fclose(f);
+  return pid;
+}
+
+// `corral update`: the daemon stops what the next one cannot take over,
+// writes its state and starts this binary as the next daemon, which takes
+// over the cluster-mode instances' sockets (docs/manager-state.md) and
+// starts the rest again.
+int cmd_update(const daemon::home_paths& home) {
+  const std::string exe = daemon::self_exe_path();
+  auto c = cli::client::connect(home);
+  if (!c) {
+    std::printf("no daemon running: the next command starts %s\n", exe.c_str());
+    return 0;
+  }
+  auto ping = c->call("ping");
+  if (!ping) return fail(ping.err().message());
+  const pid_t old_pid = ping->value("pid", 0);
+  auto r = c->call("update", {{"exe", exe}});
+  if (!r) return fail(r.err().message());
+  if (!wait_gone(old_pid, std::chrono::seconds(30)))
+    return fail("the old daemon (pid " + std::to_string(old_pid) + ") did not exit within 30 s (see " +
+                home.daemon_log + ")");
+  // The new daemon was started by the old one: wait for it rather than
+  // start another.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  json now;
+  for (;;) {
+    if (auto n = cli::client::connect(home))
+      if (auto p = n->call("ping"); p && p->value("pid", 0) != old_pid) {
+        now = *p;
+        break;
+      }
+    if (std::chrono::steady_clock::now() > deadline)
+      return fail("the new daemon does not answer on " + home.socket + " after 30 s (see " + home.daemon_log +
+                  "); the next corral command starts one, which restores the apps");
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::printf("daemon replaced: pid %d -> pid %d (%s)\n", static_cast<int>(old_pid), now.value("pid", 0), exe.c_str());
+  int kept = r->value("kept", 0), stopped = r->value("stopped", 0);
+  if (kept > 0)
+    std::printf("%d cluster-mode instance(s) kept serving: the new daemon took over their sockets and replaces them "
+                "gracefully\n", kept);
+  if (stopped > 0) std::printf("%d instance(s) were stopped gracefully and started again\n", stopped);
+  if (auto why = now.value("takeover_error", std::string()); !why.empty())
+    std::fprintf(stderr, "corral: the new daemon could not take over the listening sockets (%s: it needs the right "
+                         "to ptrace its apps); it killed those instances and bound the sockets anew\n", why.c_str());
+  session s(home);
+  return s.print_list();
+}
+
 // Splits argv at the first "--": what follows is the app's arguments.
 std::vector<std::string> split_dashdash(int argc, char** argv, std::vector<std::string>& after) {
   std::vector<std::string> before;
@@ -627,6 +685,8 @@ int main(int argc, char** argv) {
   auto* save = app.add_subcommand("save", "remember the app list for resurrect");
   auto* resurrect = app.add_subcommand("resurrect", "start the apps saved by save");
   auto* kill = app.add_subcommand("kill", "stop every app, then the daemon");
+  auto* update = app.add_subcommand("update", "replace the running daemon with this corral binary (after an upgrade); "
+                                               "cluster-mode apps keep serving, the others restart");
   auto* daemon_cmd = app.add_subcommand("daemon", "run the daemon in the foreground");
   cli::monit_options mo;
   auto* monit = app.add_subcommand("monit", "live view of cpu, memory and logs (q or Ctrl+C quits)");
@@ -647,6 +707,12 @@ int main(int argc, char** argv) {
 
   std::vector<std::string> after;
   auto before = split_dashdash(argc, argv, after);
+  bool version = false;  // (answered before the required command, below)
+  app.add_flag("-v,--version", version, "print corral's version and exit");
+  if (before.size() == 2 && (before[1] == "-v" || before[1] == "--version")) {
+    std::puts("corral " CORRAL_VERSION);
+    return 0;
+  }
   if (before.size() > 1 && before[1][0] != '-') {
     bool known = false;
     for (auto* sub : app.get_subcommands({}))
@@ -661,6 +727,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
+
   } catch (const CLI::ParseError& e) {
     return fail(e.what(), exit_usage);
   }
@@ -742,7 +809,14 @@ int main(int argc, char** argv) {
     if (!r) return fail(r.err().message());
     return s.print_list();
   }
-  if (list->parsed()) return s.print_list();
+  if (list->parsed()) {
+    // PM2's "In-memory PM2 is out-of-date": the binary was upgraded, the
+    // daemon still runs the old one.
+    if (auto pid = daemon_pid_of(home); pid > 0 && daemon::exe_replaced(pid))
+      std::fprintf(stderr, "corral: the daemon (pid %d) runs a corral binary replaced on disk since it started: "
+                           "`corral update` replaces it (cluster-mode apps keep serving)\n", static_cast<int>(pid));
+    return s.print_list();
+  }
   if (describe->parsed()) {
     auto r = s.call("describe", {{"target", target}});
     if (!r) return fail(r.err().message());
@@ -782,6 +856,7 @@ int main(int argc, char** argv) {
     if (!r) return fail(r.err().message());
     return s.print_list();
   }
+  if (update->parsed()) return cmd_update(home);
   if (kill->parsed()) {
     // No daemon, nothing to kill: do not start one just to stop it.
     auto c = cli::client::connect(home);

@@ -6,12 +6,14 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "core/handle.hpp"
 #include "corral/fd.hpp"
 #include "corral/loop.hpp"
 #include "daemon/control_server.hpp"
+#include "daemon/launch.hpp"
 #include "daemon/monit_stream.hpp"
 #include "daemon/protocol.hpp"
 #include "daemon/sd_notify.hpp"
@@ -67,6 +69,10 @@ struct daemon_state {
       return;
     }
     if (req->cmd == "monit") return monit->subscribe(conn, *req);
+    if (req->cmd == "update" && embedded)
+      return (void)server->send(conn, encode(response{req->id, false, json(),
+                                                      "update: corral run's daemon is not replaced; restart the container "
+                                                      "with the new binary"}));
     sup->handle(*req, [this, conn](response&& r) {
       if (server) server->send(conn, encode(r));
     });
@@ -83,6 +89,23 @@ detail::uv_handle_ptr<uv_signal_t> watch(uv_loop_t* loop, int sig, daemon_state*
   return h;
 }
 
+// `corral update`: the state is on disk, the apps the new daemon cannot take
+// over are stopped, our socket and pid file are gone. The new daemon waits
+// for our lock, which our exit releases. Under systemd it becomes the
+// service's main process before we exit, so that the service, and the
+// apps in its cgroup, live on.
+void start_replacement(const home_paths& home, const std::string& exe) {
+  auto pid = launch_daemon(home, exe, {std::string(replaces_env) + "=" + std::to_string(::getpid())});
+  if (!pid) {
+    std::fprintf(stderr, "corral daemon: cannot start the new daemon %s: %s; the next corral command starts one, "
+                         "which restores the apps\n", exe.c_str(), pid.err().message().c_str());
+    return;
+  }
+  std::fprintf(stderr, "corral daemon: replaced by %s (pid %d)\n", exe.c_str(), static_cast<int>(*pid));
+  if (notify_service_manager("MAINPID=" + std::to_string(*pid)) && !notify_barrier())
+    std::fprintf(stderr, "corral daemon: the service manager did not confirm the new main pid within 5 s\n");
+}
+
 }  // namespace
 
 int run_daemon(const home_paths& home, const daemon_hooks& hooks) {
@@ -93,7 +116,16 @@ int run_daemon(const home_paths& home, const daemon_hooks& hooks) {
   // The lock decides who is the daemon: it dies with the process (even on
   // SIGKILL), so a new daemon never waits for a stale pid file.
   unique_fd lock(::open(home.lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!lock || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+  // Started by the daemon it replaces (`corral update`), which exits once
+  // it has started us: its lock is ours when it is gone.
+  int wait_ms = 0;
+  if (std::getenv(replaces_env)) {
+    wait_ms = 30'000;
+    ::unsetenv(replaces_env);  // (not the apps')
+  }
+  auto locked = [&] { return lock && ::flock(lock.get(), LOCK_EX | LOCK_NB) == 0; };
+  for (int waited = 0; !locked() && lock && waited < wait_ms; waited += 5) ::usleep(5000);
+  if (!locked()) {
     std::fprintf(stderr, "corral daemon: another daemon owns %s\n", home.dir.c_str());
     return exit_already_running;
   }
@@ -143,6 +175,8 @@ int run_daemon(const home_paths& home, const daemon_hooks& hooks) {
   // The socket answers: a Type=notify unit (corral startup) is started.
   notify_service_manager("READY=1");
   uv_run(d.loop, UV_RUN_DEFAULT);
+  const std::string replacement = d.sup->replacement_exe();
+  if (!replacement.empty()) d.sup->leave_running_for_update();
   if (hooks.on_stopped) hooks.on_stopped();
   d.monit.reset();  // its timers call into the supervisor and the server
   d.sigterm.reset();
@@ -152,6 +186,7 @@ int run_daemon(const home_paths& home, const daemon_hooks& hooks) {
   d.sup.reset();  // closes every instance's handles and log files
   uv_run(d.loop, UV_RUN_DEFAULT);  // let the closes (and last log writes) finish
   ::unlink(home.pid.c_str());
+  if (!replacement.empty()) start_replacement(home, replacement);
   return d.exit_code;
 }
 

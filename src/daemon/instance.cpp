@@ -12,6 +12,7 @@
 #include <chrono>
 #include <map>
 
+#include "daemon/launch.hpp"
 #include "daemon/paths.hpp"
 #include "daemon/users.hpp"
 #include "net/router.hpp"
@@ -43,15 +44,9 @@ constexpr int first_listen_fd = 3;  // systemd's SD_LISTEN_FDS_START
 // hidden `__exec` subcommand, which sets LISTEN_PID to its own pid and execs
 // the app (same pid). uv_spawn runs no code of ours between fork and exec.
 std::string exec_wrapper() {
-  char buf[4096];
-  size_t n = sizeof buf;
-  if (uv_exepath(buf, &n) != 0) return {};
-  std::string path(buf, n);
   // Replaced on disk since the daemon started (an upgrade): the new binary's
   // __exec does the same.
-  constexpr std::string_view deleted = " (deleted)";
-  if (path.ends_with(deleted)) path.resize(path.size() - deleted.size());
-  return path;
+  return self_exe_path();
 }
 
 std::string errno_name(int uv_status) { return uv_err_name(uv_status); }
@@ -118,6 +113,14 @@ void instance::take_remaining_output() {
   };
   if (current_) take(*current_);
   for (auto& r : draining_) take(*r);
+}
+
+void instance::leave_running() {
+  if (current_)
+    for (auto& o : current_->out) o.reset();
+  pid_ = 0;
+  pid_file_.clear();
+  pid_file_pid_ = 0;
 }
 
 ms instance::now() { return ms(uv_now(loop_)); }

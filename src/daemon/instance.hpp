@@ -105,6 +105,12 @@ class instance final : public instance_effects {
   /// yet, or not its end of file) goes to the logs now, the partial last
   /// line included. Only what is already in the pipes: never waits.
   void take_remaining_output();
+  /// The daemon is being replaced (`corral update`) and leaves this process
+  /// running for the next one, which takes its sockets and output over: it
+  /// is not killed, its pid file stays, and what it writes from now on stays
+  /// in its output sockets (it holds their read ends too) for the next
+  /// daemon to log.
+  void leave_running();
 
   // instance_effects
   int spawn() override;

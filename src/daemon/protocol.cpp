@@ -22,7 +22,7 @@ struct arg_rule {
 constexpr arg_rule arg_rules[] = {
     {"target", arg_type::string},     {"resolve_error", arg_type::string}, {"app", arg_type::object},
     {"full", arg_type::boolean},      {"parallel", arg_type::integer},     {"instances", arg_type::integer},
-    {"signal", arg_type::integer},    {"env", arg_type::object},
+    {"signal", arg_type::integer},    {"env", arg_type::object},           {"exe", arg_type::string},
 };
 
 bool has_type(const json& v, arg_type t) {

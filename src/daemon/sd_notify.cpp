@@ -1,8 +1,11 @@
 #include "daemon/sd_notify.hpp"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -11,7 +14,10 @@
 
 namespace corral::daemon {
 
-bool notify_service_manager(std::string_view state) {
+namespace {
+
+// `state`, with `fd` attached (SCM_RIGHTS) if it is not -1.
+bool send_notify(std::string_view state, int fd) {
   const char* path = std::getenv("NOTIFY_SOCKET");
   if (!path || !*path) return false;
   size_t len = std::strlen(path);
@@ -20,11 +26,43 @@ bool notify_service_manager(std::string_view state) {
   if (len >= sizeof addr.sun_path || (path[0] != '/' && path[0] != '@')) return false;
   std::memcpy(addr.sun_path, path, len);
   if (path[0] == '@') addr.sun_path[0] = '\0';  // abstract namespace
-  unique_fd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!fd) return false;
+  unique_fd sock(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!sock) return false;
   auto addr_len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
-  return ::sendto(fd.get(), state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), addr_len) ==
-         static_cast<ssize_t>(state.size());
+  iovec iov{const_cast<char*>(state.data()), state.size()};
+  msghdr msg{};
+  msg.msg_name = &addr;
+  msg.msg_namelen = addr_len;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  if (fd >= 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  }
+  return ::sendmsg(sock.get(), &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(state.size());
+}
+
+}  // namespace
+
+bool notify_service_manager(std::string_view state) { return send_notify(state, -1); }
+
+bool notify_barrier(int timeout_ms) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return false;
+  unique_fd rd(p[0]), wr(p[1]);
+  if (!send_notify("BARRIER=1", wr.get())) return false;
+  wr.reset();
+  pollfd pfd{rd.get(), POLLIN, 0};
+  int r;
+  do r = ::poll(&pfd, 1, timeout_ms);
+  while (r < 0 && errno == EINTR);
+  return r > 0;  // (POLLHUP: the manager closed its copy)
 }
 
 }  // namespace corral::daemon

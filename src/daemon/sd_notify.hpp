@@ -11,5 +11,9 @@ namespace corral::daemon {
 /// set (a path, or "@name" for the abstract namespace). Best effort: returns
 /// false if unset or the send failed; never blocks.
 bool notify_service_manager(std::string_view state);
+/// sd_notify_barrier(): returns once the service manager has processed
+/// every message sent before (it closes the pipe end sent with BARRIER=1),
+/// or after `timeout_ms`. False if it could not be sent or timed out.
+bool notify_barrier(int timeout_ms = 5000);
 
 }  // namespace corral::daemon

@@ -57,7 +57,9 @@ supervisor::supervisor(uv_loop_t* loop, home_paths home)
 }
 
 supervisor::~supervisor() {
-  kill_leftovers();
+  // (Replaced by `corral update`: the state file names them, and the next
+  // daemon stops them as this one would have.)
+  if (!leaving_running_) kill_leftovers();
   // The apps' last lines, as `kill` and `delete` write them: what is still
   // in the pipes and a partial last line (a pipe another process holds open
   // never reaches EOF). However the daemon stops (SIGTERM, SIGINT, `corral

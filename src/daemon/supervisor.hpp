@@ -54,6 +54,13 @@ class supervisor final : public instance_host {
   bool exit_requested() const noexcept { return exit_requested_; }
   void on_exit_requested(std::function<void()> fn) { on_exit_requested_ = std::move(fn); }
 
+  /// After an `update` command: the binary of the daemon that replaces this
+  /// one, which exits once the reply is out; empty otherwise.
+  const std::string& replacement_exe() const noexcept { return update_exe_; }
+  /// The daemon exits for its replacement: the cluster-mode instances it kept
+  /// running are left to the next daemon (not killed).
+  void leave_running_for_update();
+
   int restored_apps() const noexcept { return restored_apps_; }
   int killed_orphans() const noexcept { return killed_orphans_; }
   /// Leftover instances stopped gracefully, their sockets taken over.
@@ -189,6 +196,11 @@ class supervisor final : public instance_host {
   void cmd_reset(const request& req, reply_fn reply);
   void cmd_signal(const request& req, reply_fn reply);
   void cmd_env(const request& req, reply_fn reply);
+  void cmd_update(const request& req, reply_fn reply);
+  /// An instance `update` leaves running: the next daemon can take over its
+  /// listening sockets (cluster mode, not round_robin, whose connections
+  /// come through the daemon) and so replace it with no port closed.
+  static bool survives_update(const app& a, const instance& i);
 
   /// `only`: those instance indices (a memory restart's one); empty: all.
   void reload_app(app& a, int parallel, std::function<void(std::string error)> done, std::vector<int> only = {});
@@ -238,6 +250,8 @@ class supervisor final : public instance_host {
   std::optional<std::string> persist_next_;
   std::shared_ptr<char> alive_ = std::make_shared<char>();
   bool exit_requested_ = false;
+  std::string update_exe_;  // set by `update`: no command changes anything any more
+  bool leaving_running_ = false;
   std::function<void()> on_exit_requested_;
   output_echo echo_;
   std::function<void()> on_transition_;

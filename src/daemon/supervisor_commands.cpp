@@ -2,9 +2,12 @@
 // (docs/manager-protocol.md). Each replies exactly once, when its effect is
 // visible.
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "daemon/paths.hpp"
 #include "daemon/proc_stats.hpp"
@@ -32,6 +35,10 @@ void supervisor::handle(const request& req, reply_fn reply) {
                       {"started", started_unix_ms_}}));
     return;
   }
+  if (!update_exe_.empty() && c != "list" && c != "describe" && c != "logs_info" && c != "env")
+    return reply(fail(req.id, "the daemon is being replaced (corral update): '" + c + "' waits for the new one; " +
+                                  "try again in a moment"));
+  if (c == "update") return cmd_update(req, std::move(reply));
   if (c == "start") return cmd_start(req, std::move(reply));
   if (c == "stop") return cmd_stop(req, std::move(reply));
   if (c == "restart" || c == "reload")
@@ -405,6 +412,63 @@ void supervisor::stop_everything(std::function<void()> done) {
         });
       },
       std::move(done));
+}
+
+bool supervisor::survives_update(const app& a, const instance& i) {
+  return !a.spec.listen.empty() && a.spec.lb != "round_robin" && i.pid() > 0;
+}
+
+void supervisor::cmd_update(const request& req, reply_fn reply) {
+  std::string exe = req.args.value("exe", std::string());
+  if (exe.empty() || exe[0] != '/') return reply(fail(req.id, "update: the new binary must be an absolute path, not '" + exe + "'"));
+  struct stat st {};
+  if (::stat(exe.c_str(), &st) != 0)
+    return reply(fail(req.id, "update: " + exe + ": " + std::strerror(errno)));
+  if (!S_ISREG(st.st_mode) || ::access(exe.c_str(), X_OK) != 0)
+    return reply(fail(req.id, "update: " + exe + " is not an executable file"));
+  for (auto& a : apps_)
+    if (a->reloading > 0)
+      return reply(fail(req.id, "update: app '" + a->spec.name + "' is being reloaded; update once the reload is done"));
+  update_exe_ = exe;
+  // What the next daemon cannot take over is stopped gracefully now (kill_
+  // signal, kill_timeout), as `pm2 update` stops everything: the next daemon
+  // starts it again. The desired state stays "running".
+  std::vector<int> kept;  // (by id: one that crashes meanwhile is restarted, and kept)
+  int stopped = 0;
+  for (auto& a : apps_) {
+    disarm_watch(*a);
+    for (auto* v : {&a->instances, &a->others})
+      for (auto& i : *v) {
+        if (v == &a->instances && survives_update(*a, *i)) {
+          kept.push_back(i->id());
+          continue;
+        }
+        if (i->pid() > 0) ++stopped;
+        i->fsm().handle(event::stop);
+      }
+  }
+  wait_then(
+      [this, kept] {
+        return std::all_of(apps_.begin(), apps_.end(), [&](auto& a) {
+          for (auto* v : {&a->instances, &a->others})
+            for (auto& i : *v)
+              if (std::find(kept.begin(), kept.end(), i->id()) == kept.end() && !settled_stopped(i->fsm().current()))
+                return false;
+          return true;
+        });
+      },
+      [this, reply, id = req.id, kept = static_cast<int>(kept.size()), stopped] {
+        exit_requested_ = true;
+        reply(ok(id, {{"kept", kept}, {"stopped", stopped}, {"exe", update_exe_}}));
+        persist_soon();  // persist_now() then tells the daemon to exit
+      });
+}
+
+void supervisor::leave_running_for_update() {
+  leaving_running_ = true;
+  for (auto& a : apps_)
+    for (auto& i : a->instances)
+      if (survives_update(*a, *i)) i->leave_running();
 }
 
 void supervisor::cmd_kill(const request& req, reply_fn reply) {

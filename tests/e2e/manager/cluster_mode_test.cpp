@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <set>
 #include <sstream>
 
@@ -163,6 +164,84 @@ TEST_P(KilledDaemon, UnderLoadCostsNoRequest) {
 
 // The shipped examples: examples/cluster_http, examples/python/app.py, examples/node/app.js.
 INSTANTIATE_TEST_SUITE_P(Apps, KilledDaemon, ::testing::Values("Cpp", "Python", "Node"),
+                         [](const auto& info) { return info.param; });
+
+// `corral update` after an upgrade: the binary the daemon runs is replaced
+// on disk (a package upgrade renames a new file over it), `list` says the
+// daemon is out of date, and `update`, run from the new binary, replaces the
+// daemon with it. The cluster app serves throughout: not one request fails
+// under wrk; the fork-mode app is stopped gracefully and started again.
+class UpdatedDaemon : public Manager, public ::testing::WithParamInterface<std::string> {};
+
+std::string exe_of(pid_t pid) {
+  char buf[4096];
+  ssize_t n = ::readlink(("/proc/" + std::to_string(pid) + "/exe").c_str(), buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+TEST_P(UpdatedDaemon, UnderLoadCostsNoRequestAndRunsTheNewBinary) {
+  bool takeover = may_take_fds_of_unrelated_processes();
+  RecordProperty("takeover_possible", takeover ? "yes" : "no");
+  const std::string installed = work_.file("corral");
+  auto install = [&] {  // as dpkg does: a new file renamed over the old one
+    std::filesystem::copy_file(bin("corral"), installed + ".new", std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::rename(installed + ".new", installed);
+  };
+  install();
+  corral_exe_ = installed;
+  auto r = corral(start_args(GetParam(), 2));
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = corral({"start", MANAGER_APP, "--name", "worker", "--", "serve"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 2) && all_online(rows("worker"), 1); }, 10s));
+  int port = port_of(rows("web")[0]);
+  auto before = pids_of(rows("web"));
+  auto worker_before = pids_of(rows("worker"));
+  pid_t old_daemon = daemon_pid();
+  EXPECT_EQ(exe_of(old_daemon), installed);
+  EXPECT_EQ(corral({"list"}).err.find("replaced on disk"), std::string::npos);
+  install();
+  EXPECT_EQ(exe_of(old_daemon), installed + " (deleted)");
+  r = corral({"list"});
+  EXPECT_NE(r.err.find("the daemon (pid " + std::to_string(old_daemon) + ") runs a corral binary replaced on disk"),
+            std::string::npos) << r.err;
+
+  load wrk(port);
+  r = corral({"update"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  pid_t new_daemon = daemon_pid();
+  EXPECT_NE(new_daemon, old_daemon);
+  EXPECT_NE(r.out.find("daemon replaced: pid " + std::to_string(old_daemon) + " -> pid " + std::to_string(new_daemon)),
+            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("2 cluster-mode instance(s) kept serving"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1 instance(s) were stopped gracefully and started again"), std::string::npos) << r.out;
+  EXPECT_FALSE(alive(old_daemon));
+  EXPECT_EQ(exe_of(new_daemon), installed);  // the new file, not the deleted one
+  EXPECT_EQ(corral({"list"}).err.find("replaced on disk"), std::string::npos);
+  ASSERT_TRUE(wait_until([&] { return all_online_replacing(rows("web"), 2, before); }, 15s)) << corral({"list"}).out;
+  EXPECT_EQ(port_of(rows("web")[0]), port);
+  ASSERT_TRUE(wait_until([&] { return all_online_replacing(rows("worker"), 1, worker_before); }, 10s));
+  for (int p : before) EXPECT_TRUE(wait_until([&] { reap_orphans(); return !alive(p); }, 10s)) << "old instance " << p;
+  if (takeover) {
+    wrk.expect_clean();
+    EXPECT_EQ(r.err.find("could not take over"), std::string::npos) << r.err;
+  } else {
+    wrk.expect_answered();
+    EXPECT_NE(r.err.find("could not take over the listening sockets"), std::string::npos) << r.err;
+  }
+  // The worker was stopped by its stop signal, not killed: it logged its exit.
+  EXPECT_NE(slurp(log_path("worker")).find("stopping gracefully"), std::string::npos) << slurp(log_path("worker"));
+  std::string dlog = slurp(home_.file("daemon.log"));
+  EXPECT_NE(dlog.find("corral daemon: replaced by " + installed + " (pid " + std::to_string(new_daemon) + ")"),
+            std::string::npos) << dlog;
+  EXPECT_EQ(dlog.find("did not stop within kill_timeout"), std::string::npos) << dlog;
+  // Nothing of the handover reaches the apps.
+  for (auto& row : rows("worker"))
+    EXPECT_EQ(slurp("/proc/" + std::to_string(row.value("pid", 0)) + "/environ").find("CORRAL_DAEMON_REPLACES"),
+              std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(Apps, UpdatedDaemon, ::testing::Values("Cpp", "Python"),
                          [](const auto& info) { return info.param; });
 
 // Old instances that ignore their stop outlive the daemon that took their

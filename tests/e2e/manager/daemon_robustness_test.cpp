@@ -136,6 +136,52 @@ TEST_F(Manager, ControlRequestWithWrongTypedArgumentIsRefusedByNameAndTheDaemonS
   EXPECT_TRUE(all_online(rows("web"), 1));
 }
 
+// `update` names the binary of the next daemon: one that cannot be run is
+// refused before anything stops, and the daemon goes on as before.
+TEST_F(Manager, UpdateToABinaryThatCannotRunIsRefusedAndChangesNothing) {
+  ASSERT_EQ(corral({"start", app, "--name", "web", "--", "serve"}).code, 0);
+  pid_t daemon = daemon_pid();
+  auto before = pids_of(rows("web"));
+  write_file(work_.file("not-executable"), "#!/bin/sh\n");
+  raw_client c(home());
+  ASSERT_TRUE(c.connected());
+  struct bad_request {
+    std::string exe;
+    std::string error;
+  };
+  const std::vector<bad_request> cases = {
+      {"corral", "update: the new binary must be an absolute path, not 'corral'"},
+      {work_.file("missing"), "update: " + work_.file("missing") + ": No such file or directory"},
+      {work_.path(), "update: " + work_.path() + " is not an executable file"},
+      {work_.file("not-executable"), "update: " + work_.file("not-executable") + " is not an executable file"},
+  };
+  int id = 1;
+  for (auto& k : cases) {
+    ASSERT_TRUE(c.send(json{{"id", id++}, {"cmd", "update"}, {"args", {{"exe", k.exe}}}}.dump() + "\n"));
+    json rep = c.reply();
+    ASSERT_FALSE(rep.is_discarded()) << "no answer for " << k.exe;
+    EXPECT_EQ(rep.value("ok", true), false) << rep.dump();
+    EXPECT_EQ(rep.value("error", ""), k.error);
+  }
+  // Not left half-updating: commands that change things still work.
+  auto r = corral({"restart", "web"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(daemon_pid(), daemon);
+  EXPECT_TRUE(wait_until([&] { return all_online_replacing(rows("web"), 1, before); }, 10s));
+}
+
+// With no daemon running, `update` starts none: the next command starts
+// this binary anyway.
+TEST_F(Manager, UpdateWithNoDaemonSaysSoAndStartsNone) {
+  auto r = corral({"update"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("no daemon running: the next command starts " + bin("corral")), std::string::npos) << r.out;
+  EXPECT_EQ(daemon_pid(), 0);
+  auto v = corral({"--version"});
+  EXPECT_EQ(v.code, 0);
+  EXPECT_TRUE(v.out.starts_with("corral ")) << v.out;
+}
+
 TEST_F(Manager, DeletingAppsAroundOneThatStaysWritesTheirLastLinesWithoutCrashing) {
   // The app's last line has no newline and its pipe stays open (a daemon of
   // its own holds it): only removing the app writes that line out.

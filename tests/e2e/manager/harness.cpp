@@ -104,7 +104,7 @@ std::string Manager::log_path(const std::string& app, bool err) const {
 
 run_result Manager::corral(const std::vector<std::string>& args, std::chrono::milliseconds timeout,
                            std::map<std::string, std::string> extra_env) {
-  std::vector<std::string> argv{bin("corral")};
+  std::vector<std::string> argv{corral_exe_.empty() ? bin("corral") : corral_exe_};
   argv.insert(argv.end(), args.begin(), args.end());
   spawn_options o;
   o.env = std::move(extra_env);
@@ -120,7 +120,7 @@ run_result Manager::corral(const std::vector<std::string>& args, std::chrono::mi
 }
 
 std::unique_ptr<child> Manager::corral_bg(const std::vector<std::string>& args) {
-  std::vector<std::string> argv{bin("corral")};
+  std::vector<std::string> argv{corral_exe_.empty() ? bin("corral") : corral_exe_};
   argv.insert(argv.end(), args.begin(), args.end());
   spawn_options o;
   o.env["CORRAL_HOME"] = home_.path();

@@ -48,6 +48,7 @@ class Manager : public ::testing::Test {
 
   support::temp_dir home_;
   support::temp_dir work_;  // scripts the test writes
+  std::string corral_exe_;  // corral() and corral_bg() run this binary ("": the build's)
 };
 
 /// A control client speaking raw lines to a daemon's socket (no CLI process

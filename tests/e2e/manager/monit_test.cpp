@@ -1,13 +1,17 @@
 // `corral monit`, recent cpu %, the daemon's READY=1, and `corral startup`.
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <sstream>
 
 #include "harness.hpp"
@@ -202,6 +206,91 @@ TEST_F(Manager, DaemonSaysReadyOnNotifySocketOnceItAnswers) {
     return got == "STOPPING=1";
   }, 15s)) << got;
   EXPECT_TRUE(d.wait_exit(15s).has_value());
+  ::close(sock);
+}
+
+// `corral update` under systemd (Type=notify, KillMode=mixed): the service
+// lives on only if the new daemon is its main process before the old one
+// exits, so the old daemon names it (MAINPID=) and waits for the manager to
+// have read that (BARRIER=1, sd_notify_barrier's protocol: the manager
+// closes the pipe end sent with it); the new daemon then says READY=1 itself.
+TEST_F(Manager, UpdateUnderSystemdNamesTheNewMainPidBeforeTheOldDaemonExits) {
+  temp_dir dir;
+  std::string path = dir.file("notify.sock");
+  int sock = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  ASSERT_EQ(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  int on = 1;
+  ASSERT_EQ(::setsockopt(sock, SOL_SOCKET, SO_PASSCRED, &on, sizeof on), 0);
+  struct message {
+    std::string text;
+    pid_t sender;
+    int fds;
+  };
+  // Every datagram, as systemd reads them: closes the fds that came with it.
+  auto next = [&](std::chrono::milliseconds within) -> std::optional<message> {
+    pollfd p{sock, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(within.count())) <= 0) return std::nullopt;
+    char buf[256];
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(4 * sizeof(int))];
+    iovec iov{buf, sizeof buf};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0) return std::nullopt;
+    message m{std::string(buf, static_cast<size_t>(n)), 0, 0};
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_type == SCM_CREDENTIALS) {
+        ucred cred;
+        std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
+        m.sender = cred.pid;
+      }
+      if (c->cmsg_type == SCM_RIGHTS)
+        for (size_t k = 0; k < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++k) {
+          int fd;
+          std::memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof fd);
+          ::close(fd);
+          ++m.fds;
+        }
+    }
+    return m;
+  };
+  spawn_options o;
+  o.env["CORRAL_HOME"] = home();
+  o.env["NOTIFY_SOCKET"] = path;
+  child d({bin("corral"), "daemon"}, o);
+  auto ready = next(15s);
+  ASSERT_TRUE(ready.has_value());
+  EXPECT_EQ(ready->text, "READY=1");
+  EXPECT_EQ(ready->sender, d.pid());
+  ASSERT_EQ(corral({"start", MANAGER_APP, "--name", "web", "--", "serve"}).code, 0);
+  auto update = corral_bg({"update"});
+  std::vector<message> got;
+  while (got.size() < 3)
+    if (auto m = next(15s)) got.push_back(*m);
+    else break;
+  ASSERT_EQ(got.size(), 3u);
+  ASSERT_TRUE(update->wait_exit(30s).has_value());
+  EXPECT_NE(update->out().find("daemon replaced"), std::string::npos) << update->out() << update->err();
+  pid_t now = daemon_pid();
+  EXPECT_NE(now, d.pid());
+  EXPECT_EQ(got[0].text, "MAINPID=" + std::to_string(now));
+  EXPECT_EQ(got[0].sender, d.pid());
+  EXPECT_EQ(got[1].text, "BARRIER=1");
+  EXPECT_EQ(got[1].fds, 1);
+  EXPECT_EQ(got[2].text, "READY=1");
+  EXPECT_EQ(got[2].sender, now);
+  auto st = d.wait_exit(15s);
+  ASSERT_TRUE(st.has_value());
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0);
+  EXPECT_TRUE(wait_until([&] { return all_online(rows("web"), 1); }, 10s));
+  // The barrier was answered at once: the old daemon did not wait out its 5 s.
+  EXPECT_EQ(slurp(home_.file("daemon.log")).find("did not confirm"), std::string::npos);
   ::close(sock);
 }
 

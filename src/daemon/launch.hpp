@@ -1,0 +1,32 @@
+// Starting a daemon process: by the CLI when none answers, and by a daemon
+// replacing itself (`corral update`).
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "corral/error.hpp"
+#include "daemon/home.hpp"
+
+namespace corral::daemon {
+
+/// The running binary's path; a binary replaced on disk since it started
+/// (an upgrade) still names the path, not "<path> (deleted)".
+std::string self_exe_path();
+/// True if the running binary was replaced on disk since it started.
+bool exe_replaced(pid_t pid);
+
+/// Starts `<exe> daemon` for `home`: detached (double fork, its own session),
+/// stdin /dev/null, stdout and stderr appended to daemon.log, no descriptor
+/// beyond 0..2, the caller's environment plus `extra_env` ("K=V"). Returns
+/// the daemon's pid. Only async-signal-safe calls run between fork and exec,
+/// so a multi-threaded caller (the daemon: libuv's threadpool) may use it.
+result<pid_t> launch_daemon(const home_paths& home, const std::string& exe, const std::vector<std::string>& extra_env);
+
+/// The environment variable a replacing daemon gets: the pid of the daemon
+/// it replaces, whose lock it waits for instead of giving up at once.
+inline constexpr const char* replaces_env = "CORRAL_DAEMON_REPLACES";
+
+}  // namespace corral::daemon
