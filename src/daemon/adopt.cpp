@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -82,19 +83,33 @@ result<unique_fd> take_fd(pid_t pid, const std::function<bool(std::string_view)>
   return found;
 }
 
-}  // namespace
-
-result<unique_fd> take_listening_socket(pid_t pid, const net::address& want) {
-  return take_fd(
-      pid, [](std::string_view link) { return link.substr(0, 7) == "socket:"; },
-      [&want](int fd) {
-        if (!listening(fd)) return false;
-        auto bound = net::detail::local_address_of(fd);
-        return bound && same_place(*bound, want);
-      });
+// The first of `inherited` that `accept` accepts, moved out; empty if none.
+unique_fd take_inherited(std::vector<unique_fd>* inherited, const std::function<bool(int)>& accept) {
+  if (!inherited) return {};
+  for (auto& fd : *inherited)
+    if (fd && accept(fd.get())) return std::move(fd);
+  return {};
 }
 
-result<unique_fd> take_socket_by_inode(pid_t pid, uint64_t inode) {
+}  // namespace
+
+result<unique_fd> take_listening_socket(pid_t pid, const net::address& want, std::vector<unique_fd>* inherited) {
+  auto matches = [&want](int fd) {
+    if (!listening(fd)) return false;
+    auto bound = net::detail::local_address_of(fd);
+    return bound && same_place(*bound, want);
+  };
+  if (auto fd = take_inherited(inherited, matches)) return fd;
+  return take_fd(
+      pid, [](std::string_view link) { return link.substr(0, 7) == "socket:"; }, matches);
+}
+
+result<unique_fd> take_socket_by_inode(pid_t pid, uint64_t inode, std::vector<unique_fd>* inherited) {
+  auto same_inode = [inode](int fd) {
+    struct stat st {};
+    return ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == inode;
+  };
+  if (auto fd = take_inherited(inherited, same_inode)) return fd;
   std::string name = "socket:[" + std::to_string(inode) + "]";
   return take_fd(pid, [&name](std::string_view link) { return link == name; }, [](int) { return true; });
 }

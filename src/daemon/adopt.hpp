@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "corral/error.hpp"
 #include "corral/fd.hpp"
@@ -22,10 +23,14 @@ namespace corral::daemon {
 /// `pid` (root, or the same user where ptrace is not restricted to
 /// descendants; container seccomp profiles often deny it without
 /// CAP_SYS_PTRACE), and a kernel older than 5.6 has no pidfd_getfd.
-result<unique_fd> take_listening_socket(pid_t pid, const net::address& want);
+///
+/// `inherited`: descriptors the daemon this one replaces passed it (`corral
+/// update`), looked at first: one that matches is moved out of it, and no
+/// right is needed.
+result<unique_fd> take_listening_socket(pid_t pid, const net::address& want, std::vector<unique_fd>* inherited = nullptr);
 /// A duplicate of the socket with inode `inode` that process `pid` holds
 /// (an instance's copy of its output's read end), empty if none; errors as
 /// take_listening_socket.
-result<unique_fd> take_socket_by_inode(pid_t pid, uint64_t inode);
+result<unique_fd> take_socket_by_inode(pid_t pid, uint64_t inode, std::vector<unique_fd>* inherited = nullptr);
 
 }  // namespace corral::daemon

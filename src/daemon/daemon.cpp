@@ -94,8 +94,13 @@ detail::uv_handle_ptr<uv_signal_t> watch(uv_loop_t* loop, int sig, daemon_state*
 // for our lock, which our exit releases. Under systemd it becomes the
 // service's main process before we exit, so that the service, and the
 // apps in its cgroup, live on.
-void start_replacement(const home_paths& home, const std::string& exe) {
-  auto pid = launch_daemon(home, exe, {std::string(replaces_env) + "=" + std::to_string(::getpid())});
+void start_replacement(const home_paths& home, const std::string& exe, const std::vector<unique_fd>& pass) {
+  std::vector<int> fds;
+  for (auto& fd : pass) fds.push_back(fd.get());
+  auto pid = launch_daemon(home, exe,
+                           {std::string(replaces_env) + "=" + std::to_string(::getpid()),
+                            std::string(passed_fds_env) + "=" + std::to_string(fds.size())},
+                           fds);
   if (!pid) {
     std::fprintf(stderr, "corral daemon: cannot start the new daemon %s: %s; the next corral command starts one, "
                          "which restores the apps\n", exe.c_str(), pid.err().message().c_str());
@@ -119,10 +124,15 @@ int run_daemon(const home_paths& home, const daemon_hooks& hooks) {
   // Started by the daemon it replaces (`corral update`), which exits once
   // it has started us: its lock is ours when it is gone.
   int wait_ms = 0;
+  std::vector<unique_fd> inherited;  // (at 3.. since exec: nothing of ours is open yet)
   if (std::getenv(replaces_env)) {
     wait_ms = 30'000;
-    ::unsetenv(replaces_env);  // (not the apps')
+    int n = std::atoi(std::getenv(passed_fds_env) ? std::getenv(passed_fds_env) : "0");
+    for (int fd = 3; fd < 3 + n && fd < 3 + 256; ++fd)
+      if (::fcntl(fd, F_SETFD, FD_CLOEXEC) == 0) inherited.emplace_back(fd);
   }
+  ::unsetenv(replaces_env);  // (not the apps')
+  ::unsetenv(passed_fds_env);
   auto locked = [&] { return lock && ::flock(lock.get(), LOCK_EX | LOCK_NB) == 0; };
   for (int waited = 0; !locked() && lock && waited < wait_ms; waited += 5) ::usleep(5000);
   if (!locked()) {
@@ -137,7 +147,11 @@ int run_daemon(const home_paths& home, const daemon_hooks& hooks) {
   d.home = home;
   d.embedded = static_cast<bool>(hooks.on_started);
   d.sup = std::make_unique<supervisor>(d.loop, home);
-  int restored = d.sup->restore();
+  const size_t passed = inherited.size();
+  int restored = d.sup->restore(std::move(inherited));
+  if (passed > 0)
+    std::fprintf(stderr, "corral daemon: took over %d of the %zu socket(s) passed by the daemon it replaces\n",
+                 d.sup->inherited_used(), passed);
   if (restored > 0)
     std::fprintf(stderr,
                  "corral daemon: restored %d app(s) from %s (killed %d leftover process group(s); took over the "
@@ -176,7 +190,8 @@ int run_daemon(const home_paths& home, const daemon_hooks& hooks) {
   notify_service_manager("READY=1");
   uv_run(d.loop, UV_RUN_DEFAULT);
   const std::string replacement = d.sup->replacement_exe();
-  if (!replacement.empty()) d.sup->leave_running_for_update();
+  std::vector<unique_fd> pass;  // (what the next daemon takes over)
+  if (!replacement.empty()) pass = d.sup->leave_running_for_update();
   if (hooks.on_stopped) hooks.on_stopped();
   d.monit.reset();  // its timers call into the supervisor and the server
   d.sigterm.reset();
@@ -186,7 +201,7 @@ int run_daemon(const home_paths& home, const daemon_hooks& hooks) {
   d.sup.reset();  // closes every instance's handles and log files
   uv_run(d.loop, UV_RUN_DEFAULT);  // let the closes (and last log writes) finish
   ::unlink(home.pid.c_str());
-  if (!replacement.empty()) start_replacement(home, replacement);
+  if (!replacement.empty()) start_replacement(home, replacement, pass);
   return d.exit_code;
 }
 

@@ -115,12 +115,18 @@ void instance::take_remaining_output() {
   for (auto& r : draining_) take(*r);
 }
 
-void instance::leave_running() {
+std::vector<unique_fd> instance::leave_running() {
+  std::vector<unique_fd> out;
   if (current_)
-    for (auto& o : current_->out) o.reset();
+    for (auto& o : current_->out) {
+      if (!o) continue;
+      if (auto fd = o->duplicate_fd()) out.push_back(std::move(fd));
+      o.reset();
+    }
   pid_ = 0;
   pid_file_.clear();
   pid_file_pid_ = 0;
+  return out;
 }
 
 ms instance::now() { return ms(uv_now(loop_)); }

@@ -109,8 +109,8 @@ class instance final : public instance_effects {
   /// running for the next one, which takes its sockets and output over: it
   /// is not killed, its pid file stays, and what it writes from now on stays
   /// in its output sockets (it holds their read ends too) for the next
-  /// daemon to log.
-  void leave_running();
+  /// daemon to log. Returns duplicates of the read ends of its output.
+  std::vector<unique_fd> leave_running();
 
   // instance_effects
   int spawn() override;

@@ -50,8 +50,10 @@ bool exe_replaced(pid_t pid) {
   return read_link("/proc/" + std::to_string(pid) + "/exe").ends_with(deleted_suffix);
 }
 
-result<pid_t> launch_daemon(const home_paths& home, const std::string& exe, const std::vector<std::string>& extra_env) {
+result<pid_t> launch_daemon(const home_paths& home, const std::string& exe, const std::vector<std::string>& extra_env,
+                            const std::vector<int>& pass_fds) {
   if (auto s = ensure_home(home); !s) return s.err();
+  if (pass_fds.size() > 256) return error(std::make_error_code(std::errc::argument_list_too_long), "over 256 descriptors to pass");
   // Everything the child needs is made before fork: after it, a process
   // with threads may only make async-signal-safe calls.
   std::vector<std::string> env_text;
@@ -93,11 +95,18 @@ result<pid_t> launch_daemon(const home_paths& home, const std::string& exe, cons
       place(log, 1);
       place(log, 2);
     }
+    // Each passed fd to 3 + k: first all above the targets, so that no dup2
+    // overwrites one still to be moved.
+    const int n = static_cast<int>(pass_fds.size());
+    int high[256];
+    for (int k = 0; k < n && k < 256; ++k) high[k] = ::fcntl(pass_fds[static_cast<size_t>(k)], F_DUPFD_CLOEXEC, 3 + n);
+    for (int k = 0; k < n && k < 256; ++k)
+      if (high[k] < 0 || ::dup2(high[k], 3 + k) < 0) ::_exit(126);
     // The originals (close-on-exec anyway) and whatever the caller let us
     // inherit: a shell's or a test runner's descriptors are not the
     // daemon's, and every app it starts would inherit them.
-    if (::close_range(3, ~0U, 0) != 0)
-      for (int fd = 3; fd < 65536; ++fd) ::close(fd);
+    if (::close_range(static_cast<unsigned>(3 + n), ~0U, 0) != 0)
+      for (int fd = 3 + n; fd < 65536; ++fd) ::close(fd);
     ::execve(exe.c_str(), argv, envp.data());
     ::_exit(127);
   }

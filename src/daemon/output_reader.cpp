@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
@@ -156,6 +157,8 @@ output_reader::~output_reader() {
   st_->over = true;
   st_->poll.reset();  // (uv_close: out of the loop's epoll before ep closes with st_)
 }
+
+unique_fd output_reader::duplicate_fd() const { return unique_fd(::fcntl(st_->fd.get(), F_DUPFD_CLOEXEC, 3)); }
 
 void output_reader::drain() {
   state& st = *st_;

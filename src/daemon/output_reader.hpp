@@ -61,6 +61,9 @@ class output_reader {
   /// read without waiting and at most a bounded amount, then the partial
   /// line. Reads no more after; `ended` is not called.
   void drain();
+  /// A duplicate of the stream's descriptor (close-on-exec), for the daemon
+  /// that replaces this one; empty if the process is out of descriptors.
+  unique_fd duplicate_fd() const;
 
  private:
   struct state;

@@ -155,7 +155,7 @@ void supervisor::write_state(std::string text) {
       });
 }
 
-int supervisor::restore() {
+int supervisor::restore(std::vector<unique_fd> inherited) {
   auto st = load_state_file(home_.state);
   // A file the daemon cannot wholly use, ignored, would be overwritten by the
   // first save and what it could not read lost for good: it is kept under
@@ -231,7 +231,7 @@ int supervisor::restore() {
     for (auto& i : left)
       for (int s = 0; s < 2; ++s) {
         if (i.output_inodes[static_cast<size_t>(s)] == 0) continue;
-        auto fd = take_socket_by_inode(i.pid, i.output_inodes[static_cast<size_t>(s)]);
+        auto fd = take_socket_by_inode(i.pid, i.output_inodes[static_cast<size_t>(s)], &inherited);
         if (fd && *fd) outputs[k].push_back({std::max(i.index, 0), s + 1, std::move(fd.value())});
         else if (!fd && output_denied.empty()) output_denied = fd.err().message();
       }
@@ -244,7 +244,7 @@ int supervisor::restore() {
       if (auto want = parse_listen(text))
         for (auto& i : left) {
           if (fd) break;
-          auto got = take_listening_socket(i.pid, *want);
+          auto got = take_listening_socket(i.pid, *want, &inherited);
           if (got) fd = std::move(got.value());
           else if (denied.empty()) denied = got.err().message();
         }
@@ -304,6 +304,7 @@ int supervisor::restore() {
     if (!handed[k].empty()) stop_leftovers_when_started(**a, std::move(handed[k]));
   }
   restored_apps_ = restored;
+  inherited_used_ = static_cast<int>(std::count_if(inherited.begin(), inherited.end(), [](auto& fd) { return !fd; }));
   if (!keep_file) persist_soon();
   return restored;
 }

@@ -45,7 +45,10 @@ class supervisor final : public instance_host {
   /// Kills what a previous daemon left behind (process groups recorded in
   /// the state file) and restarts the apps it was running. Returns how many
   /// apps were restored.
-  int restore();
+  /// `inherited`: the listening sockets and output read ends the daemon
+  /// this one replaces passed it (`corral update`), taken before asking the
+  /// kernel for the old instances' copies (which needs ptrace rights).
+  int restore(std::vector<unique_fd> inherited = {});
   /// Handles one request; `reply` is called exactly once, maybe later.
   void handle(const request& req, reply_fn reply);
   /// Stops every instance (graceful, then SIGKILL), then calls `done`.
@@ -59,9 +62,13 @@ class supervisor final : public instance_host {
   const std::string& replacement_exe() const noexcept { return update_exe_; }
   /// The daemon exits for its replacement: the cluster-mode instances it kept
   /// running are left to the next daemon (not killed).
-  void leave_running_for_update();
+  /// Returns duplicates of what the next daemon takes over: the listening
+  /// sockets of those instances' apps and the read ends of their output.
+  std::vector<unique_fd> leave_running_for_update();
 
   int restored_apps() const noexcept { return restored_apps_; }
+  /// How many of restore()'s `inherited` descriptors it used.
+  int inherited_used() const noexcept { return inherited_used_; }
   int killed_orphans() const noexcept { return killed_orphans_; }
   /// Leftover instances stopped gracefully, their sockets taken over.
   int handed_over() const noexcept { return handed_over_; }
@@ -256,6 +263,7 @@ class supervisor final : public instance_host {
   output_echo echo_;
   std::function<void()> on_transition_;
   int restored_apps_ = 0;
+  int inherited_used_ = 0;
   int killed_orphans_ = 0;
   // A dead daemon's instances whose sockets we took: asked to stop, killed
   // (process group) after their kill_timeout if still there.

@@ -2,6 +2,7 @@
 // (docs/manager-protocol.md). Each replies exactly once, when its effect is
 // visible.
 #include <signal.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -464,11 +465,21 @@ void supervisor::cmd_update(const request& req, reply_fn reply) {
       });
 }
 
-void supervisor::leave_running_for_update() {
+std::vector<unique_fd> supervisor::leave_running_for_update() {
   leaving_running_ = true;
-  for (auto& a : apps_)
+  std::vector<unique_fd> pass;
+  for (auto& a : apps_) {
+    bool any = false;
     for (auto& i : a->instances)
-      if (survives_update(*a, *i)) i->leave_running();
+      if (survives_update(*a, *i)) {
+        any = true;
+        for (auto& fd : i->leave_running()) pass.push_back(std::move(fd));
+      }
+    if (any)
+      for (auto& s : a->sockets)
+        if (unique_fd d(::fcntl(s.get(), F_DUPFD_CLOEXEC, 3)); d) pass.push_back(std::move(d));
+  }
+  return pass;
 }
 
 void supervisor::cmd_kill(const request& req, reply_fn reply) {

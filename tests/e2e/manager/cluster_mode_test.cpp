@@ -235,10 +235,13 @@ TEST_P(UpdatedDaemon, UnderLoadCostsNoRequestAndRunsTheNewBinary) {
   EXPECT_NE(dlog.find("corral daemon: replaced by " + installed + " (pid " + std::to_string(new_daemon) + ")"),
             std::string::npos) << dlog;
   EXPECT_EQ(dlog.find("did not stop within kill_timeout"), std::string::npos) << dlog;
+  // The old daemon passed its socket and the instances' output read ends (2
+  // each) to the new one: no ptrace right was needed to take them.
+  EXPECT_NE(dlog.find("took over 5 of the 5 socket(s) passed by the daemon it replaces"), std::string::npos) << dlog;
   // Nothing of the handover reaches the apps.
   for (auto& row : rows("worker"))
-    EXPECT_EQ(slurp("/proc/" + std::to_string(row.value("pid", 0)) + "/environ").find("CORRAL_DAEMON_REPLACES"),
-              std::string::npos);
+    for (auto* name : {"CORRAL_DAEMON_REPLACES", "CORRAL_DAEMON_FDS"})
+      EXPECT_EQ(slurp("/proc/" + std::to_string(row.value("pid", 0)) + "/environ").find(name), std::string::npos);
 }
 
 INSTANTIATE_TEST_SUITE_P(Apps, UpdatedDaemon, ::testing::Values("Cpp", "Python"),
