@@ -272,6 +272,19 @@ class session {
   /// a connection already used: a daemon gone since (`corral run` exits with
   /// its last app) is not replaced behind the user's back.
   result<json> call(const std::string& cmd, json args = json::object()) {
+    // A daemon older than this binary (upgraded, not yet `corral update`d)
+    // would drop what it does not know of an app spec: an app meant to run
+    // as www-data would run as root.
+    if (!version_checked_ && (cmd == "start" || args.contains("app") || args.contains("env"))) {
+      version_checked_ = true;
+      auto p = call("ping");
+      if (!p) return p;
+      if (int v = p->value("version", 0); v < daemon::protocol_version)
+        return error(std::make_error_code(std::errc::protocol_not_supported),
+                     "the running daemon (pid " + std::to_string(p->value("pid", 0)) + ") is older than this corral " +
+                         "(protocol " + std::to_string(v) + ", this one " + std::to_string(daemon::protocol_version) +
+                         ") and would ignore settings it does not know: run `corral update` to replace it first");
+    }
     bool fresh = !client_;
     auto r = call_once(cmd, args);
     if (r || !fresh || !client_ || !client_->unheard()) return r;
@@ -336,6 +349,7 @@ class session {
 
   daemon::home_paths home_;
   std::optional<cli::client> client_;
+  bool version_checked_ = false;
 };
 
 // A watched path that does not exist yet is awaited (the daemon watches for
@@ -610,7 +624,24 @@ std::vector<std::string> split_dashdash(int argc, char** argv, std::vector<std::
 
 }  // namespace
 
+namespace {
+int run_command(int argc, char** argv);
+}
+
 int main(int argc, char** argv) {
+  try {
+    return run_command(argc, argv);
+  } catch (const nlohmann::json::exception& e) {
+    // An answer of a shape this binary does not expect: a daemon of another
+    // version, most likely.
+    return fail(std::string("unexpected answer from the daemon (") + e.what() +
+                "); if it runs another version of corral, `corral update` replaces it");
+  }
+}
+
+namespace {
+
+int run_command(int argc, char** argv) {
   if (argc >= 2 && std::string_view(argv[1]) == "__exec") exec_with_listen_pid(argc, argv);
   ::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"corral: a process manager for programs in any language"};
@@ -635,6 +666,7 @@ int main(int argc, char** argv) {
   auto* stop = target_cmd("stop", "stop an app (name, id or all)");
   auto* restart = target_cmd("restart", "restart an app (name, id or all)");
   auto* del = target_cmd("delete", "stop and forget an app (name, id or all)");
+  std::string file_env;  // stop, delete, reset of a file's apps started with --env NAME (append_env_to_name)
   auto* describe = target_cmd("describe", "everything about an app");
   describe->alias("show");  // PM2's names
   describe->alias("info");
@@ -662,6 +694,8 @@ int main(int argc, char** argv) {
   scale->add_option("instances", scale_to, "the new number of instances (or max)")->required();
   auto* env_cmd = target_cmd("env", "the environment an app's instances were started with (name, id or all)");
   auto* reset = target_cmd("reset", "set an app's restart counts back to 0 (name, id or all)");
+  for (auto* c : {stop, del, reset})
+    c->add_option("--env", file_env, "with an ecosystem file: the NAME its apps were started with (append_env_to_name)");
   std::string signal_name;
   auto* sendsig = app.add_subcommand("signal", "send a signal to an app's processes (name, id or all)");
   sendsig->alias("sendSignal");  // PM2's name
@@ -766,7 +800,12 @@ int main(int argc, char** argv) {
   }
   session s(home);
   if (start->parsed()) return cmd_start(s, so);
-  if (stop->parsed()) return cmd_target(s, "stop", target);
+  if ((stop->parsed() || del->parsed() || reset->parsed()) && !file_env.empty()) {
+    if (!is_ecosystem_file(target)) return fail("--env NAME is for an ecosystem file's apps", exit_usage);
+    if (file_env.find('=') != std::string::npos)
+      return fail("--env: expected the environment name the apps were started with, got '" + file_env + "'", exit_usage);
+  }
+  if (stop->parsed()) return cmd_target(s, "stop", target, json::object(), {}, file_env);
   if (start_or_restart->parsed()) return cmd_start_or(s, "restart", target, uo, parallel);
   if (start_or_reload->parsed()) return cmd_start_or(s, "reload", target, uo, parallel);
   if (restart->parsed() || reload->parsed()) {
@@ -778,8 +817,8 @@ int main(int argc, char** argv) {
     if (restart->parsed()) return cmd_target(s, "restart", target, json::object(), *envs, env_name);
     return cmd_target(s, "reload", target, {{"parallel", parallel}}, *envs, env_name);
   }
-  if (del->parsed()) return cmd_target(s, "delete", target);
-  if (reset->parsed()) return cmd_target(s, "reset", target);
+  if (del->parsed()) return cmd_target(s, "delete", target, json::object(), {}, file_env);
+  if (reset->parsed()) return cmd_target(s, "reset", target, json::object(), {}, file_env);
   if (env_cmd->parsed()) {
     auto r = s.call("env", {{"target", target}});
     if (!r) return fail(r.err().message());
@@ -876,3 +915,5 @@ int main(int argc, char** argv) {
   }
   return fail("no command", exit_usage);
 }
+
+}  // namespace

@@ -80,8 +80,14 @@ void instance::update_pid_file() {
   pid_file_.clear();
   pid_file_pid_ = 0;
   if (want.empty()) return;
-  if (auto s = write_pid_file(want, pid_); !s) {
+  // Its directory too, as a log's: /run/<app>/ is gone after a reboot.
+  auto s = make_parents(want, "pid_file");
+  if (s) s = write_pid_file(want, pid_);
+  if (!s) {
     // The app runs on: a pid file is for others to find it, not its health.
+    // Said once per process, not at every transition of every instance.
+    if (pid_file_failed_ == pid_) return;
+    pid_file_failed_ = pid_;
     std::string line = "[corral] " + s.err().message() + "; instance " + std::to_string(index_) + " runs without it";
     std::fprintf(stderr, "corral daemon: %s: %s\n", spec_.name.c_str(), line.c_str());
     host_.note(id_, line);

@@ -146,6 +146,7 @@ class instance final : public instance_effects {
   // The pid file written for the current process, and the pid it holds.
   std::string pid_file_;
   pid_t pid_file_pid_ = 0;
+  pid_t pid_file_failed_ = 0;  // the process whose pid file could not be written (said once)
   // An app message of an unexpected shape was logged: one line per
   // instance, however many it sends.
   bool said_odd_message_ = false;

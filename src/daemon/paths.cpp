@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 
 #include "corral/fd.hpp"
@@ -72,6 +73,48 @@ std::string pid_file_problem(const std::string& path) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0 || S_ISREG(st.st_mode)) return {};
   return path + " exists and is not a regular file (a pid file replaces what is there, and is removed at exit)";
+}
+
+result<std::string> path_safe_from_app_user(const std::string& path, const char* key) {
+  auto refuse = [&](const std::string& why) {
+    return error(std::make_error_code(std::errc::permission_denied),
+                 std::string(key) + " " + path + ": " + why + "; the app runs as another user, who could make the "
+                 "daemon write through it into any file: choose a directory only root or the daemon's user can write "
+                 "(or leave the default under the daemon's home)");
+  };
+  // The deepest directory on the way that exists, resolved; the rest is
+  // made by the daemon.
+  std::string dir = path.substr(0, path.rfind('/'));
+  std::string rest = path.substr(dir.size());
+  char real[PATH_MAX];
+  while (!dir.empty() && ::realpath(dir.c_str(), real) == nullptr) {
+    if (errno != ENOENT) return refuse(dir + ": " + std::strerror(errno));
+    auto cut = dir.rfind('/');
+    rest = dir.substr(cut) + rest;
+    dir.resize(cut);
+  }
+  std::string resolved = dir.empty() ? "" : std::string(real);
+  if (resolved == "/") resolved.clear();
+  const uid_t daemon_uid = ::geteuid();
+  // "/" and each directory below it down to `resolved`.
+  for (size_t at = 0;;) {
+    std::string d = at == 0 ? "/" : resolved.substr(0, at);
+    struct stat st {};
+    if (::lstat(d.c_str(), &st) != 0) return refuse(d + ": " + std::strerror(errno));
+    bool last = at >= resolved.size();
+    if (st.st_uid != 0 && st.st_uid != daemon_uid)
+      return refuse("the directory " + d + " is owned by uid " + std::to_string(st.st_uid));
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !((st.st_mode & S_ISVTX) && !last))
+      return refuse("the directory " + d + " is writable by " + ((st.st_mode & S_IWOTH) ? "anyone" : "its group"));
+    if (last) break;
+    at = resolved.find('/', at + 1);
+    if (at == std::string::npos) at = resolved.size();
+  }
+  // The file itself, if there: a link the daemon would follow is refused.
+  std::string full = resolved + rest;
+  struct stat st {};
+  if (::lstat(full.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) return refuse("it is a symbolic link");
+  return full;
 }
 
 status write_pid_file(const std::string& path, pid_t pid) {

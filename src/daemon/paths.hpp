@@ -34,6 +34,15 @@ std::string pid_file_path(const app_spec& spec, int index);
 /// regular file (/dev/null, a symbolic link, a directory).
 std::string pid_file_problem(const std::string& path);
 
+/// For an app run as another user: `path` (the spec's `key`) with every
+/// symbolic link on the way resolved, or why the daemon must not write
+/// there. Each directory on the way must be owned by root or the daemon's
+/// user and writable by no one else (a sticky one may be, above the last):
+/// otherwise the app's user could swap a directory or the file for a link
+/// and have the daemon write, as itself, into any file. Directories not
+/// there yet are the daemon's to make (0700).
+result<std::string> path_safe_from_app_user(const std::string& path, const char* key);
+
 /// Writes "<pid>\n" to `path` (0644) through a temporary file renamed into
 /// place, so a reader never sees a half-written number.
 status write_pid_file(const std::string& path, pid_t pid);

@@ -14,7 +14,11 @@ namespace corral::daemon {
 
 using json = nlohmann::json;
 
-inline constexpr int protocol_version = 1;
+/// 2: app specs with pid_file, instance_var, increment_var, uid, gid,
+/// filter_env, running (autostart); restart/reload with env. A daemon of
+/// version 1 ignores what it does not know, so the CLI refuses to send
+/// those to it (`corral update` replaces it).
+inline constexpr int protocol_version = 2;
 
 struct request {
   uint64_t id = 0;

@@ -466,6 +466,16 @@ result<supervisor::app*> supervisor::add_app(app_spec spec, const std::vector<in
       return error(std::make_error_code(std::errc::file_exists), "app '" + spec.name + "': " + taken);
   if (auto why = identity_problem(spec); !why.empty() && !restoring)
     return error(std::make_error_code(std::errc::operation_not_permitted), "app '" + spec.name + "': " + why);
+  // Files the daemon writes for an app run as another user: in directories
+  // that user cannot change, and named without links from now on.
+  if (!restoring && spec.uid >= 0 && static_cast<uid_t>(spec.uid) != ::geteuid())
+    for (auto [field, key] : {std::pair{&spec.out_file, "out_file"}, {&spec.error_file, "error_file"},
+                              {&spec.log_file, "log_file"}, {&spec.pid_file, "pid_file"}}) {
+      if (field->empty()) continue;
+      auto safe = path_safe_from_app_user(*field, key);
+      if (!safe) return error(safe.err().code(), "app '" + spec.name + "': " + safe.err().message());
+      *field = *safe;
+    }
   if (!spec.pid_file.empty() && !restoring) {
     if (auto made = make_parents(spec.pid_file, "pid_file"); !made)
       return error(made.err().code(), "app '" + spec.name + "': " + made.err().message());

@@ -170,6 +170,40 @@ TEST_F(Manager, UpdateToABinaryThatCannotRunIsRefusedAndChangesNothing) {
   EXPECT_TRUE(wait_until([&] { return all_online_replacing(rows("web"), 1, before); }, 10s));
 }
 
+// A daemon older than the CLI (the binary upgraded, the daemon not yet
+// replaced) would drop the spec keys it does not know: --uid would run the
+// app as root. The CLI asks its protocol version first and refuses. The
+// "daemon" here is a stand-in answering as a version 1 daemon did.
+TEST_F(Manager, StartAgainstAnOlderDaemonIsRefusedBeforeTheSpecIsSent) {
+  write_file(work_.file("old_daemon.py"),
+             "import json, os, socket, sys\n"
+             "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+             "s.bind(sys.argv[1]); s.listen(8)\n"
+             "print('listening', flush=True)\n"
+             "while True:\n"
+             "    c, _ = s.accept()\n"
+             "    f = c.makefile('rwb')\n"
+             "    for line in f:\n"
+             "        req = json.loads(line)\n"
+             "        if req['cmd'] != 'ping':\n"
+             "            open(sys.argv[2], 'a').write(req['cmd'] + '\\n')\n"
+             "        result = {'pid': os.getpid(), 'version': 1} if req['cmd'] == 'ping' else []\n"
+             "        f.write((json.dumps({'id': req['id'], 'ok': True, 'result': result}) + '\\n').encode())\n"
+             "        f.flush()\n");
+  ASSERT_EQ(::chmod(home().c_str(), 0700), 0);
+  child old({"python3", work_.file("old_daemon.py"), home_.file("corral.sock"), work_.file("received")});
+  ASSERT_TRUE(wait_until([&] { return old.out().find("listening") != std::string::npos; }, 10s)) << old.err();
+  auto r = corral({"start", "sleep", "--name", "low", "--", "100"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("is older than this corral (protocol 1, this one 2) and would ignore settings it does not know: "
+                       "run `corral update` to replace it first"), std::string::npos) << r.err;
+  r = corral({"list"});  // what it knows it still answers
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(slurp(work_.file("received")).find("start"), std::string::npos);  // never a start
+  old.signal(SIGKILL);
+  old.wait_exit(5s);
+}
+
 // With no daemon running, `update` starts none: the next command starts
 // this binary anyway.
 TEST_F(Manager, UpdateWithNoDaemonSaysSoAndStartsNone) {

@@ -166,12 +166,14 @@ TEST_F(Ecosystem, UpdateEnvGivesTheRunningAppsTheFilesEnvironment) {
     auto at = env.find("\nGREETING=");
     return at == std::string::npos ? std::string("(unset)") : env.substr(at + 10, env.find('\n', at + 1) - at - 10);
   };
+  // (Online is not yet exec'd: until then /proc/<pid>/environ is the
+  // daemon's, hence the waits on the value.)
   auto settle = [&](const std::set<int>& before) {
     return wait_until([&] { return all_online_replacing(rows("py"), 1, before); }, 20s);
   };
   ASSERT_EQ(corral({"start", "eco.yaml", "--only", "py"}).code, 0);
   ASSERT_TRUE(wait_until([&] { return all_online(rows("py"), 1); }, 20s));
-  EXPECT_EQ(greeting("py"), "hi");
+  EXPECT_TRUE(wait_until([&] { return greeting("py") == "hi"; }, 10s)) << greeting("py");
   std::string text = slurp(work_.file("eco.yaml"));
   text.replace(text.find("{GREETING: hi}"), 14, "{GREETING: hello}");
   write_file(work_.file("eco.yaml"), text);
@@ -179,18 +181,18 @@ TEST_F(Ecosystem, UpdateEnvGivesTheRunningAppsTheFilesEnvironment) {
   auto before = pids_of(rows("py"));
   auto r = corral({"restart", "eco.yaml"});  // cpp is not running: said, and py restarts
   ASSERT_TRUE(settle(before));
-  EXPECT_EQ(greeting("py"), "hi");  // as PM2: a plain restart keeps the app's env
+  EXPECT_TRUE(wait_until([&] { return greeting("py") == "hi"; }, 10s)) << greeting("py");  // as PM2: a plain restart keeps the app's env
 
   before = pids_of(rows("py"));
   r = corral({"restart", "eco.yaml", "--update-env"});
   ASSERT_TRUE(settle(before)) << r.err;
-  EXPECT_EQ(greeting("py"), "hello");
+  EXPECT_TRUE(wait_until([&] { return greeting("py") == "hello"; }, 10s)) << greeting("py");
 
   before = pids_of(rows("py"));
   r = corral({"restart", "py", "--env", "GREETING=hey there"});
   ASSERT_EQ(r.code, 0) << r.err;
   ASSERT_TRUE(settle(before));
-  EXPECT_EQ(greeting("py"), "hey there");
+  EXPECT_TRUE(wait_until([&] { return greeting("py") == "hey there"; }, 10s)) << greeting("py");
   EXPECT_EQ(rows("py")[0]["app"]["env"]["GREETING"], "hey there");  // kept: it is the app's env now
 
   r = corral({"restart", "py", "--update-env"});
@@ -203,8 +205,40 @@ TEST_F(Ecosystem, UpdateEnvGivesTheRunningAppsTheFilesEnvironment) {
   ASSERT_EQ(r.code, 0) << r.err;
   ASSERT_TRUE(settle(before));
   ASSERT_TRUE(wait_until([&] { return all_online(rows("cpp"), 2); }, 20s));
-  EXPECT_EQ(greeting("cpp"), "prod");
-  EXPECT_EQ(greeting("py"), "hello");  // py has no env_production: its env is the file's env
+  EXPECT_TRUE(wait_until([&] { return greeting("cpp") == "prod"; }, 10s)) << greeting("cpp");
+  EXPECT_TRUE(wait_until([&] { return greeting("py") == "hello"; }, 10s)) << greeting("py");  // py has no env_production: its env is the file's env
+}
+
+// append_env_to_name: `start <file> --env production` names the app
+// api-production, and stop, delete and reset of the file take the same
+// --env to find it.
+TEST_F(Ecosystem, StopAndDeleteOfAFileFindTheAppsNamedWithTheirEnvironment) {
+  write_file(work_.file("named.yaml"), "apps:\n"
+                                       "  - name: api\n"
+                                       "    script: sleep\n"
+                                       "    args: 100\n"
+                                       "    append_env_to_name: true\n"
+                                       "    env_production: {X: 1}\n");
+  auto r = corral({"start", "named.yaml", "--env", "production"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("api-production"), 1); }, 10s));
+  r = corral({"stop", "named.yaml"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("'api'"), std::string::npos) << r.err;
+  r = corral({"stop", "named.yaml", "--env", "production"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(rows("api-production")[0].value("status", ""), "stopped");
+  r = corral({"reset", "named.yaml", "--env", "production"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  r = corral({"delete", "named.yaml", "--env", "X=1"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--env: expected the environment name"), std::string::npos) << r.err;
+  r = corral({"delete", "api-production", "--env", "production"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--env NAME is for an ecosystem file's apps"), std::string::npos) << r.err;
+  r = corral({"delete", "named.yaml", "--env", "production"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(rows("api-production").empty());
 }
 
 TEST_F(Ecosystem, ABrokenFileNamesItsLineAndStartsNothing) {

@@ -800,6 +800,13 @@ TEST_F(Manager, PidFileNamesTheRunningProcessThroughRestartsReloadsAndScales) {
   ASSERT_EQ(corral({"start", "web"}).code, 0);
   ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), 1); }, 15s));
   EXPECT_TRUE(holds(pid_file, pid_of(0))) << slurp(pid_file);
+
+  // Its directory gone (/run after a reboot): made again at the next start.
+  std::filesystem::remove_all(work_.file("run"));
+  int before_restart = pid_of(0);
+  ASSERT_EQ(corral({"restart", "web"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return all_online_replacing(rows("web"), 1, {before_restart}); }, 15s));
+  EXPECT_TRUE(wait_until([&] { return holds(pid_file, pid_of(0)); }, 5s)) << slurp(pid_file);
   ASSERT_EQ(corral({"delete", "web"}).code, 0);
   EXPECT_FALSE(std::filesystem::exists(pid_file));
   EXPECT_TRUE(std::filesystem::is_empty(work_.file("run")));  // no temporary file left either
@@ -856,6 +863,45 @@ TEST_F(Manager, UidRunsTheAppAsThatUserAndOnlyARootDaemonMayDoIt) {
   EXPECT_NE(err.find("app 'up': uid 0: the daemon runs as uid 65534; only a daemon running as root starts apps as "
                      "another user"), std::string::npos) << err;
   EXPECT_EQ(count(err, "\n"), 1) << err;
+}
+
+// An app run as another user must not steer the root daemon's writes: its
+// log and pid files go only where that user cannot swap a directory or the
+// file for a link (the app could otherwise point its log at /etc/passwd and
+// print a line into it, or have `flush` truncate a root file).
+TEST_F(Manager, FilesOfAnAppRunAsAnotherUserStayOutOfDirectoriesThatUserControls) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run an app as another user";
+  std::string theirs = work_.file("theirs");
+  ASSERT_EQ(::mkdir(theirs.c_str(), 0755), 0);
+  ASSERT_EQ(::chown(theirs.c_str(), 65534, 65534), 0);
+  auto r = corral({"start", "sleep", "--name", "low", "--uid", "nobody", "-o", theirs + "/out.log", "--", "100"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("out_file " + theirs + "/out.log: the directory " + theirs + " is owned by uid 65534; the app "
+                       "runs as another user"), std::string::npos) << r.err;
+  std::string shared = work_.file("shared");
+  ASSERT_EQ(::mkdir(shared.c_str(), 0777), 0);
+  ASSERT_EQ(::chmod(shared.c_str(), 0777), 0);
+  r = corral({"start", "sleep", "--name", "low", "--uid", "nobody", "--pid-file", shared + "/low.pid", "--", "100"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("the directory " + shared + " is writable by anyone"), std::string::npos) << r.err;
+  // A link to their directory is followed and refused too; a root one is
+  // resolved, and the resolved path is the one the daemon keeps.
+  std::string ours = work_.file("ours");
+  ASSERT_EQ(::mkdir(ours.c_str(), 0755), 0);
+  ASSERT_EQ(::symlink(theirs.c_str(), work_.file("to-theirs").c_str()), 0);
+  ASSERT_EQ(::symlink(ours.c_str(), work_.file("to-ours").c_str()), 0);
+  r = corral({"start", "sleep", "--name", "low", "--uid", "nobody", "-o", work_.file("to-theirs/out.log"), "--", "100"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("is owned by uid 65534"), std::string::npos) << r.err;
+  ASSERT_EQ(::symlink("/etc/passwd", (ours + "/err.log").c_str()), 0);
+  r = corral({"start", "sleep", "--name", "low", "--uid", "nobody", "-e", ours + "/err.log", "--", "100"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("error_file " + ours + "/err.log: it is a symbolic link"), std::string::npos) << r.err;
+  r = corral({"start", "sleep", "--name", "low", "--uid", "nobody", "-o", work_.file("to-ours/new/out.log"), "--", "100"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("low"), 1); }, 10s));
+  EXPECT_EQ(rows("low")[0]["app"]["out_file"], ours + "/new/out.log");
+  EXPECT_TRUE(std::filesystem::exists(ours + "/new/out.log"));
 }
 
 // PM2's --no-autostart adds the app stopped, and `start <name>` starts it;
