@@ -562,7 +562,7 @@ std::string supervisor::identity_problem(const app_spec& spec) {
   return {};
 }
 
-std::string supervisor::path_taken(const app_spec& spec) const {
+std::string supervisor::path_taken(const app_spec& spec, const app* except) const {
   // The files an app writes at paths of its own choosing: its logs, each
   // rotated by it alone, and its pid files.
   auto own = [this](const app_spec& s) {
@@ -576,7 +576,7 @@ std::string supervisor::path_taken(const app_spec& spec) const {
   auto mine = own(spec);
   if (mine.empty()) return {};
   for (const auto& a : apps_) {
-    if (a->deleting) continue;
+    if (a->deleting || a.get() == except) continue;
     for (const auto& theirs : own(a->spec))  // (no structured binding: clang 14 cannot capture one)
       if (std::any_of(mine.begin(), mine.end(), [&](const auto& m) { return m.first == theirs.first; }))
         return theirs.second ? "log file " + theirs.first + " is already written by app '" + a->spec.name +
@@ -671,10 +671,12 @@ void supervisor::on_instance_transition(int id, state from, state to) {
       a->logs->note(i->index(), "[corral] instance " + std::to_string(i->index()) + " errored: " + why);
     }
   // A process gone (or its replacement's, a reload aborted) may have taken
-  // the pid file its successor or predecessor names: the running ones say
-  // theirs again.
+  // the pid file its successor or predecessor names: the running one of
+  // that index (whose path it shares: no other) says its own again.
   if (app* a = app_of(id); a && !a->spec.pid_file.empty() && from != to)
-    for (auto& i : a->instances) i->update_pid_file();
+    if (instance* changed = find_instance(id))
+      for (auto& i : a->instances)
+        if (i->index() == changed->index()) i->update_pid_file();
   if (from != to || to == state::online) persist_soon();
   check_waiters();
   if (on_transition_) on_transition_();

@@ -149,8 +149,9 @@ class supervisor final : public instance_host {
   // by the index of spec.listen (an empty fd: bind anew).
   /// A new instance of `a` (not yet started), balanced by its router if any.
   /// Why `spec`'s own paths (out_file, error_file, log_file, pid_file) cannot
-  /// be used: another app writes one of them. "" if they can.
-  std::string path_taken(const app_spec& spec) const;
+  /// be used: another app writes one of them. "" if they can. `except`: an
+  /// app whose own paths do not count (the one that scales).
+  std::string path_taken(const app_spec& spec, const app* except = nullptr) const;
   /// Why this daemon cannot start `spec`'s processes as its uid and gid ("" if it can).
   static std::string identity_problem(const app_spec& spec);
   std::unique_ptr<instance> make_instance(app& a, int id, int index);

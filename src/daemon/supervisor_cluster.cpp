@@ -9,6 +9,7 @@
 #include <cstring>
 #include <deque>
 
+#include "daemon/paths.hpp"
 #include "daemon/supervisor.hpp"
 #include "daemon/supervisor_util.hpp"
 
@@ -236,6 +237,14 @@ void supervisor::cmd_scale(const request& req, reply_fn reply) {
   int n = req.args.value("instances", 0);
   if (n < 1 || n > limits::max_instances)
     return reply(fail(req.id, "scale: instances must be 1.." + std::to_string(limits::max_instances)));
+  // More instances, more names (a pid file each, per-instance logs): none
+  // may be another app's.
+  app_spec scaled = a->spec;
+  scaled.instances = n;
+  if (auto taken = path_taken(scaled, a); !taken.empty()) return reply(fail(req.id, "scale: " + taken));
+  for (int i = 0; !scaled.pid_file.empty() && i < n; ++i)
+    if (auto why = pid_file_problem(pid_file_path(scaled, i)); !why.empty())
+      return reply(fail(req.id, "scale: " + why));
   std::vector<int> ids;
   bool down = n < static_cast<int>(a->instances.size());
   a->spec.instances = n;  // first: a new instance's pid file takes its name from it

@@ -129,7 +129,11 @@ std::string supervisor::update_env(const request& req) {
   if (it == req.args.end()) return {};
   std::string target = req.args.value("target", std::string());
   app* a = app_named(target);
-  if (!a) return "env: name one app ('" + target + "' is not an app's name)";
+  if (!a) {
+    std::string unknown;  // (as any command's: no such app at all)
+    select(target, unknown);
+    return unknown.empty() ? "env: name one app ('" + target + "' is not an app's name)" : unknown;
+  }
   json j = to_json(a->spec);
   j["env"] = *it;
   auto updated = app_spec_from_json(j);

@@ -794,6 +794,14 @@ TEST_F(Manager, PidFileNamesTheRunningProcessThroughRestartsReloadsAndScales) {
   r = corral({"start", MANAGER_APP, "--name", "other", "--pid-file", pid_file, "--", "serve"});
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.err.find("pid file " + pid_file + " is already app 'web''s"), std::string::npos) << r.err;
+  // Nor can a scale give web a name another app has meanwhile.
+  r = corral({"start", MANAGER_APP, "--name", "other", "--pid-file", one, "--", "serve"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = corral({"scale", "web", "2"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("scale: pid file " + one + " is already app 'other''s"), std::string::npos) << r.err;
+  EXPECT_EQ(rows("web").size(), 1u);
+  ASSERT_EQ(corral({"delete", "other"}).code, 0);
 
   ASSERT_EQ(corral({"stop", "web"}).code, 0);
   EXPECT_FALSE(std::filesystem::exists(pid_file));
