@@ -1,5 +1,7 @@
 #include "app_options.hpp"
 
+#include <unistd.h>
+
 #include <string.h>
 
 #include <algorithm>
@@ -220,6 +222,10 @@ spec_outcome make_app_spec(const app_options& o, const std::string& base_dir, co
       return bad("uid", "uid " + o.uid + " is not in /etc/passwd, so its group is unknown: give the gid too");
     spec.uid = user ? user->uid : *number;
     if (user) spec.gid = user->gid;
+    // This very user (the daemon's: the control socket takes no other) and
+    // no group asked: nothing to switch, and the daemon's group stays even if
+    // it is not the user's primary one (sg, systemd's Group=).
+    if (static_cast<uid_t>(spec.uid) == ::geteuid() && o.gid.empty()) spec.uid = spec.gid = -1;
   }
   if (!o.gid.empty()) {
     auto group = daemon::find_group(o.gid);

@@ -447,9 +447,13 @@ result<std::map<std::string, json>> env_updates(session& s, const std::string& t
     for (const auto& spec : *specs) out[spec.name] = spec.env;
     return out;
   }
-  if (u.env.empty())
-    return usage("--update-env: corral gives apps no shell's environment; name an ecosystem file, or set variables "
-                 "with --env K=V");
+  if (u.env.empty()) {
+    // PM2's deploy line (`pm2 restart app --update-env`) must not break a
+    // deploy script: the restart goes on, and what the flag cannot do is said.
+    std::fprintf(stderr, "corral: --update-env: corral gives apps no shell's environment, so '%s' keeps its own; "
+                         "name an ecosystem file, or set variables with --env K=V\n", target.c_str());
+    return out;
+  }
   auto rows = s.call("describe", {{"target", target}});
   if (!rows) return rows.err();
   if (rows->empty() || !daemon::valid_app_name(target) || rows->at(0).value("name", "") != target)

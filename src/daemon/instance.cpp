@@ -239,12 +239,18 @@ int instance::spawn() {
     env["LISTEN_FDNAMES"] = names;
   }
   env["NODE_CHANNEL_SERIALIZATION_MODE"] = "json";
-  if (spec_.uid >= 0 && spec_.uid != ::geteuid())
-    if (auto user = find_user(static_cast<uid_t>(spec_.uid))) {
-      // As systemd's User=: the app's own home, not the daemon's.
-      for (auto [k, v] : {std::pair{"HOME", user->home}, {"USER", user->name}, {"LOGNAME", user->name}})
-        if (!spec_.env.count(k)) env[k] = v;
-    }
+  if (spec_.uid >= 0 && spec_.uid != ::geteuid()) {
+    // As systemd's User=: the app's own home, not the daemon's. A uid with
+    // no /etc/passwd entry (LDAP, a container's arbitrary uid) gets "/" and
+    // no name rather than root's.
+    auto user = find_user(static_cast<uid_t>(spec_.uid));
+    std::string home = user ? user->home : "/", name = user ? user->name : "";
+    for (auto [k, v] : {std::pair{"HOME", home}, {"USER", name}, {"LOGNAME", name}})
+      if (!spec_.env.count(k)) {
+        if (v.empty()) env.erase(k);
+        else env[k] = v;
+      }
+  }
   spawn_env_ = std::move(env);  // (kept for `corral env`)
   std::vector<std::string> env_strings;
   env_strings.reserve(spawn_env_.size());

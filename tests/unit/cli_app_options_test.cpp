@@ -1,5 +1,8 @@
 // The CLI's option parsers (src/cli/app_options.cpp): the values a user types.
 #include "cli/app_options.hpp"
+
+#include <unistd.h>
+
 #include "daemon/paths.hpp"
 
 #include <gtest/gtest.h>
@@ -154,6 +157,24 @@ TEST(MakeAppSpec, PidFileInstanceVarAndIncrementVarAreCheckedAndReachTheSpec) {
   auto dir = o;
   dir.pid_file = "/tmp";
   refused(dir, "pid_file", "'/tmp' is a directory, not a file");
+}
+
+// --uid naming the user the CLI (and so the daemon) runs as, without --gid,
+// switches nothing: the daemon's own group stays, whatever it is.
+TEST(MakeAppSpec, UidOfTheDaemonsOwnUserWithoutAGidIsNoSwitch) {
+  app_options o;
+  o.script = "/bin/true";
+  o.cwd = "/tmp";
+  o.uid = std::to_string(::geteuid());
+  auto r = make_app_spec(o, "/", "/usr/bin:/bin");
+  ASSERT_TRUE(r.spec) << r.error.field << ": " << r.error.message;
+  EXPECT_EQ(r.spec->uid, -1);
+  EXPECT_EQ(r.spec->gid, -1);
+  o.gid = std::to_string(::getegid());  // a group asked for: kept as asked
+  r = make_app_spec(o, "/", "/usr/bin:/bin");
+  ASSERT_TRUE(r.spec) << r.error.field << ": " << r.error.message;
+  EXPECT_EQ(r.spec->uid, static_cast<int64_t>(::geteuid()));
+  EXPECT_EQ(r.spec->gid, static_cast<int64_t>(::getegid()));
 }
 
 TEST(MakeAppSpec, AutostartDisableLogsAndNameSuffix) {

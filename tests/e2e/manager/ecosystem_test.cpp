@@ -195,9 +195,15 @@ TEST_F(Ecosystem, UpdateEnvGivesTheRunningAppsTheFilesEnvironment) {
   EXPECT_TRUE(wait_until([&] { return greeting("py") == "hey there"; }, 10s)) << greeting("py");
   EXPECT_EQ(rows("py")[0]["app"]["env"]["GREETING"], "hey there");  // kept: it is the app's env now
 
+  // PM2's deploy line still restarts (a deploy script goes on), and says
+  // that the shell's environment is not the app's.
+  before = pids_of(rows("py"));
   r = corral({"restart", "py", "--update-env"});
-  EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("--update-env: corral gives apps no shell's environment"), std::string::npos) << r.err;
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("--update-env: corral gives apps no shell's environment, so 'py' keeps its own"),
+            std::string::npos) << r.err;
+  ASSERT_TRUE(settle(before));
+  EXPECT_TRUE(wait_until([&] { return greeting("py") == "hey there"; }, 10s)) << greeting("py");
 
   // startOrReload: cpp is new and starts with env_production; py is reloaded with it.
   before = pids_of(rows("py"));
