@@ -189,7 +189,8 @@ int run_daemon(const home_paths& home, const daemon_hooks& hooks) {
   // The socket answers: a Type=notify unit (corral startup) is started.
   notify_service_manager("READY=1");
   uv_run(d.loop, UV_RUN_DEFAULT);
-  const std::string replacement = d.sup->replacement_exe();
+  // (A stop signal during the update wins: the system is stopping us.)
+  const std::string replacement = d.stopping ? std::string() : d.sup->replacement_exe();
   std::vector<unique_fd> pass;  // (what the next daemon takes over)
   if (!replacement.empty()) pass = d.sup->leave_running_for_update();
   if (hooks.on_stopped) hooks.on_stopped();

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -177,14 +178,23 @@ TEST_F(Manager, MonitClientThatGoesAwayLeavesTheDaemonResponsiveWithNothingLeft)
   EXPECT_EQ(daemon_pid(), daemon);
 }
 
-TEST_F(Manager, DaemonSaysReadyOnNotifySocketOnceItAnswers) {
-  temp_dir dir;
-  std::string path = dir.file("notify.sock");
+// A service manager's notify socket (systemd's NOTIFY_SOCKET), bound at
+// `path`; -1 if it cannot be.
+int notify_listener(const std::string& path) {
   int sock = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-  ASSERT_EQ(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  if (sock >= 0 && ::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return sock;
+  if (sock >= 0) ::close(sock);
+  return -1;
+}
+
+TEST_F(Manager, DaemonSaysReadyOnNotifySocketOnceItAnswers) {
+  temp_dir dir;
+  std::string path = dir.file("notify.sock");
+  int sock = notify_listener(path);
+  ASSERT_GE(sock, 0) << std::strerror(errno);
   spawn_options o;
   o.env["CORRAL_HOME"] = home();
   o.env["NOTIFY_SOCKET"] = path;
@@ -217,11 +227,8 @@ TEST_F(Manager, DaemonSaysReadyOnNotifySocketOnceItAnswers) {
 TEST_F(Manager, UpdateUnderSystemdNamesTheNewMainPidBeforeTheOldDaemonExits) {
   temp_dir dir;
   std::string path = dir.file("notify.sock");
-  int sock = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-  ASSERT_EQ(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  int sock = notify_listener(path);
+  ASSERT_GE(sock, 0) << std::strerror(errno);
   int on = 1;
   ASSERT_EQ(::setsockopt(sock, SOL_SOCKET, SO_PASSCRED, &on, sizeof on), 0);
   struct message {
