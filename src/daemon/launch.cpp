@@ -99,8 +99,8 @@ result<pid_t> launch_daemon(const home_paths& home, const std::string& exe, cons
     // overwrites one still to be moved.
     const int n = static_cast<int>(pass_fds.size());
     int high[256];
-    for (int k = 0; k < n && k < 256; ++k) high[k] = ::fcntl(pass_fds[static_cast<size_t>(k)], F_DUPFD_CLOEXEC, 3 + n);
-    for (int k = 0; k < n && k < 256; ++k)
+    for (int k = 0; k < n; ++k) high[k] = ::fcntl(pass_fds[static_cast<size_t>(k)], F_DUPFD_CLOEXEC, 3 + n);
+    for (int k = 0; k < n; ++k)
       if (high[k] < 0 || ::dup2(high[k], 3 + k) < 0) ::_exit(126);
     // The originals (close-on-exec anyway) and whatever the caller let us
     // inherit: a shell's or a test runner's descriptors are not the

@@ -51,8 +51,9 @@ class supervisor final : public instance_host {
   int restore(std::vector<unique_fd> inherited = {});
   /// Handles one request; `reply` is called exactly once, maybe later.
   void handle(const request& req, reply_fn reply);
-  /// Stops every instance (graceful, then SIGKILL), then calls `done`.
-  void stop_everything(std::function<void()> done);
+  /// Stops every instance (graceful, then SIGKILL) but those whose ids are
+  /// in `keep`, then calls `done`.
+  void stop_everything(std::function<void()> done, std::vector<int> keep = {});
   /// Set by the `kill` command: the daemon exits once the reply is out.
   bool exit_requested() const noexcept { return exit_requested_; }
   void on_exit_requested(std::function<void()> fn) { on_exit_requested_ = std::move(fn); }

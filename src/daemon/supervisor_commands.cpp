@@ -402,15 +402,17 @@ void supervisor::cmd_resurrect(const request& req, reply_fn reply) {
   reply(ok(req.id, {{"started", started}}));
 }
 
-void supervisor::stop_everything(std::function<void()> done) {
+void supervisor::stop_everything(std::function<void()> done, std::vector<int> keep) {
   // No change may restart what is being stopped; a restore watches again.
   for (auto& a : apps_) disarm_watch(*a);
+  auto kept = [keep](const instance& i) { return std::find(keep.begin(), keep.end(), i.id()) != keep.end(); };
   for (auto& a : apps_)
     for (auto* v : {&a->instances, &a->others})
-      for (auto& i : *v) i->fsm().handle(event::stop);
+      for (auto& i : *v)
+        if (!kept(*i)) i->fsm().handle(event::stop);
   wait_then(
-      [this] {
-        auto stopped = [](auto& i) { return settled_stopped(i->fsm().current()); };
+      [this, kept] {
+        auto stopped = [&](auto& i) { return kept(*i) || settled_stopped(i->fsm().current()); };
         return std::all_of(apps_.begin(), apps_.end(), [&](auto& a) {
           return std::all_of(a->instances.begin(), a->instances.end(), stopped) &&
                  std::all_of(a->others.begin(), a->others.end(), stopped);
@@ -441,33 +443,19 @@ void supervisor::cmd_update(const request& req, reply_fn reply) {
   // starts it again. The desired state stays "running".
   std::vector<int> kept;  // (by id: one that crashes meanwhile is restarted, and kept)
   int stopped = 0;
-  for (auto& a : apps_) {
-    disarm_watch(*a);
+  for (auto& a : apps_)
     for (auto* v : {&a->instances, &a->others})
-      for (auto& i : *v) {
-        if (v == &a->instances && survives_update(*a, *i)) {
-          kept.push_back(i->id());
-          continue;
-        }
-        if (i->pid() > 0) ++stopped;
-        i->fsm().handle(event::stop);
-      }
-  }
-  wait_then(
-      [this, kept] {
-        return std::all_of(apps_.begin(), apps_.end(), [&](auto& a) {
-          for (auto* v : {&a->instances, &a->others})
-            for (auto& i : *v)
-              if (std::find(kept.begin(), kept.end(), i->id()) == kept.end() && !settled_stopped(i->fsm().current()))
-                return false;
-          return true;
-        });
-      },
-      [this, reply, id = req.id, kept = static_cast<int>(kept.size()), stopped] {
+      for (auto& i : *v)
+        if (v == &a->instances && survives_update(*a, *i)) kept.push_back(i->id());
+        else if (i->pid() > 0) ++stopped;
+  const int n_kept = static_cast<int>(kept.size());
+  stop_everything(
+      [this, reply, id = req.id, kept = n_kept, stopped] {
         exit_requested_ = true;
         reply(ok(id, {{"kept", kept}, {"stopped", stopped}, {"exe", update_exe_}}));
         persist_soon();  // persist_now() then tells the daemon to exit
-      });
+      },
+      std::move(kept));
 }
 
 std::vector<unique_fd> supervisor::leave_running_for_update() {
