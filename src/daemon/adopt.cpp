@@ -100,6 +100,7 @@ result<unique_fd> take_listening_socket(pid_t pid, const net::address& want, std
     return bound && same_place(*bound, want);
   };
   if (auto fd = take_inherited(inherited, matches)) return fd;
+  if (pid <= 0) return unique_fd();
   return take_fd(
       pid, [](std::string_view link) { return link.substr(0, 7) == "socket:"; }, matches);
 }

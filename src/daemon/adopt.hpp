@@ -26,7 +26,7 @@ namespace corral::daemon {
 ///
 /// `inherited`: descriptors the daemon this one replaces passed it (`corral
 /// update`), looked at first: one that matches is moved out of it, and no
-/// right is needed.
+/// right is needed. `pid` 0: only `inherited` is looked at.
 result<unique_fd> take_listening_socket(pid_t pid, const net::address& want, std::vector<unique_fd>* inherited = nullptr);
 /// A duplicate of the socket with inode `inode` that process `pid` holds
 /// (an instance's copy of its output's read end), empty if none; errors as

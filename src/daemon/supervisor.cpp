@@ -236,22 +236,32 @@ int supervisor::restore(std::vector<unique_fd> inherited) {
         else if (!fd && output_denied.empty()) output_denied = fd.err().message();
       }
     // Round-robin instances hold no socket (the dead daemon's went with it).
-    bool handover = !a.spec.listen.empty() && !left.empty() && a.spec.lb != "round_robin";
+    const bool may_hand_over = !a.spec.listen.empty() && !left.empty() && a.spec.lb != "round_robin";
+    bool handover = may_hand_over;
     std::string denied;
+    std::vector<bool> passed;  // (by the daemon this one replaces: kept whatever the handover)
     for (auto& text : a.spec.listen) {
-      if (!handover) break;
       unique_fd fd;
-      if (auto want = parse_listen(text))
+      if (auto want = parse_listen(text)) {
+        // `corral update` passes every app's sockets, the round-robin and
+        // stopped apps' too: their port stays open, connections queue.
+        if (auto got = take_listening_socket(0, *want, &inherited); got) fd = std::move(got.value());
+        passed.push_back(static_cast<bool>(fd));
         for (auto& i : left) {
-          if (fd) break;
+          if (fd || !may_hand_over) break;
           auto got = take_listening_socket(i.pid, *want, &inherited);
           if (got) fd = std::move(got.value());
           else if (denied.empty()) denied = got.err().message();
         }
+      } else {
+        passed.push_back(false);
+      }
       handover = handover && fd;
       adopted[k].push_back(std::move(fd));
     }
-    if (!handover) adopted[k].clear();
+    if (!handover)
+      for (size_t s = 0; s < adopted[k].size(); ++s)
+        if (!passed[s]) adopted[k][s].reset();
     // Said only when it cost the takeover.
     if (!handover && !denied.empty() && takeover_error_.empty()) takeover_error_ = denied;
     for (auto& i : left) {

@@ -462,15 +462,14 @@ std::vector<unique_fd> supervisor::leave_running_for_update() {
   leaving_running_ = true;
   std::vector<unique_fd> pass;
   for (auto& a : apps_) {
-    bool any = false;
     for (auto& i : a->instances)
-      if (survives_update(*a, *i)) {
-        any = true;
+      if (survives_update(*a, *i))
         for (auto& fd : i->leave_running()) pass.push_back(std::move(fd));
-      }
-    if (any)
-      for (auto& s : a->sockets)
-        if (unique_fd d(::fcntl(s.get(), F_DUPFD_CLOEXEC, 3)); d) pass.push_back(std::move(d));
+    // Every app's sockets, also of one whose instances were stopped (round-
+    // robin: the daemon is their primary): the port never closes, and what
+    // connects meanwhile waits in the backlog for the new daemon's instances.
+    for (auto& s : a->sockets)
+      if (unique_fd d(::fcntl(s.get(), F_DUPFD_CLOEXEC, 3)); d) pass.push_back(std::move(d));
   }
   return pass;
 }
