@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -94,8 +95,11 @@ detail::uv_handle_ptr<uv_signal_t> watch(uv_loop_t* loop, int sig, daemon_state*
 // for our lock, which our exit releases. Under systemd it becomes the
 // service's main process before we exit, so that the service, and the
 // apps in its cgroup, live on.
-void start_replacement(const home_paths& home, const std::string& exe, const std::vector<unique_fd>& pass) {
-  std::vector<int> fds;
+void start_replacement(const home_paths& home, const std::string& exe, int lock, const std::vector<unique_fd>& pass) {
+  // Our lock's open file description too: the new daemon holds the lock
+  // from its start, and a daemon a CLI starts meanwhile (our socket is gone)
+  // cannot take it in the gap between our exit and its restore.
+  std::vector<int> fds{lock};
   for (auto& fd : pass) fds.push_back(fd.get());
   auto pid = launch_daemon(home, exe,
                            {std::string(replaces_env) + "=" + std::to_string(::getpid()),
@@ -130,6 +134,16 @@ int run_daemon(const home_paths& home, const daemon_hooks& hooks) {
     int n = std::atoi(std::getenv(passed_fds_env) ? std::getenv(passed_fds_env) : "0");
     for (int fd = 3; fd < 3 + n && fd < 3 + 256; ++fd)
       if (::fcntl(fd, F_SETFD, FD_CLOEXEC) == 0) inherited.emplace_back(fd);
+    // The old daemon's lock (the same open file description, so the lock is
+    // ours already): taken out of what restore() looks at.
+    struct stat want {};
+    if (lock && ::fstat(lock.get(), &want) == 0)
+      for (auto& fd : inherited)
+        if (struct stat st {}; fd && ::fstat(fd.get(), &st) == 0 && st.st_dev == want.st_dev && st.st_ino == want.st_ino) {
+          lock = std::move(fd);
+          break;
+        }
+    std::erase_if(inherited, [](const unique_fd& fd) { return !fd; });
   }
   ::unsetenv(replaces_env);  // (not the apps')
   ::unsetenv(passed_fds_env);
@@ -202,7 +216,7 @@ int run_daemon(const home_paths& home, const daemon_hooks& hooks) {
   d.sup.reset();  // closes every instance's handles and log files
   uv_run(d.loop, UV_RUN_DEFAULT);  // let the closes (and last log writes) finish
   ::unlink(home.pid.c_str());
-  if (!replacement.empty()) start_replacement(home, replacement, pass);
+  if (!replacement.empty()) start_replacement(home, replacement, lock.get(), pass);
   return d.exit_code;
 }
 

@@ -5,9 +5,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <regex>
 
@@ -208,7 +210,24 @@ TEST_P(UpdatedDaemon, UnderLoadCostsNoRequestAndRunsTheNewBinary) {
             std::string::npos) << r.err;
 
   load wrk(port);
+  // Commands while the daemon is replaced: each is answered (by the old
+  // daemon or the new one; one that finds no socket starts a daemon, which
+  // must lose to the new one: the old passes it its lock).
+  std::atomic<bool> updating{true};
+  std::atomic<int> listed{0}, failed{0};
+  std::string failure;
+  std::thread lister([&] {
+    while (updating) {
+      auto l = corral({"list"});
+      ++(l.code == 0 ? listed : failed);
+      if (l.code != 0 && failure.empty()) failure = l.out + l.err;
+    }
+  });
   r = corral({"update"});
+  updating = false;
+  lister.join();
+  EXPECT_EQ(failed, 0) << failure;
+  EXPECT_GT(listed, 0);
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   pid_t new_daemon = daemon_pid();
   EXPECT_NE(new_daemon, old_daemon);
