@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <set>
 
+#include "daemon/paths.hpp"
+
 namespace corral::cli {
 
 namespace {
@@ -57,7 +59,7 @@ void print_lines(const std::string& label, const std::string& text) {
   }
 }
 
-bool same_file(const struct stat& a, const struct stat& b) { return a.st_dev == b.st_dev && a.st_ino == b.st_ino; }
+using daemon::same_file;
 
 // Last written strictly before `b` was (a file rotated after `b` was written to after it).
 bool written_before(const struct stat& a, const struct stat& b) {

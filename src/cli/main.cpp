@@ -287,9 +287,15 @@ class session {
     }
     bool fresh = !client_;
     auto r = call_once(cmd, args);
-    if (r || !fresh || !client_ || !client_->unheard()) return r;
-    client_.reset();
-    return call_once(cmd, std::move(args));
+    if (!r && fresh && client_ && client_->unheard()) {
+      client_.reset();
+      r = call_once(cmd, std::move(args));
+    }
+    // A command newer than the daemon (upgraded, not yet `corral update`d).
+    if (!r && r.err().message().starts_with("unknown command '"))
+      return error(r.err().code(), r.err().message() + ": the running daemon is older than this corral; " +
+                                       "`corral update` replaces it");
+    return r;
   }
 
   int print_list() {
@@ -720,6 +726,8 @@ int run_command(int argc, char** argv) {
   logs->add_flag("--out", out_only, "stdout only");
   auto* flush = app.add_subcommand("flush", "empty the log files");
   flush->add_option("target", target, "app name or id (default: all)");
+  auto* reload_logs = app.add_subcommand("reloadLogs", "reopen every log file (after logrotate moved them)");
+  reload_logs->alias("reload-logs");
   auto* save = app.add_subcommand("save", "remember the app list for resurrect");
   auto* resurrect = app.add_subcommand("resurrect", "start the apps saved by save");
   auto* kill = app.add_subcommand("kill", "stop every app, then the daemon");
@@ -886,6 +894,12 @@ int run_command(int argc, char** argv) {
     auto r = s.call("flush", {{"target", target.empty() ? "all" : target}});
     if (!r) return fail(r.err().message());
     std::puts("logs flushed");
+    return 0;
+  }
+  if (reload_logs->parsed()) {
+    auto r = s.call("reload_logs", {{"target", "all"}});
+    if (!r) return fail(r.err().message());
+    std::puts("log files reopened");
     return 0;
   }
   if (save->parsed()) {

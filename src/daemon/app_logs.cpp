@@ -239,12 +239,16 @@ json app_logs::sources(const std::string& name, int instances) const {
   return rows;
 }
 
-void app_logs::flush(std::function<void()> done) {
+void app_logs::flush(std::function<void()> done) { every_file(&log_file::flush, std::move(done)); }
+
+void app_logs::reopen(std::function<void()> done) { every_file(&log_file::reopen, std::move(done)); }
+
+void app_logs::every_file(void (log_file::*op)(std::function<void()>), std::function<void()> done) {
   auto left = std::make_shared<size_t>(by_path_.size());
   auto shared_done = std::make_shared<std::function<void()>>(std::move(done));
   if (*left == 0) return (*shared_done)();
   for (auto& [path, f] : by_path_)
-    f->flush([left, shared_done] {
+    ((*f).*op)([left, shared_done] {
       if (--*left == 0) (*shared_done)();
     });
 }

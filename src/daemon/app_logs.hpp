@@ -68,8 +68,13 @@ class app_logs {
   json sources(const std::string& name, int instances) const;
   /// `corral flush` of every file; `done` runs once all are empty.
   void flush(std::function<void()> done);
+  /// `corral reloadLogs` of every file: each closed and its path opened
+  /// afresh; `done` runs once all are.
+  void reopen(std::function<void()> done);
 
  private:
+  /// `op` on every file; `done` once each has called back.
+  void every_file(void (log_file::*op)(std::function<void()>), std::function<void()> done);
   using files = std::array<std::shared_ptr<log_file>, 3>;  // out, err, both (null when none)
   app_logs(uv_loop_t* loop, std::string base, const app_spec& spec);
   /// Instance `index`'s files, created (unopened) if this is its first line.

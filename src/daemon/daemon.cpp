@@ -16,6 +16,7 @@
 #include "daemon/control_server.hpp"
 #include "daemon/launch.hpp"
 #include "daemon/monit_stream.hpp"
+#include "daemon/paths.hpp"
 #include "daemon/protocol.hpp"
 #include "daemon/sd_notify.hpp"
 #include "daemon/state_file.hpp"
@@ -139,7 +140,7 @@ int run_daemon(const home_paths& home, const daemon_hooks& hooks) {
     struct stat want {};
     if (lock && ::fstat(lock.get(), &want) == 0)
       for (auto& fd : inherited)
-        if (struct stat st {}; fd && ::fstat(fd.get(), &st) == 0 && st.st_dev == want.st_dev && st.st_ino == want.st_ino) {
+        if (struct stat st {}; fd && ::fstat(fd.get(), &st) == 0 && same_file(st, want)) {
           lock = std::move(fd);
           break;
         }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "daemon/log_lines.hpp"
+#include "daemon/paths.hpp"
 
 namespace corral::daemon {
 
@@ -26,6 +27,8 @@ struct log_file::shared {
   bool closed = false;  // the owner is gone: close fd after the last job
   bool reopen = false;  // the last write failed: open the path afresh first
   std::vector<std::function<void()>> flush_waiters;
+  std::vector<std::function<void()>> reopen_waiters;  // reopen(): the path afresh
+  uint64_t path_checked = 0;                           // (uv_now) the path last compared with the file
   std::vector<std::function<void()>> room_waiters;
   uint64_t appended = 0;  // lines given to write_line, ever
   uint64_t settled = 0;   // of those, the first this many are written or dropped
@@ -45,7 +48,10 @@ struct log_file::job {
   std::shared_ptr<shared> st;
   int fd;  // in and out: a reopen or a rotation replaces it
   bool reopen = false;
+  bool check_path = false;  // whether the path still names the file open
+  bool moved = false;       // it did not: the file was moved or removed
   bool truncate = false;
+  std::vector<std::function<void()>> reopened;
   std::string data;
   std::size_t prefix = 0;  // bytes of failure marker at the front of data
   uint64_t marked = 0;     // the count in the buffer's drop marker ending data
@@ -146,6 +152,8 @@ void log_file::finish_closed(shared& st) {
   // have done it: its waiter (a `corral flush` reply) must run, once.
   auto flushed = std::move(st.flush_waiters);
   st.flush_waiters.clear();
+  auto reopened = std::move(st.reopen_waiters);  // (closed: nothing to reopen)
+  st.reopen_waiters.clear();
   if (!flushed.empty()) {
     remove_rotated(st.path, st.options.retain);
     if (st.fd >= 0) ::close(st.fd);
@@ -169,6 +177,7 @@ void log_file::finish_closed(shared& st) {
   st.written_waiters.clear();
   if (!waiters.empty()) later(st.loop, std::move(waiters));
   for (auto& f : flushed) f();
+  for (auto& f : reopened) f();
 }
 
 uint64_t log_file::dropped_total() const noexcept { return st_->buf.dropped_total() + st_->write_dropped; }
@@ -197,12 +206,24 @@ void log_file::flush(std::function<void()> done) {
   kick(st_);
 }
 
+void log_file::reopen(std::function<void()> done) {
+  st_->reopen_waiters.push_back(std::move(done));
+  kick(st_);
+}
+
 void log_file::kick(const std::shared_ptr<shared>& st) {
-  if (st->busy || (st->buf.empty() && st->flush_waiters.empty())) return;
+  if (st->busy || (st->buf.empty() && st->flush_waiters.empty() && st->reopen_waiters.empty())) return;
   auto* j = new job{};
   j->st = st;
   j->fd = st->fd;
-  j->reopen = st->reopen;
+  j->reopen = st->reopen || !st->reopen_waiters.empty();
+  j->reopened.swap(st->reopen_waiters);
+  // Once a second at most (a stat per batch otherwise): a file that
+  // logrotate moved, or someone removed, is not written on unseen.
+  if (uint64_t now = uv_now(st->loop); !j->reopen && now - st->path_checked >= st->options.path_check_ms) {
+    j->check_path = true;
+    st->path_checked = now;
+  }
   j->truncate = !st->flush_waiters.empty();
   j->flushed.swap(st->flush_waiters);
   j->upto = st->appended;
@@ -249,6 +270,13 @@ void log_file::run(job& j) {
   const std::string& path = j.st->path;
   const log_options& opt = j.st->options;
   int open_errno = 0;
+  if (j.check_path && j.fd >= 0) {
+    // A regular file only: /dev/null or a FIFO is the same whatever its inode.
+    struct stat open_file {}, at_path {};
+    if (::fstat(j.fd, &open_file) == 0 && S_ISREG(open_file.st_mode) &&
+        (::stat(path.c_str(), &at_path) != 0 ? errno == ENOENT : !same_file(at_path, open_file)))
+      j.reopen = j.moved = true;
+  }
   if (j.truncate) remove_rotated(path, opt.retain);
   if (j.truncate || j.reopen || j.fd < 0) {
     int fd = open_log(path, j.truncate);
@@ -308,6 +336,9 @@ void log_file::done(job& j) {
   st.fd = j.fd;
   st.reopen = false;
   st.rotations += j.rotations;
+  if (j.moved)
+    std::fprintf(stderr, "corral daemon: %s was moved or removed (logrotate?): writing to the path afresh\n",
+                 st.path.c_str());
   if (j.rotate_errno && !st.rotate_reported)
     std::fprintf(stderr, "corral daemon: cannot rotate %s (%s): %s; writing on past max_log_size\n", st.path.c_str(),
                  j.rotate_what.c_str(), errno_text(j.rotate_errno).c_str());
@@ -339,6 +370,7 @@ void log_file::done(job& j) {
   }
   st.settled = j.upto;
   for (auto& f : j.flushed) f();
+  for (auto& f : j.reopened) f();
   if (st.closed) return finish_closed(st);
   settle_waiters(st);
   kick(j.st);

@@ -37,6 +37,9 @@ struct log_options {
   uint64_t max_size = 0;
   /// Rotated files kept: <path>.1 (newest) .. <path>.<retain>; 0: none.
   int retain = 0;
+  /// How often (ms, at most) a write checks that the path still names the
+  /// file: one moved or removed (logrotate) is then reopened at the path.
+  uint64_t path_check_ms = 1000;
 };
 
 class log_file {
@@ -79,6 +82,12 @@ class log_file {
   /// files. `done` runs on the loop once that is done, even if the file was
   /// closed meanwhile.
   void flush(std::function<void()> done);
+  /// `corral reloadLogs` (after logrotate moved the file): closes the file
+  /// and opens the path afresh (creating it), where what is queued goes.
+  /// `done` runs on the loop once that is done (or the file closed). A file
+  /// moved or removed is also noticed without it, by the first write a
+  /// second or more after the last check.
+  void reopen(std::function<void()> done);
   const std::string& path() const noexcept { return path_; }
   /// Lines lost: dropped by a full buffer or by a failed write.
   uint64_t dropped_total() const noexcept;

@@ -2,6 +2,7 @@
 // shared path, the directories on the way, and PM2's pid_file.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <string>
@@ -12,6 +13,9 @@
 namespace corral::daemon {
 
 struct app_spec;
+
+/// Whether two stats are of one file (device and inode).
+inline bool same_file(const struct stat& a, const struct stat& b) { return a.st_dev == b.st_dev && a.st_ino == b.st_ino; }
 
 /// "/var/log/app.out.log", 2 -> "/var/log/app.out-2.log"; without an
 /// extension "-2" goes at the end.

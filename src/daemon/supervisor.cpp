@@ -32,6 +32,8 @@ supervisor::supervisor(uv_loop_t* loop, home_paths home)
               if (i->pid() > 0) groups.push_back(i->pid());
         return groups;
       }) {
+  struct stat err {}, log {};
+  stderr_is_daemon_log_ = ::fstat(2, &err) == 0 && ::stat(home_.daemon_log.c_str(), &log) == 0 && same_file(err, log);
   persist_timer_ = detail::uv_handle_ptr<uv_timer_t>::make();
   uv_timer_init(loop_, persist_timer_.get());
   persist_timer_->data = this;

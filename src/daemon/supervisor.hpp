@@ -196,6 +196,13 @@ class supervisor final : public instance_host {
   void cmd_list(const request& req, reply_fn reply);
   void cmd_describe(const request& req, reply_fn reply);
   void cmd_flush(const request& req, reply_fn reply);
+  /// `corral reloadLogs` (PM2's, for logrotate): every log file reopened.
+  void cmd_reload_logs(const request& req, reply_fn reply);
+  /// flush or reload_logs: `op` on the target's apps' logs, the reply once done.
+  void on_logs(const request& req, reply_fn reply, void (app_logs::*op)(std::function<void()>));
+  /// The daemon's own stderr, if it was daemon.log and the path names
+  /// another file now (moved by logrotate): the path opened afresh.
+  void reopen_daemon_log();
   void cmd_save(const request& req, reply_fn reply);
   void cmd_resurrect(const request& req, reply_fn reply);
   void cmd_kill(const request& req, reply_fn reply);
@@ -259,6 +266,7 @@ class supervisor final : public instance_host {
   std::optional<std::string> persist_next_;
   std::shared_ptr<char> alive_ = std::make_shared<char>();
   bool exit_requested_ = false;
+  bool stderr_is_daemon_log_ = false;  // (when we started)
   std::string update_exe_;  // set by `update`: no command changes anything any more
   bool leaving_running_ = false;
   std::function<void()> on_exit_requested_;

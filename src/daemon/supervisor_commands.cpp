@@ -49,6 +49,7 @@ void supervisor::handle(const request& req, reply_fn reply) {
   if (c == "list") return cmd_list(req, std::move(reply));
   if (c == "describe") return cmd_describe(req, std::move(reply));
   if (c == "flush") return cmd_flush(req, std::move(reply));
+  if (c == "reload_logs") return cmd_reload_logs(req, std::move(reply));
   if (c == "save") return cmd_save(req, std::move(reply));
   if (c == "resurrect") return cmd_resurrect(req, std::move(reply));
   if (c == "kill") return cmd_kill(req, std::move(reply));
@@ -340,7 +341,27 @@ void supervisor::cmd_env(const request& req, reply_fn reply) {
   reply(ok(req.id, rows));
 }
 
-void supervisor::cmd_flush(const request& req, reply_fn reply) {
+void supervisor::cmd_flush(const request& req, reply_fn reply) { on_logs(req, std::move(reply), &app_logs::flush); }
+
+void supervisor::cmd_reload_logs(const request& req, reply_fn reply) {
+  on_logs(req, std::move(reply), &app_logs::reopen);
+  reopen_daemon_log();
+}
+
+void supervisor::reopen_daemon_log() {
+  struct stat err {}, log {};
+  if (!stderr_is_daemon_log_ || ::fstat(2, &err) != 0) return;
+  if (::stat(home_.daemon_log.c_str(), &log) == 0 && same_file(err, log)) return;
+  unique_fd fd(::open(home_.daemon_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  if (!fd) return (void)std::fprintf(stderr, "corral daemon: cannot reopen %s: %s\n", home_.daemon_log.c_str(), std::strerror(errno));
+  std::fflush(stdout);
+  if (::fstat(1, &log) == 0 && same_file(log, err)) ::dup2(fd.get(), 1);  // (stdout too, as launched)
+  ::dup2(fd.get(), 2);
+  std::fprintf(stderr, "corral daemon: reloadLogs: %s had been moved or removed; it is written afresh\n",
+               home_.daemon_log.c_str());
+}
+
+void supervisor::on_logs(const request& req, reply_fn reply, void (app_logs::*op)(std::function<void()>)) {
   std::string target = req.args.value("target", std::string("all"));
   std::string err;
   auto insts = select(target, err);
@@ -349,13 +370,14 @@ void supervisor::cmd_flush(const request& req, reply_fn reply) {
   for (auto& a : apps_)
     if (target == "all" || std::any_of(insts.begin(), insts.end(), [&](instance* i) { return app_of(i->id()) == a.get(); }))
       targets.push_back(a.get());
-  // The reply waits for the files to be empty, so the next `logs` shows none
-  // of what was flushed.
+  // The reply waits for the files to be done with (flush: empty, so the
+  // next `logs` shows none of what was flushed; reopen: logrotate's
+  // postrotate may compress the moved file once we answer).
   auto left = std::make_shared<size_t>(targets.size() + 1);
   auto one_done = [left, reply, id = req.id] {
     if (--*left == 0) reply(ok(id));
   };
-  for (app* a : targets) a->logs->flush(one_done);
+  for (app* a : targets) ((*a->logs).*op)(one_done);
   one_done();
 }
 

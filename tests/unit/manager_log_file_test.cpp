@@ -118,6 +118,67 @@ TEST_F(LogFile, RotationCutsBetweenLinesAndKeepsRetainFiles) {
   EXPECT_EQ(::access((path + ".1").c_str(), F_OK), -1);
 }
 
+// logrotate's `create` with `postrotate corral reloadLogs`: the file is
+// moved, then reopen() asked, also while a job is in flight: the lines
+// queued before reopen()'s callback runs may land in either file, the ones
+// after it only in the new one, and none is lost or doubled.
+TEST_F(LogFile, ReopenAfterAMoveWritesOnAtThePathAndCallsBackOnce) {
+  std::string path = dir_ + "/r.log";
+  auto f = log_file::open(&loop_, path, {.path_check_ms = 3'600'000});  // (no check of its own)
+  ASSERT_TRUE(f);
+  (*f)->write_line("a");
+  settle();
+  ASSERT_EQ(::rename(path.c_str(), (path + ".1").c_str()), 0);
+  (*f)->write_line("b");  // a job in flight, to the moved file
+  int called = 0;
+  (*f)->reopen([&] { ++called; });
+  (*f)->write_line("c");
+  settle();
+  EXPECT_EQ(called, 1);
+  EXPECT_EQ(slurp(path + ".1"), "a\nb\n");
+  EXPECT_EQ(slurp(path), "c\n");
+  (*f)->reopen([&] { ++called; });  // nothing moved, nothing queued: reopened all the same
+  settle();
+  (*f)->write_line("d");
+  settle();
+  EXPECT_EQ(called, 2);
+  EXPECT_EQ(slurp(path), "c\nd\n");
+  // Asked while a job runs and the file goes: it calls back all the same,
+  // and empties nothing.
+  (*f)->write_line("e");
+  (*f)->reopen([&] { ++called; });
+  f.value().reset();
+  settle();
+  EXPECT_EQ(called, 3);
+  EXPECT_EQ(slurp(path), "c\nd\ne\n");
+}
+
+// Without reopen(): a write that finds the path naming another file, or none,
+// opens it afresh (path_check_ms 0: every write looks).
+TEST_F(LogFile, AWriteNoticesTheFileWasMovedOrRemovedAndWritesAtThePath) {
+  std::string path = dir_ + "/m.log";
+  auto f = log_file::open(&loop_, path, {.path_check_ms = 0});
+  ASSERT_TRUE(f);
+  (*f)->write_line("a");
+  settle();
+  ASSERT_EQ(::rename(path.c_str(), (path + ".1").c_str()), 0);
+  (*f)->write_line("b");
+  settle();
+  EXPECT_EQ(slurp(path + ".1"), "a\n");
+  EXPECT_EQ(slurp(path), "b\n");
+  ASSERT_EQ(::unlink(path.c_str()), 0);
+  (*f)->write_line("c");
+  settle();
+  EXPECT_EQ(slurp(path), "c\n");
+  // Another file put at the path (logrotate's `create`) is the one written.
+  ASSERT_EQ(::rename(path.c_str(), (path + ".2").c_str()), 0);
+  { std::ofstream(path) << "new\n"; }
+  (*f)->write_line("d");
+  settle();
+  EXPECT_EQ(slurp(path), "new\nd\n");
+  EXPECT_EQ(slurp(path + ".2"), "c\n");
+}
+
 TEST_F(LogFile, LinesQueuedWhenTheOwnerGoesAreWrittenAfterTheJobInFlight) {
   std::string path = dir_ + "/d.log";
   auto f = log_file::open(&loop_, path);

@@ -544,3 +544,53 @@ TEST_F(Manager, JsonLogTypeWritesOneRecordPerLine) {
   EXPECT_NE(bad.code, 0);
   EXPECT_NE(bad.err.find("--log-type: expected raw or json, got 'xml'"), std::string::npos) << bad.err;
 }
+
+// logrotate's `create` mode with `postrotate corral reloadLogs` (PM2's):
+// the files are moved, then reloadLogs returns once each is reopened at its
+// path. The moved file gets no line after that (postrotate may compress it
+// at once), and across the two files every line is there once, in order.
+// The daemon's own log, moved too, is reopened as well.
+TEST_F(Manager, ReloadLogsAfterLogrotateMovedTheFilesWritesNoMoreToThemAndLosesNoLine) {
+  // A line every 2 ms, for longer than any test runs.
+  ASSERT_EQ(corral({"start", app, "--name", "seq", "--", "numbered", "10000000", "32", "2000"}).code, 0);
+  const std::string out = log_path("seq"), dlog = home_.file("daemon.log");
+  ASSERT_TRUE(wait_until([&] { return seq_numbers(slurp(out)).size() >= 20; }, 10s)) << slurp(out);
+  ASSERT_EQ(::rename(out.c_str(), (out + ".1").c_str()), 0);
+  ASSERT_EQ(::rename(dlog.c_str(), (dlog + ".1").c_str()), 0);
+  auto r = corral({"reloadLogs"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("log files reopened"), std::string::npos) << r.out;
+  const off_t moved = size_of(out + ".1");
+  ASSERT_TRUE(wait_until([&] { return seq_numbers(slurp(out)).size() >= 20; }, 10s)) << slurp(out);
+  EXPECT_EQ(size_of(out + ".1"), moved);
+  std::string stray;
+  auto all = seq_numbers(slurp(out + ".1"), &stray);
+  auto after = seq_numbers(slurp(out), &stray);
+  EXPECT_GE(all.size(), 20u);
+  all.insert(all.end(), after.begin(), after.end());
+  EXPECT_EQ(all, range(0, static_cast<int>(all.size())));
+  EXPECT_EQ(stray, "");
+  EXPECT_NE(slurp(dlog).find("reloadLogs: " + dlog + " had been moved or removed; it is written afresh"),
+            std::string::npos) << slurp(dlog);
+  // PM2's other spelling, and nothing to do: still every file reopened.
+  EXPECT_EQ(corral({"reload-logs"}).code, 0);
+}
+
+// Without reloadLogs (logrotate's `create` with no postrotate, or a user's
+// mv or rm): a write within about a second notices that the path names
+// another file, or none, and writes on at the path. A move loses no line.
+TEST_F(Manager, ALogFileMovedOrRemovedIsWrittenAfreshAtItsPath) {
+  ASSERT_EQ(corral({"start", app, "--name", "seq", "--", "numbered", "10000000", "32", "2000"}).code, 0);
+  const std::string out = log_path("seq");
+  ASSERT_TRUE(wait_until([&] { return seq_numbers(slurp(out)).size() >= 20; }, 10s)) << slurp(out);
+  ASSERT_EQ(::rename(out.c_str(), (out + ".1").c_str()), 0);
+  ASSERT_TRUE(wait_until([&] { return seq_numbers(slurp(out)).size() >= 20; }, 10s));
+  auto all = seq_numbers(slurp(out + ".1"));
+  auto after = seq_numbers(slurp(out));
+  all.insert(all.end(), after.begin(), after.end());
+  EXPECT_EQ(all, range(0, static_cast<int>(all.size())));
+  ASSERT_EQ(::unlink(out.c_str()), 0);
+  EXPECT_TRUE(wait_until([&] { return seq_numbers(slurp(out)).size() >= 20; }, 10s));
+  EXPECT_EQ(count_of(slurp(home_.file("daemon.log")), out + " was moved or removed (logrotate?): writing to the path afresh"),
+            2u) << slurp(home_.file("daemon.log"));
+}
