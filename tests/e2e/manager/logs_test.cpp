@@ -594,3 +594,39 @@ TEST_F(Manager, ALogFileMovedOrRemovedIsWrittenAfreshAtItsPath) {
   EXPECT_EQ(count_of(slurp(home_.file("daemon.log")), out + " was moved or removed (logrotate?): writing to the path afresh"),
             2u) << slurp(home_.file("daemon.log"));
 }
+
+// The real thing: Debian's logrotate, `create` mode with a postrotate that
+// runs `corral reloadLogs`, three rotations while the app writes. Every
+// line is in the files once, in order, and each file rotated away got no
+// line after its reloadLogs returned (logrotate runs postrotate before it
+// would compress).
+TEST_F(Manager, LogrotateWithReloadLogsInPostrotateLosesNoLine) {
+  ASSERT_EQ(corral({"start", app, "--name", "seq", "--", "numbered", "10000000", "32", "2000"}).code, 0);
+  const std::string out = log_path("seq");
+  const std::string conf = work_.file("logrotate.conf");
+  write_file(conf, out + " {\n  rotate 5\n  create 0600\n  postrotate\n    " + bin("corral") +
+                       " reloadLogs >/dev/null\n  endscript\n}\n");
+  ::chmod(conf.c_str(), 0644);  // (logrotate refuses a config others may write)
+  for (int round = 1; round <= 3; ++round) {
+    ASSERT_TRUE(wait_until([&] { return seq_numbers(slurp(out)).size() >= 20; }, 10s)) << slurp(out);
+    spawn_options o;
+    o.env["CORRAL_HOME"] = home_.path();
+    child rotate({"/usr/sbin/logrotate", "-f", "-s", work_.file("logrotate.state"), conf}, o);
+    auto st = rotate.wait_exit(30s);
+    ASSERT_TRUE(st && WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << rotate.out() << rotate.err();
+    // What reloadLogs closed gets nothing more: its size now is its size.
+    const off_t closed = size_of(out + ".1");
+    ASSERT_GT(closed, 0);
+    ASSERT_TRUE(wait_until([&] { return seq_numbers(slurp(out)).size() >= 20; }, 10s)) << slurp(out);
+    EXPECT_EQ(size_of(out + ".1"), closed) << "round " << round;
+  }
+  std::vector<int> all;
+  for (int k = 3; k >= 1; --k) {
+    auto part = seq_numbers(slurp(out + "." + std::to_string(k)));
+    EXPECT_GE(part.size(), 20u) << k;
+    all.insert(all.end(), part.begin(), part.end());
+  }
+  auto now = seq_numbers(slurp(out));
+  all.insert(all.end(), now.begin(), now.end());
+  EXPECT_EQ(all, range(0, static_cast<int>(all.size())));
+}
