@@ -225,7 +225,8 @@ int instance::spawn() {
   const int channel_fd = first_listen_fd + n_sockets;
   env["CORRAL_CHANNEL_FD"] = std::to_string(channel_fd);
   env["NODE_CHANNEL_FD"] = std::to_string(channel_fd);
-  if (auto notify = host_.notify_socket_path(); !notify.empty()) env["NOTIFY_SOCKET"] = notify;
+  const bool other_user = spec_.uid >= 0 && spec_.uid != ::geteuid();
+  if (auto notify = host_.notify_socket_path(other_user); !notify.empty()) env["NOTIFY_SOCKET"] = notify;
   if (balanced) {
     // libcorral's cluster worker: listen() goes through its primary, us.
     env["CORRAL_WORKER_ID"] = std::to_string(id_);

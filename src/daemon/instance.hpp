@@ -45,8 +45,10 @@ struct instance_host {
   virtual void on_instance_transition(int instance_id, state from, state to) = 0;
   /// A line from corral itself about the instance, for its error log.
   virtual void note(int /*instance_id*/, std::string_view /*line*/) {}
-  /// The sd_notify datagram socket's path (NOTIFY_SOCKET), or "".
-  virtual std::string notify_socket_path() const { return {}; }
+  /// The sd_notify datagram socket (NOTIFY_SOCKET: a path, or '@' and an
+  /// abstract name) for an app that runs as the daemon's user or, with
+  /// `other_user`, as another, who cannot reach the daemon's home; or "".
+  virtual std::string notify_socket_path(bool /*other_user*/) { return {}; }
   /// The daemon's home, given to instances as CORRAL_HOME (which, with
   /// CORRAL_APP_NAME, lets a later daemon of that home find them), or "".
   virtual std::string home_dir() const { return {}; }

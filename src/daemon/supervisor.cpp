@@ -55,7 +55,7 @@ supervisor::supervisor(uv_loop_t* loop, home_paths home)
                       v, watch_max_dirs_);
   }
   started_unix_ms_ = unix_ms_now();
-  open_notify_socket();
+  open_notify_socket(notify_own_, home_.dir + "/notify.sock");
 }
 
 supervisor::~supervisor() {

@@ -102,7 +102,7 @@ class supervisor final : public instance_host {
   void when_output_written(int instance_id, int stream, std::function<void()> done) override;
   void note(int instance_id, std::string_view line) override;
   void on_instance_transition(int instance_id, state from, state to) override;
-  std::string notify_socket_path() const override { return notify_path_; }
+  std::string notify_socket_path(bool other_user) override;
   std::string home_dir() const override { return home_.dir; }
   status before_spawn(int instance_id) override;
 
@@ -241,8 +241,16 @@ class supervisor final : public instance_host {
   void note_app(app& a, const std::string& line);
   void reload_next(const std::shared_ptr<reload_job>& job);
   void reload_slot(const std::shared_ptr<reload_job>& job, int index);
-  void open_notify_socket();
-  void on_notify_readable();
+  struct notify_socket {
+    std::string name;  // NOTIFY_SOCKET's value
+    unique_fd fd;
+    detail::uv_handle_ptr<uv_poll_t> poll;
+    bool abstract = false;
+  };
+  /// Binds `s` to `name` (a path, or "@" and an abstract name); false (said
+  /// in the daemon's log) if it cannot.
+  bool open_notify_socket(notify_socket& s, std::string name);
+  void on_notify_readable(const notify_socket& s);
 
   uv_loop_t* loop_;
   home_paths home_;
@@ -296,9 +304,13 @@ class supervisor final : public instance_host {
   void tap_output(const std::string& app, int index, int stream, unique_fd fd);
   detail::uv_handle_ptr<uv_timer_t> leftover_timer_;
   int64_t started_unix_ms_ = 0;
-  std::string notify_path_;
-  unique_fd notify_fd_;
-  detail::uv_handle_ptr<uv_poll_t> notify_poll_;
+  /// <home>/notify.sock, for the apps that run as the daemon's user.
+  notify_socket notify_own_;
+  /// For apps run as another user, who cannot reach the daemon's home (0700):
+  /// an abstract socket with a random name, opened for the first of them.
+  /// Anyone may send to it; a message counts only from an instance's
+  /// process group and its user (kernel-checked credentials).
+  notify_socket notify_others_;
 };
 
 }  // namespace corral::daemon

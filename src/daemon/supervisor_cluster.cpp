@@ -1,10 +1,12 @@
 // Cluster mode's commands: the rolling `reload`, `scale`, and readiness by
 // sd_notify (DESIGN.md "Readiness", "Reload, restart, stop").
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -276,39 +278,66 @@ void supervisor::cmd_scale(const request& req, reply_fn reply) {
 
 // ---- sd_notify ----------------------------------------------------------------
 
-void supervisor::open_notify_socket() {
+bool supervisor::open_notify_socket(notify_socket& s, std::string name) {
   // systemd's notify protocol: datagrams of "KEY=VALUE\n" lines. The kernel
   // attaches the sender's credentials (SO_PASSCRED), so a message counts only
   // for the instance whose process group sent it.
-  std::string path = home_.dir + "/notify.sock";
   sockaddr_un sa{};
-  if (path.size() >= sizeof sa.sun_path) return;  // no sd_notify; the channel and listen_timeout remain
+  if (name.size() >= sizeof sa.sun_path) {
+    std::fprintf(stderr, "corral daemon: no sd_notify socket: %s is too long for a socket's name\n", name.c_str());
+    return false;  // the channel and listen_timeout remain
+  }
   unique_fd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd) return;
+  if (!fd) return false;
   sa.sun_family = AF_UNIX;
-  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
-  ::unlink(path.c_str());
+  std::memcpy(sa.sun_path, name.c_str(), name.size() + 1);
+  const bool abstract = name[0] == '@';
+  if (abstract) sa.sun_path[0] = '\0';
+  else ::unlink(name.c_str());
+  // An abstract name is its bytes, without a terminating NUL.
+  auto len = static_cast<socklen_t>(abstract ? offsetof(sockaddr_un, sun_path) + name.size() : sizeof sa);
   int one = 1;
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), len) != 0 ||
       ::setsockopt(fd.get(), SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0) {
-    std::fprintf(stderr, "corral daemon: no sd_notify socket at %s: %s\n", path.c_str(), std::strerror(errno));
-    return;
+    std::fprintf(stderr, "corral daemon: no sd_notify socket at %s: %s\n", name.c_str(), std::strerror(errno));
+    return false;
   }
-  notify_poll_ = detail::uv_handle_ptr<uv_poll_t>::make();
-  if (uv_poll_init(loop_, notify_poll_.get(), fd.get()) != 0) {
-    notify_poll_.reset();
-    return;
+  s.poll = detail::uv_handle_ptr<uv_poll_t>::make();
+  if (uv_poll_init(loop_, s.poll.get(), fd.get()) != 0) {
+    s.poll.reset();
+    return false;
   }
-  notify_poll_->data = this;
-  uv_poll_start(notify_poll_.get(), UV_READABLE, [](uv_poll_t* p, int, int) {
-    if (auto* self = static_cast<supervisor*>(p->data)) self->on_notify_readable();
+  s.poll->data = this;
+  s.abstract = abstract;
+  uv_poll_start(s.poll.get(), UV_READABLE, [](uv_poll_t* p, int, int) {
+    auto* self = static_cast<supervisor*>(p->data);
+    if (!self) return;
+    self->on_notify_readable(p == self->notify_own_.poll.get() ? self->notify_own_ : self->notify_others_);
   });
-  uv_unref(reinterpret_cast<uv_handle_t*>(notify_poll_.get()));
-  notify_fd_ = std::move(fd);
-  notify_path_ = path;
+  uv_unref(reinterpret_cast<uv_handle_t*>(s.poll.get()));
+  s.fd = std::move(fd);
+  s.name = std::move(name);
+  return true;
 }
 
-void supervisor::on_notify_readable() {
+std::string supervisor::notify_socket_path(bool other_user) {
+  if (!other_user) return notify_own_.name;
+  if (!notify_others_.fd) {
+    // Random: a name another local user could guess, they could bind first.
+    unsigned char bytes[12];
+    if (::getrandom(bytes, sizeof bytes, 0) != static_cast<ssize_t>(sizeof bytes)) return {};
+    std::string name = "@corral-notify-";
+    for (unsigned char b : bytes) {
+      char hex[3];
+      std::snprintf(hex, sizeof hex, "%02x", b);
+      name += hex;
+    }
+    open_notify_socket(notify_others_, std::move(name));
+  }
+  return notify_others_.name;
+}
+
+void supervisor::on_notify_readable(const notify_socket& s) {
   for (int budget = 64; budget > 0; --budget) {
     char buf[4096];
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
@@ -318,14 +347,16 @@ void supervisor::on_notify_readable() {
     msg.msg_iovlen = 1;
     msg.msg_control = control;
     msg.msg_controllen = sizeof control;
-    ssize_t n = ::recvmsg(notify_fd_.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    ssize_t n = ::recvmsg(s.fd.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (n < 0) return;
     pid_t sender = 0;
+    uid_t sender_uid = 0;
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
         ucred cred;
         std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
         sender = cred.pid;
+        sender_uid = cred.uid;
       }
     if (sender <= 0) continue;
     std::string_view text(buf, static_cast<size_t>(n));
@@ -338,7 +369,9 @@ void supervisor::on_notify_readable() {
     for (auto& a : apps_)
       for (auto* v : {&a->instances, &a->others})
         for (auto& i : *v)
-          if (i->pid() > 0 && (i->pid() == sender || i->pid() == group)) who = i->id();
+          if (i->pid() > 0 && (i->pid() == sender || i->pid() == group) &&
+              (!s.abstract || sender_uid == static_cast<uid_t>(a->spec.uid)))
+            who = i->id();
     // By id, after the walk: the transition may add instances (a reload's next slot).
     if (instance* i = find_instance(who)) i->fsm().handle(event::ready);
   }

@@ -820,6 +820,27 @@ TEST_F(Manager, PidFileNamesTheRunningProcessThroughRestartsReloadsAndScales) {
   EXPECT_TRUE(std::filesystem::is_empty(work_.file("run")));  // no temporary file left either
 }
 
+// An app run as another user cannot reach the daemon's home (0700), where
+// the notify socket of the daemon's own apps is: it is given an abstract one
+// (random name), where a message counts only from an instance's process
+// group and user. The Python example says READY=1 there; with --wait-ready
+// and a listen_timeout far past every wait here, online means it arrived.
+// A reload, whose replacements must say it too, goes through.
+TEST_F(Manager, AnAppRunAsAnotherUserSaysItIsReadyBySdNotify) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run an app as another user";
+  auto r = corral({"start", src("examples/python/app.py"), "--name", "low", "--uid", "nobody", "--cwd", "/",
+                   "--interpreter", "/usr/bin/python3", "--port", "0", "--wait-ready", "--listen-timeout", "600000"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("low"), 1); }, 30s))
+      << corral({"list"}).out << slurp(log_path("low", true));
+  pid_t before = rows("low")[0].value("pid", 0);
+  std::string env = slurp("/proc/" + std::to_string(before) + "/environ");
+  EXPECT_NE(env.find(std::string("NOTIFY_SOCKET=@corral-notify-")), std::string::npos) << env;
+  r = corral({"reload", "low"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_TRUE(all_online_replacing(rows("low"), 1, {before})) << corral({"list"}).out;
+}
+
 // PM2's uid and gid: a root daemon starts the app as that user, with the
 // user's primary group, home and name; a daemon that is not root refuses it
 // at start, naming why, rather than failing every spawn.
