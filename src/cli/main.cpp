@@ -1,5 +1,7 @@
 // `corral`: the process manager's command line, and `corral daemon`.
 // Every error is one line on stderr and a non-zero exit.
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -614,19 +616,53 @@ std::vector<std::string> split_dashdash(int argc, char** argv, std::vector<std::
   return before;
 }
 
-// `corral __exec -- prog args...`: how the daemon starts an instance in
-// cluster mode. systemd's LISTEN_PID must be the app's own pid, known only
-// after fork, and uv_spawn runs nothing of ours between fork and exec; so the
-// daemon execs this, which sets it and execs the app in the same process.
-// Parsed before CLI11: it runs on every instance start.
-[[noreturn]] void exec_with_listen_pid(int argc, char** argv) {
-  int k = 2;
-  if (k < argc && std::string_view(argv[k]) == "--") ++k;
-  if (k >= argc) {
-    std::fputs("corral __exec: no program\n", stderr);
+// `corral __exec [--no-listen-pid] [--uid N] [--gid N] -- prog args...`:
+// how the daemon starts an instance in cluster mode, or as another user.
+// systemd's LISTEN_PID must be the app's own pid, known only after fork, and
+// uv_spawn runs nothing of ours between fork and exec; so the daemon execs
+// this, which sets it and execs the app in the same process. With --uid (a
+// root daemon's app run as another user), it first takes that identity as
+// systemd's User= does: the user's supplementary groups (initgroups), the
+// gid (given, or the user's), then the uid. Parsed before CLI11: it runs on
+// every instance start.
+[[noreturn]] void exec_app(int argc, char** argv) {
+  auto die = [](const std::string& why) {
+    std::fprintf(stderr, "corral __exec: %s\n", why.c_str());
     std::_Exit(127);
+  };
+  bool listen_pid = true;
+  long long uid = -1, gid = -1;
+  int k = 2;
+  auto id_at = [&](int at) {
+    char* end = nullptr;
+    long long v = at < argc ? std::strtoll(argv[at], &end, 10) : -1;
+    if (at >= argc || *end || v < 0 || v > 0x7fffffff) die(std::string(argv[at - 1]) + ": expected a number");
+    return v;
+  };
+  for (; k < argc && std::string_view(argv[k]) != "--"; ++k) {
+    std::string_view a(argv[k]);
+    if (a == "--no-listen-pid") listen_pid = false;
+    else if (a == "--uid") uid = id_at(++k);
+    else if (a == "--gid") gid = id_at(++k);
+    else die("unknown option " + std::string(a));
   }
-  ::setenv("LISTEN_PID", std::to_string(::getpid()).c_str(), 1);
+  if (k < argc) ++k;  // "--"
+  if (k >= argc) die("no program");
+  if (uid >= 0 || gid >= 0) {
+    std::string who = "uid " + std::to_string(uid) + " gid " + std::to_string(gid);
+    auto failed = [&](const char* call) { die("cannot run the app as " + who + ": " + call + ": " + std::strerror(errno)); };
+    const passwd* pw = uid >= 0 ? ::getpwuid(static_cast<uid_t>(uid)) : nullptr;
+    if (gid < 0 && uid >= 0) {
+      if (!pw) die("uid " + std::to_string(uid) + " is not in /etc/passwd and no gid was given");
+      gid = pw->pw_gid;
+    }
+    // Only the user's groups; one with no name gets none, as under libuv.
+    if (pw ? ::initgroups(pw->pw_name, static_cast<gid_t>(gid)) != 0 : ::setgroups(0, nullptr) != 0) failed("setgroups");
+    if (::setgid(static_cast<gid_t>(gid)) != 0) failed("setgid");
+    if (uid >= 0 && ::setuid(static_cast<uid_t>(uid)) != 0) failed("setuid");
+    if (uid > 0 && ::setuid(0) == 0) die("could take root back after setuid(" + std::to_string(uid) + ")");
+  }
+  if (listen_pid) ::setenv("LISTEN_PID", std::to_string(::getpid()).c_str(), 1);
   ::execvp(argv[k], argv + k);
   std::fprintf(stderr, "corral: exec %s: %s\n", argv[k], std::strerror(errno));
   std::_Exit(127);
@@ -652,7 +688,7 @@ int main(int argc, char** argv) {
 namespace {
 
 int run_command(int argc, char** argv) {
-  if (argc >= 2 && std::string_view(argv[1]) == "__exec") exec_with_listen_pid(argc, argv);
+  if (argc >= 2 && std::string_view(argv[1]) == "__exec") exec_app(argc, argv);
   ::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"corral: a process manager for programs in any language"};
   app.require_subcommand(1);

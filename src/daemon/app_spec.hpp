@@ -111,8 +111,8 @@ struct app_spec {
   std::vector<std::string> ignore_watch;
   ms watch_delay{100};
   /// PM2's uid and gid: the daemon (root) starts the app's processes as this
-  /// user and group (-1: its own). The supplementary groups are dropped
-  /// (libuv's setgroups(0)); HOME, USER and LOGNAME are the user's unless
+  /// user and group (-1: its own), with the user's supplementary groups
+  /// (corral __exec's initgroups); HOME, USER and LOGNAME are the user's unless
   /// `env` sets them.
   int64_t uid = -1;
   int64_t gid = -1;

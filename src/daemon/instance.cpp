@@ -42,7 +42,9 @@ constexpr int first_listen_fd = 3;  // systemd's SD_LISTEN_FDS_START
 
 // The corral binary itself: in cluster mode an instance runs through its
 // hidden `__exec` subcommand, which sets LISTEN_PID to its own pid and execs
-// the app (same pid). uv_spawn runs no code of ours between fork and exec.
+// the app (same pid); so does an app a root daemon runs as another user,
+// whose identity __exec takes first (--uid, --gid). uv_spawn runs no code of
+// ours between fork and exec.
 std::string exec_wrapper() {
   // Replaced on disk since the daemon started (an upgrade): the new binary's
   // __exec does the same.
@@ -260,7 +262,12 @@ int instance::spawn() {
   for (auto& s : env_strings) c_env.push_back(s.data());
   c_env.push_back(nullptr);
   std::vector<std::string> argv = spec_.argv;
-  if (n_sockets > 0) {
+  // A root daemon has the wrapper take the app's identity, as systemd's
+  // User= does: the user's supplementary groups too (libuv's setuid drops
+  // them all), and the wrapper still runs as root, so the user need not be
+  // able to run the corral binary.
+  const bool as_other = ::geteuid() == 0 && (spec_.uid >= 0 || spec_.gid >= 0);
+  if (n_sockets > 0 || as_other) {
     // The wrapper would report a missing program only as exit 127: say it now.
     if (argv[0].find('/') != std::string::npos && ::access(argv[0].c_str(), X_OK) != 0) {
       int e = errno;
@@ -272,7 +279,12 @@ int instance::spawn() {
       spawn_error_text_ = "cannot find the corral binary to exec the app through";
       return -ENOENT;
     }
-    argv.insert(argv.begin(), {wrapper, "__exec", "--"});
+    std::vector<std::string> head{wrapper, "__exec"};
+    if (n_sockets == 0) head.push_back("--no-listen-pid");
+    if (as_other && spec_.uid >= 0) head.insert(head.end(), {"--uid", std::to_string(spec_.uid)});
+    if (as_other && spec_.gid >= 0) head.insert(head.end(), {"--gid", std::to_string(spec_.gid)});
+    head.push_back("--");
+    argv.insert(argv.begin(), head.begin(), head.end());
   }
   std::vector<char*> c_argv;
   for (auto& a : argv) c_argv.push_back(a.data());
@@ -332,11 +344,11 @@ int instance::spawn() {
   // A new session, hence its own process group (pgid == pid): stop and kill
   // reach everything the app forks.
   opts.flags = UV_PROCESS_DETACHED;
-  if (spec_.uid >= 0) {
+  if (spec_.uid >= 0 && !as_other) {
     opts.flags |= UV_PROCESS_SETUID;
     opts.uid = static_cast<uv_uid_t>(spec_.uid);
   }
-  if (spec_.gid >= 0) {
+  if (spec_.gid >= 0 && !as_other) {
     opts.flags |= UV_PROCESS_SETGID;
     opts.gid = static_cast<uv_gid_t>(spec_.gid);
   }
@@ -371,9 +383,6 @@ int instance::spawn() {
   int st = uv_spawn(loop_, r->process.get(), &opts);
   if (st < 0) {
     spawn_error_text_ = "spawn " + argv[0] + ": " + uv_strerror(st) + " (" + errno_name(st) + ")";
-    if (st == UV_EACCES && n_sockets > 0 && spec_.uid >= 0)
-      spawn_error_text_ += "; in cluster mode the app is started through the corral binary, which uid " +
-                           std::to_string(spec_.uid) + " must be able to run";
     return st;
   }
   r->process->data = r.get();

@@ -553,6 +553,32 @@ TEST_F(Manager, RoundRobinLbBindsNothingMoreForAnAppRunAsAnotherUser) {
   }, 15s)) << r.err << slurp(log_path("low", true));
 }
 
+// In cluster mode an instance starts through `corral __exec`, which a root
+// daemon runs as root until it takes the app's identity: the app's user
+// needs no right to the corral binary (here one in a directory only root
+// may enter).
+TEST_F(Manager, AClusterAppRunAsAnotherUserNeedsNoRightToTheCorralBinary) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run an app as another user";
+  const std::string mine = work_.file("bin/corral");
+  std::filesystem::create_directories(work_.file("bin"));
+  ASSERT_EQ(::chmod(work_.file("bin").c_str(), 0700), 0);
+  std::filesystem::copy_file(bin("corral"), mine);
+  corral_exe_ = mine;
+  auto r = corral({"start", bin("tests/e2e/pid_server"), "--name", "low", "--uid", "nobody", "--cwd", "/", "--port",
+                   "0", "--env", "WORKERS=1", "--env", "PORT=3000", "--wait-ready"});
+  ASSERT_EQ(r.code, 0) << r.err << slurp(log_path("low", true));
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("low"), 1); }, 15s)) << slurp(log_path("low", true));
+  int fd = support::connect_tcp(port_of(rows("low")[0]));
+  ASSERT_GE(fd, 0);
+  auto line = support::read_line(fd);
+  ::close(fd);
+  ASSERT_TRUE(line);
+  int worker = std::atoi(line->c_str());
+  ASSERT_GT(worker, 0) << *line;
+  EXPECT_NE(slurp("/proc/" + std::to_string(worker) + "/status").find("\nUid:\t65534\t65534\t65534\t65534\n"),
+            std::string::npos);
+}
+
 TEST_F(Manager, RoundRobinLbServesAWorkersSecondServerToo) {
   auto r = corral({"start", bin("tests/e2e/pid_server"), "--name", "two", "-i", "2", "--port", "0", "--lb",
                    "round_robin", "--env", "PORT=3000", "--env", "SECOND_PORT=0"});

@@ -841,6 +841,30 @@ TEST_F(Manager, AnAppRunAsAnotherUserSaysItIsReadyBySdNotify) {
   EXPECT_TRUE(all_online_replacing(rows("low"), 1, {before})) << corral({"list"}).out;
 }
 
+// A root daemon runs an app as another user as systemd's User= does: with
+// that user's supplementary groups (PM2, through libuv's setuid, drops
+// them). Here nobody is made a member of a group in a private mount
+// namespace, where the daemon runs: /etc/group bind-mounted for it alone.
+TEST_F(Manager, AnAppRunAsAnotherUserHasThatUsersSupplementaryGroups) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run an app as another user";
+  const std::string group = work_.file("group");
+  write_file(group, slurp("/etc/group") + "corral-test:x:4242:nobody\n");
+  ASSERT_EQ(::chmod(group.c_str(), 0644), 0);
+  spawn_options o;
+  o.env["CORRAL_HOME"] = home_.path();
+  child c({"unshare", "--mount", "--propagation", "private", "sh", "-c",
+           "mount --bind \"$0\" /etc/group && exec \"$1\" start \"$2\" --name low --uid nobody --cwd /", group,
+           bin("corral"), "echo groups=$(id -G); exec sleep 1000"},
+          o);
+  auto st = c.wait_exit(30s);
+  ASSERT_TRUE(st && WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << c.out() << c.err();
+  ASSERT_TRUE(wait_until([&] { return slurp(log_path("low")).find('\n') != std::string::npos; }, 10s));
+  EXPECT_EQ(slurp(log_path("low")), "groups=65534 4242\n");
+  std::string status = slurp("/proc/" + std::to_string(rows("low")[0].value("pid", 0)) + "/status");
+  EXPECT_NE(status.find("\nUid:\t65534\t65534\t65534\t65534\n"), std::string::npos) << status;
+  EXPECT_NE(status.find("\nGroups:\t4242 65534 \n"), std::string::npos) << status;
+}
+
 // PM2's uid and gid: a root daemon starts the app as that user, with the
 // user's primary group, home and name; a daemon that is not root refuses it
 // at start, naming why, rather than failing every spawn.
