@@ -751,6 +751,8 @@ int run_command(int argc, char** argv) {
   list->alias("ls");
   list->alias("status");
   auto* jlist = app.add_subcommand("jlist", "the apps as JSON");
+  auto* pid_cmd = app.add_subcommand("pid", "the pids of an app's running instances, one per line (PM2's)");
+  pid_cmd->add_option("target", target, "app name, id, namespace or all")->required();
   auto* ping = app.add_subcommand("ping", "check that the daemon answers (starts it if needed)");
   int lines = 15;
   bool follow = false, err_only = false, out_only = false;
@@ -837,7 +839,7 @@ int run_command(int argc, char** argv) {
   // describe, scale, logs, flush, signal, env: a target no app can have needs no daemon
   // to be refused (stop, restart, delete and reload: cmd_target, after an
   // ecosystem file's names). None given to logs or flush means all.
-  for (auto* c : {describe, scale, logs, flush, sendsig, env_cmd})
+  for (auto* c : {describe, scale, logs, flush, sendsig, env_cmd, pid_cmd})
     if (c->parsed() && !(target.empty() && c->count("target") == 0) && !could_name_an_app(target))
       return fail(c->get_name() + ": " + not_an_app(target), exit_usage);
   int sig = 0;
@@ -908,6 +910,13 @@ int run_command(int argc, char** argv) {
     auto r = s.call("describe", {{"target", target}});
     if (!r) return fail(r.err().message());
     std::puts(r->dump(2).c_str());
+    return 0;
+  }
+  if (pid_cmd->parsed()) {  // (kill -USR2 $(corral pid api))
+    auto r = s.call("list", {{"target", target}});
+    if (!r) return fail(r.err().message());
+    for (const auto& row : *r)
+      if (int pid = row.value("pid", 0); pid > 0) std::printf("%d\n", pid);
     return 0;
   }
   if (jlist->parsed()) {

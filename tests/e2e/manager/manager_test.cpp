@@ -96,6 +96,27 @@ TEST_F(Manager, InstancesMaxStartsOnePerCpuWithItsIndex) {
   EXPECT_EQ(pids_of(rows("many")).size(), cpus);
 }
 
+// PM2's `pid`: the running instances' pids, one per line, for scripts; a
+// stopped app prints none, an unknown one is an error.
+TEST_F(Manager, PidPrintsTheRunningInstancesPids) {
+  ASSERT_EQ(corral({"start", app, "--name", "two", "-i", "2", "--", "serve"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("two"), 2); }, 10s));
+  auto r = corral({"pid", "two"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::set<int> printed;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) printed.insert(std::stoi(line));
+  EXPECT_EQ(printed, pids_of(rows("two")));
+  EXPECT_EQ(printed.size(), 2u) << r.out;
+  ASSERT_EQ(corral({"stop", "two"}).code, 0);
+  r = corral({"pid", "two"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  r = corral({"pid", "nope"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("nope"), std::string::npos) << r.err;
+}
+
 TEST_F(Manager, SignalReachesEachInstanceAndResetZeroesItsRestarts) {
   write_file(work_.file("sig.py"),
              "import signal, sys, time\n"
