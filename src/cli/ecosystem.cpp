@@ -556,4 +556,77 @@ result<std::vector<daemon::app_spec>> load_ecosystem(const std::string& path, co
   return specs;
 }
 
+namespace {
+
+YAML::Node yaml_of(const nlohmann::ordered_json& j) {
+  if (j.is_object()) {
+    YAML::Node n(YAML::NodeType::Map);
+    for (auto& [k, v] : j.items()) n[k] = yaml_of(v);
+    return n;
+  }
+  if (j.is_array()) {
+    YAML::Node n(YAML::NodeType::Sequence);
+    for (auto& v : j) n.push_back(yaml_of(v));
+    return n;
+  }
+  if (j.is_string()) return YAML::Node(j.get<std::string>());
+  if (j.is_boolean()) return YAML::Node(j.get<bool>());
+  return YAML::Node(j.dump());  // (numbers)
+}
+
+}  // namespace
+
+status write_ecosystem_template(const std::string& path) {
+  auto format = ecosystem_format(path);
+  if (!format)
+    return error(std::make_error_code(std::errc::invalid_argument),
+                 "init: " + path + ": the name must end in .config.js, .yaml, .yml or .json");
+  // One cluster app serving a port, one background worker: what most
+  // deployments start from. Every key: docs/ecosystem.md.
+  nlohmann::ordered_json apps = nlohmann::ordered_json::array();
+  apps.push_back({{"name", "web"},
+                  {"script", "./server.js"},
+                  {"instances", "max"},
+                  {"port", 3000},
+                  {"env", {{"NODE_ENV", "development"}}},
+                  {"env_production", {{"NODE_ENV", "production"}}}});
+  apps.push_back({{"name", "worker"},
+                  {"script", "./worker.py"},
+                  {"max_memory_restart", "300M"},
+                  {"cron_restart", "0 3 * * *"}});
+  nlohmann::ordered_json doc = {{"apps", apps}};
+  const std::string about =
+      "corral's ecosystem file (PM2's format): `corral start " + std::filesystem::path(path).filename().string() +
+      "` starts its apps, `--env production` with env_production.\n"
+      "web: one instance per CPU, in cluster mode: the daemon owns port 3000 and hands it to every instance\n"
+      "(LISTEN_FDS: fd 3), so restarts and reloads refuse no connection. worker: restarted over 300M of\n"
+      "memory, and every night at 3. Scripts are relative to this file. Every key: corral's docs/ecosystem.md.\n";
+  auto commented = [&](const char* mark) {
+    std::string out;
+    std::istringstream lines(about);
+    for (std::string l; std::getline(lines, l);) out += mark + l + "\n";
+    return out;
+  };
+  std::string text;
+  if (*format == eco_format::js) text = commented("// ") + "module.exports = " + doc.dump(2) + ";\n";
+  else if (*format == eco_format::json) text = doc.dump(2) + "\n";  // (JSON has no comments)
+  else {
+    YAML::Emitter e;
+    e << yaml_of(doc);
+    text = commented("# ") + e.c_str() + "\n";
+  }
+  // O_EXCL: never over a file already there.
+  unique_fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (!fd)
+    return error(std::error_code(errno, std::generic_category()),
+                 "init: " + path + ": " + std::strerror(errno) + (errno == EEXIST ? " (it is left as it is)" : ""));
+  for (size_t off = 0; off < text.size();) {
+    ssize_t n = ::write(fd.get(), text.data() + off, text.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return error(std::error_code(errno, std::generic_category()), "init: " + path + ": " + std::strerror(errno));
+    off += static_cast<size_t>(n);
+  }
+  return {};
+}
+
 }  // namespace corral::cli

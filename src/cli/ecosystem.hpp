@@ -25,6 +25,11 @@ enum class eco_format { yaml, json, js };
 /// one of an ecosystem file.
 std::optional<eco_format> ecosystem_format(const std::string& path);
 
+/// `corral init [file]` (PM2's init and ecosystem): writes a starting
+/// ecosystem file, in the format its name says, that `corral start` takes
+/// once its scripts exist. An existing file is left alone (an error).
+status write_ecosystem_template(const std::string& path);
+
 struct eco_app {
   app_options options;
   /// 1-based lines of the entry and of each of its keys; 0 when unknown

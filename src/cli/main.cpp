@@ -751,6 +751,10 @@ int run_command(int argc, char** argv) {
   list->alias("ls");
   list->alias("status");
   auto* jlist = app.add_subcommand("jlist", "the apps as JSON");
+  std::string init_file = "ecosystem.config.js";
+  auto* init = app.add_subcommand("init", "write a starting ecosystem file (default ecosystem.config.js; .yaml, .json)");
+  init->alias("ecosystem");
+  init->add_option("file", init_file, "the file to write (never over an existing one)");
   auto* pid_cmd = app.add_subcommand("pid", "the pids of an app's running instances, one per line (PM2's)");
   pid_cmd->add_option("target", target, "app name, id, namespace or all")->required();
   auto* ping = app.add_subcommand("ping", "check that the daemon answers (starts it if needed)");
@@ -821,6 +825,11 @@ int run_command(int argc, char** argv) {
   ro.app.args = after;
 
   if (daemon_cmd->parsed()) return daemon::run_daemon(home);
+  if (init->parsed()) {
+    if (auto w = cli::write_ecosystem_template(init_file); !w) return fail(w.err().message());
+    std::printf("wrote %s: edit its scripts, then `corral start %s`\n", init_file.c_str(), init_file.c_str());
+    return 0;
+  }
   if (monit->parsed()) {
     if (monit->count("target") > 0 && !could_name_an_app(mo.target))
       return fail("monit: " + not_an_app(mo.target), exit_usage);

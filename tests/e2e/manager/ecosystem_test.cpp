@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <sstream>
+#include <thread>
 
 #include "harness.hpp"
 
@@ -101,6 +102,52 @@ TEST_F(Ecosystem, StartsEveryAppOfAYamlFile) {
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("app 'cpp' already exists"), std::string::npos) << r.err;
   EXPECT_EQ(pids_of(rows("cpp")), pids);
+}
+
+// `corral init` (PM2's init/ecosystem): a file `corral start` takes once its
+// scripts exist: here a Node server on the daemon's socket and a Python
+// worker, with the port made 0 (the template's 3000 may be taken here). It
+// never writes over a file.
+TEST_F(Ecosystem, InitWritesAFileThatStartsOnceItsScriptsExist) {
+  auto r = corral({"init"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string file = work_.file("ecosystem.config.js");
+  std::string text = slurp(file);
+  ASSERT_NE(text.find("\"port\": 3000"), std::string::npos) << text;
+  text.replace(text.find("\"port\": 3000"), std::string("\"port\": 3000").size(), "\"port\": 0");
+  std::filesystem::remove(file);
+  write_file(file, text);
+  write_file(work_.file("server.js"),
+             "require('http').createServer((q, s) => s.end('hi')).listen({fd: 3});\n");
+  write_file(work_.file("worker.py"), "import time\ntime.sleep(1000)\n");
+  r = corral({"start", "ecosystem.config.js", "--env", "production"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  size_t cpus = std::max(1u, std::thread::hardware_concurrency());
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("web"), cpus) && all_online(rows("worker"), 1); }, 30s))
+      << jlist().dump();
+  auto web = rows("web")[0]["app"];
+  EXPECT_EQ(web["env"]["NODE_ENV"], "production");
+  EXPECT_EQ(web["listen"].size(), 1u);
+  EXPECT_EQ(rows("worker")[0]["app"]["cron_restart"], "0 3 * * *");
+
+  r = corral({"init"});  // there now
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("init: ecosystem.config.js: File exists (it is left as it is)"), std::string::npos) << r.err;
+  EXPECT_EQ(slurp(file), text);
+  r = corral({"init", "eco.txt"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("must end in .config.js, .yaml, .yml or .json"), std::string::npos) << r.err;
+  // The YAML and JSON templates read as the same apps.
+  ASSERT_EQ(corral({"ecosystem", "t.yaml"}).code, 0);
+  ASSERT_EQ(corral({"init", "t.json"}).code, 0);
+  auto j = json::parse(slurp(work_.file("t.json")));
+  ASSERT_EQ(j["apps"].size(), 2u);
+  EXPECT_EQ(j["apps"][0]["script"], "./server.js");
+  EXPECT_EQ(j["apps"][1]["cron_restart"], "0 3 * * *");
+  std::string yaml = slurp(work_.file("t.yaml"));
+  for (const char* line : {"\n  - name: web\n", "\n    script: ./server.js\n", "\n    port: 3000\n",
+                           "\n    cron_restart: 0 3 * * *\n"})
+    EXPECT_NE(yaml.find(line), std::string::npos) << line << yaml;
 }
 
 TEST_F(Ecosystem, EnvProductionSelectsEnvUnderscoreProduction) {
