@@ -38,14 +38,15 @@ result<client> client::connect(const daemon::home_paths& home) {
   return client(std::move(fd));
 }
 
-result<client> client::connect_or_start(const daemon::home_paths& home, bool& started) {
-  started = false;
+result<client> client::connect_or_start(const daemon::home_paths& home, pid_t& started) {
+  started = 0;
   auto c = connect(home);
   if (c) return c;
   int err = c.err().code().value();
   if (err != ECONNREFUSED && err != ENOENT) return c;
-  if (auto pid = daemon::launch_daemon(home, daemon::self_exe_path(), {}); !pid) return pid.err();
-  started = true;
+  auto pid = daemon::launch_daemon(home, daemon::self_exe_path(), {});
+  if (!pid) return pid.err();
+  started = *pid;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (std::chrono::steady_clock::now() < deadline) {
     auto again = connect(home);

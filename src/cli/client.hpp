@@ -18,8 +18,9 @@ class client {
   /// Connects to a running daemon; ECONNREFUSED/ENOENT if none.
   static result<client> connect(const daemon::home_paths& home);
   /// Connects, starting a daemon (`<self> daemon`, detached) if none answers.
-  /// `started` tells whether this call started it.
-  static result<client> connect_or_start(const daemon::home_paths& home, bool& started);
+  /// `started`: the pid of the daemon this call started, 0 if none (the one
+  /// that answers may be another: one started at the same time won).
+  static result<client> connect_or_start(const daemon::home_paths& home, pid_t& started);
 
   /// Sends one request and waits for its response. A failed response is an
   /// error carrying the daemon's one-line message.

@@ -262,6 +262,14 @@ result<std::vector<daemon::app_spec>> specs_of(start_options& o, std::string& un
   return usage(flag_of(out.error.field) + ": " + out.error.message);
 }
 
+// A command newer than the daemon (upgraded, not yet `corral update`d) says so.
+result<json> older_daemon_hint(result<json> r) {
+  if (!r && r.err().message().starts_with("unknown command '"))
+    return error(r.err().code(), r.err().message() + ": the running daemon is older than this corral; " +
+                                     "`corral update` replaces it");
+  return r;
+}
+
 class session {
  public:
   explicit session(daemon::home_paths home) : home_(std::move(home)) {}
@@ -293,11 +301,7 @@ class session {
       client_.reset();
       r = call_once(cmd, std::move(args));
     }
-    // A command newer than the daemon (upgraded, not yet `corral update`d).
-    if (!r && r.err().message().starts_with("unknown command '"))
-      return error(r.err().code(), r.err().message() + ": the running daemon is older than this corral; " +
-                                       "`corral update` replaces it");
-    return r;
+    return older_daemon_hint(std::move(r));
   }
 
   int print_list() {
@@ -321,12 +325,15 @@ class session {
  private:
   result<json> call_once(const std::string& cmd, json args) {
     if (!client_) {
-      bool started = false;
+      pid_t started = 0;
       auto c = cli::client::connect_or_start(home_, started);
       if (!c) return c.err();
       client_.emplace(std::move(c.value()));
-      if (started) {
+      if (started > 0) {
         auto ping = client_->call("ping");
+        // Ours lost to another daemon starting meanwhile (`corral update`'s
+        // next one): that one says what it restored, not us.
+        if (ping && ping->value("pid", 0) != started) ping = error(std::make_error_code(std::errc::no_such_process), "");
         if (auto why = ping ? ping->value("state_error", std::string()) : std::string(); !why.empty()) {
           auto moved = ping->value("state_moved_to", std::string());
           std::string kept = moved.empty() ? "it could not move it aside (see daemon.log)" : "the file is kept as " + moved;
@@ -568,7 +575,9 @@ int cmd_update(const daemon::home_paths& home) {
   auto ping = c->call("ping");
   if (!ping) return fail(ping.err().message());
   const pid_t old_pid = ping->value("pid", 0);
-  auto r = c->call("update", {{"exe", exe}});
+  // take_lock: this binary, the next daemon, takes the lock's descriptor
+  // (an older one would wait for a lock that descriptor holds).
+  auto r = c->call("update", {{"exe", exe}, {"take_lock", true}});
   if (!r) return fail(r.err().message());
   if (!wait_gone(old_pid, std::chrono::seconds(30)))
     return fail("the old daemon (pid " + std::to_string(old_pid) + ") did not exit within 30 s (see " +
@@ -951,7 +960,16 @@ int run_command(int argc, char** argv) {
     return 0;
   }
   if (reload_logs->parsed()) {
-    auto r = s.call("reload_logs", {{"target", "all"}});
+    // No daemon, no file open: a logrotate postrotate must not start one
+    // (it would restore the apps a `systemctl stop` stopped).
+    auto c = cli::client::connect(home);
+    if (!c) {
+      int err = c.err().code().value();
+      if (err != ENOENT && err != ECONNREFUSED) return fail(c.err().message());
+      std::puts("no daemon running: no log file to reopen");
+      return 0;
+    }
+    auto r = older_daemon_hint(c->call("reload_logs", {{"target", "all"}}));
     if (!r) return fail(r.err().message());
     std::puts("log files reopened");
     return 0;

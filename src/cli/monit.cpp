@@ -274,7 +274,7 @@ std::vector<std::string> last_lines(const std::string& path, int n) {
 }
 
 int run_monit(const daemon::home_paths& home, const monit_options& o) {
-  bool started = false;
+  pid_t started = 0;
   auto c = client::connect_or_start(home, started);
   if (!c) return fail(c.err().message());
   log_paths logs(home);

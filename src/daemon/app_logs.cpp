@@ -243,6 +243,13 @@ void app_logs::flush(std::function<void()> done) { every_file(&log_file::flush, 
 
 void app_logs::reopen(std::function<void()> done) { every_file(&log_file::reopen, std::move(done)); }
 
+std::vector<std::string> app_logs::reopen_errors() const {
+  std::vector<std::string> out;
+  for (auto& [path, f] : by_path_)
+    if (!f->reopen_error().empty()) out.push_back(path + ": " + f->reopen_error());
+  return out;
+}
+
 void app_logs::every_file(void (log_file::*op)(std::function<void()>), std::function<void()> done) {
   auto left = std::make_shared<size_t>(by_path_.size());
   auto shared_done = std::make_shared<std::function<void()>>(std::move(done));

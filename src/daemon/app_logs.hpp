@@ -71,6 +71,8 @@ class app_logs {
   /// `corral reloadLogs` of every file: each closed and its path opened
   /// afresh; `done` runs once all are.
   void reopen(std::function<void()> done);
+  /// "<path>: <why>" for each file whose last reopen could not open its path.
+  std::vector<std::string> reopen_errors() const;
 
  private:
   /// `op` on every file; `done` once each has called back.

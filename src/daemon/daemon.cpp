@@ -92,15 +92,19 @@ detail::uv_handle_ptr<uv_signal_t> watch(uv_loop_t* loop, int sig, daemon_state*
 }
 
 // `corral update`: the state is on disk, the apps the new daemon cannot take
-// over are stopped, our socket and pid file are gone. The new daemon waits
-// for our lock, which our exit releases. Under systemd it becomes the
+// over are stopped, our socket and pid file are gone. The new daemon holds
+// our lock through the descriptor we pass (or waits for our exit to
+// release it). Under systemd it becomes the
 // service's main process before we exit, so that the service, and the
 // apps in its cgroup, live on.
 void start_replacement(const home_paths& home, const std::string& exe, int lock, const std::vector<unique_fd>& pass) {
-  // Our lock's open file description too: the new daemon holds the lock
-  // from its start, and a daemon a CLI starts meanwhile (our socket is gone)
-  // cannot take it in the gap between our exit and its restore.
-  std::vector<int> fds{lock};
+  // Our lock's open file description too (`lock` >= 0: the new binary takes
+  // it): the new daemon holds the lock from its start, and a daemon a CLI
+  // starts meanwhile (our socket is gone) cannot take it in the gap between
+  // our exit and its restore. A binary older than that would keep it open
+  // and wait for the lock it holds: it gets none, and waits for our exit.
+  std::vector<int> fds;
+  if (lock >= 0) fds.push_back(lock);
   for (auto& fd : pass) fds.push_back(fd.get());
   auto pid = launch_daemon(home, exe,
                            {std::string(replaces_env) + "=" + std::to_string(::getpid()),
@@ -133,7 +137,7 @@ int run_daemon(const home_paths& home, const daemon_hooks& hooks) {
   if (std::getenv(replaces_env)) {
     wait_ms = 30'000;
     int n = std::atoi(std::getenv(passed_fds_env) ? std::getenv(passed_fds_env) : "0");
-    for (int fd = 3; fd < 3 + n && fd < 3 + 256; ++fd)
+    for (int fd = 3; fd < 3 + n && fd < 3 + static_cast<int>(max_passed_fds); ++fd)
       if (::fcntl(fd, F_SETFD, FD_CLOEXEC) == 0) inherited.emplace_back(fd);
     // The old daemon's lock (the same open file description, so the lock is
     // ours already): taken out of what restore() looks at.
@@ -206,6 +210,7 @@ int run_daemon(const home_paths& home, const daemon_hooks& hooks) {
   uv_run(d.loop, UV_RUN_DEFAULT);
   // (A stop signal during the update wins: the system is stopping us.)
   const std::string replacement = d.stopping ? std::string() : d.sup->replacement_exe();
+  const bool takes_lock = d.sup->replacement_takes_lock();
   std::vector<unique_fd> pass;  // (what the next daemon takes over)
   if (!replacement.empty()) pass = d.sup->leave_running_for_update();
   if (hooks.on_stopped) hooks.on_stopped();
@@ -217,7 +222,8 @@ int run_daemon(const home_paths& home, const daemon_hooks& hooks) {
   d.sup.reset();  // closes every instance's handles and log files
   uv_run(d.loop, UV_RUN_DEFAULT);  // let the closes (and last log writes) finish
   ::unlink(home.pid.c_str());
-  if (!replacement.empty()) start_replacement(home, replacement, lock.get(), pass);
+  if (!replacement.empty())
+    start_replacement(home, replacement, takes_lock ? lock.get() : -1, pass);
   return d.exit_code;
 }
 

@@ -53,7 +53,9 @@ bool exe_replaced(pid_t pid) {
 result<pid_t> launch_daemon(const home_paths& home, const std::string& exe, const std::vector<std::string>& extra_env,
                             const std::vector<int>& pass_fds) {
   if (auto s = ensure_home(home); !s) return s.err();
-  if (pass_fds.size() > 256) return error(std::make_error_code(std::errc::argument_list_too_long), "over 256 descriptors to pass");
+  if (pass_fds.size() > max_passed_fds)
+    return error(std::make_error_code(std::errc::argument_list_too_long),
+                 "over " + std::to_string(max_passed_fds) + " descriptors to pass");
   // Everything the child needs is made before fork: after it, a process
   // with threads may only make async-signal-safe calls.
   std::vector<std::string> env_text;

@@ -18,6 +18,9 @@ std::string self_exe_path();
 /// True if the running binary was replaced on disk since it started.
 bool exe_replaced(pid_t pid);
 
+/// At most this many descriptors pass to a daemon (`corral update`).
+inline constexpr std::size_t max_passed_fds = 1000;
+
 /// Starts `<exe> daemon` for `home`: detached (double fork, its own session),
 /// stdin /dev/null, stdout and stderr appended to daemon.log, no descriptor
 /// beyond 0..2 but `pass_fds`, which it gets at 3, 4, ... in that order, the

@@ -29,6 +29,9 @@ struct log_file::shared {
   std::vector<std::function<void()>> flush_waiters;
   std::vector<std::function<void()>> reopen_waiters;  // reopen(): the path afresh
   uint64_t path_checked = 0;                           // (uv_now) the path last compared with the file
+  bool path_missing = false;   // the last check found no file at the path, ours still named elsewhere
+  bool reopen_reported = false;  // a failed reopen said in the daemon's log (once until one works)
+  std::string reopen_error;      // the last reopen's failure, "" if it worked
   std::vector<std::function<void()>> room_waiters;
   uint64_t appended = 0;  // lines given to write_line, ever
   uint64_t settled = 0;   // of those, the first this many are written or dropped
@@ -48,8 +51,10 @@ struct log_file::job {
   std::shared_ptr<shared> st;
   int fd;  // in and out: a reopen or a rotation replaces it
   bool reopen = false;
-  bool check_path = false;  // whether the path still names the file open
-  bool moved = false;       // it did not: the file was moved or removed
+  bool check_path = false;    // whether the path still names the file open
+  bool path_missing = false;  // in: the last check found none at the path; out: this one
+  bool moved = false;         // it did not: the file was moved or removed
+  int open_errno = 0;         // a reopen that failed
   bool truncate = false;
   std::vector<std::function<void()>> reopened;
   std::string data;
@@ -182,6 +187,7 @@ void log_file::finish_closed(shared& st) {
 
 uint64_t log_file::dropped_total() const noexcept { return st_->buf.dropped_total() + st_->write_dropped; }
 std::string log_file::failing() const { return st_->failing ? errno_text(st_->failing) : std::string(); }
+const std::string& log_file::reopen_error() const noexcept { return st_->reopen_error; }
 uint64_t log_file::rotations_for_test() const noexcept { return st_->rotations; }
 
 void log_file::write_line(std::string_view line) {
@@ -216,8 +222,10 @@ void log_file::kick(const std::shared_ptr<shared>& st) {
   auto* j = new job{};
   j->st = st;
   j->fd = st->fd;
-  j->reopen = st->reopen || !st->reopen_waiters.empty();
+  // (A file never opened yet, fd -1, is left to its first line.)
+  j->reopen = st->reopen || (!st->reopen_waiters.empty() && st->fd >= 0);
   j->reopened.swap(st->reopen_waiters);
+  j->path_missing = st->path_missing;
   // Once a second at most (a stat per batch otherwise): a file that
   // logrotate moved, or someone removed, is not written on unseen.
   if (uint64_t now = uv_now(st->loop); !j->reopen && now - st->path_checked >= st->options.path_check_ms) {
@@ -273,18 +281,36 @@ void log_file::run(job& j) {
   if (j.check_path && j.fd >= 0) {
     // A regular file only: /dev/null or a FIFO is the same whatever its inode.
     struct stat open_file {}, at_path {};
-    if (::fstat(j.fd, &open_file) == 0 && S_ISREG(open_file.st_mode) &&
-        (::stat(path.c_str(), &at_path) != 0 ? errno == ENOENT : !same_file(at_path, open_file)))
-      j.reopen = j.moved = true;
+    const bool was_missing = j.path_missing;
+    j.path_missing = false;
+    if (::fstat(j.fd, &open_file) == 0 && S_ISREG(open_file.st_mode)) {
+      if (::stat(path.c_str(), &at_path) == 0) {
+        if (!same_file(at_path, open_file)) j.reopen = j.moved = true;
+      } else if (errno == ENOENT) {
+        // Removed (no name left): at once. Moved (logrotate's rename): the
+        // path stays logrotate's to create, with the mode and owner it is
+        // told, until the next check.
+        if (open_file.st_nlink == 0 || was_missing) j.reopen = j.moved = true;
+        else j.path_missing = true;
+      }
+    }
   }
   if (j.truncate) remove_rotated(path, opt.retain);
-  if (j.truncate || j.reopen || j.fd < 0) {
+  if (j.truncate || j.reopen || (j.fd < 0 && !j.data.empty())) {
     int fd = open_log(path, j.truncate);
     if (fd >= 0) {
       if (j.fd >= 0) ::close(j.fd);
       j.fd = fd;
     } else {
-      open_errno = errno;
+      open_errno = j.open_errno = errno;
+      // A file with no name left (its directory removed, say): what would go
+      // on into it is lost, so it is not written, and counts as dropped
+      // until the path can be opened. One moved elsewhere is written on.
+      struct stat st {};
+      if (j.fd >= 0 && ::fstat(j.fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 0) {
+        ::close(j.fd);
+        j.fd = -1;
+      }
     }
   }
   if (j.data.empty()) return;
@@ -336,9 +362,18 @@ void log_file::done(job& j) {
   st.fd = j.fd;
   st.reopen = false;
   st.rotations += j.rotations;
-  if (j.moved)
+  st.path_missing = j.path_missing;
+  if (j.reopen) st.reopen_error = j.open_errno ? errno_text(j.open_errno) : std::string();
+  if (j.moved && !j.open_errno) {
     std::fprintf(stderr, "corral daemon: %s was moved or removed (logrotate?): writing to the path afresh\n",
                  st.path.c_str());
+    st.reopen_reported = false;
+  } else if (j.moved && !st.reopen_reported) {
+    std::fprintf(stderr, "corral daemon: %s was moved or removed, and cannot be opened afresh: %s; %s\n",
+                 st.path.c_str(), errno_text(j.open_errno).c_str(),
+                 j.fd >= 0 ? "writing on to the moved file" : "its lines are dropped (counted) until it can be");
+    st.reopen_reported = true;
+  }
   if (j.rotate_errno && !st.rotate_reported)
     std::fprintf(stderr, "corral daemon: cannot rotate %s (%s): %s; writing on past max_log_size\n", st.path.c_str(),
                  j.rotate_what.c_str(), errno_text(j.rotate_errno).c_str());

@@ -88,6 +88,9 @@ class log_file {
   /// moved or removed is also noticed without it, by the first write a
   /// second or more after the last check.
   void reopen(std::function<void()> done);
+  /// Why the last reopen (asked, or after a move) could not open the path,
+  /// "" if it could.
+  const std::string& reopen_error() const noexcept;
   const std::string& path() const noexcept { return path_; }
   /// Lines lost: dropped by a full buffer or by a failed write.
   uint64_t dropped_total() const noexcept;

@@ -61,6 +61,8 @@ class supervisor final : public instance_host {
   /// After an `update` command: the binary of the daemon that replaces this
   /// one, which exits once the reply is out; empty otherwise.
   const std::string& replacement_exe() const noexcept { return update_exe_; }
+  /// Whether the replacement takes the lock's descriptor (update's take_lock).
+  bool replacement_takes_lock() const noexcept { return update_takes_lock_; }
   /// The daemon exits for its replacement: the cluster-mode instances it kept
   /// running are left to the next daemon (not killed).
   /// Returns duplicates of what the next daemon takes over: the listening
@@ -275,7 +277,8 @@ class supervisor final : public instance_host {
   std::shared_ptr<char> alive_ = std::make_shared<char>();
   bool exit_requested_ = false;
   bool stderr_is_daemon_log_ = false;  // (when we started)
-  std::string update_exe_;  // set by `update`: no command changes anything any more
+  std::string update_exe_;
+  bool update_takes_lock_ = false;  // set by `update`: no command changes anything any more
   bool leaving_running_ = false;
   std::function<void()> on_exit_requested_;
   output_echo echo_;

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "daemon/launch.hpp"
 #include "daemon/paths.hpp"
 #include "daemon/proc_stats.hpp"
 #include "daemon/supervisor.hpp"
@@ -36,7 +37,7 @@ void supervisor::handle(const request& req, reply_fn reply) {
                       {"started", started_unix_ms_}}));
     return;
   }
-  if (!update_exe_.empty() && c != "list" && c != "describe" && c != "logs_info" && c != "env")
+  if (!update_exe_.empty() && c != "list" && c != "describe" && c != "logs_info" && c != "env" && c != "reload_logs")
     return reply(fail(req.id, "the daemon is being replaced (corral update): '" + c + "' waits for the new one; " +
                                   "try again in a moment"));
   if (c == "update") return cmd_update(req, std::move(reply));
@@ -344,8 +345,14 @@ void supervisor::cmd_env(const request& req, reply_fn reply) {
 void supervisor::cmd_flush(const request& req, reply_fn reply) { on_logs(req, std::move(reply), &app_logs::flush); }
 
 void supervisor::cmd_reload_logs(const request& req, reply_fn reply) {
-  on_logs(req, std::move(reply), &app_logs::reopen);
-  reopen_daemon_log();
+  reopen_daemon_log();  // (first: the reply may go at once)
+  on_logs(req, [this, reply, id = req.id](response&& r) {
+    std::string failed;  // (a path that cannot be opened: its directory removed, say)
+    for (auto& a : apps_)
+      for (auto& e : a->logs->reopen_errors()) failed += (failed.empty() ? "" : "; ") + e;
+    if (r.ok && !failed.empty()) return reply(fail(id, "cannot reopen " + failed));
+    reply(std::move(r));
+  }, &app_logs::reopen);
 }
 
 void supervisor::reopen_daemon_log() {
@@ -460,6 +467,7 @@ void supervisor::cmd_update(const request& req, reply_fn reply) {
     if (a->reloading > 0)
       return reply(fail(req.id, "update: app '" + a->spec.name + "' is being reloaded; update once the reload is done"));
   update_exe_ = exe;
+  update_takes_lock_ = req.args.value("take_lock", false);
   // What the next daemon cannot take over is stopped gracefully now (kill_
   // signal, kill_timeout), as `pm2 update` stops everything: the next daemon
   // starts it again. The desired state stays "running".
@@ -482,16 +490,31 @@ void supervisor::cmd_update(const request& req, reply_fn reply) {
 
 std::vector<unique_fd> supervisor::leave_running_for_update() {
   leaving_running_ = true;
-  std::vector<unique_fd> pass;
+  // What the kept instances need first (their outputs, their apps'
+  // sockets), then every other app's sockets, also of one whose instances
+  // were stopped (round-robin: the daemon is their primary): the port never
+  // closes, and what connects meanwhile waits in the backlog for the new
+  // daemon's instances. Past max_passed_fds (one is the lock's), the new
+  // daemon binds the rest anew.
+  std::vector<unique_fd> pass, others;
+  auto dup_sockets = [](const app& a, std::vector<unique_fd>& into) {
+    for (auto& s : a.sockets)
+      if (unique_fd d(::fcntl(s.get(), F_DUPFD_CLOEXEC, 3)); d) into.push_back(std::move(d));
+  };
   for (auto& a : apps_) {
+    bool kept = false;
     for (auto& i : a->instances)
-      if (survives_update(*a, *i))
+      if (survives_update(*a, *i)) {
+        kept = true;
         for (auto& fd : i->leave_running()) pass.push_back(std::move(fd));
-    // Every app's sockets, also of one whose instances were stopped (round-
-    // robin: the daemon is their primary): the port never closes, and what
-    // connects meanwhile waits in the backlog for the new daemon's instances.
-    for (auto& s : a->sockets)
-      if (unique_fd d(::fcntl(s.get(), F_DUPFD_CLOEXEC, 3)); d) pass.push_back(std::move(d));
+      }
+    dup_sockets(*a, kept ? pass : others);
+  }
+  for (auto& fd : others) pass.push_back(std::move(fd));
+  if (pass.size() > max_passed_fds - 1) {
+    std::fprintf(stderr, "corral daemon: %zu descriptors for the next daemon, over %zu: it binds the last %zu "
+                         "sockets anew\n", pass.size(), max_passed_fds - 1, pass.size() - (max_passed_fds - 1));
+    pass.resize(max_passed_fds - 1);
   }
   return pass;
 }

@@ -154,7 +154,9 @@ TEST_F(LogFile, ReopenAfterAMoveWritesOnAtThePathAndCallsBackOnce) {
 }
 
 // Without reopen(): a write that finds the path naming another file, or none,
-// opens it afresh (path_check_ms 0: every write looks).
+// opens it afresh (path_check_ms 0: every write looks). A file moved away
+// with none in its place is given one check's time (logrotate creates the
+// new one, with the mode and owner it is told) before it is created here.
 TEST_F(LogFile, AWriteNoticesTheFileWasMovedOrRemovedAndWritesAtThePath) {
   std::string path = dir_ + "/m.log";
   auto f = log_file::open(&loop_, path, {.path_check_ms = 0});
@@ -162,10 +164,14 @@ TEST_F(LogFile, AWriteNoticesTheFileWasMovedOrRemovedAndWritesAtThePath) {
   (*f)->write_line("a");
   settle();
   ASSERT_EQ(::rename(path.c_str(), (path + ".1").c_str()), 0);
+  (*f)->write_line("a2");  // (the path is still logrotate's to create)
+  settle();
+  EXPECT_EQ(::access(path.c_str(), F_OK), -1);
   (*f)->write_line("b");
   settle();
-  EXPECT_EQ(slurp(path + ".1"), "a\n");
+  EXPECT_EQ(slurp(path + ".1"), "a\na2\n");
   EXPECT_EQ(slurp(path), "b\n");
+  EXPECT_EQ((*f)->reopen_error(), "");
   ASSERT_EQ(::unlink(path.c_str()), 0);
   (*f)->write_line("c");
   settle();
@@ -177,6 +183,38 @@ TEST_F(LogFile, AWriteNoticesTheFileWasMovedOrRemovedAndWritesAtThePath) {
   settle();
   EXPECT_EQ(slurp(path), "new\nd\n");
   EXPECT_EQ(slurp(path + ".2"), "c\n");
+}
+
+// A log whose directory is removed: its file has no name left, so what would
+// go into it is counted as dropped (not written where nobody can read it),
+// the reopen's failure is said, and once the directory is back the file is
+// made again, the gap marked.
+TEST_F(LogFile, ALogWhoseDirectoryWasRemovedDropsCountedUntilItCanBeOpenedAgain) {
+  std::string sub = dir_ + "/logs", path = sub + "/r.log";
+  ASSERT_EQ(::mkdir(sub.c_str(), 0700), 0);
+  auto f = log_file::open(&loop_, path, {.path_check_ms = 0});
+  ASSERT_TRUE(f);
+  (*f)->write_line("a");
+  settle();
+  ASSERT_EQ(::unlink(path.c_str()), 0);
+  ASSERT_EQ(::rmdir(sub.c_str()), 0);
+  (*f)->write_line("lost");
+  settle();
+  EXPECT_EQ((*f)->dropped_total(), 1u);
+  EXPECT_NE((*f)->reopen_error(), "");
+  EXPECT_NE((*f)->failing(), "");
+  ASSERT_EQ(::mkdir(sub.c_str(), 0700), 0);
+  (*f)->write_line("b");
+  settle();
+  EXPECT_EQ(slurp(path), "[corral] 1 line dropped: No such file or directory (ENOENT)\nb\n");
+  EXPECT_EQ((*f)->reopen_error(), "");
+  // A file not opened yet (no line so far) is not made by a reopen.
+  auto later = log_file::create(&loop_, sub + "/later.log");
+  bool called = false;
+  later->reopen([&] { called = true; });
+  settle();
+  EXPECT_TRUE(called);
+  EXPECT_EQ(::access((sub + "/later.log").c_str(), F_OK), -1);
 }
 
 TEST_F(LogFile, LinesQueuedWhenTheOwnerGoesAreWrittenAfterTheJobInFlight) {

@@ -551,6 +551,12 @@ TEST_F(Manager, JsonLogTypeWritesOneRecordPerLine) {
 // at once), and across the two files every line is there once, in order.
 // The daemon's own log, moved too, is reopened as well.
 TEST_F(Manager, ReloadLogsAfterLogrotateMovedTheFilesWritesNoMoreToThemAndLosesNoLine) {
+  // No daemon: nothing to reopen, and none is started (a nightly postrotate
+  // must not bring back apps that `systemctl stop` stopped).
+  auto none = corral({"reloadLogs"});
+  EXPECT_EQ(none.code, 0) << none.err;
+  EXPECT_EQ(none.out, "no daemon running: no log file to reopen\n");
+  EXPECT_FALSE(exists(home_.file("daemon.pid")));
   // A line every 2 ms, for longer than any test runs.
   ASSERT_EQ(corral({"start", app, "--name", "seq", "--", "numbered", "10000000", "32", "2000"}).code, 0);
   const std::string out = log_path("seq"), dlog = home_.file("daemon.log");
@@ -574,6 +580,25 @@ TEST_F(Manager, ReloadLogsAfterLogrotateMovedTheFilesWritesNoMoreToThemAndLosesN
             std::string::npos) << slurp(dlog);
   // PM2's other spelling, and nothing to do: still every file reopened.
   EXPECT_EQ(corral({"reload-logs"}).code, 0);
+}
+
+// A log whose directory was removed: reloadLogs says it cannot reopen it
+// (exit 1, the path and why), the lines meanwhile are counted as dropped,
+// and once the directory is back the next reopen works.
+TEST_F(Manager, ReloadLogsSaysWhichFileItCannotReopen) {
+  std::filesystem::create_directories(work_.file("logs"));
+  const std::string out = work_.file("logs/out.log");
+  ASSERT_EQ(corral({"start", app, "--name", "seq", "-o", out, "--", "numbered", "10000000", "32", "2000"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return seq_numbers(slurp(out)).size() >= 20; }, 10s)) << slurp(out);
+  std::filesystem::remove_all(work_.file("logs"));
+  auto r = corral({"reloadLogs"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("cannot reopen " + out + ": No such file or directory (ENOENT)"), std::string::npos) << r.err;
+  ASSERT_TRUE(wait_until([&] { return jlist()[0].value("dropped_lines", 0) > 0; }, 10s)) << jlist().dump();
+  std::filesystem::create_directories(work_.file("logs"));
+  r = corral({"reloadLogs"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return slurp(out).find(" lines dropped: ") != std::string::npos; }, 10s)) << slurp(out);
 }
 
 // Without reloadLogs (logrotate's `create` with no postrotate, or a user's
