@@ -764,6 +764,9 @@ int run_command(int argc, char** argv) {
   auto* init = app.add_subcommand("init", "write a starting ecosystem file (default ecosystem.config.js; .yaml, .json)");
   init->alias("ecosystem");
   init->add_option("file", init_file, "the file to write (never over an existing one)");
+  auto* prettylist = app.add_subcommand("prettylist", "the apps as indented JSON");
+  auto* id_cmd = app.add_subcommand("id", "the ids of an app's instances, one per line (PM2's)");
+  id_cmd->add_option("target", target, "app name, id, namespace or all")->required();
   auto* pid_cmd = app.add_subcommand("pid", "the pids of an app's running instances, one per line (PM2's)");
   pid_cmd->add_option("target", target, "app name, id, namespace or all")->required();
   auto* ping = app.add_subcommand("ping", "check that the daemon answers (starts it if needed)");
@@ -780,6 +783,8 @@ int run_command(int argc, char** argv) {
   auto* reload_logs = app.add_subcommand("reloadLogs", "reopen every log file (after logrotate moved them)");
   reload_logs->alias("reload-logs");
   auto* save = app.add_subcommand("save", "remember the app list for resurrect");
+  save->alias("dump");  // PM2's
+  auto* cleardump = app.add_subcommand("cleardump", "empty the list save remembered (resurrect then starts none)");
   auto* resurrect = app.add_subcommand("resurrect", "start the apps saved by save");
   auto* kill = app.add_subcommand("kill", "stop every app, then the daemon");
   auto* update = app.add_subcommand("update", "replace the running daemon with this corral binary (after an upgrade); "
@@ -857,7 +862,7 @@ int run_command(int argc, char** argv) {
   // describe, scale, logs, flush, signal, env: a target no app can have needs no daemon
   // to be refused (stop, restart, delete and reload: cmd_target, after an
   // ecosystem file's names). None given to logs or flush means all.
-  for (auto* c : {describe, scale, logs, flush, sendsig, env_cmd, pid_cmd})
+  for (auto* c : {describe, scale, logs, flush, sendsig, env_cmd, pid_cmd, id_cmd})
     if (c->parsed() && !(target.empty() && c->count("target") == 0) && !could_name_an_app(target))
       return fail(c->get_name() + ": " + not_an_app(target), exit_usage);
   int sig = 0;
@@ -930,17 +935,18 @@ int run_command(int argc, char** argv) {
     std::puts(r->dump(2).c_str());
     return 0;
   }
-  if (pid_cmd->parsed()) {  // (kill -USR2 $(corral pid api))
+  if (pid_cmd->parsed() || id_cmd->parsed()) {  // (kill -USR2 $(corral pid api))
     auto r = s.call("list", {{"target", target}});
     if (!r) return fail(r.err().message());
     for (const auto& row : *r)
-      if (int pid = row.value("pid", 0); pid > 0) std::printf("%d\n", pid);
+      if (id_cmd->parsed()) std::printf("%d\n", row.value("id", -1));
+      else if (int pid = row.value("pid", 0); pid > 0) std::printf("%d\n", pid);
     return 0;
   }
-  if (jlist->parsed()) {
+  if (jlist->parsed() || prettylist->parsed()) {
     auto r = s.call("list", {{"full", true}});
     if (!r) return fail(r.err().message());
-    std::puts(r->dump().c_str());
+    std::puts(r->dump(prettylist->parsed() ? 2 : -1).c_str());
     return 0;
   }
   if (ping->parsed()) {
@@ -972,6 +978,12 @@ int run_command(int argc, char** argv) {
     auto r = older_daemon_hint(c->call("reload_logs", {{"target", "all"}}));
     if (!r) return fail(r.err().message());
     std::puts("log files reopened");
+    return 0;
+  }
+  if (cleardump->parsed()) {
+    auto r = s.call("clear_dump");
+    if (!r) return fail(r.err().message());
+    std::printf("emptied %s: resurrect starts no app until the next save\n", r->value("path", "").c_str());
     return 0;
   }
   if (save->parsed()) {

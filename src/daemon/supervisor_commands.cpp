@@ -51,7 +51,7 @@ void supervisor::handle(const request& req, reply_fn reply) {
   if (c == "describe") return cmd_describe(req, std::move(reply));
   if (c == "flush") return cmd_flush(req, std::move(reply));
   if (c == "reload_logs") return cmd_reload_logs(req, std::move(reply));
-  if (c == "save") return cmd_save(req, std::move(reply));
+  if (c == "save" || c == "clear_dump") return cmd_save(req, std::move(reply));
   if (c == "resurrect") return cmd_resurrect(req, std::move(reply));
   if (c == "kill") return cmd_kill(req, std::move(reply));
   if (c == "logs_info") return cmd_logs_info(req, std::move(reply));
@@ -403,8 +403,9 @@ void supervisor::cmd_logs_info(const request& req, reply_fn reply) {
 void supervisor::cmd_save(const request& req, reply_fn reply) {
   persisted_state st;
   st.daemon_pid = ::getpid();
-  for (auto& a : apps_)
-    if (!a->deleting) st.apps.push_back({a->spec, {}});
+  if (req.cmd == "save")  // (clear_dump: `corral cleardump`, none)
+    for (auto& a : apps_)
+      if (!a->deleting) st.apps.push_back({a->spec, {}});
   if (auto s = write_file_atomic(home_.dump, to_json(st).dump(2) + "\n"); !s) return reply(fail(req.id, s.err().message()));
   reply(ok(req.id, {{"path", home_.dump}, {"apps", st.apps.size()}}));
 }

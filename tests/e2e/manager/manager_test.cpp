@@ -117,6 +117,33 @@ TEST_F(Manager, PidPrintsTheRunningInstancesPids) {
   EXPECT_NE(r.err.find("nope"), std::string::npos) << r.err;
 }
 
+// PM2's id, prettylist, dump (save) and cleardump.
+TEST_F(Manager, IdPrettylistDumpAndCleardumpDoWhatPm2s) {
+  ASSERT_EQ(corral({"start", app, "--name", "two", "-i", "2", "--", "serve"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("two"), 2); }, 10s));
+  auto r = corral({"id", "two"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::string ids;
+  for (auto& row : rows("two")) ids += std::to_string(row.value("id", -1)) + "\n";
+  EXPECT_EQ(r.out, ids);
+  r = corral({"prettylist"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("\n  {\n    \"app\": {"), std::string::npos) << r.out;
+  EXPECT_EQ(json::parse(r.out).size(), 2u);
+  r = corral({"dump"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("saved 1 app(s) to " + home_.file("dump.json")), std::string::npos) << r.out;
+  EXPECT_EQ(json::parse(slurp(home_.file("dump.json")))["apps"].size(), 1u);
+  r = corral({"cleardump"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "emptied " + home_.file("dump.json") + ": resurrect starts no app until the next save\n");
+  EXPECT_EQ(json::parse(slurp(home_.file("dump.json")))["apps"].size(), 0u);
+  ASSERT_EQ(corral({"delete", "two"}).code, 0);
+  r = corral({"resurrect"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(rows("two").empty());
+}
+
 TEST_F(Manager, SignalReachesEachInstanceAndResetZeroesItsRestarts) {
   write_file(work_.file("sig.py"),
              "import signal, sys, time\n"
