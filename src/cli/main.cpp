@@ -666,7 +666,14 @@ std::vector<std::string> split_dashdash(int argc, char** argv, std::vector<std::
       gid = pw->pw_gid;
     }
     // Only the user's groups; one with no name gets none, as under libuv.
-    if (pw ? ::initgroups(pw->pw_name, static_cast<gid_t>(gid)) != 0 : ::setgroups(0, nullptr) != 0) failed("setgroups");
+    // Groups that cannot be listed (an NSS module this static binary cannot
+    // load) leave the primary one, said in the app's error log.
+    if (pw && ::initgroups(pw->pw_name, static_cast<gid_t>(gid)) != 0) {
+      std::fprintf(stderr, "corral __exec: initgroups(%s): %s; running with the group %lld only\n", pw->pw_name,
+                   std::strerror(errno), gid);
+      pw = nullptr;
+    }
+    if (!pw && ::setgroups(0, nullptr) != 0) failed("setgroups");
     if (::setgid(static_cast<gid_t>(gid)) != 0) failed("setgid");
     if (uid >= 0 && ::setuid(static_cast<uid_t>(uid)) != 0) failed("setuid");
     if (uid > 0 && ::setuid(0) == 0) die("could take root back after setuid(" + std::to_string(uid) + ")");
