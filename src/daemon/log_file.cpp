@@ -277,7 +277,6 @@ bool write_all(int fd, std::string_view bytes, std::size_t& written, int& err) {
 void log_file::run(job& j) {
   const std::string& path = j.st->path;
   const log_options& opt = j.st->options;
-  int open_errno = 0;
   if (j.check_path && j.fd >= 0) {
     // A regular file only: /dev/null or a FIFO is the same whatever its inode.
     struct stat open_file {}, at_path {};
@@ -302,7 +301,7 @@ void log_file::run(job& j) {
       if (j.fd >= 0) ::close(j.fd);
       j.fd = fd;
     } else {
-      open_errno = j.open_errno = errno;
+      j.open_errno = errno;
       // A file with no name left (its directory removed, say): what would go
       // on into it is lost, so it is not written, and counts as dropped
       // until the path can be opened. One moved elsewhere is written on.
@@ -315,7 +314,7 @@ void log_file::run(job& j) {
   }
   if (j.data.empty()) return;
   if (j.fd < 0) {
-    j.write_errno = open_errno;
+    j.write_errno = j.open_errno;
     return;
   }
   struct stat sb {};

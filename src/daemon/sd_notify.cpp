@@ -14,21 +14,28 @@
 
 namespace corral::daemon {
 
+bool notify_address(std::string_view name, sockaddr_un& addr, socklen_t& len) {
+  addr = sockaddr_un{};
+  addr.sun_family = AF_UNIX;
+  if (name.empty() || name.size() >= sizeof addr.sun_path || (name[0] != '/' && name[0] != '@')) return false;
+  std::memcpy(addr.sun_path, name.data(), name.size());
+  const bool abstract = name[0] == '@';
+  if (abstract) addr.sun_path[0] = '\0';
+  // An abstract name is its bytes; a path, with its terminating NUL.
+  len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size() + (abstract ? 0 : 1));
+  return true;
+}
+
 namespace {
 
 // `state`, with `fd` attached (SCM_RIGHTS) if it is not -1.
 bool send_notify(std::string_view state, int fd) {
   const char* path = std::getenv("NOTIFY_SOCKET");
-  if (!path || !*path) return false;
-  size_t len = std::strlen(path);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (len >= sizeof addr.sun_path || (path[0] != '/' && path[0] != '@')) return false;
-  std::memcpy(addr.sun_path, path, len);
-  if (path[0] == '@') addr.sun_path[0] = '\0';  // abstract namespace
+  sockaddr_un addr;
+  socklen_t addr_len = 0;
+  if (!path || !notify_address(path, addr, addr_len)) return false;
   unique_fd sock(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!sock) return false;
-  auto addr_len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
   iovec iov{const_cast<char*>(state.data()), state.size()};
   msghdr msg{};
   msg.msg_name = &addr;

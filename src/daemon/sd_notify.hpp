@@ -2,10 +2,18 @@
 // `Type=notify` unit (corral startup): one datagram to $NOTIFY_SOCKET.
 #pragma once
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include <string>
 #include <string_view>
 
 namespace corral::daemon {
+
+/// A NOTIFY_SOCKET value (a path, or "@name" for the abstract namespace) as
+/// a socket address, and its length; false if it cannot be one (empty, too
+/// long, or neither form). Shared by the sender and the daemon's own sockets.
+bool notify_address(std::string_view name, sockaddr_un& addr, socklen_t& len);
 
 /// Sends `state` (e.g. "READY=1") to the socket named by $NOTIFY_SOCKET, if
 /// set (a path, or "@name" for the abstract namespace). Best effort: returns

@@ -6,12 +6,12 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <deque>
 
 #include "daemon/paths.hpp"
+#include "daemon/sd_notify.hpp"
 #include "daemon/supervisor.hpp"
 #include "daemon/supervisor_util.hpp"
 
@@ -282,20 +282,16 @@ bool supervisor::open_notify_socket(notify_socket& s, std::string name) {
   // systemd's notify protocol: datagrams of "KEY=VALUE\n" lines. The kernel
   // attaches the sender's credentials (SO_PASSCRED), so a message counts only
   // for the instance whose process group sent it.
-  sockaddr_un sa{};
-  if (name.size() >= sizeof sa.sun_path) {
+  sockaddr_un sa;
+  socklen_t len = 0;
+  if (!notify_address(name, sa, len)) {
     std::fprintf(stderr, "corral daemon: no sd_notify socket: %s is too long for a socket's name\n", name.c_str());
     return false;  // the channel and listen_timeout remain
   }
   unique_fd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) return false;
-  sa.sun_family = AF_UNIX;
-  std::memcpy(sa.sun_path, name.c_str(), name.size() + 1);
   const bool abstract = name[0] == '@';
-  if (abstract) sa.sun_path[0] = '\0';
-  else ::unlink(name.c_str());
-  // An abstract name is its bytes, without a terminating NUL.
-  auto len = static_cast<socklen_t>(abstract ? offsetof(sockaddr_un, sun_path) + name.size() : sizeof sa);
+  if (!abstract) ::unlink(name.c_str());
   int one = 1;
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), len) != 0 ||
       ::setsockopt(fd.get(), SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0) {
