@@ -75,6 +75,10 @@ class request {
   std::string_view param(std::string_view name) const noexcept;
   /// True if the route matched parameter `name` (an optional one may be absent).
   bool has_param(std::string_view name) const noexcept;
+  /// In a middleware added with use(prefix, ...): the part of path() its
+  /// prefix matched ("/static" for "/static/app.js"; Express's req.baseUrl).
+  /// Empty elsewhere.
+  std::string_view base_url() const noexcept { return path().substr(0, base_len_); }
   /// The first header named `name` (case-insensitive), or nullopt.
   std::optional<std::string_view> get(std::string_view name) const noexcept;
   /// Every header, in order.
@@ -119,6 +123,7 @@ class request {
   };
   std::vector<param_slot> params_;  // reused across requests: the first n_params_ are live
   std::size_t n_params_ = 0;
+  std::size_t base_len_ = 0;  // base_url()'s length
   int major_ = 1;
   int minor_ = 1;
 };
@@ -149,8 +154,19 @@ class response {
   /// Sends `value` serialised, as application/json, and ends the response.
   void json(const nlohmann::json& value);
   /// Streams part of the body: chunked encoding unless a Content-Length was
-  /// set (HTTP/1.0 clients: close-delimited).
-  void write(std::string_view chunk);
+  /// set (HTTP/1.0 clients: close-delimited). Returns false once more than
+  /// `high_water` bytes wait for the client to take them (Node's
+  /// res.write()): write more from an on_drain() callback, or memory grows
+  /// with a slow client.
+  bool write(std::string_view chunk);
+  /// Runs `fn` once, on the loop, when what was written so far has gone to
+  /// the kernel, or when the client has left (aborted() is then true, and
+  /// the response must still be ended). At once if nothing waits. One
+  /// callback at a time: a second replaces the first.
+  void on_drain(std::function<void()> fn);
+  /// True once the client has gone: what is written is discarded.
+  bool aborted() const noexcept;
+  static constexpr std::size_t high_water = 64 * 1024;
   /// Ends the response, with an optional last piece of body.
   void end(std::string_view last = {});
 
@@ -259,6 +275,42 @@ class router {
 
   std::vector<std::unique_ptr<layer>> layers_;
 };
+
+/// serve_static's choices; the defaults are Express's express.static().
+struct static_options {
+  /// Served for a directory's URL ("" for none).
+  std::string index = "index.html";
+  /// A directory's URL without its trailing slash: 301 to the URL with it.
+  bool redirect = true;
+  /// Serve files and directories whose name starts with '.'; otherwise
+  /// they do not exist (404, or the next layer).
+  bool dotfiles = false;
+  /// A file that does not exist, or a method other than GET and HEAD, goes
+  /// to the next layer; false: 404 (and 405 with Allow: GET, HEAD).
+  bool fallthrough = true;
+  /// Cache-Control: public, max-age=N.
+  std::chrono::seconds max_age{0};
+  /// ETag (weak, from size and modification time) and Last-Modified, and
+  /// 304 Not Modified for a matching If-None-Match or If-Modified-Since.
+  bool etag = true;
+  bool last_modified = true;
+};
+
+/// A middleware that serves the files under directory `root` (Express's
+/// express.static): GET and HEAD, Content-Type from the extension,
+/// conditional requests (304), one byte range (206, 416; Accept-Ranges),
+/// index files and the directory redirect. The path is the request's below
+/// its use() prefix, percent-decoded; a ".." segment gets 403 and a NUL
+/// byte 400, so nothing outside `root` is served (symbolic links inside it
+/// are followed, as Express's). Large files are streamed with
+/// back-pressure (response::on_drain), so a slow client costs no memory.
+/// Files are read on the loop's thread (nginx's default too): from the page
+/// cache that is a copy, from a slow disk a stall.
+middleware serve_static(std::string root, static_options options = {});
+
+/// The Content-Type for a file name's extension ("text/html; charset=utf-8"
+/// for "index.html"), application/octet-stream when unknown.
+std::string_view mime_type(std::string_view file_name) noexcept;
 
 /// Percent-decodes `in` ("%2F" -> "/"); with `plus_is_space`, '+' becomes ' '
 /// (query strings). Malformed escapes are kept as they are.

@@ -441,6 +441,7 @@ void connection::on_response_output() {
 }
 
 void connection::on_response_end() {
+  drain_fn_ = nullptr;  // (a finished response streams no more)
   if (closed_) {
     awaiting_response_ = false;
     // The client left while the handler worked. Nothing touches the
@@ -566,6 +567,20 @@ void connection::flush() {
     }
   }
   if (close_after_flush_ && phase_ != phase::draining) start_drain();
+  maybe_drain();
+}
+
+void connection::set_drain(std::function<void()> fn) {
+  drain_fn_ = std::move(fn);
+  maybe_drain();
+}
+
+void connection::maybe_drain() {
+  if (!drain_fn_) return;
+  if (!closed_ && (write_in_flight_ || !out_.empty() || in_batch_ || in_dispatch_)) return;
+  auto fn = std::move(drain_fn_);
+  drain_fn_ = nullptr;
+  fn();
 }
 
 // Bytes the client has not taken yet: ours still queued in libuv, and what
@@ -681,6 +696,7 @@ void connection::check_deadline(uint64_t now) {
 }
 
 void connection::release() {
+  maybe_drain();  // (the client left: a streaming handler learns it and ends)
   // A handler still holds our response (it answers later): we live on,
   // socketless, until it ends it (on_response_end frees us then).
   if (awaiting_response_) {

@@ -108,6 +108,12 @@ class connection {
   void on_response_output();
   /// The response is complete.
   void on_response_end();
+  /// Bytes written by responses that the kernel has not taken yet.
+  std::size_t buffered() const noexcept { return out_.size() + (write_in_flight_ ? writing_.size() : 0); }
+  bool closed() const noexcept { return closed_; }
+  /// response::on_drain(): `fn` runs once buffered() is 0 (outside a read
+  /// batch) or the socket has closed; at once if that is so already.
+  void set_drain(std::function<void()> fn);
 
   /// Server-initiated: a graceful close started.
   void on_server_closing();
@@ -134,6 +140,8 @@ class connection {
   bool promote();
   void start_reading();
   void stop_reading();
+  /// Runs drain_fn_ if it is due (see set_drain).
+  void maybe_drain();
   static int cb_message_begin(llhttp_t* p);
   static int cb_url(llhttp_t* p, const char* at, std::size_t len);
   static int cb_header_field(llhttp_t* p, const char* at, std::size_t len);
@@ -166,6 +174,7 @@ class connection {
   response res_;
   std::string out_;        // rendered, not yet handed to the kernel
   std::string writing_;    // handed to uv_write, in flight
+  std::function<void()> drain_fn_;  // response::on_drain()'s
   std::string pending_in_;  // received while a response was pending, not yet parsed
   std::string resume_buf_;
   const char* exec_begin_ = nullptr;     // the buffer llhttp is parsing

@@ -15,6 +15,7 @@ struct access {
   static std::size_t param_count(const request& r) noexcept { return r.n_params_; }
   static void truncate_params(request& r, std::size_t n) noexcept { r.n_params_ = n; }
   static void add_param(request& r, std::string_view name, std::string_view raw) { r.add_param(name, raw); }
+  static void set_base_len(request& r, std::size_t n) noexcept { r.base_len_ = n; }
 };
 
 /// ASCII case-insensitive equality (header names, tokens).

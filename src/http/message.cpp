@@ -152,6 +152,7 @@ void request::clear() noexcept {
   trailers_.clear();
   body_.clear();
   n_params_ = 0;
+  base_len_ = 0;
 }
 
 void request::set_for_test(std::string_view method, std::string_view url,
@@ -302,8 +303,8 @@ void response::json(const nlohmann::json& value) {
   end_whole(body);
 }
 
-void response::write(std::string_view chunk) {
-  if (finished_ || !out_) return;
+bool response::write(std::string_view chunk) {
+  if (finished_ || !out_) return true;
   if (!headers_sent_) {
     if (declared_length_) {
       render_head(*declared_length_, false);
@@ -315,8 +316,20 @@ void response::write(std::string_view chunk) {
     }
   }
   append_body(chunk);
-  if (conn_) conn_->on_response_output();
+  if (!conn_) return true;
+  conn_->on_response_output();
+  return conn_->buffered() <= high_water;
 }
+
+void response::on_drain(std::function<void()> fn) {
+  if (!conn_) {
+    if (fn) fn();
+    return;
+  }
+  conn_->set_drain(std::move(fn));
+}
+
+bool response::aborted() const noexcept { return conn_ && conn_->closed(); }
 
 void response::end(std::string_view last) {
   if (finished_ || !out_) return;
@@ -394,6 +407,7 @@ std::string_view reason(int code) noexcept {
     case 413: return "Payload Too Large";
     case 414: return "URI Too Long";
     case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
     case 417: return "Expectation Failed";
     case 422: return "Unprocessable Entity";
     case 429: return "Too Many Requests";

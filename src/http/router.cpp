@@ -152,12 +152,14 @@ void router::run_from(std::size_t index, request& req, response& res) const {
     const layer& l = *layers_[i];
     if (l.is_middleware) {
       if (!prefix_matches(l.prefix, path)) continue;
+      detail::access::set_base_len(req, l.prefix == "/" ? 0 : l.prefix.size());
       l.m(req, res, next_fn(this, &req, &res, i + 1));
       return;
     }
     if (!method_matches(l.method, req.method())) continue;
     detail::access::truncate_params(req, 0);
     if (!match_at(l.segments, 0, path, 0, req)) continue;
+    detail::access::set_base_len(req, 0);
     l.h(req, res);
     return;
   }
