@@ -321,3 +321,33 @@ TEST(Router, OptionsIsAnsweredWithAllowWhenNoRouteHandlesIt) {
   r.add("OPTIONS", "/x", [](auto&, auto& res) { res.status(204).end(); });
   EXPECT_EQ(c.run(r, "OPTIONS", "/x").substr(0, 12), "HTTP/1.1 204");
 }
+
+TEST(Router, BaseUrlIsThePartTheMiddlewaresPrefixMatched) {
+  router r;
+  std::string seen;
+  r.use([&](auto& req, auto&, next_fn next) {
+    seen += "[" + std::string(req.base_url()) + "]";
+    next();
+  });
+  r.use("/Static/", [&](auto& req, auto&, next_fn next) {
+    seen += "[" + std::string(req.base_url()) + "]";
+    next();
+  });
+  r.get("/static/:f", [&](auto& req, auto& res) {
+    seen += "[" + std::string(req.base_url()) + "]";
+    res.send("ok");
+  });
+  call c;
+  c.run(r, "GET", "/STATIC/app.js?v=1");
+  EXPECT_EQ(seen, "[][/STATIC][]");  // the request's own spelling; none in a route
+}
+
+TEST(Static, MimeTypesComeFromTheExtension) {
+  EXPECT_EQ(corral::http::mime_type("index.html"), "text/html; charset=utf-8");
+  EXPECT_EQ(corral::http::mime_type("/a/b/APP.JS"), "text/javascript; charset=utf-8");
+  EXPECT_EQ(corral::http::mime_type("x.woff2"), "font/woff2");
+  EXPECT_EQ(corral::http::mime_type("x.tar.gz"), "application/gzip");
+  EXPECT_EQ(corral::http::mime_type("Makefile"), "application/octet-stream");
+  EXPECT_EQ(corral::http::mime_type(".bashrc"), "application/octet-stream");
+  EXPECT_EQ(corral::http::mime_type("dir.d/noext"), "application/octet-stream");
+}
