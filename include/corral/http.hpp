@@ -285,6 +285,10 @@ struct static_options {
   /// Serve files and directories whose name starts with '.'; otherwise
   /// they do not exist (404, or the next layer).
   bool dotfiles = false;
+  /// A single-page app's page ("index.html", relative to the root): served
+  /// for a GET or HEAD of a path that is no file (404 otherwise), so the
+  /// app's own router sees every URL (`pm2 serve --spa`). "" for none.
+  std::string fallback;
   /// A file that does not exist, or a method other than GET and HEAD, goes
   /// to the next layer; false: 404 (and 405 with Allow: GET, HEAD).
   bool fallthrough = true;

@@ -30,6 +30,7 @@
 #include "run.hpp"
 #include "monit.hpp"
 #include "startup.hpp"
+#include "serve.hpp"
 #include "table.hpp"
 
 using namespace corral;
@@ -260,6 +261,25 @@ result<std::vector<daemon::app_spec>> specs_of(start_options& o, std::string& un
   }
   if (out.error.field == "name") return usage(out.error.message + " (use --name)");
   return usage(flag_of(out.error.field) + ": " + out.error.message);
+}
+
+// `corral serve`: the app is this binary's `__serve`, in cluster mode on
+// the port (the daemon owns it: -i N, reload and update keep it open), named
+// as PM2 names it.
+status serve_options(start_options& o, const std::string& dir, int port, bool spa) {
+  std::error_code ec;
+  auto abs = std::filesystem::absolute(dir, ec);
+  if (ec || !std::filesystem::is_directory(abs, ec))
+    return error(std::make_error_code(std::errc::not_a_directory), "serve: " + dir + ": not a directory");
+  if (o.app.port >= 0 || !o.app.listen.empty())
+    return error(std::make_error_code(std::errc::invalid_argument), "serve: give the port as its second argument");
+  o.command = daemon::self_exe_path();
+  o.app.interpreter = "none";
+  o.app.args = {"__serve", abs.lexically_normal().string(), "--port", std::to_string(port)};
+  if (spa) o.app.args.push_back("--spa");
+  o.app.port = port;
+  if (o.app.name.empty()) o.app.name = "static-page-server-" + std::to_string(port);
+  return {};
 }
 
 // A command newer than the daemon (upgraded, not yet `corral update`d) says so.
@@ -705,6 +725,7 @@ namespace {
 
 int run_command(int argc, char** argv) {
   if (argc >= 2 && std::string_view(argv[1]) == "__exec") exec_app(argc, argv);
+  if (argc >= 2 && std::string_view(argv[1]) == "__serve") return cli::serve_main(argc, argv);
   ::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"corral: a process manager for programs in any language"};
   app.require_subcommand(1);
@@ -714,6 +735,15 @@ int run_command(int argc, char** argv) {
   auto* start = app.add_subcommand("start", "start an app (a program, a script, a shell command) or an ecosystem file's apps");
   start->add_option("command", so.command, "program, script (.py .js .sh), shell command, or ecosystem file")->required();
   add_start_flags(start, so);
+  start_options vo;  // serve
+  std::string serve_dir = ".";
+  int serve_port = 8080;
+  bool serve_spa = false;
+  auto* serve = app.add_subcommand("serve", "serve a directory's files over HTTP as an app (PM2's serve; port 8080 by default)");
+  serve->add_option("path", serve_dir, "the directory (default: the current one)");
+  serve->add_option("port", serve_port, "the TCP port, on every address (default 8080)")->check(CLI::Range(0, 65535));
+  serve->add_flag("--spa", serve_spa, "a single-page app: its index.html for every path that is no file");
+  add_start_flags(serve, vo);
   start_options ro;
   auto* run = app.add_subcommand("run", "containers: run the apps in the foreground, their logs on stdout (pm2-runtime)");
   run->add_option("command", ro.command, "ecosystem file, program, script or shell command")->required();
@@ -880,6 +910,10 @@ int run_command(int argc, char** argv) {
   }
   session s(home);
   if (start->parsed()) return cmd_start(s, so);
+  if (serve->parsed()) {
+    if (auto r = serve_options(vo, serve_dir, serve_port, serve_spa); !r) return fail(r.err().message(), exit_usage);
+    return cmd_start(s, vo);
+  }
   if ((stop->parsed() || del->parsed() || reset->parsed()) && !file_env.empty()) {
     if (!is_ecosystem_file(target)) return fail("--env NAME is for an ecosystem file's apps", exit_usage);
     if (file_env.find('=') != std::string::npos)

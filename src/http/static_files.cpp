@@ -222,28 +222,28 @@ class static_server {
       if (end == std::string::npos) end = decoded.size();
       std::string_view seg(decoded.data() + at, end - at);
       if (seg == "..") return plain(res, 403, "Forbidden");
-      if (!o_.dotfiles && !seg.empty() && seg.front() == '.') return not_found(res, next);
+      if (!o_.dotfiles && !seg.empty() && seg.front() == '.') return not_found(req, res, next);
       at = end + 1;
     }
     std::string file = root_ + decoded;
     unique_fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
     struct stat st {};
-    if (!fd || ::fstat(fd.get(), &st) != 0) return open_failed(errno, res, next);
+    if (!fd || ::fstat(fd.get(), &st) != 0) return open_failed(errno, req, res, next);
     if (S_ISDIR(st.st_mode)) {
       if (decoded.back() != '/') {
-        if (!o_.redirect) return not_found(res, next);
+        if (!o_.redirect) return not_found(req, res, next);
         std::string location = std::string(path) + "/";
         if (auto q = req.query_string(); !q.empty()) location.append("?").append(q);
         res.status(301).set("Location", location).set("Content-Type", "text/html; charset=utf-8");
         res.send("Redirecting to " + location + "\n");
         return;
       }
-      if (o_.index.empty()) return not_found(res, next);
+      if (o_.index.empty()) return not_found(req, res, next);
       file += o_.index;
       fd = unique_fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
-      if (!fd || ::fstat(fd.get(), &st) != 0) return open_failed(errno, res, next);
+      if (!fd || ::fstat(fd.get(), &st) != 0) return open_failed(errno, req, res, next);
     }
-    if (!S_ISREG(st.st_mode)) return not_found(res, next);
+    if (!S_ISREG(st.st_mode)) return not_found(req, res, next);
     send_file(req, res, std::move(fd), st, file, head);
   }
 
@@ -251,13 +251,20 @@ class static_server {
   static void plain(response& res, int code, std::string_view text) {
     res.status(code).set("Content-Type", "text/plain; charset=utf-8").send(text);
   }
-  void not_found(response& res, const next_fn& next) const {
+  void not_found(request& req, response& res, const next_fn& next) const {
+    if (!o_.fallback.empty()) {
+      std::string file = root_ + "/" + o_.fallback;
+      unique_fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+      struct stat st {};
+      if (fd && ::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode))
+        return send_file(req, res, std::move(fd), st, file, req.method() == "HEAD");
+    }
     if (o_.fallthrough) return next();
     plain(res, 404, "Not Found");
   }
-  void open_failed(int err, response& res, const next_fn& next) const {
+  void open_failed(int err, request& req, response& res, const next_fn& next) const {
     if (err == EACCES || err == EPERM) return plain(res, 403, "Forbidden");
-    if (err == ENOENT || err == ENOTDIR || err == ENAMETOOLONG || err == ELOOP) return not_found(res, next);
+    if (err == ENOENT || err == ENOTDIR || err == ENAMETOOLONG || err == ELOOP) return not_found(req, res, next);
     plain(res, 500, "Internal Server Error");
   }
 

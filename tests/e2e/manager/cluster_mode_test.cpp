@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -763,4 +764,43 @@ TEST_F(Manager, SdNotifyReadyMarksOnlyTheSendersInstance) {
     return rs.size() == 2 && rs[0].value("status", "") == "online";
   }, 10s)) << corral({"list"}).out;
   EXPECT_EQ(rows("nt")[1].value("status", ""), "launching");
+}
+
+// `corral serve DIR PORT` (PM2's serve): the directory's files over HTTP as
+// a cluster-mode app named as PM2 names it, every instance on the daemon's
+// one port; --spa answers index.html for paths that are no file; stopping
+// it closes the port's server; a path that is no directory is refused
+// before anything starts.
+TEST_F(Manager, ServeServesADirectoryOnOnePortAndItsSpaFallback) {
+  namespace fs = std::filesystem;
+  fs::create_directories(work_.file("site/assets"));
+  std::ofstream(work_.file("site/index.html")) << "<h1>app</h1>\n";
+  std::ofstream(work_.file("site/assets/app.css")) << "body{}\n";
+  auto r = corral({"serve", work_.file("site"), "0", "-i", "2", "--spa"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("static-page-server-0"), 2); }, 10s)) << corral({"list"}).out;
+  auto rs = rows("static-page-server-0");
+  int port = port_of(rs[0]);
+  ASSERT_GT(port, 0) << rs[0].dump();
+  EXPECT_EQ(rs[0].value("mode", ""), "cluster");
+  EXPECT_EQ(port_of(rs[1]), port);
+  auto get = [&](const std::string& path) {
+    child c({"curl", "-s", "-w", " %{http_code} %{content_type}", "http://127.0.0.1:" + std::to_string(port) + path});
+    return c.wait_exit(5s) ? c.out() : std::string("(curl timed out)");
+  };
+  EXPECT_EQ(get("/assets/app.css"), "body{}\n 200 text/css; charset=utf-8");
+  EXPECT_EQ(get("/"), "<h1>app</h1>\n 200 text/html; charset=utf-8");
+  EXPECT_EQ(get("/users/42"), "<h1>app</h1>\n 200 text/html; charset=utf-8");  // --spa
+  EXPECT_EQ(get("/../../etc/passwd").find("root:"), std::string::npos);
+  // Both instances serve: each says so in the merged log.
+  ASSERT_TRUE(wait_until([&] { return count(slurp(log_path("static-page-server-0")), "Serving ") >= 2; }, 10s))
+      << slurp(log_path("static-page-server-0"));
+
+  auto bad = corral({"serve", work_.file("no-such-dir"), "0"});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("no-such-dir: not a directory"), std::string::npos) << bad.err;
+  EXPECT_EQ(rows("static-page-server-0").size(), 2u);
+
+  ASSERT_EQ(corral({"delete", "static-page-server-0"}).code, 0);
+  EXPECT_TRUE(wait_until([&] { return get("/").find(" 000") != std::string::npos; }, 10s)) << get("/");
 }
