@@ -166,6 +166,14 @@ class response {
   void on_drain(std::function<void()> fn);
   /// True once the client has gone: what is written is discarded.
   bool aborted() const noexcept;
+  /// Sends `length` bytes of file `fd` from `offset` as the whole body
+  /// (Content-Length: length) and ends the response. The connection sends
+  /// them with sendfile(2), from the page cache to the socket with no copy
+  /// through user space, as the client takes them (a piece that has to wait
+  /// for room goes through a 64 KiB buffer); a file shorter than `length`
+  /// closes the connection once what there was is sent. Only before
+  /// anything was written.
+  void send_file(unique_fd fd, uint64_t offset, uint64_t length);
   static constexpr std::size_t high_water = 64 * 1024;
   /// Ends the response, with an optional last piece of body.
   void end(std::string_view last = {});

@@ -5,6 +5,7 @@
 #include <netinet/tcp.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -415,7 +416,7 @@ int connection::on_message_complete() {
   // A handler that kept the response answers later; we live until it does,
   // even if the socket was closed meanwhile (close_all_connections() from
   // the handler): the response it holds is ours.
-  if (!res_.finished_) awaiting_response_ = true;
+  if (!res_.finished_ || file_) awaiting_response_ = true;
   if (closed_) return -1;
   if (awaiting_response_) return HPE_PAUSED;  // answered later: hold the rest
   after_response();
@@ -517,57 +518,128 @@ void connection::fail_request(int status) {
 // ---- writing and closing ---------------------------------------------------
 
 void connection::flush() {
-  if (closed_ || write_in_flight_) return;
-  if (!out_.empty() && !on_uv_) {
-    ssize_t n;
-    do n = ::send(bare_fd_, out_.data(), out_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    if (n >= 0 && static_cast<std::size_t>(n) == out_.size()) {
-      out_.clear();
-    } else if (n >= 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOTSOCK) {
-      // The kernel took part of it (or this is not a socket): libuv
-      // writes the rest when it can.
-      if (n > 0) out_.erase(0, static_cast<std::size_t>(n));
-      if (!promote()) return;
-    } else {
-      destroy();
-      return;
-    }
-  }
-  if (!out_.empty()) {
-    auto* stream = reinterpret_cast<uv_stream_t*>(&tcp_);
-    uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
-    int n = uv_try_write(stream, &b, 1);
-    if (n >= 0 && static_cast<std::size_t>(n) == out_.size()) {
-      out_.clear();
-    } else if (n >= 0 || n == UV_EAGAIN) {
-      std::size_t done = n > 0 ? static_cast<std::size_t>(n) : 0;
-      writing_.swap(out_);
-      out_.clear();
-      b = uv_buf_init(writing_.data() + done, static_cast<unsigned>(writing_.size() - done));
-      write_req_.data = this;
-      write_in_flight_ = true;
-      int r = uv_write(&write_req_, stream, &b, 1, [](uv_write_t* w, int status) {
-        static_cast<connection*>(w->data)->on_write_done(status);
-      });
-      if (r != 0) {
-        write_in_flight_ = false;
+  bool file_done = false;
+  for (;;) {
+    if (closed_ || write_in_flight_) return;
+    if (!out_.empty() && !on_uv_) {
+      ssize_t n;
+      do n = ::send(bare_fd_, out_.data(), out_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      while (n < 0 && errno == EINTR);
+      if (n >= 0 && static_cast<std::size_t>(n) == out_.size()) {
+        out_.clear();
+      } else if (n >= 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOTSOCK) {
+        // The kernel took part of it (or this is not a socket): libuv
+        // writes the rest when it can.
+        if (n > 0) out_.erase(0, static_cast<std::size_t>(n));
+        if (!promote()) return;
+      } else {
         destroy();
         return;
       }
-      // The send timeout counts from here, and again from each time the
-      // client is seen to have taken some of it (check_deadline).
-      uv_update_time(srv->loop);  // (a late answer may come from outside the loop)
-      send_deadline_ = uv_now(srv->loop) + static_cast<uint64_t>(srv->options.send_timeout.count());
-      send_mark_ = unsent();
-      return;
-    } else {
-      destroy();
-      return;
+    }
+    if (!out_.empty()) {
+      auto* stream = reinterpret_cast<uv_stream_t*>(&tcp_);
+      uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+      int n = uv_try_write(stream, &b, 1);
+      if (n >= 0 && static_cast<std::size_t>(n) == out_.size()) {
+        out_.clear();
+      } else if (n >= 0 || n == UV_EAGAIN) {
+        std::size_t done = n > 0 ? static_cast<std::size_t>(n) : 0;
+        writing_.swap(out_);
+        out_.clear();
+        b = uv_buf_init(writing_.data() + done, static_cast<unsigned>(writing_.size() - done));
+        write_req_.data = this;
+        write_in_flight_ = true;
+        int r = uv_write(&write_req_, stream, &b, 1, [](uv_write_t* w, int status) {
+          static_cast<connection*>(w->data)->on_write_done(status);
+        });
+        if (r != 0) {
+          write_in_flight_ = false;
+          destroy();
+          return;
+        }
+        // The send timeout counts from here, and again from each time the
+        // client is seen to have taken some of it (check_deadline).
+        uv_update_time(srv->loop);  // (a late answer may come from outside the loop)
+        send_deadline_ = uv_now(srv->loop) + static_cast<uint64_t>(srv->options.send_timeout.count());
+        send_mark_ = unsent();
+        return;
+      } else {
+        destroy();
+        return;
+      }
+    }
+    // What was before it is out: a file body goes now.
+    if (!file_) break;
+    int r = send_file_part();
+    if (r < 0) return;
+    if (r > 0) {
+      file_done = true;
+      break;
     }
   }
   if (close_after_flush_ && phase_ != phase::draining) start_drain();
+  if (file_done) return on_response_end();  // (its response is complete now)
   maybe_drain();
+}
+
+void connection::send_file(unique_fd fd, uint64_t offset, uint64_t length) {
+  file_ = std::move(fd);
+  file_offset_ = offset;
+  file_left_ = length;
+  if (closed_) {  // (the client left before its answer: nothing to send)
+    file_.reset();
+    return on_response_end();
+  }
+  if (!in_batch_ && !in_dispatch_) flush();  // (else the batch's end does)
+}
+
+int connection::send_file_part() {
+  int sock = bare_fd_;
+  if (on_uv_) {
+    uv_os_fd_t fd = -1;
+    if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) != 0) {
+      destroy();
+      return -1;
+    }
+    sock = fd;
+  }
+  while (file_left_ > 0) {
+    off_t off = static_cast<off_t>(file_offset_);
+    ssize_t n = ::sendfile(sock, file_.get(), &off, static_cast<std::size_t>(std::min<uint64_t>(file_left_, 1u << 30)));
+    if (n > 0) {
+      file_offset_ += static_cast<uint64_t>(n);
+      file_left_ -= static_cast<uint64_t>(n);
+      continue;
+    }
+    if (n == 0) break;  // (the file is shorter than it was)
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINVAL && errno != ENOSYS) {
+      destroy();
+      return -1;
+    }
+    // The socket takes no more (or this file cannot be sent from: EINVAL):
+    // the next piece waits in out_, and libuv writes it when there is room.
+    if (!on_uv_ && !promote()) return -1;
+    std::size_t piece = static_cast<std::size_t>(std::min<uint64_t>(file_left_, response::high_water));
+    out_.resize(piece);
+    ssize_t got;
+    do got = ::pread(file_.get(), out_.data(), piece, static_cast<off_t>(file_offset_));
+    while (got < 0 && errno == EINTR);
+    if (got <= 0) {
+      out_.clear();
+      break;
+    }
+    out_.resize(static_cast<std::size_t>(got));
+    file_offset_ += static_cast<uint64_t>(got);
+    file_left_ -= static_cast<uint64_t>(got);
+    return 0;
+  }
+  // Short of its Content-Length: the client learns it was cut by the close.
+  if (file_left_ > 0) res_.keep_alive_ = false;
+  file_.reset();
+  file_left_ = 0;
+  return 1;
 }
 
 void connection::set_drain(std::function<void()> fn) {
@@ -697,6 +769,10 @@ void connection::check_deadline(uint64_t now) {
 
 void connection::release() {
   maybe_drain();  // (the client left: a streaming handler learns it and ends)
+  if (file_) {    // (a file was on its way: its response ends here)
+    file_.reset();
+    awaiting_response_ = false;
+  }
   // A handler still holds our response (it answers later): we live on,
   // socketless, until it ends it (on_response_end frees us then).
   if (awaiting_response_) {

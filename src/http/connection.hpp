@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "core/handle.hpp"
+#include "corral/fd.hpp"
 #include "corral/http.hpp"
 
 namespace corral::http::detail {
@@ -111,6 +112,9 @@ class connection {
   /// Bytes written by responses that the kernel has not taken yet.
   std::size_t buffered() const noexcept { return out_.size() + (write_in_flight_ ? writing_.size() : 0); }
   bool closed() const noexcept { return closed_; }
+  /// response::send_file(): the body, sent after what is in out_; the
+  /// response ends (on_response_end) once it is all out.
+  void send_file(unique_fd fd, uint64_t offset, uint64_t length);
   /// response::on_drain(): `fn` runs once buffered() is 0 (outside a read
   /// batch) or the socket has closed; at once if that is so already.
   void set_drain(std::function<void()> fn);
@@ -142,6 +146,10 @@ class connection {
   void stop_reading();
   /// Runs drain_fn_ if it is due (see set_drain).
   void maybe_drain();
+  /// Sends what the socket takes of file_; when it takes no more, reads the
+  /// next piece into out_ for libuv to write when it can. -1: closed; 0:
+  /// out_ has a piece; 1: the file is out (file_ reset).
+  int send_file_part();
   static int cb_message_begin(llhttp_t* p);
   static int cb_url(llhttp_t* p, const char* at, std::size_t len);
   static int cb_header_field(llhttp_t* p, const char* at, std::size_t len);
@@ -175,6 +183,9 @@ class connection {
   std::string out_;        // rendered, not yet handed to the kernel
   std::string writing_;    // handed to uv_write, in flight
   std::function<void()> drain_fn_;  // response::on_drain()'s
+  unique_fd file_;            // send_file()'s, until sent
+  uint64_t file_offset_ = 0;
+  uint64_t file_left_ = 0;
   std::string pending_in_;  // received while a response was pending, not yet parsed
   std::string resume_buf_;
   const char* exec_begin_ = nullptr;     // the buffer llhttp is parsing

@@ -1,5 +1,6 @@
 // Requests and responses: accessors, header rendering, body framing.
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -330,6 +331,22 @@ void response::on_drain(std::function<void()> fn) {
 }
 
 bool response::aborted() const noexcept { return conn_ && conn_->closed(); }
+
+void response::send_file(unique_fd fd, uint64_t offset, uint64_t length) {
+  if (finished_ || !out_ || headers_sent_) return;
+  declared_length_ = static_cast<std::size_t>(length);
+  render_head(static_cast<std::size_t>(length), false);
+  if (head_ || length == 0 || bodiless_status(status_)) return finish();
+  if (!conn_) {  // (unit tests: the bytes, read here)
+    std::string buf(static_cast<std::size_t>(length), '\0');
+    ssize_t n = ::pread(fd.get(), buf.data(), buf.size(), static_cast<off_t>(offset));
+    buf.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    append_body(buf);
+    return finish();
+  }
+  finished_ = true;  // (the handler's part is done; the connection ends it once the file is out)
+  conn_->send_file(std::move(fd), offset, length);
+}
 
 void response::end(std::string_view last) {
   if (finished_ || !out_) return;

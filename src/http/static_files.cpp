@@ -161,42 +161,6 @@ std::optional<std::pair<uint64_t, uint64_t>> parse_range(std::string_view h, uin
   return std::make_pair(first, last);
 }
 
-// One file's body, going out in pieces as the client takes them.
-struct file_stream : std::enable_shared_from_this<file_stream> {
-  unique_fd fd;
-  uint64_t offset = 0;
-  uint64_t left = 0;
-  response* res = nullptr;
-  std::string buf;
-
-  void pump() {
-    for (;;) {
-      if (res->aborted() || left == 0) {
-        res->end();
-        return;
-      }
-      std::size_t n = static_cast<std::size_t>(std::min<uint64_t>(left, response::high_water));
-      buf.resize(n);
-      ssize_t got;
-      do got = ::pread(fd.get(), buf.data(), n, static_cast<off_t>(offset));
-      while (got < 0 && errno == EINTR);
-      if (got <= 0) {
-        // The file shrank (or cannot be read) under us: end short of the
-        // declared length, which closes the connection so the client knows
-        // it was cut rather than waiting for the rest.
-        res->end();
-        return;
-      }
-      offset += static_cast<uint64_t>(got);
-      left -= static_cast<uint64_t>(got);
-      if (!res->write(std::string_view(buf.data(), static_cast<std::size_t>(got)))) {
-        res->on_drain([self = shared_from_this()] { self->pump(); });
-        return;
-      }
-    }
-  }
-};
-
 class static_server {
  public:
   static_server(std::string root, static_options o) : root_(std::move(root)), o_(std::move(o)) {
@@ -312,14 +276,17 @@ class static_server {
       }
     }
 
-    res.set("Content-Length", std::to_string(length));
-    if (head || length == 0) return res.end();
-    auto s = std::make_shared<file_stream>();
-    s->fd = std::move(fd);
-    s->offset = first;
-    s->left = length;
-    s->res = &res;
-    s->pump();
+    // A small body goes out with its headers in one write; a larger one by
+    // sendfile(2), page cache to socket, as the client takes it.
+    if (!head && length > 0 && length <= response::high_water) {
+      std::string body(static_cast<std::size_t>(length), '\0');
+      ssize_t got;
+      do got = ::pread(fd.get(), body.data(), body.size(), static_cast<off_t>(first));
+      while (got < 0 && errno == EINTR);
+      if (got == static_cast<ssize_t>(length)) return res.end(body);
+      // (changed under us: the whole-file path below ends it short)
+    }
+    res.send_file(std::move(fd), first, length);
   }
 
   static void not_modified(response& res) {

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
+#include <memory>
 #include <string>
 
 #include "corral/http.hpp"
@@ -72,6 +73,29 @@ void drip(int n, int ms, http::response& res) {
       static_cast<uint64_t>(ms), static_cast<uint64_t>(ms));
 }
 
+// `mib` MiB of 'z', streamed chunked with back-pressure: written while
+// write() says there is room, then from on_drain. Prints "big end <bytes
+// written> aborted <0|1>" when it ends.
+struct big_stream : std::enable_shared_from_this<big_stream> {
+  http::response* res;
+  std::size_t left;
+  std::size_t written = 0;
+  void pump() {
+    static const std::string chunk(16 * 1024, 'z');
+    while (left > 0 && !res->aborted()) {
+      std::size_t n = std::min(left, chunk.size());
+      left -= n;
+      written += n;
+      if (!res->write(std::string_view(chunk).substr(0, n))) {
+        res->on_drain([self = shared_from_this()] { self->pump(); });
+        return;
+      }
+    }
+    std::printf("big end %zu aborted %d\n", written, res->aborted() ? 1 : 0);
+    res->end();
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -125,6 +149,12 @@ int main(int argc, char** argv) {
     drip(std::atoi(req.query("n").value_or("10").c_str()), std::atoi(req.query("ms").value_or("10").c_str()), res);
   });
   app.get("/json", [](auto&, http::response& res) { res.json({{"ok", true}}); });
+  app.get("/big", [](http::request& req, http::response& res) {
+    auto s = std::make_shared<big_stream>();
+    s->res = &res;
+    s->left = static_cast<std::size_t>(std::atoi(req.query("mib").value_or("16").c_str())) << 20;
+    s->pump();
+  });
   app.get("/seq/:n", [](http::request& req, http::response& res) {
     // Odd requests answer late: pipelined responses must still come in order.
     int n = std::atoi(std::string(req.param("n")).c_str());

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <fstream>
 #include <regex>
 
 #include "http_client.hpp"
@@ -242,6 +243,81 @@ TEST(HttpServer, ClientLeavingAStreamedAnswerIsHarmless) {
   ASSERT_TRUE(f.proc.wait_out("drip end", 10s)) << "the server died writing to a closed connection; output:\n"
                                                 << f.proc.out();
   EXPECT_FALSE(f.proc.exited());
+  client c(f.port);
+  ASSERT_TRUE(c.send(get("/")));
+  auto r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "Hello World");
+}
+
+// A handler streaming 64 MiB with back-pressure (write() until it says
+// false, then on_drain): to a client that reads nothing yet the server
+// holds little, not the body; read, every byte arrives; a client that
+// leaves mid-body makes on_drain run with aborted() true, and the handler
+// ends there, having written far less than the whole.
+TEST(HttpServer, BackPressureBoundsAStreamedBodyAndTellsTheHandlerTheClientLeft) {
+  fixture f;
+  ASSERT_GT(f.port, 0);
+  auto rss_kib = [&] {
+    std::ifstream in("/proc/" + std::to_string(f.proc.pid()) + "/status");
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+    return -1L;
+  };
+  auto sleeping = [&] {
+    std::ifstream in("/proc/" + std::to_string(f.proc.pid()) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), {});
+    auto p = stat.rfind(')');
+    return p != std::string::npos && stat.size() > p + 2 && stat[p + 2] == 'S';
+  };
+  {
+    client c(f.port);
+    long before = rss_kib();
+    ASSERT_TRUE(c.send(get("/big?mib=64")));
+    long last = -1;
+    ASSERT_TRUE(wait_until([&] {  // the server waits on the client, its memory still
+      long now = rss_kib();
+      bool settled = sleeping() && now == last;
+      last = now;
+      return settled;
+    }, 10s));
+    EXPECT_LT(rss_kib() - before, 8 * 1024) << "the server buffered the body instead of waiting for the client";
+    EXPECT_EQ(f.proc.out().find("big end"), std::string::npos);
+    auto r = c.read(false, 30000);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->body.size(), std::size_t(64) << 20);
+    EXPECT_EQ(r->body.find_first_not_of('z'), std::string::npos);
+    ASSERT_TRUE(f.proc.wait_out("big end 67108864 aborted 0", 10s)) << f.proc.out();
+  }
+  {
+    // A small receive buffer, and the hang-up once the server waits for
+    // room: it learns of the client's leaving while on_drain is pending.
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    int small = 4096;
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(f.port));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    std::string req = get("/big?mib=64");
+    ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), ssize_t(req.size()));
+    long last = -1;
+    ASSERT_TRUE(wait_until([&] {
+      long now = rss_kib();
+      bool settled = sleeping() && now == last;
+      last = now;
+      return settled;
+    }, 10s));
+    ::close(fd);  // hangs up mid-body, most of it unread: a reset
+  }
+  ASSERT_TRUE(f.proc.wait_out("aborted 1", 10s)) << f.proc.out();
+  std::smatch m;
+  std::string out = f.proc.out();
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(big end (\d+) aborted 1)")));
+  EXPECT_LT(std::stoull(m[1]), 64ull << 20);
   client c(f.port);
   ASSERT_TRUE(c.send(get("/")));
   auto r = c.read();
