@@ -1,6 +1,7 @@
 // One HTTP/1.1 connection: parse, dispatch, frame, write, time out, close.
 #include "http/connection.hpp"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <linux/sockios.h>
@@ -523,7 +524,7 @@ void connection::flush() {
     if (closed_ || write_in_flight_) return;
     if (!out_.empty() && !on_uv_) {
       ssize_t n;
-      do n = ::send(bare_fd_, out_.data(), out_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      do n = ::send(bare_fd_, out_.data(), out_.size(), MSG_DONTWAIT | MSG_NOSIGNAL | (file_ ? MSG_MORE : 0));
       while (n < 0 && errno == EINTR);
       if (n >= 0 && static_cast<std::size_t>(n) == out_.size()) {
         out_.clear();
@@ -540,7 +541,18 @@ void connection::flush() {
     if (!out_.empty()) {
       auto* stream = reinterpret_cast<uv_stream_t*>(&tcp_);
       uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
-      int n = uv_try_write(stream, &b, 1);
+      int n;
+      uv_os_fd_t sock = -1;
+      if (file_ && uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &sock) == 0) {
+        // A file's headers: MSG_MORE, so they leave in the file's first
+        // segment rather than one of their own (nginx's tcp_nopush).
+        ssize_t sent;
+        do sent = ::send(sock, out_.data(), out_.size(), MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE);
+        while (sent < 0 && errno == EINTR);
+        n = sent >= 0 ? static_cast<int>(sent) : (errno == EAGAIN || errno == EWOULDBLOCK) ? UV_EAGAIN : UV_EPIPE;
+      } else {
+        n = uv_try_write(stream, &b, 1);
+      }
       if (n >= 0 && static_cast<std::size_t>(n) == out_.size()) {
         out_.clear();
       } else if (n >= 0 || n == UV_EAGAIN) {
@@ -594,6 +606,38 @@ void connection::send_file(unique_fd fd, uint64_t offset, uint64_t length) {
   if (!in_batch_ && !in_dispatch_) flush();  // (else the batch's end does)
 }
 
+struct connection::room_waiter {
+  uv_poll_t poll;
+  int fd;               // our duplicate of the socket
+  connection* conn;     // null once the connection is gone
+};
+
+bool connection::wait_for_room(int sock) {
+  if (!room_) {
+    int dup = ::fcntl(sock, F_DUPFD_CLOEXEC, 0);
+    if (dup < 0) return false;
+    auto* w = new room_waiter{{}, dup, this};
+    if (uv_poll_init(srv->loop, &w->poll, dup) != 0) {
+      ::close(dup);
+      delete w;
+      return false;
+    }
+    w->poll.data = w;
+    room_ = w;
+  }
+  int r = uv_poll_start(&room_->poll, UV_WRITABLE, [](uv_poll_t* p, int, int) {
+    auto* w = static_cast<room_waiter*>(p->data);
+    uv_poll_stop(p);
+    if (w->conn) w->conn->on_write_done(0);  // (room: go on as after a write)
+  });
+  if (r != 0) return false;
+  write_in_flight_ = true;
+  uv_update_time(srv->loop);
+  send_deadline_ = uv_now(srv->loop) + static_cast<uint64_t>(srv->options.send_timeout.count());
+  send_mark_ = unsent();
+  return true;
+}
+
 int connection::send_file_part() {
   int sock = bare_fd_;
   if (on_uv_) {
@@ -618,9 +662,12 @@ int connection::send_file_part() {
       destroy();
       return -1;
     }
-    // The socket takes no more (or this file cannot be sent from: EINVAL):
-    // the next piece waits in out_, and libuv writes it when there is room.
+    bool full = errno == EAGAIN || errno == EWOULDBLOCK;
     if (!on_uv_ && !promote()) return -1;
+    // The socket takes no more: sendfile again once it has room.
+    if (full && wait_for_room(sock)) return -1;
+    // (Or this file cannot be sent from, EINVAL, or the wait could not be
+    // set up: the next piece waits in out_, for libuv to write.)
     std::size_t piece = static_cast<std::size_t>(std::min<uint64_t>(file_left_, response::high_water));
     out_.resize(piece);
     ssize_t got;
@@ -785,6 +832,15 @@ void connection::release() {
 void connection::destroy() {
   if (closed_) return;
   closed_ = true;
+  if (room_) {
+    room_->conn = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(&room_->poll), [](uv_handle_t* h) {
+      auto* w = static_cast<room_waiter*>(h->data);
+      ::close(w->fd);
+      delete w;
+    });
+    room_ = nullptr;
+  }
   server_state* s = srv;
   srv = nullptr;
   if (!on_uv_) {

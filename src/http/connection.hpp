@@ -150,6 +150,9 @@ class connection {
   /// next piece into out_ for libuv to write when it can. -1: closed; 0:
   /// out_ has a piece; 1: the file is out (file_ reset).
   int send_file_part();
+  /// Waits (as a write in flight: the send timeout applies) until the
+  /// socket has room, then goes on as after a write. False if it cannot.
+  bool wait_for_room(int sock);
   static int cb_message_begin(llhttp_t* p);
   static int cb_url(llhttp_t* p, const char* at, std::size_t len);
   static int cb_header_field(llhttp_t* p, const char* at, std::size_t len);
@@ -184,6 +187,11 @@ class connection {
   std::string writing_;    // handed to uv_write, in flight
   std::function<void()> drain_fn_;  // response::on_drain()'s
   unique_fd file_;            // send_file()'s, until sent
+  /// Waits for room in the socket for the next sendfile: a uv_poll_t on a
+  /// duplicate of the socket (libuv has no "writable" event for a stream
+  /// without a write of its own). Freed in its own close callback.
+  struct room_waiter;
+  room_waiter* room_ = nullptr;
   uint64_t file_offset_ = 0;
   uint64_t file_left_ = 0;
   std::string pending_in_;  // received while a response was pending, not yet parsed
