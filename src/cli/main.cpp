@@ -269,8 +269,13 @@ result<std::vector<daemon::app_spec>> specs_of(start_options& o, std::string& un
 status serve_options(start_options& o, const std::string& dir, int port, bool spa) {
   std::error_code ec;
   auto abs = std::filesystem::absolute(dir, ec);
-  if (ec || !std::filesystem::is_directory(abs, ec))
-    return error(std::make_error_code(std::errc::not_a_directory), "serve: " + dir + ": not a directory");
+  if (ec || !std::filesystem::is_directory(abs, ec)) {
+    bool exists = !ec && std::filesystem::exists(abs, ec);
+    bool digits = !dir.empty() && dir.find_first_not_of("0123456789") == std::string::npos;
+    return error(std::make_error_code(std::errc::not_a_directory),
+                 "serve: " + dir + (exists ? ": not a directory" : ": no such directory") +
+                     (digits && !exists ? " (the directory comes first: corral serve DIR " + dir + ")" : ""));
+  }
   if (o.app.port >= 0 || !o.app.listen.empty())
     return error(std::make_error_code(std::errc::invalid_argument), "serve: give the port as its second argument");
   o.command = daemon::self_exe_path();

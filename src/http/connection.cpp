@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <utility>
 
 #include "http/internal.hpp"
 
@@ -524,14 +525,16 @@ void connection::flush() {
     if (closed_ || write_in_flight_) return;
     if (!out_.empty() && !on_uv_) {
       ssize_t n;
-      do n = ::send(bare_fd_, out_.data(), out_.size(), MSG_DONTWAIT | MSG_NOSIGNAL | (file_ ? MSG_MORE : 0));
+      do n = ::send(bare_fd_, out_.data(), out_.size(), MSG_DONTWAIT | MSG_NOSIGNAL | (file_headers_ ? MSG_MORE : 0));
       while (n < 0 && errno == EINTR);
       if (n >= 0 && static_cast<std::size_t>(n) == out_.size()) {
         out_.clear();
+        file_headers_ = false;
       } else if (n >= 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOTSOCK) {
         // The kernel took part of it (or this is not a socket): libuv
         // writes the rest when it can.
         if (n > 0) out_.erase(0, static_cast<std::size_t>(n));
+        file_headers_ = false;  // (the rest goes without MSG_MORE: libuv's write)
         if (!promote()) return;
       } else {
         destroy();
@@ -543,16 +546,16 @@ void connection::flush() {
       uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
       int n;
       uv_os_fd_t sock = -1;
-      if (file_ && uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &sock) == 0) {
+      ssize_t sent = -1;
+      if (std::exchange(file_headers_, false) && uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &sock) == 0) {
         // A file's headers: MSG_MORE, so they leave in the file's first
         // segment rather than one of their own (nginx's tcp_nopush).
-        ssize_t sent;
         do sent = ::send(sock, out_.data(), out_.size(), MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE);
         while (sent < 0 && errno == EINTR);
-        n = sent >= 0 ? static_cast<int>(sent) : (errno == EAGAIN || errno == EWOULDBLOCK) ? UV_EAGAIN : UV_EPIPE;
-      } else {
-        n = uv_try_write(stream, &b, 1);
       }
+      if (sent >= 0) n = static_cast<int>(std::min<ssize_t>(sent, INT32_MAX));
+      else if (sock >= 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) n = UV_EAGAIN;
+      else n = uv_try_write(stream, &b, 1);  // (also: not a socket, where MSG_MORE is meaningless)
       if (n >= 0 && static_cast<std::size_t>(n) == out_.size()) {
         out_.clear();
       } else if (n >= 0 || n == UV_EAGAIN) {
@@ -590,12 +593,13 @@ void connection::flush() {
       break;
     }
   }
+  if (file_done) return on_response_end();  // (its response is complete now: that flushes on)
   if (close_after_flush_ && phase_ != phase::draining) start_drain();
-  if (file_done) return on_response_end();  // (its response is complete now)
   maybe_drain();
 }
 
 void connection::send_file(unique_fd fd, uint64_t offset, uint64_t length) {
+  file_headers_ = true;
   file_ = std::move(fd);
   file_offset_ = offset;
   file_left_ = length;
@@ -611,6 +615,17 @@ struct connection::room_waiter {
   int fd;               // our duplicate of the socket
   connection* conn;     // null once the connection is gone
 };
+
+void connection::close_room() {
+  if (!room_) return;
+  room_->conn = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(&room_->poll), [](uv_handle_t* h) {
+    auto* w = static_cast<room_waiter*>(h->data);
+    ::close(w->fd);
+    delete w;
+  });
+  room_ = nullptr;
+}
 
 bool connection::wait_for_room(int sock) {
   if (!room_) {
@@ -639,14 +654,13 @@ bool connection::wait_for_room(int sock) {
 }
 
 int connection::send_file_part() {
-  int sock = bare_fd_;
-  if (on_uv_) {
-    uv_os_fd_t fd = -1;
-    if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) != 0) {
-      destroy();
-      return -1;
-    }
-    sock = fd;
+  // On libuv first: its socket is non-blocking for sure (one given to
+  // serve() may not be, and sendfile has no MSG_DONTWAIT).
+  if (!on_uv_ && !promote()) return -1;
+  uv_os_fd_t sock = -1;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &sock) != 0) {
+    destroy();
+    return -1;
   }
   while (file_left_ > 0) {
     off_t off = static_cast<off_t>(file_offset_);
@@ -663,7 +677,6 @@ int connection::send_file_part() {
       return -1;
     }
     bool full = errno == EAGAIN || errno == EWOULDBLOCK;
-    if (!on_uv_ && !promote()) return -1;
     // The socket takes no more: sendfile again once it has room.
     if (full && wait_for_room(sock)) return -1;
     // (Or this file cannot be sent from, EINVAL, or the wait could not be
@@ -686,6 +699,7 @@ int connection::send_file_part() {
   if (file_left_ > 0) res_.keep_alive_ = false;
   file_.reset();
   file_left_ = 0;
+  close_room();  // (its descriptor is not kept for a next file)
   return 1;
 }
 
@@ -832,15 +846,7 @@ void connection::release() {
 void connection::destroy() {
   if (closed_) return;
   closed_ = true;
-  if (room_) {
-    room_->conn = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(&room_->poll), [](uv_handle_t* h) {
-      auto* w = static_cast<room_waiter*>(h->data);
-      ::close(w->fd);
-      delete w;
-    });
-    room_ = nullptr;
-  }
+  close_room();
   server_state* s = srv;
   srv = nullptr;
   if (!on_uv_) {

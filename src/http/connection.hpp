@@ -153,6 +153,7 @@ class connection {
   /// Waits (as a write in flight: the send timeout applies) until the
   /// socket has room, then goes on as after a write. False if it cannot.
   bool wait_for_room(int sock);
+  void close_room();
   static int cb_message_begin(llhttp_t* p);
   static int cb_url(llhttp_t* p, const char* at, std::size_t len);
   static int cb_header_field(llhttp_t* p, const char* at, std::size_t len);
@@ -194,6 +195,7 @@ class connection {
   room_waiter* room_ = nullptr;
   uint64_t file_offset_ = 0;
   uint64_t file_left_ = 0;
+  bool file_headers_ = false;  // out_'s next write carries a file's headers (MSG_MORE)
   std::string pending_in_;  // received while a response was pending, not yet parsed
   std::string resume_buf_;
   const char* exec_begin_ = nullptr;     // the buffer llhttp is parsing

@@ -306,6 +306,7 @@ void response::json(const nlohmann::json& value) {
 
 bool response::write(std::string_view chunk) {
   if (finished_ || !out_) return true;
+  if (conn_ && conn_->closed()) return true;  // (the client left: discarded, and nothing to wait for)
   if (!headers_sent_) {
     if (declared_length_) {
       render_head(*declared_length_, false);

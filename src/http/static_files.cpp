@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 #include "corral/http.hpp"
@@ -164,6 +165,8 @@ std::optional<std::pair<uint64_t, uint64_t>> parse_range(std::string_view h, uin
 class static_server {
  public:
   static_server(std::string root, static_options o) : root_(std::move(root)), o_(std::move(o)) {
+    // ("" would make every path absolute: the whole filesystem.)
+    if (root_.empty()) throw std::invalid_argument("serve_static: the root directory is required");
     while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
   }
 
@@ -194,11 +197,16 @@ class static_server {
     struct stat st {};
     if (!fd || ::fstat(fd.get(), &st) != 0) return open_failed(errno, req, res, next);
     if (S_ISDIR(st.st_mode)) {
-      if (decoded.back() != '/') {
+      // (The mount point itself, "/static" under use("/static"), too: its
+      // page's relative links need the slash.)
+      if (rel.empty() || rel.back() != '/') {
         if (!o_.redirect) return not_found(req, res, next);
-        std::string location = std::string(path) + "/";
+        // One leading slash: "//host/" would be another site's URL.
+        std::string_view p = path;
+        while (p.size() > 1 && p[1] == '/') p.remove_prefix(1);
+        std::string location = std::string(p) + "/";
         if (auto q = req.query_string(); !q.empty()) location.append("?").append(q);
-        res.status(301).set("Location", location).set("Content-Type", "text/html; charset=utf-8");
+        res.status(301).set("Location", location).set("Content-Type", "text/plain; charset=utf-8");
         res.send("Redirecting to " + location + "\n");
         return;
       }
@@ -240,22 +248,24 @@ class static_server {
     if (o_.etag) std::snprintf(etag, sizeof etag, "W/\"%llx-%llx\"", static_cast<unsigned long long>(size),
                                static_cast<unsigned long long>(mtime_ms));
     std::string modified = o_.last_modified ? http_date(st.st_mtim.tv_sec) : std::string();
-    res.set("Accept-Ranges", "bytes");
     res.set("Cache-Control", "public, max-age=" + std::to_string(o_.max_age.count()));
     if (*etag) res.set("ETag", etag);
     if (!modified.empty()) res.set("Last-Modified", modified);
-    res.set("Content-Type", mime_type(file));
 
-    // 304: If-None-Match decides when present; If-Modified-Since otherwise.
+    // 304 (with the validators and Cache-Control only, RFC 9110 15.4.5):
+    // If-None-Match decides when present; If-Modified-Since otherwise.
     if (auto inm = req.get("If-None-Match")) {
       if (*etag && etag_matches(*inm, etag)) return not_modified(res);
     } else if (auto ims = req.get("If-Modified-Since"); ims && o_.last_modified) {
       time_t since = parse_http_date(*ims);
       if (since >= 0 && st.st_mtim.tv_sec <= since) return not_modified(res);
     }
+    res.set("Accept-Ranges", "bytes");
+    res.set("Content-Type", mime_type(file));
 
     uint64_t first = 0, length = size;
-    if (auto range = req.get("Range")) {
+    auto range = head ? std::nullopt : req.get("Range");  // (ranges are GET's only, RFC 9110 14.2)
+    if (range) {
       // If-Range: the range only if the file is still the one the client
       // has part of (its ETag, or exactly its date); else the whole file.
       bool fresh = true;

@@ -12,6 +12,8 @@
 #include <cctype>
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <string>
@@ -31,9 +33,12 @@ struct response {
 
 class client {
  public:
-  /// Connects to 127.0.0.1:port; check ok().
-  explicit client(int port) {
+  /// Connects to 127.0.0.1:port; check ok(). `rcvbuf`: a receive buffer
+  /// of about that size, set before connecting (a small one keeps a large
+  /// answer from fitting in the kernel's buffers: the server must wait).
+  explicit client(int port, int rcvbuf = 0) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (rcvbuf > 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(static_cast<uint16_t>(port));
@@ -159,5 +164,35 @@ class client {
   std::string buf_;
   bool eof_ = false;
 };
+
+/// VmRSS of `pid` in KiB, or -1.
+inline long rss_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+  return -1;
+}
+
+/// True once `pid` is asleep with the same VmRSS on two looks in a row
+/// (a server waiting for its client, its memory as it will stay), within
+/// `timeout_ms`.
+inline bool wait_settled(pid_t pid, int timeout_ms = 10000) {
+  auto asleep = [pid] {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), {});
+    auto p = stat.rfind(')');
+    return p != std::string::npos && stat.size() > p + 2 && stat[p + 2] == 'S';
+  };
+  long last = -1;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    long now = rss_kib(pid);
+    if (asleep() && now == last) return true;
+    last = now;
+    ::poll(nullptr, 0, 20);
+  }
+  return false;
+}
 
 }  // namespace http_test

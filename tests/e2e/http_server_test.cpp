@@ -258,31 +258,15 @@ TEST(HttpServer, ClientLeavingAStreamedAnswerIsHarmless) {
 TEST(HttpServer, BackPressureBoundsAStreamedBodyAndTellsTheHandlerTheClientLeft) {
   fixture f;
   ASSERT_GT(f.port, 0);
-  auto rss_kib = [&] {
-    std::ifstream in("/proc/" + std::to_string(f.proc.pid()) + "/status");
-    std::string line;
-    while (std::getline(in, line))
-      if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
-    return -1L;
-  };
-  auto sleeping = [&] {
-    std::ifstream in("/proc/" + std::to_string(f.proc.pid()) + "/stat");
-    std::string stat((std::istreambuf_iterator<char>(in)), {});
-    auto p = stat.rfind(')');
-    return p != std::string::npos && stat.size() > p + 2 && stat[p + 2] == 'S';
-  };
+  using http_test::rss_kib;
+  using http_test::wait_settled;
+  const pid_t server = f.proc.pid();
   {
     client c(f.port);
-    long before = rss_kib();
+    long before = rss_kib(server);
     ASSERT_TRUE(c.send(get("/big?mib=64")));
-    long last = -1;
-    ASSERT_TRUE(wait_until([&] {  // the server waits on the client, its memory still
-      long now = rss_kib();
-      bool settled = sleeping() && now == last;
-      last = now;
-      return settled;
-    }, 10s));
-    EXPECT_LT(rss_kib() - before, 8 * 1024) << "the server buffered the body instead of waiting for the client";
+    ASSERT_TRUE(wait_settled(server));  // the server waits on the client
+    EXPECT_LT(rss_kib(server) - before, 8 * 1024) << "the server buffered the body instead of waiting for the client";
     EXPECT_EQ(f.proc.out().find("big end"), std::string::npos);
     auto r = c.read(false, 30000);
     ASSERT_TRUE(r);
@@ -293,26 +277,10 @@ TEST(HttpServer, BackPressureBoundsAStreamedBodyAndTellsTheHandlerTheClientLeft)
   {
     // A small receive buffer, and the hang-up once the server waits for
     // room: it learns of the client's leaving while on_drain is pending.
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ASSERT_GE(fd, 0);
-    int small = 4096;
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(static_cast<uint16_t>(f.port));
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
-    std::string req = get("/big?mib=64");
-    ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), ssize_t(req.size()));
-    long last = -1;
-    ASSERT_TRUE(wait_until([&] {
-      long now = rss_kib();
-      bool settled = sleeping() && now == last;
-      last = now;
-      return settled;
-    }, 10s));
-    ::close(fd);  // hangs up mid-body, most of it unread: a reset
-  }
+    client gone(f.port, 4096);
+    ASSERT_TRUE(gone.send(get("/big?mib=64")));
+    ASSERT_TRUE(wait_settled(server));
+  }  // hangs up mid-body, most of it unread: a reset
   ASSERT_TRUE(f.proc.wait_out("aborted 1", 10s)) << f.proc.out();
   std::smatch m;
   std::string out = f.proc.out();

@@ -11,12 +11,16 @@
 #include <fstream>
 #include <random>
 #include <regex>
+#include <stdexcept>
 
+#include "corral/http.hpp"
 #include "http_client.hpp"
 #include "support/process.hpp"
 
 using namespace support;
 using http_test::client;
+using http_test::rss_kib;
+using http_test::wait_settled;
 
 namespace {
 
@@ -68,15 +72,6 @@ struct site {
   int port = 0;
   pid_t worker = 0;
 };
-
-// The resident memory of `pid`, in KiB (VmRSS), or -1.
-long rss_kib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
-  return -1;
-}
 
 // What `pid`'s descriptors point at, for a failure's message.
 std::string fd_list(pid_t pid) {
@@ -136,6 +131,11 @@ TEST(HttpStatic, IndexFilesAndTheDirectoryRedirect) {
   ASSERT_TRUE(redirect);
   EXPECT_EQ(redirect->status, 301);
   EXPECT_EQ(redirect->header("location"), "/docs/?x=1");
+
+  auto offsite = s.get("//docs");  // not "//docs/": another host's URL
+  ASSERT_TRUE(offsite);
+  EXPECT_EQ(offsite->status, 301);
+  EXPECT_EQ(offsite->header("location"), "/docs/");
 
   auto docs = s.get("/docs/");
   ASSERT_TRUE(docs);
@@ -247,20 +247,8 @@ TEST(HttpStatic, ALargeFileToASlowClientIsStreamedWithBoundedMemory) {
   long before = rss_kib(s.worker);
   ASSERT_GT(before, 0);
   ASSERT_TRUE(c.send("GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n"));
-  // Let the socket buffers fill: the worker stops once the kernel takes no more.
-  long last = -1;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        std::ifstream in("/proc/" + std::to_string(s.worker) + "/stat");
-        std::string stat((std::istreambuf_iterator<char>(in)), {});
-        auto close_paren = stat.rfind(')');
-        bool sleeping = close_paren != std::string::npos && stat.size() > close_paren + 2 && stat[close_paren + 2] == 'S';
-        long now = rss_kib(s.worker);
-        bool settled = sleeping && now == last;
-        last = now;
-        return settled;
-      },
-      5000ms));
+  // Let the socket buffers fill: the worker waits once the kernel takes no more.
+  ASSERT_TRUE(wait_settled(s.worker, 5000));
   EXPECT_LT(rss_kib(s.worker) - before, 2 * 1024) << "the worker buffered the file instead of streaming it";
   auto r = c.read(false, 20000);
   ASSERT_TRUE(r);
@@ -281,23 +269,11 @@ TEST(HttpStatic, AClientLeavingMidFileCostsNothing) {
   // A client with a small receive buffer, so the file cannot all be in the
   // kernel's buffers: the worker is mid-file when the client resets.
   auto leave_midway = [&] {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ASSERT_GE(fd, 0);
-    int small = 4096;
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(static_cast<uint16_t>(s.port));
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
-    std::string req = "GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n";
-    ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), ssize_t(req.size()));
-    pollfd p{fd, POLLIN, 0};
-    ASSERT_EQ(::poll(&p, 1, 5000), 1);
-    char buf[1024];
-    ASSERT_GT(::recv(fd, buf, sizeof buf, 0), 0);
-    ::close(fd);  // (with most of the file unread: a reset)
-  };
+    client c(s.port, 4096);
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE(c.send("GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n"));
+    ASSERT_TRUE(c.expect_raw("\r\n\r\n"));
+  };  // (closing with most of the file unread: a reset)
   // What the worker holds open: the file, and sockets (its connections).
   // (Other descriptors are left out: libuv opens a spare /dev/null lazily.)
   auto held = [&](bool& file) {
@@ -322,4 +298,63 @@ TEST(HttpStatic, AClientLeavingMidFileCostsNothing) {
   auto r = s.get("/app.js");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
+}
+
+namespace {
+
+// serve_static in this process, through a router and a response that
+// renders into its own buffer (no socket): the answer's raw bytes.
+struct mounted {
+  explicit mounted(const std::string& root) { r.use("/static", corral::http::serve_static(root)); }
+  std::string run(std::string_view method, std::string_view url, std::vector<std::pair<std::string, std::string>> hdrs = {}) {
+    corral::http::request req;
+    corral::http::response res;
+    req.set_for_test(method, url, std::move(hdrs));
+    res.reset_for_test(method == "HEAD");
+    r.handle(req, res);
+    return res.raw_for_test();
+  }
+  corral::http::router r;
+};
+
+}  // namespace
+
+TEST(HttpStatic, UnderAPrefixTheMountPointRedirectsAndHeadAndRangeAndNotModifiedAreRight) {
+  temp_dir dir;
+  ::mkdir(dir.file("www").c_str(), 0755);
+  ::mkdir(dir.file("www/docs").c_str(), 0755);
+  write_file(dir.file("www/index.html"), "<h1>home</h1>\n");
+  write_file(dir.file("www/app.js"), "console.log(1)\n");
+  mounted m(dir.file("www"));
+
+  std::string root = m.run("GET", "/static?v=2");
+  EXPECT_EQ(root.substr(0, 12), "HTTP/1.1 301") << root;
+  EXPECT_NE(root.find("Location: /static/?v=2\r\n"), std::string::npos) << root;
+  EXPECT_NE(m.run("GET", "/static/").find("<h1>home</h1>"), std::string::npos);
+  EXPECT_NE(m.run("GET", "/STATIC/app.js").find("console.log(1)"), std::string::npos);
+  std::string slashes = m.run("GET", "/static//docs");
+  EXPECT_NE(slashes.find("Location: /static//docs/\r\n"), std::string::npos) << slashes;  // (the prefix keeps it on this site)
+
+  // HEAD: the GET's length, no body, and no range (ranges are GET's).
+  std::string head = m.run("HEAD", "/static/app.js", {{"Range", "bytes=0-3"}});
+  EXPECT_EQ(head.substr(0, 12), "HTTP/1.1 200") << head;
+  EXPECT_NE(head.find("Content-Length: 15\r\n"), std::string::npos) << head;
+  EXPECT_EQ(head.substr(head.find("\r\n\r\n") + 4), "");
+  std::string part = m.run("GET", "/static/app.js", {{"Range", "bytes=0-0"}});
+  EXPECT_EQ(part.substr(0, 12), "HTTP/1.1 206") << part;
+  EXPECT_EQ(part.substr(part.find("\r\n\r\n") + 4), "c");
+
+  std::string full = m.run("GET", "/static/app.js");
+  auto at = full.find("ETag: ");
+  ASSERT_NE(at, std::string::npos);
+  std::string etag = full.substr(at + 6, full.find("\r\n", at) - at - 6);
+  std::string not_modified = m.run("GET", "/static/app.js", {{"If-None-Match", etag}});
+  EXPECT_EQ(not_modified.substr(0, 12), "HTTP/1.1 304") << not_modified;
+  EXPECT_NE(not_modified.find("ETag: " + etag), std::string::npos);
+  EXPECT_EQ(not_modified.find("Content-Type"), std::string::npos) << not_modified;
+  EXPECT_EQ(not_modified.find("Accept-Ranges"), std::string::npos) << not_modified;
+
+  // Outside the prefix, or a root of "": not served.
+  EXPECT_EQ(m.run("GET", "/app.js").substr(0, 12), "HTTP/1.1 404");
+  EXPECT_THROW(corral::http::serve_static(""), std::invalid_argument);
 }

@@ -798,7 +798,11 @@ TEST_F(Manager, ServeServesADirectoryOnOnePortAndItsSpaFallback) {
 
   auto bad = corral({"serve", work_.file("no-such-dir"), "0"});
   EXPECT_EQ(bad.code, 2);
-  EXPECT_NE(bad.err.find("no-such-dir: not a directory"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("no-such-dir: no such directory"), std::string::npos) << bad.err;
+  auto port_first = corral({"serve", "3000"});
+  EXPECT_EQ(port_first.code, 2);
+  EXPECT_NE(port_first.err.find("3000: no such directory (the directory comes first: corral serve DIR 3000)"),
+            std::string::npos) << port_first.err;
   EXPECT_EQ(rows("static-page-server-0").size(), 2u);
 
   ASSERT_EQ(corral({"delete", "static-page-server-0"}).code, 0);
