@@ -332,7 +332,18 @@ class session {
   int print_list() {
     auto rows = call("list");
     if (!rows) return fail(rows.err().message());
+    warn_if_state_unsaved();
     return print_rows(*rows);
+  }
+
+  /// A daemon that cannot write its state file (a full disk, no descriptors
+  /// left) keeps trying; until it works, a daemon killed would come back
+  /// with an older list. The user hears it where they look.
+  void warn_if_state_unsaved() {
+    auto p = call("ping");
+    if (!p) return;
+    if (auto why = p->value("state_save_error", std::string()); !why.empty())
+      std::fprintf(stderr, "corral: warning: the daemon cannot save its state (%s); it keeps trying\n", why.c_str());
   }
 
   /// The list after a command the daemon carried out. A foreground daemon
@@ -340,7 +351,10 @@ class session {
   /// maybe before this list is asked: the command did not fail.
   int print_list_after_command() {
     auto rows = call("list");
-    if (rows) return print_rows(*rows);
+    if (rows) {
+      warn_if_state_unsaved();
+      return print_rows(*rows);
+    }
     auto ec = rows.err().code();
     if (ec != std::errc::connection_reset && ec != std::errc::broken_pipe) return fail(rows.err().message());
     std::fprintf(stderr, "corral: the daemon has exited (corral run exits once no app runs)\n");

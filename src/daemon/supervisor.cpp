@@ -76,14 +76,19 @@ supervisor::~supervisor() {
 
 // ---- persistence ----------------------------------------------------------
 
-void supervisor::persist_soon() {
-  // Several transitions in one loop iteration (start -i 8) make one write.
-  if (persist_pending_) return;
+void supervisor::persist_soon() { persist_after(std::chrono::milliseconds(0)); }
+
+void supervisor::persist_after(std::chrono::milliseconds delay) {
+  // Several transitions in one loop iteration (start -i 8) make one write;
+  // a change while a failed write waits to be retried tries at once.
+  if (persist_pending_ && (delay.count() > 0 || uv_timer_get_due_in(persist_timer_.get()) == 0)) return;
   persist_pending_ = true;
   uv_timer_start(persist_timer_.get(), [](uv_timer_t* t) {
     if (auto* self = static_cast<supervisor*>(t->data)) self->persist_now();
-  }, 0, 0);
+  }, static_cast<uint64_t>(delay.count()), 0);
 }
+
+bool supervisor::persist_idle() const { return !persist_pending_ && !persist_writing_; }
 
 void supervisor::persist_now() {
   persist_pending_ = false;
@@ -145,12 +150,28 @@ void supervisor::write_state(std::string text) {
         if (jb->alive.expired()) return;
         supervisor& self = *jb->self;
         self.persist_writing_ = false;
-        if (!jb->result)
-          std::fprintf(stderr, "corral daemon: cannot persist state: %s\n", jb->result.err().message().c_str());
+        if (jb->result) {
+          if (!self.persist_error_.empty())
+            std::fprintf(stderr, "corral daemon: state saved again (after: %s)\n", self.persist_error_.c_str());
+          self.persist_error_.clear();
+          self.persist_backoff_ = std::chrono::milliseconds(0);
+        } else {
+          // Said once per reason, not at every retry.
+          if (jb->result.err().message() != self.persist_error_)
+            std::fprintf(stderr, "corral daemon: cannot persist state: %s (trying again until it works)\n",
+                         jb->result.err().message().c_str());
+          self.persist_error_ = jb->result.err().message();
+        }
         if (self.persist_next_) {
           std::string next = std::move(*self.persist_next_);
           self.persist_next_.reset();
           return self.write_state(std::move(next));
+        }
+        if (!jb->result && !self.exit_requested_) {
+          using namespace std::chrono_literals;
+          self.persist_backoff_ = std::min<std::chrono::milliseconds>(
+              self.persist_backoff_.count() == 0 ? 1000ms : self.persist_backoff_ * 2, 30s);
+          self.persist_after(self.persist_backoff_);
         }
         // Exiting waits for the last state to be on disk.
         if (self.exit_requested_ && self.on_exit_requested_) self.on_exit_requested_();

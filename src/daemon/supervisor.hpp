@@ -81,6 +81,8 @@ class supervisor final : public instance_host {
   /// Why the state file could not be used at start (its apps were not
   /// restored), or empty; and where it was moved to (empty if it could not be).
   const std::string& state_error() const noexcept { return state_error_; }
+  /// No write of the state file is due or under way (ping's "state_saved").
+  bool persist_idle() const;
   const std::string& state_moved_to() const noexcept { return state_moved_to_; }
 
   /// Also hands every app's output line, as logged, to `fn` (`corral run`
@@ -181,6 +183,7 @@ class supervisor final : public instance_host {
   instance* find_instance(int id);
   json describe_instance(const app& a, const instance& i, bool full) const;
   void persist_soon();
+  void persist_after(std::chrono::milliseconds delay);
   void persist_now();
   void write_state(std::string text);
   void check_waiters();
@@ -274,6 +277,12 @@ class supervisor final : public instance_host {
   // time; a newer state waits in persist_next_ and replaces an older one.
   bool persist_writing_ = false;
   std::optional<std::string> persist_next_;
+  // A write that failed (a full disk, no descriptors left) is tried again
+  // after persist_backoff_, doubling to 30 s, until one succeeds; any change
+  // meanwhile tries at once. persist_error_ is the last failure's reason
+  // until then (ping reports it, and `corral list` warns).
+  std::chrono::milliseconds persist_backoff_{0};
+  std::string persist_error_;
   std::shared_ptr<char> alive_ = std::make_shared<char>();
   bool exit_requested_ = false;
   bool stderr_is_daemon_log_ = false;  // (when we started)

@@ -33,6 +33,10 @@ void supervisor::handle(const request& req, reply_fn reply) {
                       {"takeover_error", takeover_error_},
                       {"state_error", state_error_},
                       {"state_moved_to", state_moved_to_},
+                      // Whether state.json holds the daemon's current state,
+                      // and if a write failed, why (retried until it works).
+                      {"state_saved", persist_idle() && persist_error_.empty()},
+                      {"state_save_error", persist_error_},
                       {"home", home_.dir},
                       {"started", started_unix_ms_}}));
     return;

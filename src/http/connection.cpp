@@ -573,11 +573,7 @@ void connection::flush() {
           destroy();
           return;
         }
-        // The send timeout counts from here, and again from each time the
-        // client is seen to have taken some of it (check_deadline).
-        uv_update_time(srv->loop);  // (a late answer may come from outside the loop)
-        send_deadline_ = uv_now(srv->loop) + static_cast<uint64_t>(srv->options.send_timeout.count());
-        send_mark_ = unsent();
+        arm_send_timeout();
         return;
       } else {
         destroy();
@@ -647,10 +643,16 @@ bool connection::wait_for_room(int sock) {
   });
   if (r != 0) return false;
   write_in_flight_ = true;
-  uv_update_time(srv->loop);
+  arm_send_timeout();
+  return true;
+}
+
+void connection::arm_send_timeout() {
+  // The send timeout counts from here, and again from each time the client
+  // is seen to have taken some of it (check_deadline).
+  uv_update_time(srv->loop);  // (a late answer may come from outside the loop)
   send_deadline_ = uv_now(srv->loop) + static_cast<uint64_t>(srv->options.send_timeout.count());
   send_mark_ = unsent();
-  return true;
 }
 
 int connection::send_file_part() {

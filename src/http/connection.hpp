@@ -153,6 +153,8 @@ class connection {
   /// Waits (as a write in flight: the send timeout applies) until the
   /// socket has room, then goes on as after a write. False if it cannot.
   bool wait_for_room(int sock);
+  /// Starts the send timeout for output now waiting for the client.
+  void arm_send_timeout();
   void close_room();
   static int cb_message_begin(llhttp_t* p);
   static int cb_url(llhttp_t* p, const char* at, std::size_t len);

@@ -2,8 +2,11 @@
 // served in this process: slow and stalled readers (the keep-alive clock
 // and the send timeout), clients that half-close after their requests, and
 // a close callback that destroys its server.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <optional>
 #include <string>
 
@@ -23,6 +26,8 @@ constexpr std::size_t big_size = 16u << 20;  // more than loopback's socket buff
 // is read while the answer is still being written.
 constexpr std::size_t mid_size = 900u << 10;
 
+const std::string keep_request(const std::string& path) { return "GET " + path + " HTTP/1.1\r\nHost: t\r\n\r\n"; }
+
 class HttpConnection : public served_fixture {
  protected:
   HttpConnection() {
@@ -30,6 +35,62 @@ class HttpConnection : public served_fixture {
     routes.get("/big", [](auto&, http::response& res) { res.send(std::string(big_size, 'b')); });
     routes.get("/mid", [](auto&, http::response& res) { res.send(std::string(mid_size, 'm')); });
     routes.get("/later", [this](auto&, http::response& res) { pending = &res; });
+    // A file body (sendfile), as serve_static sends a large file.
+    char name[] = "/tmp/corral-http-file-XXXXXX";
+    unique_fd f(::mkstemp(name));
+    file_path = name;
+    std::string chunk(1 << 20, 'f');
+    for (std::size_t n = 0; f && n < big_size; n += chunk.size())
+      if (::write(f.get(), chunk.data(), chunk.size()) != ssize_t(chunk.size())) break;
+    routes.get("/file", [this](auto&, http::response& res) {
+      unique_fd fd(::open(file_path.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!fd) return res.status(500).send("cannot open the test's file");
+      res.send_file(std::move(fd), 0, big_size);
+    });
+  }
+  ~HttpConnection() override { ::unlink(file_path.c_str()); }
+  // Whether this process has the test's file open.
+  bool file_open() const {
+    std::error_code ec;
+    for (auto& e : std::filesystem::directory_iterator("/proc/self/fd", ec))
+      if (std::filesystem::read_symlink(e.path(), ec).string() == file_path) return true;
+    return false;
+  }
+  std::string file_path;
+
+  // The send timeout is between two times the client takes something, not
+  // over the whole answer: a client that keeps reading slowly gets it all.
+  // Over a Unix socket with a small send buffer: the answer stays in
+  // flight for the whole test, and each read frees room the server fills
+  // at once.
+  void read_slowly_but_steadily(const std::string& path, std::chrono::milliseconds send_timeout) {
+    http::server_options o;
+    o.send_timeout = send_timeout;
+    server(o);
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ::close(p.client);
+    ::close(p.served);
+    p.client = sv[0];
+    p.served = sv[1];
+    int small = 65536;
+    ASSERT_EQ(::setsockopt(p.served, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+    ASSERT_TRUE(serve_after(keep_request(path)));
+    std::string got;
+    char buf[65536];
+    auto until = std::chrono::steady_clock::now() + send_timeout * 7 / 2;  // three and a half send timeouts
+    while (std::chrono::steady_clock::now() < until) {
+      pump_for(50ms);
+      ssize_t n = ::recv(p.client, buf, sizeof buf, MSG_DONTWAIT);
+      ASSERT_NE(n, 0) << "the server closed after " << got.size() << " bytes";
+      if (n > 0) got.append(buf, static_cast<std::size_t>(n));
+    }
+    ASSERT_EQ(server().connection_count(), 1u) << "cut after " << got.size() << " bytes";
+    std::size_t head_end = got.find("\r\n\r\n");
+    ASSERT_NE(head_end, std::string::npos);
+    std::size_t want = head_end + 4 + big_size;
+    std::string rest = receive(p.client, [&](const std::string& g, bool) { return got.size() + g.size() >= want; });
+    EXPECT_EQ(got.size() + rest.size(), want);
   }
   // Runs the loop for `d` without reading (the client is slow).
   static void pump_for(std::chrono::milliseconds d) {
@@ -54,7 +115,6 @@ class HttpConnection : public served_fixture {
   }
 };
 
-const std::string keep_request(const std::string& path) { return "GET " + path + " HTTP/1.1\r\nHost: t\r\n\r\n"; }
 
 }  // namespace
 
@@ -100,40 +160,41 @@ TEST_F(HttpConnection, ClientThatTakesNothingIsDroppedAfterTheSendTimeout) {
   EXPECT_TRUE(pump_until([&] { return closed; }));
 }
 
-TEST_F(HttpConnection, SlowButSteadyReaderIsNotCutByTheSendTimeout) {
-  // The send timeout is between two times the client takes something, not
-  // over the whole answer: a client that keeps reading slowly gets it all.
-  // Over a Unix socket with a small send buffer: the answer stays in
-  // flight for the whole test, and each read frees room the server fills
-  // at once.
+TEST_F(HttpConnection, ClientThatTakesNothingOfAFileIsDroppedAfterTheSendTimeoutAndTheFileClosed) {
+  // A file body waits for room with a poll of its own rather than a libuv
+  // write: the send timeout must cover that wait too.
   http::server_options o;
-  o.send_timeout = 1000ms;
+  o.send_timeout = 300ms;
   server(o);
-  int sv[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-  ::close(p.client);
-  ::close(p.served);
-  p.client = sv[0];
-  p.served = sv[1];
-  int small = 65536;
-  ASSERT_EQ(::setsockopt(p.served, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
-  ASSERT_TRUE(serve_after(keep_request("/big")));
+  ASSERT_TRUE(serve_after(keep_request("/file")));
+  EXPECT_TRUE(pump_until([&] { return file_open(); }));
+  EXPECT_TRUE(pump_until([&] { return server().connection_count() == 0; }));
+  EXPECT_TRUE(pump_until([&] { return !file_open(); }));
+}
+
+TEST_F(HttpConnection, FileOverABlockingSocketGivenToServeArrivesWholeAndTheConnectionGoesOn) {
+  // serve() may be given a blocking socket (a program's own accept()):
+  // sendfile on it would block the loop with the client unread (this test
+  // would hang). It goes on a non-blocking socket, and all of it arrives.
+  int flags = ::fcntl(p.served, F_GETFL);
+  ASSERT_EQ(::fcntl(p.served, F_SETFL, flags & ~O_NONBLOCK), 0);
+  server();
+  ASSERT_TRUE(serve_after(keep_request("/file")));
   std::string got;
-  char buf[65536];
-  auto until = std::chrono::steady_clock::now() + 3500ms;  // three and a half send timeouts
-  while (std::chrono::steady_clock::now() < until) {
-    pump_for(50ms);
-    ssize_t n = ::recv(p.client, buf, sizeof buf, MSG_DONTWAIT);
-    ASSERT_NE(n, 0) << "the server closed after " << got.size() << " bytes";
-    if (n > 0) got.append(buf, static_cast<std::size_t>(n));
-  }
-  ASSERT_EQ(server().connection_count(), 1u) << "cut after " << got.size() << " bytes";
-  std::string rest;
-  std::size_t head_end = got.find("\r\n\r\n");
-  ASSERT_NE(head_end, std::string::npos);
-  std::size_t want = head_end + 4 + big_size;
-  rest = receive(p.client, [&](const std::string& g, bool) { return got.size() + g.size() >= want; });
-  EXPECT_EQ(got.size() + rest.size(), want);
+  ASSERT_EQ(read_response(got), big_size);
+  EXPECT_EQ(got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << got.substr(0, 200);
+  EXPECT_EQ(got.find_first_not_of('f', got.find("\r\n\r\n") + 4), std::string::npos);
+  ASSERT_TRUE(p.send(keep_request("/hi")));
+  ASSERT_EQ(read_response(got), 2u);
+  EXPECT_EQ(got.substr(got.size() - 2), "hi");
+  EXPECT_TRUE(pump_until([&] { return !file_open(); }));
+}
+
+TEST_F(HttpConnection, SlowButSteadyReaderIsNotCutByTheSendTimeout) { read_slowly_but_steadily("/big", 1000ms); }
+
+TEST_F(HttpConnection, SlowButSteadyReaderOfAFileIsNotCutByTheSendTimeout) {
+  // (A file's wait for room starts the clock afresh, as a write does.)
+  read_slowly_but_steadily("/file", 500ms);
 }
 
 TEST_F(HttpConnection, HalfClosedClientGetsItsWholeAnswer) {

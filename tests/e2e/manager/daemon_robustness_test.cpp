@@ -408,9 +408,16 @@ TEST_F(Manager, StartOutOfFdsEitherWorksOrSaysWhichDescriptorItCouldNotGet) {
   // Each budget counts from the daemon's fds at rest: the state file's
   // write after a delete (on the threadpool, a temporary file and the
   // directory open) must be over, or a budget is off by those and a step
-  // is skipped.
+  // is skipped. The daemon says when it is (ping's state_saved: nothing
+  // due, nothing under way, the last write succeeded); a write that failed
+  // while the budget was tight is tried again, and the delete's succeeds.
   auto at_rest_without = [&](const std::string& name) {
-    return wait_until([&] { return slurp(home_.file("state.json")).find("\"" + name + "\"") == std::string::npos; }, 10s);
+    return wait_until([&] {
+      if (!c.send(R"({"id":4,"cmd":"ping"})" "\n")) return false;
+      json p = c.reply();
+      return p.value("ok", false) && p["result"].value("state_saved", false) &&
+             slurp(home_.file("state.json")).find("\"" + name + "\"") == std::string::npos;
+    }, 10s);
   };
   ASSERT_TRUE(at_rest_without("warm"));
   rlimit old{};
@@ -565,6 +572,45 @@ TEST_F(Manager, UnreadableStateFileIsMovedAsideKeptWholeAndReportedNotOverwritte
   ASSERT_EQ(corral({"start", app, "--name", "fresh", "--", "serve"}).code, 0);
   EXPECT_TRUE(wait_until([&] { return slurp(state).find("\"fresh\"") != std::string::npos; }, 5s)) << slurp(state);
   EXPECT_EQ(slurp(home_.file(moved[0])), broken);
+}
+
+// A state file the daemon cannot write (here a directory in its place, which
+// stops root as well as anyone; a full disk does the same) is not given up
+// on: the daemon says why, `corral list` warns, and the write is tried again
+// until it works, without a further change to set it off.
+TEST_F(Manager, StateFileThatCannotBeWrittenIsReportedAndWrittenOnceItCanBe) {
+  ASSERT_EQ(corral({"ping"}).code, 0);
+  const std::string state = home_.file("state.json");
+  ASSERT_TRUE(wait_until([&] { return ::access(state.c_str(), F_OK) == 0; }, 5s));
+  ASSERT_EQ(::unlink(state.c_str()), 0);
+  ASSERT_EQ(::mkdir(state.c_str(), 0700), 0);
+  ASSERT_EQ(corral({"start", app, "--name", "kept", "--", "serve"}).code, 0);
+  raw_client c(home());
+  ASSERT_TRUE(c.connected());
+  auto ping = [&] {
+    EXPECT_TRUE(c.send(R"({"id":1,"cmd":"ping"})" "\n"));
+    json p = c.reply();
+    return p.value("ok", false) ? p["result"] : json::object();
+  };
+  ASSERT_TRUE(wait_until([&] { return !ping().value("state_save_error", std::string()).empty(); }, 5s));
+  json p = ping();
+  EXPECT_FALSE(p.value("state_saved", true));
+  EXPECT_NE(p.value("state_save_error", std::string()).find(state), std::string::npos) << p.dump();
+  auto r = corral({"list"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("warning: the daemon cannot save its state"), std::string::npos) << r.err;
+  std::string log = slurp(home_.file("daemon.log"));
+  EXPECT_NE(log.find("cannot persist state"), std::string::npos) << log;
+  // Room again: the retry writes it, nothing else happening meanwhile.
+  ASSERT_EQ(::rmdir(state.c_str()), 0);
+  EXPECT_TRUE(wait_until([&] { return ping().value("state_saved", false); }, 10s)) << ping().dump();
+  EXPECT_NE(slurp(state).find("\"kept\""), std::string::npos) << slurp(state);
+  r = corral({"list"});
+  EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
+  // Said once for the reason, not at every retry; and the recovery said.
+  log = slurp(home_.file("daemon.log"));
+  EXPECT_EQ(occurrences(log, "cannot persist state"), 1) << log;
+  EXPECT_NE(log.find("state saved again"), std::string::npos) << log;
 }
 
 // One app a hand edit broke costs only that app: after a kill -9 of the
