@@ -302,15 +302,16 @@ struct static_options {
   bool fallthrough = true;
   /// Cache-Control: public, max-age=N.
   std::chrono::seconds max_age{0};
-  /// ETag (weak, from size and modification time) and Last-Modified, and
-  /// 304 Not Modified for a matching If-None-Match or If-Modified-Since.
+  /// ETag (strong, from size and modification time) and Last-Modified:
+  /// 304 Not Modified for a matching If-None-Match or If-Modified-Since,
+  /// 412 for a failed If-Match or If-Unmodified-Since, If-Range.
   bool etag = true;
   bool last_modified = true;
 };
 
 /// A middleware that serves the files under directory `root` (Express's
 /// express.static): GET and HEAD, Content-Type from the extension,
-/// conditional requests (304), one byte range (206, 416; Accept-Ranges),
+/// conditional requests (304, 412), one byte range (206, 416; Accept-Ranges),
 /// index files and the directory redirect. The path is the request's below
 /// its use() prefix, percent-decoded; a ".." segment gets 403 and a NUL
 /// byte 400, so nothing outside `root` is served (symbolic links inside it

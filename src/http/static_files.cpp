@@ -106,16 +106,23 @@ time_t parse_http_date(std::string_view s) {
   return timegm(&tm);
 }
 
-// Is `etag` among If-None-Match's list (weak comparison, RFC 9110 13.1.2)?
-bool etag_matches(std::string_view list, std::string_view etag) {
-  auto strip = [](std::string_view t) { return t.substr(0, 2) == "W/" ? t.substr(2) : t; };
+// Is `etag` (ours: strong) among a header's list of entity tags, or is the
+// list "*"? Weak comparison (If-None-Match) ignores a W/ prefix; strong
+// comparison (If-Match, If-Range) takes no weak tag (RFC 9110 8.8.3.2).
+enum class compare { weak, strong };
+bool etag_matches(std::string_view list, std::string_view etag, compare how) {
   while (!list.empty()) {
     auto comma = list.find(',');
     std::string_view item = list.substr(0, comma);
     list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
     while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
     while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-    if (item == "*" || (!item.empty() && strip(item) == strip(etag))) return true;
+    if (item == "*") return true;
+    if (item.substr(0, 2) == "W/") {
+      if (how == compare::strong) continue;
+      item.remove_prefix(2);
+    }
+    if (!item.empty() && item == etag) return true;
   }
   return false;
 }
@@ -244,18 +251,31 @@ class static_server {
                  bool head) const {
     const uint64_t size = static_cast<uint64_t>(st.st_size);
     const int64_t mtime_ms = int64_t(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000;
+    // A strong tag, as nginx's: the same size and modification time (to the
+    // millisecond) is taken as the same bytes, so ranges may be resumed.
     char etag[64] = "";
-    if (o_.etag) std::snprintf(etag, sizeof etag, "W/\"%llx-%llx\"", static_cast<unsigned long long>(size),
+    if (o_.etag) std::snprintf(etag, sizeof etag, "\"%llx-%llx\"", static_cast<unsigned long long>(size),
                                static_cast<unsigned long long>(mtime_ms));
     std::string modified = o_.last_modified ? http_date(st.st_mtim.tv_sec) : std::string();
+
+    // The preconditions in RFC 9110 13.2.2's order. A failed If-Match or
+    // If-Unmodified-Since is 412: the client's copy is not the file's
+    // current one (a resumed download of a file that changed stops there).
+    // Without an ETag, If-Match can match nothing but "*".
+    if (auto im = req.get("If-Match")) {
+      if (!etag_matches(*im, etag, compare::strong))  // (no ETag: only "*" matches)
+        return plain(res, 412, "Precondition Failed");
+    } else if (auto ius = req.get("If-Unmodified-Since")) {
+      time_t since = parse_http_date(*ius);
+      if (since >= 0 && st.st_mtim.tv_sec > since) return plain(res, 412, "Precondition Failed");
+    }
     res.set("Cache-Control", "public, max-age=" + std::to_string(o_.max_age.count()));
     if (*etag) res.set("ETag", etag);
     if (!modified.empty()) res.set("Last-Modified", modified);
-
     // 304 (with the validators and Cache-Control only, RFC 9110 15.4.5):
     // If-None-Match decides when present; If-Modified-Since otherwise.
     if (auto inm = req.get("If-None-Match")) {
-      if (*etag && etag_matches(*inm, etag)) return not_modified(res);
+      if (*etag && etag_matches(*inm, etag, compare::weak)) return not_modified(res);
     } else if (auto ims = req.get("If-Modified-Since"); ims && o_.last_modified) {
       time_t since = parse_http_date(*ims);
       if (since >= 0 && st.st_mtim.tv_sec <= since) return not_modified(res);
@@ -267,10 +287,12 @@ class static_server {
     auto range = head ? std::nullopt : req.get("Range");  // (ranges are GET's only, RFC 9110 14.2)
     if (range) {
       // If-Range: the range only if the file is still the one the client
-      // has part of (its ETag, or exactly its date); else the whole file.
+      // has part of (its ETag, strongly, or exactly its date); else the
+      // whole file.
       bool fresh = true;
       if (auto ir = req.get("If-Range"))
-        fresh = (ir->find('"') != std::string_view::npos) ? (*etag && *ir == etag) : (*ir == modified && !modified.empty());
+        fresh = (ir->find('"') != std::string_view::npos) ? (*etag && *ir == etag)  // (a W/ one never equals)
+                                                          : (*ir == modified && !modified.empty());
       bool unsatisfiable = false;
       auto r = fresh ? parse_range(*range, size, unsatisfiable) : std::nullopt;
       if (unsatisfiable) {

@@ -95,7 +95,7 @@ TEST(HttpStatic, ServesFilesWithTheirTypeLengthAndValidators) {
   EXPECT_EQ(r->header("content-length"), "15");
   EXPECT_EQ(r->header("accept-ranges"), "bytes");
   EXPECT_EQ(r->header("cache-control"), "public, max-age=0");
-  EXPECT_TRUE(std::regex_match(r->header("etag"), std::regex(R"(W/"[0-9a-f]+-[0-9a-f]+")"))) << r->header("etag");
+  EXPECT_TRUE(std::regex_match(r->header("etag"), std::regex(R"("[0-9a-f]+-[0-9a-f]+")"))) << r->header("etag");
   EXPECT_TRUE(std::regex_match(r->header("last-modified"),
                                std::regex(R"([A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT)")))
       << r->header("last-modified");
@@ -357,4 +357,48 @@ TEST(HttpStatic, UnderAPrefixTheMountPointRedirectsAndHeadAndRangeAndNotModified
   // Outside the prefix, or a root of "": not served.
   EXPECT_EQ(m.run("GET", "/app.js").substr(0, 12), "HTTP/1.1 404");
   EXPECT_THROW(corral::http::serve_static(""), std::invalid_argument);
+}
+
+// The preconditions of RFC 9110 13.1 on a file: If-Match (strong
+// comparison) and If-Unmodified-Since fail with 412 when the file is not
+// the client's copy; If-None-Match compares weakly; If-Range takes the
+// range only for the file's own strong tag.
+TEST(HttpStatic, FailedPreconditionsGet412AndIfRangeComparesStrongly) {
+  temp_dir dir;
+  ::mkdir(dir.file("www").c_str(), 0755);
+  write_file(dir.file("www/app.js"), "console.log(1)\n");
+  mounted m(dir.file("www"));
+  auto status = [&](std::vector<std::pair<std::string, std::string>> h, std::string_view method = "GET") {
+    return m.run(method, "/static/app.js", std::move(h)).substr(0, 12);
+  };
+  std::string full = m.run("GET", "/static/app.js");
+  auto header = [&](const std::string& name) {
+    auto at = full.find(name + ": ");
+    return at == std::string::npos ? std::string() : full.substr(at + name.size() + 2, full.find("\r\n", at) - at - name.size() - 2);
+  };
+  std::string etag = header("ETag"), modified = header("Last-Modified");
+  ASSERT_FALSE(etag.empty());
+  ASSERT_FALSE(modified.empty());
+
+  EXPECT_EQ(status({{"If-Match", etag}}), "HTTP/1.1 200");
+  EXPECT_EQ(status({{"If-Match", "\"x\", " + etag}}), "HTTP/1.1 200");
+  EXPECT_EQ(status({{"If-Match", "*"}}), "HTTP/1.1 200");
+  std::string failed = m.run("GET", "/static/app.js", {{"If-Match", "\"other\""}});
+  EXPECT_EQ(failed.substr(0, 12), "HTTP/1.1 412") << failed;
+  EXPECT_EQ(failed.find("console.log"), std::string::npos) << failed;
+  EXPECT_EQ(status({{"If-Match", "W/" + etag}}), "HTTP/1.1 412");  // (strong comparison)
+  EXPECT_EQ(status({{"If-Match", "\"other\""}}, "HEAD"), "HTTP/1.1 412");
+  // If-Match decides when present, over If-Unmodified-Since.
+  EXPECT_EQ(status({{"If-Match", etag}, {"If-Unmodified-Since", "Thu, 01 Jan 1998 00:00:00 GMT"}}), "HTTP/1.1 200");
+  EXPECT_EQ(status({{"If-Unmodified-Since", "Thu, 01 Jan 1998 00:00:00 GMT"}}), "HTTP/1.1 412");
+  EXPECT_EQ(status({{"If-Unmodified-Since", modified}}), "HTTP/1.1 200");
+  EXPECT_EQ(status({{"If-Unmodified-Since", "not a date"}}), "HTTP/1.1 200");  // (ignored, as RFC 9110 13.1.4 says)
+  // A passed If-Match, then a matching If-None-Match: 304.
+  EXPECT_EQ(status({{"If-Match", etag}, {"If-None-Match", etag}}), "HTTP/1.1 304");
+  EXPECT_EQ(status({{"If-None-Match", "W/" + etag}}), "HTTP/1.1 304");  // (weak comparison)
+
+  EXPECT_EQ(status({{"Range", "bytes=0-0"}, {"If-Range", etag}}), "HTTP/1.1 206");
+  EXPECT_EQ(status({{"Range", "bytes=0-0"}, {"If-Range", "W/" + etag}}), "HTTP/1.1 200");
+  EXPECT_EQ(status({{"Range", "bytes=0-0"}, {"If-Range", "\"other\""}}), "HTTP/1.1 200");
+  EXPECT_EQ(status({{"Range", "bytes=0-0"}, {"If-Range", modified}}), "HTTP/1.1 206");
 }
