@@ -930,7 +930,19 @@ int run_command(int argc, char** argv) {
   session s(home);
   if (start->parsed()) return cmd_start(s, so);
   if (serve->parsed()) {
+    bool named = !vo.app.name.empty();
     if (auto r = serve_options(vo, serve_dir, serve_port, serve_spa); !r) return fail(r.err().message(), exit_usage);
+    if (serve_port == 0 && !named) {
+      // Port 0 is a new port each time: a second such server is another
+      // app (static-page-server-0-2, ...), not the first one started again.
+      auto rows = s.call("list");
+      if (!rows) return fail(rows.err().message());
+      auto taken = [&](const std::string& n) {
+        return std::any_of(rows->begin(), rows->end(), [&](const json& r) { return r.value("name", "") == n; });
+      };
+      std::string base = vo.app.name;
+      for (int k = 2; taken(vo.app.name); ++k) vo.app.name = base + "-" + std::to_string(k);
+    }
     return cmd_start(s, vo);
   }
   if ((stop->parsed() || del->parsed() || reset->parsed()) && !file_env.empty()) {
@@ -1013,6 +1025,8 @@ int run_command(int argc, char** argv) {
     auto r = s.call("ping");
     if (!r) return fail(r.err().message());
     std::printf("pong (daemon pid %d, home %s)\n", r->value("pid", 0), r->value("home", "").c_str());
+    if (auto why = r->value("state_save_error", std::string()); !why.empty())
+      std::fprintf(stderr, "corral: warning: the daemon cannot save its state (%s); it keeps trying\n", why.c_str());
     return 0;
   }
   if (logs->parsed()) {

@@ -805,6 +805,21 @@ TEST_F(Manager, ServeServesADirectoryOnOnePortAndItsSpaFallback) {
             std::string::npos) << port_first.err;
   EXPECT_EQ(rows("static-page-server-0").size(), 2u);
 
+  // Port 0 again: another server on another port, not the first restarted.
+  fs::create_directories(work_.file("other"));
+  std::ofstream(work_.file("other/index.html")) << "<h1>other</h1>\n";
+  ASSERT_EQ(corral({"serve", work_.file("other"), "0"}).code, 0);
+  ASSERT_TRUE(wait_until([&] { return all_online(rows("static-page-server-0-2"), 1); }, 10s)) << corral({"list"}).out;
+  int other = port_of(rows("static-page-server-0-2")[0]);
+  EXPECT_NE(other, port);
+  {
+    child c({"curl", "-s", "http://127.0.0.1:" + std::to_string(other) + "/"});
+    ASSERT_TRUE(c.wait_exit(5s));
+    EXPECT_EQ(c.out(), "<h1>other</h1>\n");
+  }
+  EXPECT_EQ(get("/"), "<h1>app</h1>\n 200 text/html; charset=utf-8");
+  ASSERT_EQ(corral({"delete", "static-page-server-0-2"}).code, 0);
+
   ASSERT_EQ(corral({"delete", "static-page-server-0"}).code, 0);
   EXPECT_TRUE(wait_until([&] { return get("/").find(" 000") != std::string::npos; }, 10s)) << get("/");
 }
