@@ -307,6 +307,12 @@ struct static_options {
   /// 412 for a failed If-Match or If-Unmodified-Since, If-Range.
   bool etag = true;
   bool last_modified = true;
+  /// Compressed copies made ahead of time (nginx's gzip_static and
+  /// brotli_static): a file's `name.br` or `name.gz` beside it goes instead
+  /// to a client whose Accept-Encoding takes br or gzip (br first), with
+  /// Content-Encoding, the original's Content-Type and its own ETag; every
+  /// answer then says `Vary: Accept-Encoding`. Off: one open() less a file.
+  bool precompressed = false;
 };
 
 /// A middleware that serves the files under directory `root` (Express's

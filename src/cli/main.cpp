@@ -266,7 +266,7 @@ result<std::vector<daemon::app_spec>> specs_of(start_options& o, std::string& un
 // `corral serve`: the app is this binary's `__serve`, in cluster mode on
 // the port (the daemon owns it: -i N, reload and update keep it open), named
 // as PM2 names it.
-status serve_options(start_options& o, const std::string& dir, int port, bool spa) {
+status serve_options(start_options& o, const std::string& dir, int port, bool spa, bool precompressed) {
   std::error_code ec;
   auto abs = std::filesystem::absolute(dir, ec);
   if (ec || !std::filesystem::is_directory(abs, ec)) {
@@ -282,6 +282,7 @@ status serve_options(start_options& o, const std::string& dir, int port, bool sp
   o.app.interpreter = "none";
   o.app.args = {"__serve", abs.lexically_normal().string(), "--port", std::to_string(port)};
   if (spa) o.app.args.push_back("--spa");
+  if (precompressed) o.app.args.push_back("--precompressed");
   o.app.port = port;
   if (o.app.name.empty()) o.app.name = "static-page-server-" + std::to_string(port);
   return {};
@@ -762,6 +763,9 @@ int run_command(int argc, char** argv) {
   serve->add_option("path", serve_dir, "the directory (default: the current one)");
   serve->add_option("port", serve_port, "the TCP port, on every address (default 8080)")->check(CLI::Range(0, 65535));
   serve->add_flag("--spa", serve_spa, "a single-page app: its index.html for every path that is no file");
+  bool serve_precompressed = false;
+  serve->add_flag("--precompressed", serve_precompressed,
+                  "send a file's .br or .gz copy beside it to clients that take it (nginx's gzip_static)");
   add_start_flags(serve, vo);
   start_options ro;
   auto* run = app.add_subcommand("run", "containers: run the apps in the foreground, their logs on stdout (pm2-runtime)");
@@ -931,7 +935,7 @@ int run_command(int argc, char** argv) {
   if (start->parsed()) return cmd_start(s, so);
   if (serve->parsed()) {
     bool named = !vo.app.name.empty();
-    if (auto r = serve_options(vo, serve_dir, serve_port, serve_spa); !r) return fail(r.err().message(), exit_usage);
+    if (auto r = serve_options(vo, serve_dir, serve_port, serve_spa, serve_precompressed); !r) return fail(r.err().message(), exit_usage);
     if (serve_port == 0 && !named) {
       // Port 0 is a new port each time: a second such server is another
       // app (static-page-server-0-2, ...), not the first one started again.

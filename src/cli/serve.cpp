@@ -23,6 +23,8 @@ int serve_main(int argc, char** argv) {
     std::string_view a(argv[k]);
     if (a == "--spa") {
       options.fallback = "index.html";
+    } else if (a == "--precompressed") {
+      options.precompressed = true;
     } else if (a == "--port" && k + 1 < argc) {
       char* end = nullptr;
       long v = std::strtol(argv[++k], &end, 10);

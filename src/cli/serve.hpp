@@ -6,7 +6,7 @@
 
 namespace corral::cli {
 
-/// `corral __serve DIR --port N [--spa]`: serves DIR on the socket the
+/// `corral __serve DIR --port N [--spa] [--precompressed]`: serves DIR on the socket the
 /// daemon passes (LISTEN_FDS), or binds port N itself. Returns the exit code.
 int serve_main(int argc, char** argv);
 

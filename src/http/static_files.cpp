@@ -127,6 +127,35 @@ bool etag_matches(std::string_view list, std::string_view etag, compare how) {
   return false;
 }
 
+// Does an Accept-Encoding list take `coding` (RFC 9110 12.5.3)? Its own
+// entry decides, else "*"'s; q=0 refuses.
+bool accepts_encoding(std::string_view list, std::string_view coding) {
+  int own = -1, any = -1;  // -1: not named; 0: refused; 1: taken
+  while (!list.empty()) {
+    auto comma = list.find(',');
+    std::string_view item = list.substr(0, comma);
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    auto semi = item.find(';');
+    std::string_view name = item.substr(0, semi), params = semi == std::string_view::npos ? "" : item.substr(semi + 1);
+    auto trim = [](std::string_view& t) {
+      while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+      while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+    };
+    trim(name);
+    trim(params);
+    // q=0, q=0., q=0.0, q=0.00, q=0.000: refused; any other weight takes it.
+    bool refused = false;
+    if (params.size() >= 3 && (params[0] == 'q' || params[0] == 'Q') && params[1] == '=') {
+      std::string_view q = params.substr(2);
+      refused = !q.empty() && q[0] == '0' && q.find_first_not_of("0.", 0) == std::string_view::npos;
+    }
+    int v = refused ? 0 : 1;
+    if (detail::iequals(name, coding)) own = v;
+    else if (name == "*") any = v;
+  }
+  return own >= 0 ? own == 1 : any == 1;
+}
+
 // "bytes=a-b", "bytes=a-", "bytes=-n" against a file of `size` bytes: the
 // first and last byte. nullopt when the header is not one range we serve
 // (several ranges, another unit, a malformed one: the whole file, as
@@ -247,15 +276,35 @@ class static_server {
     plain(res, 500, "Internal Server Error");
   }
 
-  void send_file(request& req, response& res, unique_fd fd, const struct stat& st, const std::string& file,
-                 bool head) const {
+  void send_file(request& req, response& res, unique_fd fd, struct stat st, const std::string& file, bool head) const {
+    // A compressed copy the client takes goes instead (its own size, date
+    // and tag; ranges and preconditions are of the copy, as nginx's).
+    const char* coding = nullptr;
+    if (o_.precompressed) {
+      res.set("Vary", "Accept-Encoding");
+      if (auto ae = req.get("Accept-Encoding")) {
+        for (auto [name, ext] : {std::pair{"br", ".br"}, std::pair{"gzip", ".gz"}}) {
+          if (!accepts_encoding(*ae, name)) continue;
+          unique_fd z(::open((file + ext).c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+          struct stat zst {};
+          if (z && ::fstat(z.get(), &zst) == 0 && S_ISREG(zst.st_mode)) {
+            fd = std::move(z);
+            st = zst;
+            coding = name;
+            break;
+          }
+        }
+      }
+    }
     const uint64_t size = static_cast<uint64_t>(st.st_size);
     const int64_t mtime_ms = int64_t(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000;
     // A strong tag, as nginx's: the same size and modification time (to the
-    // millisecond) is taken as the same bytes, so ranges may be resumed.
-    char etag[64] = "";
-    if (o_.etag) std::snprintf(etag, sizeof etag, "\"%llx-%llx\"", static_cast<unsigned long long>(size),
-                               static_cast<unsigned long long>(mtime_ms));
+    // millisecond) is taken as the same bytes, so ranges may be resumed. A
+    // compressed copy's names its coding too.
+    char etag[80] = "";
+    if (o_.etag)
+      std::snprintf(etag, sizeof etag, "\"%llx-%llx%s%s\"", static_cast<unsigned long long>(size),
+                    static_cast<unsigned long long>(mtime_ms), coding ? "-" : "", coding ? coding : "");
     std::string modified = o_.last_modified ? http_date(st.st_mtim.tv_sec) : std::string();
 
     // The preconditions in RFC 9110 13.2.2's order. A failed If-Match or
@@ -282,6 +331,7 @@ class static_server {
     }
     res.set("Accept-Ranges", "bytes");
     res.set("Content-Type", mime_type(file));
+    if (coding) res.set("Content-Encoding", coding);
 
     uint64_t first = 0, length = size;
     auto range = head ? std::nullopt : req.get("Range");  // (ranges are GET's only, RFC 9110 14.2)

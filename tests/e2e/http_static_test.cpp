@@ -305,7 +305,9 @@ namespace {
 // serve_static in this process, through a router and a response that
 // renders into its own buffer (no socket): the answer's raw bytes.
 struct mounted {
-  explicit mounted(const std::string& root) { r.use("/static", corral::http::serve_static(root)); }
+  explicit mounted(const std::string& root, corral::http::static_options o = {}) {
+    r.use("/static", corral::http::serve_static(root, std::move(o)));
+  }
   std::string run(std::string_view method, std::string_view url, std::vector<std::pair<std::string, std::string>> hdrs = {}) {
     corral::http::request req;
     corral::http::response res;
@@ -401,4 +403,70 @@ TEST(HttpStatic, FailedPreconditionsGet412AndIfRangeComparesStrongly) {
   EXPECT_EQ(status({{"Range", "bytes=0-0"}, {"If-Range", "W/" + etag}}), "HTTP/1.1 200");
   EXPECT_EQ(status({{"Range", "bytes=0-0"}, {"If-Range", "\"other\""}}), "HTTP/1.1 200");
   EXPECT_EQ(status({{"Range", "bytes=0-0"}, {"If-Range", modified}}), "HTTP/1.1 206");
+}
+
+// Compressed copies made ahead of time (nginx's gzip_static): br before
+// gzip for a client that takes both, the original's type, a tag of the
+// copy's own, ranges of the copy, Vary on every answer; a client that
+// takes neither (or refuses them with q=0) gets the original.
+TEST(HttpStatic, PrecompressedCopiesGoToClientsThatTakeThem) {
+  temp_dir dir;
+  ::mkdir(dir.file("www").c_str(), 0755);
+  write_file(dir.file("www/app.js"), "console.log(1)\n");
+  write_file(dir.file("www/app.js.gz"), "GZIPPED");
+  write_file(dir.file("www/app.js.br"), "BROTLI");
+  write_file(dir.file("www/only.css"), "body{}\n");
+  write_file(dir.file("www/only.css.gz"), "GZ-CSS");
+  corral::http::static_options o;
+  o.precompressed = true;
+  mounted m(dir.file("www"), o);
+  auto body = [](const std::string& raw) { return raw.substr(raw.find("\r\n\r\n") + 4); };
+  auto header = [](const std::string& raw, const std::string& name) {
+    auto at = raw.find("\r\n" + name + ": ");
+    if (at == std::string::npos || at > raw.find("\r\n\r\n")) return std::string();
+    at += name.size() + 4;
+    return raw.substr(at, raw.find("\r\n", at) - at);
+  };
+
+  std::string plain = m.run("GET", "/static/app.js");
+  EXPECT_EQ(body(plain), "console.log(1)\n");
+  EXPECT_EQ(header(plain, "Content-Encoding"), "");
+  EXPECT_EQ(header(plain, "Vary"), "Accept-Encoding");
+
+  std::string br = m.run("GET", "/static/app.js", {{"Accept-Encoding", "gzip, deflate, br"}});
+  EXPECT_EQ(body(br), "BROTLI");
+  EXPECT_EQ(header(br, "Content-Encoding"), "br");
+  EXPECT_EQ(header(br, "Content-Type"), header(plain, "Content-Type"));
+  EXPECT_EQ(header(br, "Content-Length"), "6");
+  EXPECT_EQ(header(br, "Vary"), "Accept-Encoding");
+  EXPECT_NE(header(br, "ETag"), header(plain, "ETag"));
+  EXPECT_NE(header(br, "ETag").find("-br\""), std::string::npos) << header(br, "ETag");
+
+  std::string gz = m.run("GET", "/static/app.js", {{"Accept-Encoding", "GZIP"}});
+  EXPECT_EQ(body(gz), "GZIPPED");
+  EXPECT_EQ(header(gz, "Content-Encoding"), "gzip");
+  EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "br;q=0, gzip;q=0.5"}})), "GZIPPED");
+  EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "br;q=0.0, gzip;q=0"}})), "console.log(1)\n");
+  EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "*"}})), "BROTLI");
+  EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "br;q=0, *"}})), "GZIPPED");
+  EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "identity"}})), "console.log(1)\n");
+  // Only a .gz: a br-and-gzip client gets it.
+  EXPECT_EQ(body(m.run("GET", "/static/only.css", {{"Accept-Encoding", "br, gzip"}})), "GZ-CSS");
+  // The copy's own validators and ranges.
+  std::string again = m.run("GET", "/static/app.js", {{"Accept-Encoding", "br"}, {"If-None-Match", header(br, "ETag")}});
+  EXPECT_EQ(again.substr(0, 12), "HTTP/1.1 304") << again;
+  EXPECT_EQ(header(again, "Vary"), "Accept-Encoding");
+  std::string part = m.run("GET", "/static/app.js", {{"Accept-Encoding", "br"}, {"Range", "bytes=0-1"}});
+  EXPECT_EQ(part.substr(0, 12), "HTTP/1.1 206") << part;
+  EXPECT_EQ(body(part), "BR");
+  EXPECT_EQ(header(part, "Content-Range"), "bytes 0-1/6");
+  std::string head = m.run("HEAD", "/static/app.js", {{"Accept-Encoding", "gzip"}});
+  EXPECT_EQ(header(head, "Content-Length"), "7");
+  EXPECT_EQ(body(head), "");
+
+  // Off (the default): the original, and no Vary.
+  mounted off(dir.file("www"));
+  std::string o2 = off.run("GET", "/static/app.js", {{"Accept-Encoding", "br, gzip"}});
+  EXPECT_EQ(body(o2), "console.log(1)\n");
+  EXPECT_EQ(header(o2, "Vary"), "");
 }

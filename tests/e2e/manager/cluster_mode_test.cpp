@@ -808,14 +808,23 @@ TEST_F(Manager, ServeServesADirectoryOnOnePortAndItsSpaFallback) {
   // Port 0 again: another server on another port, not the first restarted.
   fs::create_directories(work_.file("other"));
   std::ofstream(work_.file("other/index.html")) << "<h1>other</h1>\n";
-  ASSERT_EQ(corral({"serve", work_.file("other"), "0"}).code, 0);
+  // With --precompressed: gzip's own copy goes to curl --compressed.
+  {
+    child z({"gzip", "-k", work_.file("other/index.html")});
+    ASSERT_TRUE(z.wait_exit(5s));
+  }
+  ASSERT_EQ(corral({"serve", work_.file("other"), "0", "--precompressed"}).code, 0);
   ASSERT_TRUE(wait_until([&] { return all_online(rows("static-page-server-0-2"), 1); }, 10s)) << corral({"list"}).out;
   int other = port_of(rows("static-page-server-0-2")[0]);
   EXPECT_NE(other, port);
   {
-    child c({"curl", "-s", "http://127.0.0.1:" + std::to_string(other) + "/"});
+    child c({"curl", "-s", "--compressed", "-w", " %{http_code} %{size_download}", "-D", work_.file("headers"),
+             "http://127.0.0.1:" + std::to_string(other) + "/"});
     ASSERT_TRUE(c.wait_exit(5s));
-    EXPECT_EQ(c.out(), "<h1>other</h1>\n");
+    EXPECT_EQ(c.out(), "<h1>other</h1>\n 200 " + std::to_string(fs::file_size(work_.file("other/index.html.gz"))));
+    std::string headers = slurp(work_.file("headers"));
+    EXPECT_NE(headers.find("Content-Encoding: gzip\r\n"), std::string::npos) << headers;
+    EXPECT_NE(headers.find("Content-Type: text/html"), std::string::npos) << headers;
   }
   EXPECT_EQ(get("/"), "<h1>app</h1>\n 200 text/html; charset=utf-8");
   ASSERT_EQ(corral({"delete", "static-page-server-0-2"}).code, 0);
