@@ -5,6 +5,8 @@
 //   Worker 8464 serving ./public on port 3000
 //   $ curl localhost:3000/            -> ./public/index.html
 //   $ curl -r 0-99 localhost:3000/big.bin   -> 206, its first 100 bytes
+//   $ gzip -k public/app.js; curl --compressed localhost:3000/app.js
+//                                     -> app.js.gz, Content-Encoding: gzip
 #include <unistd.h>
 
 #include <cstdio>
@@ -29,7 +31,9 @@ int main(int argc, char** argv) {
   }
 
   static http::router app;
-  app.use(http::serve_static(root));
+  http::static_options options;
+  options.precompressed = true;  // (a file's .br or .gz copy, if there is one)
+  app.use(http::serve_static(root, options));
   static http::server server(app);
   server.listen({.port = port}, [root](const corral::error* e, const corral::net::address& a) {
     if (e) {

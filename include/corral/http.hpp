@@ -96,6 +96,23 @@ class request {
   int http_major() const noexcept { return major_; }
   int http_minor() const noexcept { return minor_; }
 
+  /// The peer's address (Node's req.socket.remoteAddress and remotePort):
+  /// "127.0.0.1" or "::1" and the port; host "" over a Unix socket, or when
+  /// first asked after the client had gone. Asked once per connection
+  /// (getpeername), not per request.
+  const net::address& remote_address() const;
+  /// The client's address (Express's req.ip): remote_address()'s host, or,
+  /// behind trusted proxies (server_options::trust_proxy_hops = n), the
+  /// address n hops away: X-Forwarded-For read from the right, one entry
+  /// per trusted proxy (its left-most entry if it has fewer).
+  std::string ip() const;
+  /// The Host header without its port (Express's req.hostname; behind a
+  /// trusted proxy, X-Forwarded-Host first). "" without either.
+  std::string_view hostname() const noexcept;
+  /// "http", or behind a trusted proxy X-Forwarded-Proto's first value
+  /// ("https"; Express's req.protocol).
+  std::string_view protocol() const noexcept;
+
   /// Test-only: fills a request as the parser would.
   void set_for_test(std::string_view method, std::string_view url, std::vector<std::pair<std::string, std::string>> hdrs = {},
                     std::string_view body = {});
@@ -126,6 +143,16 @@ class request {
   std::size_t base_len_ = 0;  // base_url()'s length
   int major_ = 1;
   int minor_ = 1;
+  detail::connection* conn_ = nullptr;  // null for a test's request
+  mutable std::optional<net::address> remote_;  // asked of the socket once
+  int trust_proxy_hops_ = 0;                    // the server's
+
+ public:
+  /// Test-only: the peer and the server's trust_proxy_hops for ip() and the others.
+  void set_remote_for_test(net::address peer, int trust_proxy_hops = 0) {
+    remote_ = std::move(peer);
+    trust_proxy_hops_ = trust_proxy_hops;
+  }
 };
 
 /// The answer to one request. Owned by its connection. Headers go out with
@@ -151,6 +178,9 @@ class response {
   /// Sends `body` with its Content-Length and ends the response. Content-Type
   /// defaults to "text/html; charset=utf-8" (as Express).
   void send(std::string_view body);
+  /// Express's res.redirect(): status `code` (302 Found unless told), a
+  /// Location header and a short text body naming it; ends the response.
+  void redirect(std::string_view location, int code = 302);
   /// Sends `value` serialised, as application/json, and ends the response.
   void json(const nlohmann::json& value);
   /// Streams part of the body: chunked encoding unless a Content-Length was
@@ -357,6 +387,12 @@ struct server_options {
   /// default; Node has none, and a client that stops reading holds a
   /// connection, and a graceful close, forever). Then the connection closes.
   std::chrono::milliseconds send_timeout{60'000};
+  /// How many proxies in front of the server to believe (Express's `trust
+  /// proxy` as a number): request::ip() takes X-Forwarded-For's entry this
+  /// many hops away, and hostname() and protocol() X-Forwarded-Host and
+  /// -Proto. 0 (the default) believes none of them: a client could write
+  /// any address there.
+  int trust_proxy_hops = 0;
 };
 
 /// An HTTP/1.1 server: keep-alive, pipelining, chunked bodies, HEAD,

@@ -90,6 +90,15 @@ const llhttp_settings_t& connection::settings() {
 connection::connection(server_state* s) : srv(s) {
   llhttp_init(&parser_, HTTP_REQUEST, &settings());
   parser_.data = this;
+  req_.conn_ = this;
+  req_.trust_proxy_hops_ = s->options.trust_proxy_hops;
+}
+
+int connection::socket_fd() const noexcept {
+  if (closed_) return -1;
+  if (!on_uv_) return bare_fd_;
+  uv_os_fd_t fd = -1;
+  return uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd) == 0 ? fd : -1;
 }
 
 bool connection::open(int fd, bool nodelay_set) {

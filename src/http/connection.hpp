@@ -112,6 +112,8 @@ class connection {
   /// Bytes written by responses that the kernel has not taken yet.
   std::size_t buffered() const noexcept { return out_.size() + (write_in_flight_ ? writing_.size() : 0); }
   bool closed() const noexcept { return closed_; }
+  /// The socket, while open.
+  int socket_fd() const noexcept;
   /// response::send_file(): the body, sent after what is in out_; the
   /// response ends (on_response_end) once it is all out.
   void send_file(unique_fd fd, uint64_t offset, uint64_t length);

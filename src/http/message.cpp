@@ -1,4 +1,8 @@
 // Requests and responses: accessors, header rendering, body framing.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -134,6 +138,85 @@ std::optional<std::string_view> request::trailer(std::string_view name) const no
   for (const auto& h : trailers_)
     if (detail::iequals(h.name, name)) return h.value;
   return std::nullopt;
+}
+
+const net::address& request::remote_address() const {
+  if (!remote_) {
+    net::address a;
+    a.host.clear();
+    int fd = conn_ ? conn_->socket_fd() : -1;
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (fd < 0) {
+      static const net::address none = a;
+      return none;  // (not kept: a test's request may be given one later)
+    }
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+      char text[INET6_ADDRSTRLEN] = "";
+      if (ss.ss_family == AF_INET) {
+        auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
+        if (::inet_ntop(AF_INET, &in->sin_addr, text, sizeof text)) a.host = text;
+        a.port = ntohs(in->sin_port);
+      } else if (ss.ss_family == AF_INET6) {
+        auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+        if (::inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text)) a.host = text;
+        a.port = ntohs(in6->sin6_port);
+      } else if (ss.ss_family == AF_UNIX && len > offsetof(sockaddr_un, sun_path)) {
+        auto* un = reinterpret_cast<const sockaddr_un*>(&ss);
+        if (un->sun_path[0] != '\0') a.path.assign(un->sun_path, ::strnlen(un->sun_path, len - offsetof(sockaddr_un, sun_path)));
+      }
+    }
+    remote_ = std::move(a);
+  }
+  return *remote_;
+}
+
+namespace {
+
+// The first value of a comma-separated header, trimmed.
+std::string_view first_value(std::string_view v) {
+  v = v.substr(0, v.find(','));
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
+}  // namespace
+
+std::string request::ip() const {
+  const std::string& peer = remote_address().host;
+  if (trust_proxy_hops_ <= 0) return peer;
+  // The chain, client first: every X-Forwarded-For line's entries, then the peer.
+  std::vector<std::string_view> chain;
+  for (const auto& h : headers_) {
+    if (!detail::iequals(h.name, "X-Forwarded-For")) continue;
+    std::string_view rest = h.value;
+    while (!rest.empty()) {
+      auto comma = rest.find(',');
+      std::string_view entry = first_value(rest.substr(0, comma));
+      if (!entry.empty()) chain.push_back(entry);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+  }
+  // The peer is hop 0; each trusted proxy added the entry before it.
+  std::size_t hops = std::min(static_cast<std::size_t>(trust_proxy_hops_), chain.size());
+  return hops == 0 ? peer : std::string(chain[chain.size() - hops]);
+}
+
+std::string_view request::hostname() const noexcept {
+  std::optional<std::string_view> host;
+  if (trust_proxy_hops_ > 0) host = get("X-Forwarded-Host");
+  if (!host) host = get("Host");
+  if (!host) return {};
+  std::string_view h = first_value(*host);
+  if (!h.empty() && h.front() == '[') return h.substr(0, h.find(']') == std::string_view::npos ? h.size() : h.find(']') + 1);
+  return h.substr(0, h.find(':'));
+}
+
+std::string_view request::protocol() const noexcept {
+  if (trust_proxy_hops_ > 0)
+    if (auto p = get("X-Forwarded-Proto"); p && !first_value(*p).empty()) return first_value(*p);
+  return "http";
 }
 
 void request::add_param(std::string_view name, std::string_view raw_value) {
@@ -281,6 +364,31 @@ void response::append_body(std::string_view bytes) {
   if (declared_length_) bytes = bytes.substr(0, *declared_length_ - std::min(body_sent_, *declared_length_));
   body_sent_ += bytes.size();
   *out_ += bytes;
+}
+
+void response::redirect(std::string_view location, int code) {
+  // What a URL cannot hold as is (controls, a space, bytes above ASCII) is
+  // percent-encoded, as Express's encodeurl does; '%' stays, so an encoded
+  // URL is not encoded twice. A CR LF cannot split the header either way.
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string url;
+  url.reserve(location.size());
+  for (unsigned char ch : location) {
+    if (ch <= 0x20 || ch >= 0x7f || ch == '"' || ch == '<' || ch == '>' || ch == '\\' || ch == '^' || ch == '`' ||
+        ch == '{' || ch == '|' || ch == '}') {
+      url += '%';
+      url += hex[ch >> 4];
+      url += hex[ch & 15];
+    } else {
+      url += static_cast<char>(ch);
+    }
+  }
+  status(code);
+  set("Location", url);
+  set("Content-Type", "text/plain; charset=utf-8");
+  std::string body(detail::reason(code));
+  body.append(". Redirecting to ").append(url);
+  send(body);
 }
 
 void response::send(std::string_view body) {

@@ -34,6 +34,9 @@ struct app {
     routes.get("/big", [](auto&, http::response& res) { res.send(std::string(8 << 20, 'b')); });
     routes.get("/later", [this](auto&, http::response& res) { pending = &res; });
     routes.post("/size", [](http::request& req, http::response& res) { res.send(std::to_string(req.body().size())); });
+    routes.get("/peer", [](http::request& req, http::response& res) {
+      res.send(req.ip() + " " + std::to_string(req.remote_address().port));
+    });
   }
   http::router routes;
   http::response* pending = nullptr;
@@ -252,4 +255,29 @@ TEST_F(HttpBareSocket, HandlerClosingEverythingWhileOnTheBareSocketIsSafe) {
   bool eof = false;
   drain_now(p.client, eof);
   EXPECT_TRUE(eof);
+}
+
+// The peer's address, asked inside serve() (the bare socket) and again on
+// the same connection once libuv has it: the client's own address and port.
+TEST_F(HttpBareSocket, RemoteAddressIsTheClientsOnTheBareSocketAndAfterPromotion) {
+  sockaddr_in me{};
+  socklen_t len = sizeof me;
+  ASSERT_EQ(::getsockname(p.client, reinterpret_cast<sockaddr*>(&me), &len), 0);
+  std::string want = "127.0.0.1 " + std::to_string(ntohs(me.sin_port));
+  ASSERT_TRUE(serve_after("GET /peer HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n"));
+  std::string got = receive(p.client, [&](const std::string& g, bool) { return g.find(want) != std::string::npos; });
+  EXPECT_NE(got.find("\r\n\r\n" + want), std::string::npos) << got;  // (X-Forwarded-For not believed)
+  // A connection first asked once libuv holds it.
+  tcp_pair q;
+  ASSERT_TRUE(q.ok());
+  len = sizeof me;
+  ASSERT_EQ(::getsockname(q.client, reinterpret_cast<sockaddr*>(&me), &len), 0);
+  std::string want_q = "127.0.0.1 " + std::to_string(ntohs(me.sin_port));
+  ASSERT_TRUE(server().serve(unique_fd(q.served)));
+  q.served = -1;
+  ASSERT_TRUE(q.send(keep_request));
+  got = receive(q.client, [&](const std::string& g, bool) { return g.find("\r\n\r\nhi") != std::string::npos; });
+  ASSERT_TRUE(q.send("GET /peer HTTP/1.1\r\nHost: t\r\n\r\n"));
+  got = receive(q.client, [&](const std::string& g, bool) { return g.find(want_q) != std::string::npos; });
+  EXPECT_NE(got.find("\r\n\r\n" + want_q), std::string::npos) << got;
 }

@@ -35,6 +35,9 @@ class HttpConnection : public served_fixture {
     routes.get("/big", [](auto&, http::response& res) { res.send(std::string(big_size, 'b')); });
     routes.get("/mid", [](auto&, http::response& res) { res.send(std::string(mid_size, 'm')); });
     routes.get("/later", [this](auto&, http::response& res) { pending = &res; });
+    routes.get("/ip", [](http::request& req, http::response& res) {
+      res.send(req.ip() + " " + std::string(req.protocol()) + "://" + std::string(req.hostname()));
+    });
     // A file body (sendfile), as serve_static sends a large file.
     char name[] = "/tmp/corral-http-file-XXXXXX";
     unique_fd f(::mkstemp(name));
@@ -195,6 +198,17 @@ TEST_F(HttpConnection, SlowButSteadyReaderIsNotCutByTheSendTimeout) { read_slowl
 TEST_F(HttpConnection, SlowButSteadyReaderOfAFileIsNotCutByTheSendTimeout) {
   // (A file's wait for room starts the clock afresh, as a write does.)
   read_slowly_but_steadily("/file", 500ms);
+}
+
+TEST_F(HttpConnection, TrustProxyHopsMakesIpTheAddressTheProxySaw) {
+  http::server_options o;
+  o.trust_proxy_hops = 1;
+  server(o);
+  ASSERT_TRUE(serve_after("GET /ip HTTP/1.1\r\nHost: inner:3000\r\nX-Forwarded-For: 6.6.6.6, 203.0.113.9\r\n"
+                          "X-Forwarded-Proto: https\r\nX-Forwarded-Host: example.com\r\n\r\n"));
+  std::string got;
+  ASSERT_NE(read_response(got), std::string::npos);
+  EXPECT_EQ(got.substr(got.find("\r\n\r\n") + 4), "203.0.113.9 https://example.com") << got;
 }
 
 TEST_F(HttpConnection, HalfClosedClientGetsItsWholeAnswer) {

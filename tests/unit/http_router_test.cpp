@@ -351,3 +351,70 @@ TEST(Static, MimeTypesComeFromTheExtension) {
   EXPECT_EQ(corral::http::mime_type(".bashrc"), "application/octet-stream");
   EXPECT_EQ(corral::http::mime_type("dir.d/noext"), "application/octet-stream");
 }
+
+TEST(Request, IpIsThePeerUnlessProxiesAreTrustedThenTheEntryThatManyHopsAway) {
+  request req;
+  auto peer = [](std::string host) {
+    corral::net::address a;
+    a.host = std::move(host);
+    a.port = 40000;
+    return a;
+  };
+  // Two X-Forwarded-For lines make one list, in order.
+  req.set_for_test("GET", "/", {{"X-Forwarded-For", "6.6.6.6, 1.1.1.1"}, {"x-forwarded-for", " 2.2.2.2 "}});
+  req.set_remote_for_test(peer("10.0.0.1"));
+  EXPECT_EQ(req.ip(), "10.0.0.1");  // (trusting no proxy: the header could say anything)
+  EXPECT_EQ(req.remote_address().port, 40000);
+  req.set_remote_for_test(peer("10.0.0.1"), 1);
+  EXPECT_EQ(req.ip(), "2.2.2.2");  // what the one trusted proxy saw
+  req.set_remote_for_test(peer("10.0.0.1"), 2);
+  EXPECT_EQ(req.ip(), "1.1.1.1");
+  req.set_remote_for_test(peer("10.0.0.1"), 9);
+  EXPECT_EQ(req.ip(), "6.6.6.6");  // (fewer entries than hops: the left-most)
+  req.set_for_test("GET", "/");
+  EXPECT_EQ(req.ip(), "10.0.0.1");  // (no header: the peer)
+  request fresh;
+  fresh.set_for_test("GET", "/");
+  EXPECT_EQ(fresh.ip(), "");  // (no socket)
+  EXPECT_EQ(fresh.remote_address().host, "");
+}
+
+TEST(Request, HostnameAndProtocolComeFromTheProxyOnlyWhenTrusted) {
+  request req;
+  req.set_for_test("GET", "/", {{"Host", "example.com:8080"}, {"X-Forwarded-Host", "public.example, other"},
+                                {"X-Forwarded-Proto", "https"}});
+  EXPECT_EQ(req.hostname(), "example.com");
+  EXPECT_EQ(req.protocol(), "http");
+  req.set_remote_for_test({}, 1);
+  EXPECT_EQ(req.hostname(), "public.example");
+  EXPECT_EQ(req.protocol(), "https");
+  req.set_for_test("GET", "/", {{"Host", "[::1]:3000"}});
+  EXPECT_EQ(req.hostname(), "[::1]");
+  EXPECT_EQ(req.protocol(), "http");
+  req.set_for_test("GET", "/");
+  EXPECT_EQ(req.hostname(), "");
+}
+
+TEST(Response, RedirectSetsLocationAndStatusAndSaysWhere) {
+  response res;
+  res.reset_for_test();
+  res.redirect("/login?next=%2F");
+  const std::string& raw = res.raw_for_test();
+  EXPECT_EQ(raw.substr(0, 20), "HTTP/1.1 302 Found\r\n") << raw;
+  EXPECT_NE(raw.find("Location: /login?next=%2F\r\n"), std::string::npos) << raw;
+  EXPECT_NE(raw.find("Content-Type: text/plain; charset=utf-8\r\n"), std::string::npos) << raw;
+  EXPECT_EQ(body_of(raw), "Found. Redirecting to /login?next=%2F");
+  EXPECT_TRUE(res.finished());
+  response moved;
+  moved.reset_for_test();
+  moved.redirect("https://example.com/", 301);
+  EXPECT_EQ(moved.raw_for_test().substr(0, 32), "HTTP/1.1 301 Moved Permanently\r\n");
+  // Bytes a URL cannot hold are percent-encoded (Express's encodeurl):
+  // a CR LF cannot make a header of its own, and UTF-8 goes as %XX.
+  response split;
+  split.reset_for_test();
+  split.redirect("/a\r\nSet-Cookie: x=1/\xc3\xa9?q=%20");
+  EXPECT_NE(split.raw_for_test().find("Location: /a%0D%0ASet-Cookie:%20x=1/%C3%A9?q=%20\r\n"), std::string::npos)
+      << split.raw_for_test();
+  EXPECT_EQ(split.raw_for_test().find("\r\nSet-Cookie"), std::string::npos) << split.raw_for_test();
+}
