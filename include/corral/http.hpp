@@ -93,6 +93,9 @@ class request {
   const std::vector<header>& trailers() const noexcept { return trailers_; }
   /// The body, de-chunked (requests are buffered up to the server's body limit).
   std::string_view body() const noexcept { return body_; }
+  /// The cookie `name` from the Cookie header(s), unquoted and
+  /// percent-decoded (cookie-parser's req.cookies[name]); nullopt if absent.
+  std::optional<std::string> cookie(std::string_view name) const;
   int http_major() const noexcept { return major_; }
   int http_minor() const noexcept { return minor_; }
 
@@ -155,6 +158,19 @@ class request {
   }
 };
 
+/// A Set-Cookie line's attributes (Express's res.cookie options).
+struct cookie_options {
+  /// Max-Age, and Expires as the same moment (for clients without
+  /// Max-Age); unset: a session cookie.
+  std::optional<std::chrono::seconds> max_age;
+  std::string path = "/";
+  std::string domain;  ///< "" for none: this host only
+  bool secure = false;
+  bool http_only = false;
+  /// "Strict", "Lax" or "None" ("" for none).
+  std::string same_site;
+};
+
 /// The answer to one request. Owned by its connection. Headers go out with
 /// the first write()/send()/json()/end(); set() and status() after that are
 /// ignored. A handler that answers later may keep the reference until it
@@ -175,6 +191,16 @@ class response {
   /// past it are dropped and which, ended short of it, closes the
   /// connection; a body sent whole is framed by its own length (but for HEAD).
   response& set(std::string_view name, std::string_view value);
+  /// Adds a header line even if one of that name is set already (Express's
+  /// res.append; for Set-Cookie, Link, ...). Framing headers as set().
+  response& append(std::string_view name, std::string_view value);
+  /// Express's res.cookie(): a Set-Cookie line for `name`, its value
+  /// percent-encoded (encodeURIComponent, which request::cookie() undoes).
+  /// A name that is not an RFC 6265 token sets nothing.
+  response& cookie(std::string_view name, std::string_view value, const cookie_options& options = {});
+  /// Express's res.clearCookie(): the cookie expired (give the path and
+  /// domain it was set with).
+  response& clear_cookie(std::string_view name, const cookie_options& options = {});
   /// Sends `body` with its Content-Length and ends the response. Content-Type
   /// defaults to "text/html; charset=utf-8" (as Express).
   void send(std::string_view body);
@@ -221,6 +247,7 @@ class response {
   friend class detail::connection;
   friend struct detail::access;
   void reset(std::string* out, detail::connection* conn, bool head, bool keep_alive, bool http10);
+  response& put_header(std::string_view name, std::string_view value, bool replace);
   void render_head(std::size_t content_length, bool chunked);
   void append_body(std::string_view bytes);
   void end_whole(std::string_view body);

@@ -2,6 +2,7 @@
 // the connection.
 #pragma once
 
+#include <ctime>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -29,6 +30,9 @@ inline bool iequals(std::string_view a, std::string_view b) noexcept {
   }
   return true;
 }
+
+/// IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") of `t`.
+std::string http_date(time_t t);
 
 /// "Date: <IMF-fixdate>\r\n", re-rendered when the wall-clock second changes
 /// (CLOCK_REALTIME_COARSE is a vDSO read, so asking per response is cheap).

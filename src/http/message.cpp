@@ -173,13 +173,14 @@ const net::address& request::remote_address() const {
 
 namespace {
 
-// The first value of a comma-separated header, trimmed.
-std::string_view first_value(std::string_view v) {
-  v = v.substr(0, v.find(','));
+std::string_view trim(std::string_view v) {
   while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
   while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
   return v;
 }
+
+// The first value of a comma-separated header, trimmed.
+std::string_view first_value(std::string_view v) { return trim(v.substr(0, v.find(','))); }
 
 }  // namespace
 
@@ -217,6 +218,27 @@ std::string_view request::protocol() const noexcept {
   if (trust_proxy_hops_ > 0)
     if (auto p = get("X-Forwarded-Proto"); p && !first_value(*p).empty()) return first_value(*p);
   return "http";
+}
+
+std::optional<std::string> request::cookie(std::string_view name) const {
+  // "a=1; b=2" in one or more Cookie lines; the first `name` wins (as the
+  // cookie module's parse).
+  for (const auto& h : headers_) {
+    if (!detail::iequals(h.name, "Cookie")) continue;
+    std::string_view rest = h.value;
+    while (!rest.empty()) {
+      auto semi = rest.find(';');
+      std::string_view pair = rest.substr(0, semi);
+      rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
+      auto eq = pair.find('=');
+      if (eq == std::string_view::npos) continue;
+      if (trim(pair.substr(0, eq)) != name) continue;
+      std::string_view v = trim(pair.substr(eq + 1));
+      if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+      return percent_decode(v, false);
+    }
+  }
+  return std::nullopt;
 }
 
 void request::add_param(std::string_view name, std::string_view raw_value) {
@@ -289,7 +311,11 @@ response& response::status(int code) noexcept {
   return *this;
 }
 
-response& response::set(std::string_view name, std::string_view value) {
+response& response::set(std::string_view name, std::string_view value) { return put_header(name, value, true); }
+
+response& response::append(std::string_view name, std::string_view value) { return put_header(name, value, false); }
+
+response& response::put_header(std::string_view name, std::string_view value, bool replace) {
   if (headers_sent_ || name.empty() || has_crlf(name) || has_crlf(value)) return *this;  // no response splitting
   using detail::iequals;
   if (iequals(name, "Content-Length")) {
@@ -303,18 +329,89 @@ response& response::set(std::string_view name, std::string_view value) {
     if (iequals(value, "close")) keep_alive_ = false;
     return *this;  // rendered from keep_alive_
   }
-  if (iequals(name, "Content-Type")) has_content_type_ = true;
-  for (std::size_t i = 0; i < n_headers_; ++i) {
-    if (iequals(headers_[i].first, name)) {
-      headers_[i].second.assign(value);
-      return *this;
-    }
+  if (iequals(name, "Content-Type")) {
+    has_content_type_ = true;
+    replace = true;  // (one type)
   }
+  if (replace)
+    for (std::size_t i = 0; i < n_headers_; ++i) {
+      if (iequals(headers_[i].first, name)) {
+        headers_[i].second.assign(value);
+        return *this;
+      }
+    }
   if (n_headers_ == headers_.size()) headers_.emplace_back();
   auto& slot = headers_[n_headers_++];
   slot.first.assign(name);
   slot.second.assign(value);
   return *this;
+}
+
+namespace {
+
+// RFC 6265's cookie-name: an RFC 9110 token.
+bool is_token(std::string_view s) noexcept {
+  if (s.empty()) return false;
+  for (unsigned char c : s)
+    if (c <= 0x20 || c >= 0x7f || std::string_view("()<>@,;:\\\"/[]?={}").find(static_cast<char>(c)) != std::string_view::npos)
+      return false;
+  return true;
+}
+
+// encodeURIComponent: all but A-Z a-z 0-9 - _ . ! ~ * ' ( ) as %XX.
+void encode_component(std::string& out, std::string_view in) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  for (unsigned char c : in) {
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+        std::string_view("-_.!~*'()").find(static_cast<char>(c)) != std::string_view::npos) {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+}
+
+// An attribute value that would end the attribute or the line is left out.
+bool attribute_ok(std::string_view v) noexcept {
+  for (unsigned char c : v)
+    if (c < 0x20 || c == 0x7f || c == ';') return false;
+  return true;
+}
+
+// "; Domain=...; Path=...; Secure; HttpOnly; SameSite=..." as set.
+void add_cookie_attributes(std::string& line, const cookie_options& o) {
+  if (!o.domain.empty() && attribute_ok(o.domain)) line += "; Domain=" + o.domain;
+  if (!o.path.empty() && attribute_ok(o.path)) line += "; Path=" + o.path;
+  if (o.secure) line += "; Secure";
+  if (o.http_only) line += "; HttpOnly";
+  if (!o.same_site.empty() && attribute_ok(o.same_site)) line += "; SameSite=" + o.same_site;
+}
+
+}  // namespace
+
+response& response::cookie(std::string_view name, std::string_view value, const cookie_options& o) {
+  if (!is_token(name)) return *this;
+  std::string line(name);
+  line += '=';
+  encode_component(line, value);
+  if (o.max_age) {
+    long long secs = o.max_age->count();
+    line += "; Max-Age=" + std::to_string(secs);
+    line += "; Expires=" + detail::http_date(::time(nullptr) + static_cast<time_t>(secs));
+  }
+  add_cookie_attributes(line, o);
+  return append("Set-Cookie", line);
+}
+
+response& response::clear_cookie(std::string_view name, const cookie_options& o) {
+  if (!is_token(name)) return *this;
+  // (Express 4's: an empty value that expired at the epoch.)
+  std::string line(name);
+  line += "=; Expires=Thu, 01 Jan 1970 00:00:00 GMT";
+  add_cookie_attributes(line, o);
+  return append("Set-Cookie", line);
 }
 
 namespace {
@@ -490,6 +587,20 @@ void response::finish() {
 // ---- shared text -----------------------------------------------------------
 
 namespace detail {
+
+// IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), in the C locale whatever
+// the program's.
+std::string http_date(time_t t) {
+  static constexpr const char* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7], tm.tm_mday,
+                months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return buf;
+}
 
 std::string_view date_line() noexcept {
   static thread_local char line[64];

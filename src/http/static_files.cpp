@@ -70,20 +70,6 @@ constexpr std::array<mime_entry, 38> mime_table{{
     {"ics", "text/calendar; charset=utf-8"},
 }};
 
-// IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), in the C locale whatever
-// the program's.
-std::string http_date(time_t t) {
-  static constexpr const char* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-  static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  struct tm tm {};
-  gmtime_r(&t, &tm);
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7], tm.tm_mday,
-                months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  return buf;
-}
-
 // An IMF-fixdate back to time_t; -1 for anything else (the obsolete formats
 // a conditional request may carry are then ignored: the full answer).
 time_t parse_http_date(std::string_view s) {
@@ -305,7 +291,7 @@ class static_server {
     if (o_.etag)
       std::snprintf(etag, sizeof etag, "\"%llx-%llx%s%s\"", static_cast<unsigned long long>(size),
                     static_cast<unsigned long long>(mtime_ms), coding ? "-" : "", coding ? coding : "");
-    std::string modified = o_.last_modified ? http_date(st.st_mtim.tv_sec) : std::string();
+    std::string modified = o_.last_modified ? detail::http_date(st.st_mtim.tv_sec) : std::string();
 
     // The preconditions in RFC 9110 13.2.2's order. A failed If-Match or
     // If-Unmodified-Since is 412: the client's copy is not the file's

@@ -149,6 +149,16 @@ int main(int argc, char** argv) {
     drip(std::atoi(req.query("n").value_or("10").c_str()), std::atoi(req.query("ms").value_or("10").c_str()), res);
   });
   app.get("/json", [](auto&, http::response& res) { res.json({{"ok", true}}); });
+  // A visit counter in a cookie, and who the server thinks is asking.
+  app.get("/visits", [](http::request& req, http::response& res) {
+    int n = std::atoi(req.cookie("visits").value_or("0").c_str()) + 1;
+    http::cookie_options o;
+    o.http_only = true;
+    o.max_age = std::chrono::seconds(60);
+    res.cookie("visits", std::to_string(n), o).cookie("note", "a b;c");
+    res.send(std::to_string(n) + " from " + req.ip());
+  });
+  app.get("/go", [](auto&, http::response& res) { res.redirect("/hello/there"); });
   app.get("/big", [](http::request& req, http::response& res) {
     auto s = std::make_shared<big_stream>();
     s->res = &res;

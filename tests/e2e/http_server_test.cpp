@@ -37,6 +37,30 @@ std::string get(const std::string& path, const std::string& extra = "") {
 
 }  // namespace
 
+// Cookies, redirects and the client's address with curl, a client that
+// knows nothing of us: its cookie jar carries the counter from one run to
+// the next, and -L follows the redirect.
+TEST(HttpServer, CurlKeepsTheCookiesFollowsTheRedirectAndIsSeenAtItsAddress) {
+  fixture f;
+  ASSERT_GT(f.port, 0) << f.proc.err();
+  temp_dir dir;
+  std::string url = "http://127.0.0.1:" + std::to_string(f.port);
+  auto curl = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"curl", "-s", "-b", dir.file("jar"), "-c", dir.file("jar")});
+    child c(args);
+    return c.wait_exit(5s) ? c.out() : std::string("(curl timed out)");
+  };
+  EXPECT_EQ(curl({url + "/visits"}), "1 from 127.0.0.1");
+  EXPECT_EQ(curl({url + "/visits"}), "2 from 127.0.0.1");
+  EXPECT_EQ(curl({url + "/visits"}), "3 from 127.0.0.1");
+  std::ifstream in(dir.file("jar"));
+  std::string jar((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(jar.find("#HttpOnly_127.0.0.1"), std::string::npos) << jar;
+  EXPECT_NE(jar.find("note\ta%20b%3Bc"), std::string::npos) << jar;
+  EXPECT_EQ(curl({"-L", url + "/go"}), "Hello there!!!");
+  EXPECT_EQ(curl({"-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", url + "/go"}), "302 " + url + "/hello/there");
+}
+
 TEST(HttpServer, KeepAliveServesManyRequestsOnOneConnection) {
   fixture f;
   ASSERT_GT(f.port, 0) << f.proc.out() << f.proc.err();

@@ -418,3 +418,43 @@ TEST(Response, RedirectSetsLocationAndStatusAndSaysWhere) {
       << split.raw_for_test();
   EXPECT_EQ(split.raw_for_test().find("\r\nSet-Cookie"), std::string::npos) << split.raw_for_test();
 }
+
+TEST(Request, CookiesAreFoundByNameUnquotedAndDecoded) {
+  request req;
+  req.set_for_test("GET", "/", {{"Cookie", "a=1; session=abc%20def; q=\"quoted, value\""}, {"cookie", "late=2; a=9"}});
+  EXPECT_EQ(req.cookie("a"), "1");  // (the first one wins)
+  EXPECT_EQ(req.cookie("session"), "abc def");
+  EXPECT_EQ(req.cookie("q"), "quoted, value");
+  EXPECT_EQ(req.cookie("late"), "2");
+  EXPECT_EQ(req.cookie("missing"), std::nullopt);
+  EXPECT_EQ(req.cookie("sess"), std::nullopt);
+}
+
+TEST(Response, CookiesAreSetLinesOfTheirOwnAndCleared) {
+  response res;
+  res.reset_for_test();
+  cookie_options o;
+  o.max_age = std::chrono::hours(1);
+  o.http_only = true;
+  o.secure = true;
+  o.same_site = "Lax";
+  res.cookie("session", "a b;c", o).cookie("theme", "dark").clear_cookie("old").cookie("bad name", "x");
+  res.append("Link", "</a.css>; rel=preload").append("Link", "</b.js>; rel=preload");
+  res.set("Content-Type", "text/plain").append("Content-Type", "text/html");  // (one type: append replaces it)
+  res.send("ok");
+  const std::string& raw = res.raw_for_test();
+  auto at = raw.find("Set-Cookie: session=a%20b%3Bc; Max-Age=3600; Expires=");
+  ASSERT_NE(at, std::string::npos) << raw;
+  std::string line = raw.substr(at, raw.find("\r\n", at) - at);
+  EXPECT_NE(line.find(" GMT; Path=/; Secure; HttpOnly; SameSite=Lax"), std::string::npos) << line;
+  EXPECT_NE(raw.find("Set-Cookie: theme=dark; Path=/\r\n"), std::string::npos) << raw;
+  EXPECT_NE(raw.find("Set-Cookie: old=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/\r\n"), std::string::npos) << raw;
+  EXPECT_EQ(raw.find("bad name"), std::string::npos) << raw;
+  EXPECT_NE(raw.find("Link: </a.css>; rel=preload\r\nLink: </b.js>; rel=preload\r\n"), std::string::npos) << raw;
+  EXPECT_EQ(raw.find("text/plain"), std::string::npos) << raw;
+  EXPECT_NE(raw.find("Content-Type: text/html\r\n"), std::string::npos) << raw;
+  // What was set comes back through request::cookie().
+  request req;
+  req.set_for_test("GET", "/", {{"Cookie", "session=a%20b%3Bc"}});
+  EXPECT_EQ(req.cookie("session"), "a b;c");
+}
