@@ -29,6 +29,9 @@ http::server& server() {
         res.status(418).end();
         return;
       }
+      // The header parsers a handler reaches for: cookies, forwarded addresses.
+      res.set("X-Client", req.ip() + " " + std::string(req.protocol()) + "://" + std::string(req.hostname()));
+      if (auto c = req.cookie("a")) res.cookie("a", *c).cookie(*c, "x");
       next();
     });
     r->get("/hello/:name?", [](http::request& req, http::response& res) {
@@ -39,6 +42,7 @@ http::server& server() {
       res.write(req.param("*"));
       res.end();
     });
+    r->get("/go", [](http::request& req, http::response& res) { res.redirect(req.query("to").value_or("/")); });
     r->all("/throw", [](http::request&, http::response&) { throw std::runtime_error("fuzz"); });
     return r;
   }();
@@ -46,6 +50,7 @@ http::server& server() {
     http::server_options o;
     o.max_body_bytes = 4096;
     o.max_header_bytes = 2048;
+    o.trust_proxy_hops = 2;
     return new http::server(*app, o);
   }();
   return *s;
