@@ -215,6 +215,9 @@ class static_server {
       at = end + 1;
     }
     std::string file = root_ + decoded;
+    if (o_.precompressed) res.set("Vary", "Accept-Encoding");  // (whichever answer this is)
+    if (decoded.back() != '/')
+      if (auto c = precompressed_copy(req, file)) return send_file(req, res, std::move(c->fd), c->st, file, head, c->coding);
     unique_fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
     struct stat st {};
     if (!fd || ::fstat(fd.get(), &st) != 0) return open_failed(errno, req, res, next);
@@ -234,6 +237,7 @@ class static_server {
       }
       if (o_.index.empty()) return not_found(req, res, next);
       file += o_.index;
+      if (auto c = precompressed_copy(req, file)) return send_file(req, res, std::move(c->fd), c->st, file, head, c->coding);
       fd = unique_fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
       if (!fd || ::fstat(fd.get(), &st) != 0) return open_failed(errno, req, res, next);
     }
@@ -248,10 +252,12 @@ class static_server {
   void not_found(request& req, response& res, const next_fn& next) const {
     if (!o_.fallback.empty()) {
       std::string file = root_ + "/" + o_.fallback;
+      bool head = req.method() == "HEAD";
+      if (auto c = precompressed_copy(req, file)) return send_file(req, res, std::move(c->fd), c->st, file, head, c->coding);
       unique_fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
       struct stat st {};
       if (fd && ::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode))
-        return send_file(req, res, std::move(fd), st, file, req.method() == "HEAD");
+        return send_file(req, res, std::move(fd), st, file, head);
     }
     if (o_.fallthrough) return next();
     plain(res, 404, "Not Found");
@@ -262,26 +268,35 @@ class static_server {
     plain(res, 500, "Internal Server Error");
   }
 
-  void send_file(request& req, response& res, unique_fd fd, struct stat st, const std::string& file, bool head) const {
-    // A compressed copy the client takes goes instead (its own size, date
-    // and tag; ranges and preconditions are of the copy, as nginx's).
+  // A compressed copy of `file` made ahead of time that the client takes
+  // (br first), tried before the file itself, as nginx's gzip_static: for
+  // such a client the original is not opened at all.
+  struct copy {
+    unique_fd fd;
+    struct stat st {};
     const char* coding = nullptr;
-    if (o_.precompressed) {
-      res.set("Vary", "Accept-Encoding");
-      if (auto ae = req.get("Accept-Encoding")) {
-        for (auto [name, ext] : {std::pair{"br", ".br"}, std::pair{"gzip", ".gz"}}) {
-          if (!accepts_encoding(*ae, name)) continue;
-          unique_fd z(::open((file + ext).c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
-          struct stat zst {};
-          if (z && ::fstat(z.get(), &zst) == 0 && S_ISREG(zst.st_mode)) {
-            fd = std::move(z);
-            st = zst;
-            coding = name;
-            break;
-          }
-        }
+  };
+  std::optional<copy> precompressed_copy(const request& req, const std::string& file) const {
+    if (!o_.precompressed) return std::nullopt;
+    auto ae = req.get("Accept-Encoding");
+    if (!ae) return std::nullopt;
+    for (auto [name, ext] : {std::pair{"br", ".br"}, std::pair{"gzip", ".gz"}}) {
+      if (!accepts_encoding(*ae, name)) continue;
+      copy c;
+      c.fd = unique_fd(::open((file + ext).c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+      if (c.fd && ::fstat(c.fd.get(), &c.st) == 0 && S_ISREG(c.st.st_mode)) {
+        c.coding = name;
+        return c;
       }
     }
+    return std::nullopt;
+  }
+
+  // `file` (the original's name: its type) from `fd`, or its compressed
+  // copy `coding` (its own size, date and tag; ranges and preconditions are
+  // of the copy, as nginx's).
+  void send_file(request& req, response& res, unique_fd fd, const struct stat& st, const std::string& file, bool head,
+                 const char* coding = nullptr) const {
     const uint64_t size = static_cast<uint64_t>(st.st_size);
     const int64_t mtime_ms = int64_t(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000;
     // A strong tag, as nginx's: the same size and modification time (to the

@@ -452,6 +452,13 @@ TEST(HttpStatic, PrecompressedCopiesGoToClientsThatTakeThem) {
   EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "identity"}})), "console.log(1)\n");
   // Only a .gz: a br-and-gzip client gets it.
   EXPECT_EQ(body(m.run("GET", "/static/only.css", {{"Accept-Encoding", "br, gzip"}})), "GZ-CSS");
+  // A directory's index file has its copies too, typed as the index.
+  write_file(dir.file("www/index.html"), "<h1>home</h1>\n");
+  write_file(dir.file("www/index.html.gz"), "GZ-HOME");
+  std::string home = m.run("GET", "/static/", {{"Accept-Encoding", "gzip"}});
+  EXPECT_EQ(body(home), "GZ-HOME");
+  EXPECT_EQ(header(home, "Content-Type"), "text/html; charset=utf-8");
+  EXPECT_EQ(body(m.run("GET", "/static/")), "<h1>home</h1>\n");
   // The copy's own validators and ranges.
   std::string again = m.run("GET", "/static/app.js", {{"Accept-Encoding", "br"}, {"If-None-Match", header(br, "ETag")}});
   EXPECT_EQ(again.substr(0, 12), "HTTP/1.1 304") << again;
