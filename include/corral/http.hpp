@@ -191,12 +191,22 @@ class response {
   /// past it are dropped and which, ended short of it, closes the
   /// connection; a body sent whole is framed by its own length (but for HEAD).
   response& set(std::string_view name, std::string_view value);
+  /// The value of header `name` as set so far (the first line of that
+  /// name), or nullopt (Express's res.get()).
+  std::optional<std::string_view> get(std::string_view name) const noexcept;
+  /// Adds `field` to the Vary header unless it is there already (Express's
+  /// res.vary(): a middleware's Vary: Origin and a Vary: Accept-Encoding
+  /// both stay).
+  response& vary(std::string_view field);
   /// Adds a header line even if one of that name is set already (Express's
   /// res.append; for Set-Cookie, Link, ...). Framing headers as set().
   response& append(std::string_view name, std::string_view value);
   /// Express's res.cookie(): a Set-Cookie line for `name`, its value
   /// percent-encoded (encodeURIComponent, which request::cookie() undoes).
-  /// A name that is not an RFC 6265 token sets nothing.
+  /// Throws std::invalid_argument, as Express does, for a name that is not
+  /// an RFC 6265 token, a path or domain with ';' or a control character,
+  /// or a same_site other than Strict, Lax or None (in a handler: a 500).
+  /// max_age is capped at 400 years.
   response& cookie(std::string_view name, std::string_view value, const cookie_options& options = {});
   /// Express's res.clearCookie(): the cookie expired (give the path and
   /// domain it was set with).

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -167,6 +168,15 @@ void supervisor::write_state(std::string text) {
           self.persist_next_.reset();
           return self.write_state(std::move(next));
         }
+        if (!jb->result && self.exit_requested_ && self.update_exe_.empty() && !self.persist_pending_) {
+          // `kill`'s last state (no apps) could not be written: the older
+          // file would bring back what was just killed. Without it the
+          // next daemon starts empty, which is that state. (unlink needs
+          // no free space.)
+          if (::unlink(jb->path.c_str()) == 0 || errno == ENOENT)
+            std::fprintf(stderr, "corral daemon: removed %s instead: the next daemon starts with no apps\n",
+                         jb->path.c_str());
+        }
         if (!jb->result && !self.exit_requested_) {
           using namespace std::chrono_literals;
           self.persist_backoff_ = std::min<std::chrono::milliseconds>(
@@ -174,7 +184,9 @@ void supervisor::write_state(std::string text) {
           self.persist_after(self.persist_backoff_);
         }
         // Exiting waits for the last state to be on disk.
-        if (self.exit_requested_ && self.on_exit_requested_) self.on_exit_requested_();
+        // (Not while the state that asked to exit waits to be written: an
+        // older write may end between the request and that write.)
+        if (self.exit_requested_ && !self.persist_pending_ && self.on_exit_requested_) self.on_exit_requested_();
       });
 }
 

@@ -468,6 +468,9 @@ void supervisor::cmd_update(const request& req, reply_fn reply) {
   if (!S_ISREG(st.st_mode) || ::access(exe.c_str(), X_OK) != 0)
     return reply(fail(req.id, "update: " + exe + " is not an executable file"));
   if (exit_requested_) return reply(fail(req.id, "update: the daemon is exiting (corral kill)"));
+  if (!persist_error_.empty())
+    return reply(fail(req.id, "update: the daemon cannot save its state (" + persist_error_ +
+                                  "), which the next daemon starts from; free the space (or descriptors) and try again"));
   for (auto& a : apps_)
     if (a->reloading > 0)
       return reply(fail(req.id, "update: app '" + a->spec.name + "' is being reloaded; update once the reload is done"));

@@ -8,8 +8,10 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <cstdio>
+#include <stdexcept>
 
 #include "http/connection.hpp"
 #include "http/internal.hpp"
@@ -347,6 +349,27 @@ response& response::put_header(std::string_view name, std::string_view value, bo
   return *this;
 }
 
+std::optional<std::string_view> response::get(std::string_view name) const noexcept {
+  for (std::size_t i = 0; i < n_headers_; ++i)
+    if (detail::iequals(headers_[i].first, name)) return std::string_view(headers_[i].second);
+  return std::nullopt;
+}
+
+response& response::vary(std::string_view field) {
+  auto now = get("Vary");
+  if (!now || trim(*now).empty()) return set("Vary", field);
+  std::string_view rest = *now;
+  while (!rest.empty()) {
+    auto comma = rest.find(',');
+    std::string_view item = trim(rest.substr(0, comma));
+    if (item == "*" || detail::iequals(item, field)) return *this;
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+  }
+  std::string joined(*now);
+  joined.append(", ").append(field);
+  return set("Vary", joined);
+}
+
 namespace {
 
 // RFC 6265's cookie-name: an RFC 9110 token.
@@ -373,44 +396,54 @@ void encode_component(std::string& out, std::string_view in) {
   }
 }
 
-// An attribute value that would end the attribute or the line is left out.
-bool attribute_ok(std::string_view v) noexcept {
-  for (unsigned char c : v)
-    if (c < 0x20 || c == 0x7f || c == ';') return false;
-  return true;
-}
-
-// "; Domain=...; Path=...; Secure; HttpOnly; SameSite=..." as set.
-void add_cookie_attributes(std::string& line, const cookie_options& o) {
-  if (!o.domain.empty() && attribute_ok(o.domain)) line += "; Domain=" + o.domain;
-  if (!o.path.empty() && attribute_ok(o.path)) line += "; Path=" + o.path;
+// "; Domain=...; Path=...; Secure; HttpOnly; SameSite=..." as set. What
+// could not be sent as given throws, as Express's res.cookie() does: a
+// cookie without the Path or SameSite its author meant is a security bug.
+void add_cookie_attributes(std::string& line, std::string_view name, const cookie_options& o) {
+  auto check = [&](std::string_view what, std::string_view v) {
+    for (unsigned char c : v)
+      if (c < 0x20 || c == 0x7f || c == ';')
+        throw std::invalid_argument("cookie '" + std::string(name) + "': option " + std::string(what) + " is invalid");
+  };
+  check("domain", o.domain);
+  check("path", o.path);
+  if (!o.same_site.empty() && !detail::iequals(o.same_site, "Strict") && !detail::iequals(o.same_site, "Lax") &&
+      !detail::iequals(o.same_site, "None"))
+    throw std::invalid_argument("cookie '" + std::string(name) + "': option same_site must be Strict, Lax or None");
+  if (!o.domain.empty()) line += "; Domain=" + o.domain;
+  if (!o.path.empty()) line += "; Path=" + o.path;
   if (o.secure) line += "; Secure";
   if (o.http_only) line += "; HttpOnly";
-  if (!o.same_site.empty() && attribute_ok(o.same_site)) line += "; SameSite=" + o.same_site;
+  if (!o.same_site.empty()) line += "; SameSite=" + o.same_site;
+}
+
+void check_cookie_name(std::string_view name) {
+  if (!is_token(name)) throw std::invalid_argument("cookie name '" + std::string(name) + "' is not a token (RFC 6265)");
 }
 
 }  // namespace
 
 response& response::cookie(std::string_view name, std::string_view value, const cookie_options& o) {
-  if (!is_token(name)) return *this;
+  check_cookie_name(name);
   std::string line(name);
   line += '=';
   encode_component(line, value);
   if (o.max_age) {
-    long long secs = o.max_age->count();
+    // (Within what an Expires date can say: 0 .. 400 years, browsers' own cap being 400 days.)
+    long long secs = std::clamp<long long>(o.max_age->count(), 0, 400LL * 366 * 86400);
     line += "; Max-Age=" + std::to_string(secs);
     line += "; Expires=" + detail::http_date(::time(nullptr) + static_cast<time_t>(secs));
   }
-  add_cookie_attributes(line, o);
+  add_cookie_attributes(line, name, o);
   return append("Set-Cookie", line);
 }
 
 response& response::clear_cookie(std::string_view name, const cookie_options& o) {
-  if (!is_token(name)) return *this;
+  check_cookie_name(name);
   // (Express 4's: an empty value that expired at the epoch.)
   std::string line(name);
   line += "=; Expires=Thu, 01 Jan 1970 00:00:00 GMT";
-  add_cookie_attributes(line, o);
+  add_cookie_attributes(line, name, o);
   return append("Set-Cookie", line);
 }
 
@@ -465,13 +498,17 @@ void response::append_body(std::string_view bytes) {
 
 void response::redirect(std::string_view location, int code) {
   // What a URL cannot hold as is (controls, a space, bytes above ASCII) is
-  // percent-encoded, as Express's encodeurl does; '%' stays, so an encoded
-  // URL is not encoded twice. A CR LF cannot split the header either way.
+  // percent-encoded, as Express's encodeurl does; a '%' that starts an
+  // escape stays, so an encoded URL is not encoded twice (a lone one is
+  // %25). A CR LF cannot split the header either way.
   static constexpr char hex[] = "0123456789ABCDEF";
   std::string url;
   url.reserve(location.size());
-  for (unsigned char ch : location) {
-    if (ch <= 0x20 || ch >= 0x7f || ch == '"' || ch == '<' || ch == '>' || ch == '\\' || ch == '^' || ch == '`' ||
+  auto hex_digit = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+  for (std::size_t i = 0; i < location.size(); ++i) {
+    unsigned char ch = static_cast<unsigned char>(location[i]);
+    bool lone_percent = ch == '%' && !(i + 2 < location.size() && hex_digit(location[i + 1]) && hex_digit(location[i + 2]));
+    if (lone_percent || ch <= 0x20 || ch >= 0x7f || ch == '"' || ch == '<' || ch == '>' || ch == '\\' || ch == '^' || ch == '`' ||
         ch == '{' || ch == '|' || ch == '}') {
       url += '%';
       url += hex[ch >> 4];

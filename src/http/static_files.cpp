@@ -121,19 +121,23 @@ bool accepts_encoding(std::string_view list, std::string_view coding) {
     auto comma = list.find(',');
     std::string_view item = list.substr(0, comma);
     list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-    auto semi = item.find(';');
-    std::string_view name = item.substr(0, semi), params = semi == std::string_view::npos ? "" : item.substr(semi + 1);
-    auto trim = [](std::string_view& t) {
+    auto trim = [](std::string_view t) {
       while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
       while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+      return t;
     };
-    trim(name);
-    trim(params);
-    // q=0, q=0., q=0.0, q=0.00, q=0.000: refused; any other weight takes it.
+    auto semi = item.find(';');
+    std::string_view name = trim(item.substr(0, semi));
+    // Its weight: q=0, q=0., q=0.0 ... q=0.000 refuse it; any other takes it.
     bool refused = false;
-    if (params.size() >= 3 && (params[0] == 'q' || params[0] == 'Q') && params[1] == '=') {
-      std::string_view q = params.substr(2);
-      refused = !q.empty() && q[0] == '0' && q.find_first_not_of("0.", 0) == std::string_view::npos;
+    for (std::string_view params = semi == std::string_view::npos ? "" : item.substr(semi + 1); !params.empty();) {
+      auto next = params.find(';');
+      std::string_view p = trim(params.substr(0, next));
+      params = next == std::string_view::npos ? std::string_view() : params.substr(next + 1);
+      if (p.size() >= 3 && (p[0] == 'q' || p[0] == 'Q') && trim(p.substr(1)).substr(0, 1) == "=") {
+        std::string_view q = trim(trim(p.substr(1)).substr(1));
+        refused = !q.empty() && q[0] == '0' && q.find_first_not_of("0.") == std::string_view::npos;
+      }
     }
     int v = refused ? 0 : 1;
     if (detail::iequals(name, coding)) own = v;
@@ -199,6 +203,9 @@ class static_server {
       res.status(405).set("Allow", "GET, HEAD").set("Content-Type", "text/plain; charset=utf-8").send("Method Not Allowed");
       return;
     }
+    // Every answer from here may depend on Accept-Encoding (a dot file's
+    // 404 may be the fallback's compressed copy).
+    if (o_.precompressed) res.vary("Accept-Encoding");
     std::string_view path = req.path();
     std::string_view rel = path.substr(req.base_url().size());
     std::string decoded = percent_decode(rel);
@@ -215,7 +222,6 @@ class static_server {
       at = end + 1;
     }
     std::string file = root_ + decoded;
-    if (o_.precompressed) res.set("Vary", "Accept-Encoding");  // (whichever answer this is)
     if (decoded.back() != '/')
       if (auto c = precompressed_copy(req, file)) return send_file(req, res, std::move(c->fd), c->st, file, head, c->coding);
     unique_fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));

@@ -198,14 +198,15 @@ TEST_P(ClusterRespawn, FailedRollingRestartDoesNotRespawnTheReplacement) {
   temp_dir dir;
   std::string file = dir.file("fail");
   bool hold = GetParam() == "HOLD_FILE";
-  // One that never listens fails by the restart timeout; one that crashes
-  // must get to crash first (a sanitizer build on a busy machine can take
-  // more than 300 ms to start it), so its restart waits far longer.
+  // One that never listens fails by the restart timeout, which leaves the
+  // later, successful restart 3 s to start a worker (a sanitizer build on a
+  // busy machine can take more than 300 ms); one that crashes must get to
+  // crash first, so its restart waits far longer.
   child p({bin("tests/e2e/pid_server")}, {.env = {{"WORKERS", "2"},
                                                   {GetParam(), file},
                                                   {"RESPAWN", "1"},
                                                   {"RESPAWN_DELAY_MS", "50"},
-                                                  {"RESTART_TIMEOUT_MS", hold ? "300" : "20000"}}});
+                                                  {"RESTART_TIMEOUT_MS", hold ? "3000" : "20000"}}});
   ASSERT_TRUE(p.wait_out("listening ", 20s, 2)) << p.out() << p.err();
   int port = listening_port_of(p.out());
   std::ofstream(file) << "x";

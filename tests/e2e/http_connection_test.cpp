@@ -197,7 +197,7 @@ TEST_F(HttpConnection, SlowButSteadyReaderIsNotCutByTheSendTimeout) { read_slowl
 
 TEST_F(HttpConnection, SlowButSteadyReaderOfAFileIsNotCutByTheSendTimeout) {
   // (A file's wait for room starts the clock afresh, as a write does.)
-  read_slowly_but_steadily("/file", 500ms);
+  read_slowly_but_steadily("/file", 1000ms);
 }
 
 TEST_F(HttpConnection, TrustProxyHopsMakesIpTheAddressTheProxySaw) {

@@ -471,6 +471,31 @@ TEST(HttpStatic, PrecompressedCopiesGoToClientsThatTakeThem) {
   EXPECT_EQ(header(head, "Content-Length"), "7");
   EXPECT_EQ(body(head), "");
 
+  // A weight among other parameters; a Vary set before stays.
+  EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "br;level=1;q=0, gzip; q=0.0"}})), "console.log(1)\n");
+  EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "br;q=0;x=1"}})), "console.log(1)\n");
+  corral::http::router cors;
+  cors.use([](corral::http::request&, corral::http::response& res, corral::http::next_fn next) {
+    res.vary("Origin");
+    next();
+  });
+  cors.use(corral::http::serve_static(dir.file("www"), o));
+  {
+    corral::http::request req;
+    corral::http::response res;
+    req.set_for_test("GET", "/app.js", {{"Accept-Encoding", "gzip"}});
+    res.reset_for_test();
+    cors.handle(req, res);
+    EXPECT_EQ(header(res.raw_for_test(), "Vary"), "Origin, Accept-Encoding");
+  }
+  // A dot file's 404 that is a single-page app's page: its copy, with Vary.
+  corral::http::static_options spa = o;
+  spa.fallback = "index.html";
+  mounted app(dir.file("www"), spa);
+  std::string hidden = app.run("GET", "/static/.env", {{"Accept-Encoding", "gzip"}});
+  EXPECT_EQ(body(hidden), "GZ-HOME");
+  EXPECT_EQ(header(hidden, "Vary"), "Accept-Encoding");
+
   // Off (the default): the original, and no Vary.
   mounted off(dir.file("www"));
   std::string o2 = off.run("GET", "/static/app.js", {{"Accept-Encoding", "br, gzip"}});

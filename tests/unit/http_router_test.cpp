@@ -2,6 +2,7 @@
 // 404/405, and the response's framing.
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <stdexcept>
 
 #include "corral/http.hpp"
@@ -413,8 +414,9 @@ TEST(Response, RedirectSetsLocationAndStatusAndSaysWhere) {
   // a CR LF cannot make a header of its own, and UTF-8 goes as %XX.
   response split;
   split.reset_for_test();
-  split.redirect("/a\r\nSet-Cookie: x=1/\xc3\xa9?q=%20");
-  EXPECT_NE(split.raw_for_test().find("Location: /a%0D%0ASet-Cookie:%20x=1/%C3%A9?q=%20\r\n"), std::string::npos)
+  split.redirect("/a\r\nSet-Cookie: x=1/\xc3\xa9?q=%20&r=100%&s=%zz%4");
+  EXPECT_NE(split.raw_for_test().find("Location: /a%0D%0ASet-Cookie:%20x=1/%C3%A9?q=%20&r=100%25&s=%25zz%254\r\n"),
+            std::string::npos)
       << split.raw_for_test();
   EXPECT_EQ(split.raw_for_test().find("\r\nSet-Cookie"), std::string::npos) << split.raw_for_test();
 }
@@ -438,7 +440,19 @@ TEST(Response, CookiesAreSetLinesOfTheirOwnAndCleared) {
   o.http_only = true;
   o.secure = true;
   o.same_site = "Lax";
-  res.cookie("session", "a b;c", o).cookie("theme", "dark").clear_cookie("old").cookie("bad name", "x");
+  res.cookie("session", "a b;c", o).cookie("theme", "dark").clear_cookie("old");
+  // What could not be sent as given throws (as Express's): a handler's
+  // exception is a 500, not a cookie without the Path or SameSite meant.
+  EXPECT_THROW(res.cookie("bad name", "x"), std::invalid_argument);
+  cookie_options bad_path;
+  bad_path.path = "/; Domain=evil.example";
+  EXPECT_THROW(res.cookie("x", "1", bad_path), std::invalid_argument);
+  cookie_options bad_site;
+  bad_site.same_site = "Sometimes";
+  EXPECT_THROW(res.cookie("x", "1", bad_site), std::invalid_argument);
+  cookie_options forever;
+  forever.max_age = std::chrono::seconds(std::numeric_limits<long long>::max());
+  res.cookie("long", "1", forever);  // (clamped to what a date can say)
   res.append("Link", "</a.css>; rel=preload").append("Link", "</b.js>; rel=preload");
   res.set("Content-Type", "text/plain").append("Content-Type", "text/html");  // (one type: append replaces it)
   res.send("ok");
@@ -450,6 +464,8 @@ TEST(Response, CookiesAreSetLinesOfTheirOwnAndCleared) {
   EXPECT_NE(raw.find("Set-Cookie: theme=dark; Path=/\r\n"), std::string::npos) << raw;
   EXPECT_NE(raw.find("Set-Cookie: old=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/\r\n"), std::string::npos) << raw;
   EXPECT_EQ(raw.find("bad name"), std::string::npos) << raw;
+  EXPECT_EQ(raw.find("evil"), std::string::npos) << raw;
+  EXPECT_NE(raw.find("Set-Cookie: long=1; Max-Age=12648960000; Expires="), std::string::npos) << raw;
   EXPECT_NE(raw.find("Link: </a.css>; rel=preload\r\nLink: </b.js>; rel=preload\r\n"), std::string::npos) << raw;
   EXPECT_EQ(raw.find("text/plain"), std::string::npos) << raw;
   EXPECT_NE(raw.find("Content-Type: text/html\r\n"), std::string::npos) << raw;
@@ -457,4 +473,15 @@ TEST(Response, CookiesAreSetLinesOfTheirOwnAndCleared) {
   request req;
   req.set_for_test("GET", "/", {{"Cookie", "session=a%20b%3Bc"}});
   EXPECT_EQ(req.cookie("session"), "a b;c");
+}
+
+TEST(Response, VaryAddsAFieldOnceAndKeepsTheOthers) {
+  response res;
+  res.reset_for_test();
+  res.vary("Origin").vary("Accept-Encoding").vary("accept-encoding").vary("Origin");
+  EXPECT_EQ(res.get("vary"), "Origin, Accept-Encoding");
+  res.set("Vary", "*");
+  res.vary("Cookie");
+  EXPECT_EQ(res.get("Vary"), "*");
+  EXPECT_EQ(res.get("X-None"), std::nullopt);
 }
