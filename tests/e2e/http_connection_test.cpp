@@ -38,20 +38,26 @@ class HttpConnection : public served_fixture {
     routes.get("/ip", [](http::request& req, http::response& res) {
       res.send(req.ip() + " " + std::string(req.protocol()) + "://" + std::string(req.hostname()));
     });
-    // A file body (sendfile), as serve_static sends a large file.
-    char name[] = "/tmp/corral-http-file-XXXXXX";
-    unique_fd f(::mkstemp(name));
-    file_path = name;
-    std::string chunk(1 << 20, 'f');
-    for (std::size_t n = 0; f && n < big_size; n += chunk.size())
-      if (::write(f.get(), chunk.data(), chunk.size()) != ssize_t(chunk.size())) break;
+    // A file body (sendfile), as serve_static sends a large file (make_file() first).
     routes.get("/file", [this](auto&, http::response& res) {
       unique_fd fd(::open(file_path.c_str(), O_RDONLY | O_CLOEXEC));
       if (!fd) return res.status(500).send("cannot open the test's file");
       res.send_file(std::move(fd), 0, big_size);
     });
   }
-  ~HttpConnection() override { ::unlink(file_path.c_str()); }
+  ~HttpConnection() override {
+    if (!file_path.empty()) ::unlink(file_path.c_str());
+  }
+  // The 16 MiB file /file sends.
+  void make_file() {
+    char name[] = "/tmp/corral-http-file-XXXXXX";
+    unique_fd f(::mkstemp(name));
+    ASSERT_TRUE(f);
+    file_path = name;
+    std::string chunk(1 << 20, 'f');
+    for (std::size_t n = 0; n < big_size; n += chunk.size())
+      ASSERT_EQ(::write(f.get(), chunk.data(), chunk.size()), ssize_t(chunk.size()));
+  }
   // Whether this process has the test's file open.
   bool file_open() const {
     std::error_code ec;
@@ -67,6 +73,7 @@ class HttpConnection : public served_fixture {
   // flight for the whole test, and each read frees room the server fills
   // at once.
   void read_slowly_but_steadily(const std::string& path, std::chrono::milliseconds send_timeout) {
+    if (path == "/file") make_file();
     http::server_options o;
     o.send_timeout = send_timeout;
     server(o);
@@ -164,6 +171,7 @@ TEST_F(HttpConnection, ClientThatTakesNothingIsDroppedAfterTheSendTimeout) {
 }
 
 TEST_F(HttpConnection, ClientThatTakesNothingOfAFileIsDroppedAfterTheSendTimeoutAndTheFileClosed) {
+  make_file();
   // A file body waits for room with a poll of its own rather than a libuv
   // write: the send timeout must cover that wait too.
   http::server_options o;
@@ -176,6 +184,7 @@ TEST_F(HttpConnection, ClientThatTakesNothingOfAFileIsDroppedAfterTheSendTimeout
 }
 
 TEST_F(HttpConnection, FileOverABlockingSocketGivenToServeArrivesWholeAndTheConnectionGoesOn) {
+  make_file();
   // serve() may be given a blocking socket (a program's own accept()):
   // sendfile on it would block the loop with the client unread (this test
   // would hang). It goes on a non-blocking socket, and all of it arrives.
