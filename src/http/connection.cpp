@@ -52,15 +52,8 @@ constexpr std::size_t max_unsent = 1u << 20;
 bool only_chunked(const std::vector<header>& headers) {
   for (const header& h : headers) {
     if (!iequals(h.name, "Transfer-Encoding")) continue;
-    std::string_view v = h.value;
-    while (!v.empty()) {
-      std::size_t comma = v.find(',');
-      std::string_view coding = v.substr(0, comma);
-      v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
-      while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t')) coding.remove_prefix(1);
-      while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t')) coding.remove_suffix(1);
-      if (!coding.empty() && !iequals(coding, "chunked")) return false;
-    }
+    if (find_item(h.value, ',', [](std::string_view coding) { return !coding.empty() && !iequals(coding, "chunked"); }))
+      return false;
   }
   return true;
 }

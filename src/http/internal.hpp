@@ -31,6 +31,27 @@ inline bool iequals(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
+/// `v` without the spaces and tabs around it (RFC 9110's OWS).
+inline std::string_view trim_ows(std::string_view v) noexcept {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
+/// Walks a `sep`-separated header list ("a, b", "k=v; k2=v2"): calls
+/// `stop(item)` with each item, trimmed (an empty one too), until it returns
+/// true. Returns whether it did.
+template <class F>
+bool find_item(std::string_view list, char sep, F&& stop) {
+  while (!list.empty()) {
+    auto at = list.find(sep);
+    if (stop(trim_ows(list.substr(0, at)))) return true;
+    if (at == std::string_view::npos) break;
+    list.remove_prefix(at + 1);
+  }
+  return false;
+}
+
 /// IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") of `t`.
 std::string http_date(time_t t);
 

@@ -175,14 +175,11 @@ const net::address& request::remote_address() const {
 
 namespace {
 
-std::string_view trim(std::string_view v) {
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-  return v;
-}
+using detail::find_item;
+using detail::trim_ows;
 
 // The first value of a comma-separated header, trimmed.
-std::string_view first_value(std::string_view v) { return trim(v.substr(0, v.find(','))); }
+std::string_view first_value(std::string_view v) { return trim_ows(v.substr(0, v.find(','))); }
 
 }  // namespace
 
@@ -193,13 +190,10 @@ std::string request::ip() const {
   std::vector<std::string_view> chain;
   for (const auto& h : headers_) {
     if (!detail::iequals(h.name, "X-Forwarded-For")) continue;
-    std::string_view rest = h.value;
-    while (!rest.empty()) {
-      auto comma = rest.find(',');
-      std::string_view entry = first_value(rest.substr(0, comma));
+    find_item(h.value, ',', [&](std::string_view entry) {
       if (!entry.empty()) chain.push_back(entry);
-      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-    }
+      return false;
+    });
   }
   // The peer is hop 0; each trusted proxy added the entry before it.
   std::size_t hops = std::min(static_cast<std::size_t>(trust_proxy_hops_), chain.size());
@@ -227,18 +221,16 @@ std::optional<std::string> request::cookie(std::string_view name) const {
   // cookie module's parse).
   for (const auto& h : headers_) {
     if (!detail::iequals(h.name, "Cookie")) continue;
-    std::string_view rest = h.value;
-    while (!rest.empty()) {
-      auto semi = rest.find(';');
-      std::string_view pair = rest.substr(0, semi);
-      rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
+    std::string_view value;
+    bool found = find_item(h.value, ';', [&](std::string_view pair) {
       auto eq = pair.find('=');
-      if (eq == std::string_view::npos) continue;
-      if (trim(pair.substr(0, eq)) != name) continue;
-      std::string_view v = trim(pair.substr(eq + 1));
-      if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
-      return percent_decode(v, false);
-    }
+      if (eq == std::string_view::npos || trim_ows(pair.substr(0, eq)) != name) return false;
+      value = trim_ows(pair.substr(eq + 1));
+      return true;
+    });
+    if (!found) continue;
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
+    return percent_decode(value, false);
   }
   return std::nullopt;
 }
@@ -357,14 +349,9 @@ std::optional<std::string_view> response::get(std::string_view name) const noexc
 
 response& response::vary(std::string_view field) {
   auto now = get("Vary");
-  if (!now || trim(*now).empty()) return set("Vary", field);
-  std::string_view rest = *now;
-  while (!rest.empty()) {
-    auto comma = rest.find(',');
-    std::string_view item = trim(rest.substr(0, comma));
-    if (item == "*" || detail::iequals(item, field)) return *this;
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-  }
+  if (!now || trim_ows(*now).empty()) return set("Vary", field);
+  if (find_item(*now, ',', [&](std::string_view item) { return item == "*" || detail::iequals(item, field); }))
+    return *this;
   std::string joined(*now);
   joined.append(", ").append(field);
   return set("Vary", joined);

@@ -97,52 +97,39 @@ time_t parse_http_date(std::string_view s) {
 // comparison (If-Match, If-Range) takes no weak tag (RFC 9110 8.8.3.2).
 enum class compare { weak, strong };
 bool etag_matches(std::string_view list, std::string_view etag, compare how) {
-  while (!list.empty()) {
-    auto comma = list.find(',');
-    std::string_view item = list.substr(0, comma);
-    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+  return detail::find_item(list, ',', [&](std::string_view item) {
     if (item == "*") return true;
     if (item.substr(0, 2) == "W/") {
-      if (how == compare::strong) continue;
+      if (how == compare::strong) return false;
       item.remove_prefix(2);
     }
-    if (!item.empty() && item == etag) return true;
-  }
-  return false;
+    return !item.empty() && item == etag;
+  });
 }
 
 // Does an Accept-Encoding list take `coding` (RFC 9110 12.5.3)? Its own
 // entry decides, else "*"'s; q=0 refuses.
 bool accepts_encoding(std::string_view list, std::string_view coding) {
   int own = -1, any = -1;  // -1: not named; 0: refused; 1: taken
-  while (!list.empty()) {
-    auto comma = list.find(',');
-    std::string_view item = list.substr(0, comma);
-    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-    auto trim = [](std::string_view t) {
-      while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
-      while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
-      return t;
-    };
+  using detail::trim_ows;
+  detail::find_item(list, ',', [&](std::string_view item) {
     auto semi = item.find(';');
-    std::string_view name = trim(item.substr(0, semi));
+    std::string_view name = trim_ows(item.substr(0, semi));
     // Its weight: q=0, q=0., q=0.0 ... q=0.000 refuse it; any other takes it.
     bool refused = false;
-    for (std::string_view params = semi == std::string_view::npos ? "" : item.substr(semi + 1); !params.empty();) {
-      auto next = params.find(';');
-      std::string_view p = trim(params.substr(0, next));
-      params = next == std::string_view::npos ? std::string_view() : params.substr(next + 1);
-      if (p.size() >= 3 && (p[0] == 'q' || p[0] == 'Q') && trim(p.substr(1)).substr(0, 1) == "=") {
-        std::string_view q = trim(trim(p.substr(1)).substr(1));
-        refused = !q.empty() && q[0] == '0' && q.find_first_not_of("0.") == std::string_view::npos;
-      }
-    }
+    if (semi != std::string_view::npos)
+      detail::find_item(item.substr(semi + 1), ';', [&](std::string_view p) {
+        if (p.size() >= 3 && (p[0] == 'q' || p[0] == 'Q') && trim_ows(p.substr(1)).substr(0, 1) == "=") {
+          std::string_view q = trim_ows(trim_ows(p.substr(1)).substr(1));
+          refused = !q.empty() && q[0] == '0' && q.find_first_not_of("0.") == std::string_view::npos;
+        }
+        return false;
+      });
     int v = refused ? 0 : 1;
     if (detail::iequals(name, coding)) own = v;
     else if (name == "*") any = v;
-  }
+    return false;
+  });
   return own >= 0 ? own == 1 : any == 1;
 }
 
