@@ -450,6 +450,16 @@ TEST(HttpStatic, PrecompressedCopiesGoToClientsThatTakeThem) {
   EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "*"}})), "BROTLI");
   EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "br;q=0, *"}})), "GZIPPED");
   EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "identity"}})), "console.log(1)\n");
+  // The client's weights choose (br only on a tie), across all its
+  // Accept-Encoding lines; x-gzip is gzip; a q that is no qvalue is ignored.
+  EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "br;q=0.5, gzip"}})), "GZIPPED");
+  EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "gzip;q=0.8, br;q=0.9"}})), "BROTLI");
+  EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "gzip;q=0.125, *;q=0.1"}})), "GZIPPED");
+  EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "br;q=0"}, {"Accept-Encoding", "gzip"}})), "GZIPPED");
+  EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "identity"}, {"Accept-Encoding", "br"}})), "BROTLI");
+  EXPECT_EQ(header(m.run("GET", "/static/app.js", {{"Accept-Encoding", "x-gzip"}}), "Content-Encoding"), "gzip");
+  EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "br;q=high, gzip;q=0.9"}})), "BROTLI");
+  EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "br;q=1.5, gzip"}})), "BROTLI");
   // Only a .gz: a br-and-gzip client gets it.
   EXPECT_EQ(body(m.run("GET", "/static/only.css", {{"Accept-Encoding", "br, gzip"}})), "GZ-CSS");
   // A directory's index file has its copies too, typed as the index.
