@@ -24,6 +24,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,6 +51,21 @@ struct header {
 
 /// A received request. Owned by its connection; valid until its response is
 /// ended (views into it are valid as long).
+/// Thrown by a handler (or by request::json()) to answer with `status`, as
+/// Express's http-errors: a 4xx answers with the message as its text body
+/// (the client's mistake, said to the client, not logged); a 5xx answers
+/// with the status's reason phrase and the message goes to stderr. Any other
+/// exception answers 500. A status outside 400-599 is taken as 500.
+class status_error : public std::runtime_error {
+ public:
+  status_error(int status, const std::string& message)
+      : std::runtime_error(message), status_(status >= 400 && status <= 599 ? status : 500) {}
+  int status() const noexcept { return status_; }
+
+ private:
+  int status_;
+};
+
 class request {
  public:
   request() = default;
@@ -93,6 +109,24 @@ class request {
   const std::vector<header>& trailers() const noexcept { return trailers_; }
   /// The body, de-chunked (requests are buffered up to the server's body limit).
   std::string_view body() const noexcept { return body_; }
+  /// Whether the Content-Type's media type (parameters aside, any case) is
+  /// `type` (Express's req.is): "application/json"; "text/*" or "*/*";
+  /// "+json" for any type with that suffix; or a short name: "json"
+  /// (application/json or any +json type), "urlencoded", "multipart"
+  /// (multipart/*), or a file extension mime_type() knows ("html", "txt").
+  /// False without a Content-Type.
+  bool is(std::string_view type) const;
+  /// The body parsed as JSON (express.json()): nullopt when the request is
+  /// not is("json"); an empty object for an empty body, as body-parser.
+  /// Throws status_error(400, "invalid JSON in the request body: <where>")
+  /// when it does not parse, which answers 400 with that text.
+  std::optional<nlohmann::json> json() const;
+  /// The first field `name` of an application/x-www-form-urlencoded body
+  /// (express.urlencoded()), decoded as query() decodes; nullopt if absent
+  /// or the request is not is("urlencoded").
+  std::optional<std::string> form(std::string_view name) const;
+  /// Every field `name` of such a body, in order.
+  std::vector<std::string> form_all(std::string_view name) const;
   /// The cookie `name` from the Cookie header(s), unquoted and
   /// percent-decoded (cookie-parser's req.cookies[name]); nullopt if absent.
   std::optional<std::string> cookie(std::string_view name) const;

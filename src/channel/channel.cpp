@@ -13,6 +13,7 @@
 
 #include "channel/json_codec.hpp"
 #include "core/handle.hpp"
+#include "core/json_nesting.hpp"
 
 namespace corral {
 namespace {
@@ -406,7 +407,11 @@ bool channel::dispatch_lines() {
     json msg = detail::parse_json_line(start, nl);
     if (msg.is_discarded()) {
       fail(error(std::make_error_code(std::errc::protocol_error),
-                 "channel to " + options_.peer + ": message is not JSON: \"" + preview(start, len) + "\""));
+                 "channel to " + options_.peer +
+                     (detail::json_nests_deeper_than(std::string_view(start, len), detail::max_json_nesting)
+                          ? ": message nests deeper than " + std::to_string(detail::max_json_nesting) + " levels: \""
+                          : ": message is not JSON: \"") +
+                     preview(start, len) + "\""));
       return false;
     }
     if (!deliver(std::move(msg))) return false;

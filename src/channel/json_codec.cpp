@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/json_nesting.hpp"
+
 namespace corral::detail {
 namespace {
 
@@ -379,6 +381,8 @@ void append_json(std::string& out, const json& v) {
 json parse_json_line(const char* begin, const char* end) {
   json out;
   if (fast_parser(begin, end).document(out)) return out;
+  if (json_nests_deeper_than(std::string_view(begin, static_cast<std::size_t>(end - begin)), max_json_nesting))
+    return json(json::value_t::discarded);
   return json::parse(begin, end, nullptr, /*allow_exceptions=*/false);
 }
 

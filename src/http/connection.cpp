@@ -409,12 +409,16 @@ int connection::on_message_complete() {
   try {
     srv->dispatch(req_, res_);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "corral::http: handler for %.*s %.*s threw: %s\n", static_cast<int>(req_.method_.size()),
-                 req_.method_.data(), static_cast<int>(req_.url_.size()), req_.url_.data(), e.what());
-    if (!closed_) answer_after_throw();
+    auto* status = dynamic_cast<const status_error*>(&e);
+    int code = status ? status->status() : 500;
+    // A 4xx is the client's mistake: said to it, not logged.
+    if (code >= 500)
+      std::fprintf(stderr, "corral::http: handler for %.*s %.*s threw: %s\n", static_cast<int>(req_.method_.size()),
+                   req_.method_.data(), static_cast<int>(req_.url_.size()), req_.url_.data(), e.what());
+    if (!closed_) answer_after_throw(code, code < 500 ? std::string_view(e.what()) : std::string_view());
   } catch (...) {
     std::fprintf(stderr, "corral::http: handler threw a non-exception\n");
-    if (!closed_) answer_after_throw();
+    if (!closed_) answer_after_throw(500, {});
   }
   in_dispatch_ = false;
   // A handler that kept the response answers later; we live until it does,
@@ -427,11 +431,18 @@ int connection::on_message_complete() {
   return stop_parsing_ ? HPE_PAUSED : 0;
 }
 
-void connection::answer_after_throw() {
+void connection::answer_after_throw(int code, std::string_view message) {
   if (res_.finished_) return;
   if (!res_.headers_sent_) {
     res_.reset(&out_, this, res_.head_, res_.keep_alive_, res_.http10_);
-    res_.status(500).set("Content-Type", "text/plain; charset=utf-8").send("Internal Server Error");
+    res_.status(code).set("Content-Type", "text/plain; charset=utf-8");
+    if (message.empty()) {
+      res_.send(reason(code));
+    } else {
+      std::string text(message);
+      text += '\n';
+      res_.send(text);
+    }
     return;
   }
   // Part of the answer is out: the client must learn it is cut short.

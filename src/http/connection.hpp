@@ -173,7 +173,7 @@ class connection {
   void feed(const char* data, std::size_t len);
   void resume_parsing();
   void fail_request(int status);
-  void answer_after_throw();
+  void answer_after_throw(int code, std::string_view message);
   void after_response();
   void flush();
   void on_write_done(int status);

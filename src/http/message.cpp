@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "core/json_nesting.hpp"
 #include "http/connection.hpp"
 #include "http/internal.hpp"
 
@@ -112,6 +113,72 @@ std::optional<std::string> request::query(std::string_view name) const {
 std::vector<std::string> request::query_all(std::string_view name) const {
   std::vector<std::string> out;
   each_query_value(query_string(), name, [&](std::string v) {
+    out.push_back(std::move(v));
+    return true;
+  });
+  return out;
+}
+
+bool request::is(std::string_view type) const {
+  auto ct = get("Content-Type");
+  if (!ct) return false;
+  std::string_view media = detail::trim_ows(ct->substr(0, ct->find(';')));
+  auto slash = media.find('/');
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 == media.size()) return false;
+  std::string_view top = media.substr(0, slash), sub = media.substr(slash + 1);
+  auto has_suffix = [&](std::string_view suffix) {  // "+json"
+    return sub.size() > suffix.size() && detail::iequals(sub.substr(sub.size() - suffix.size()), suffix);
+  };
+  if (type == "json") return (detail::iequals(top, "application") && detail::iequals(sub, "json")) || has_suffix("+json");
+  if (type == "urlencoded") return detail::iequals(media, "application/x-www-form-urlencoded");
+  if (type == "multipart") return detail::iequals(top, "multipart");
+  if (!type.empty() && type.front() == '+') return has_suffix(type);
+  if (type.find('/') == std::string_view::npos) {  // an extension: its type
+    std::string name = "x.";
+    name.append(type);
+    std::string_view known = mime_type(name);
+    known = detail::trim_ows(known.substr(0, known.find(';')));
+    return known != "application/octet-stream" && detail::iequals(media, known);
+  }
+  auto want_slash = type.find('/');
+  std::string_view want_top = type.substr(0, want_slash), want_sub = type.substr(want_slash + 1);
+  return (want_top == "*" || detail::iequals(want_top, top)) && (want_sub == "*" || detail::iequals(want_sub, sub));
+}
+
+std::optional<nlohmann::json> request::json() const {
+  if (!is("json")) return std::nullopt;
+  if (body_.empty()) return nlohmann::json::object();
+  // (A value nested that deep would overflow the stack of the handler that
+  // copies or dumps it.)
+  if (corral::detail::json_nests_deeper_than(body_, corral::detail::max_json_nesting))
+    throw status_error(400, "invalid JSON in the request body: nested deeper than " +
+                                std::to_string(corral::detail::max_json_nesting) + " levels");
+  try {
+    return nlohmann::json::parse(body_);
+  } catch (const nlohmann::json::parse_error& e) {
+    // nlohmann's text names the byte: "[json.exception.parse_error.101]
+    // parse error at line 1, column 9: syntax error while parsing ..."; the
+    // part after the tag is for the client.
+    std::string_view what = e.what();
+    if (auto close = what.find("] "); close != std::string_view::npos) what.remove_prefix(close + 2);
+    throw status_error(400, "invalid JSON in the request body: " + std::string(what));
+  }
+}
+
+std::optional<std::string> request::form(std::string_view name) const {
+  if (!is("urlencoded")) return std::nullopt;
+  std::optional<std::string> first;
+  each_query_value(body_, name, [&](std::string v) {
+    first = std::move(v);
+    return false;
+  });
+  return first;
+}
+
+std::vector<std::string> request::form_all(std::string_view name) const {
+  std::vector<std::string> out;
+  if (!is("urlencoded")) return out;
+  each_query_value(body_, name, [&](std::string v) {
     out.push_back(std::move(v));
     return true;
   });

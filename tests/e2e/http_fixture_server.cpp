@@ -133,6 +133,19 @@ int main(int argc, char** argv) {
   });
   app.get("/throw", [](auto&, auto&) -> void { throw std::runtime_error("boom"); });
   app.post("/echo", [](http::request& req, http::response& res) { res.send(req.body()); });
+  // Body parsers: the JSON body back under "got" (415 if it is not JSON);
+  // a form's fields "name" and every "tag"; a handler's own 4xx.
+  app.post("/json", [](http::request& req, http::response& res) {
+    auto body = req.json();
+    if (!body) return res.status(415).send("send JSON");
+    res.json({{"got", *body}});
+  });
+  app.post("/form", [](http::request& req, http::response& res) {
+    std::string out = req.form("name").value_or("(none)");
+    for (auto& t : req.form_all("tag")) out += "," + t;
+    res.send(out);
+  });
+  app.get("/teapot", [](auto&, auto&) -> void { throw http::status_error(418, "short and stout"); });
   // Every header as "name: value" lines, then the body.
   app.post("/headers", [](http::request& req, http::response& res) {
     std::string out;

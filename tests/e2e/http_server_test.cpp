@@ -234,6 +234,65 @@ TEST(HttpServer, HandlerExceptionGives500ForThatRequestOnly) {
   EXPECT_EQ(r->body, "Hello World");
 }
 
+// A POST with `type` and `body`.
+std::string post(const std::string& path, const std::string& type, const std::string& body) {
+  return "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: " + type + "\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+TEST(HttpServer, JsonAndFormBodiesAreParsedAndABadOneGets400NamingWhere) {
+  fixture f;
+  ASSERT_GT(f.port, 0);
+  client c(f.port);
+  ASSERT_TRUE(c.send(post("/json", "application/json; charset=utf-8", R"({"a":[1,2],"b":"x"})")));
+  auto r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, R"({"got":{"a":[1,2],"b":"x"}})");
+  // A +json type is JSON; an empty body is {}, as body-parser.
+  ASSERT_TRUE(c.send(post("/json", "application/merge-patch+json", "")));
+  r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, R"({"got":{}})");
+  // Not JSON: the handler decides (415 here).
+  ASSERT_TRUE(c.send(post("/json", "text/plain", "{}")));
+  r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 415);
+  // Broken JSON: 400 naming where, the connection kept, nothing logged as a
+  // server error.
+  ASSERT_TRUE(c.send(post("/json", "application/json", R"({"a": 1,})")));
+  r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("invalid JSON in the request body: parse error at line 1, column 9"), std::string::npos)
+      << r->body;
+  // Valid but nested deeper than a handler's stack could copy: 400 too.
+  ASSERT_TRUE(c.send(post("/json", "application/json", std::string(100000, '[') + std::string(100000, ']'))));
+  r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(r->body, "invalid JSON in the request body: nested deeper than 1000 levels\n");
+  ASSERT_TRUE(c.send(post("/form", "application/x-www-form-urlencoded", "tag=a&name=J%C3%B6rg+M&tag=b%26c&x")));
+  r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "J\xC3\xB6rg M,a,b&c");
+  ASSERT_TRUE(c.send(post("/form", "text/plain", "name=no")));
+  r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "(none)");
+  // A handler's own status_error: its status and message.
+  ASSERT_TRUE(c.send(get("/teapot")));
+  r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 418);
+  EXPECT_EQ(r->body, "short and stout\n");
+  ASSERT_TRUE(c.send(get("/")));
+  r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
 TEST(HttpServer, ClientLeavingBeforeALateAnswerIsHarmless) {
   fixture f;
   ASSERT_GT(f.port, 0);

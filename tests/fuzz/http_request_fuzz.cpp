@@ -38,6 +38,10 @@ http::server& server() {
       res.send("Hello " + std::string(req.param("name")) + std::string(req.query("q").value_or("")));
     });
     r->post("/echo", [](http::request& req, http::response& res) { res.send(req.body()); });
+    r->post("/json", [](http::request& req, http::response& res) {
+      auto body = req.json();
+      res.send(body ? body->dump() : (req.form("a").value_or("") + std::to_string(req.is("text/*"))));
+    });
     r->get("/files/*", [](http::request& req, http::response& res) {
       res.write(req.param("*"));
       res.end();

@@ -4,6 +4,7 @@
 #include "corral/channel.hpp"
 
 #include "channel/json_codec.hpp"
+#include "core/json_nesting.hpp"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -411,6 +412,25 @@ TEST(ChannelCodec, WhatTheFastParserLeavesNlohmannParses) {
     ASSERT_FALSE(got.is_discarded()) << line;
     EXPECT_EQ(got, json::parse(line)) << line;
   }
+}
+
+TEST(ChannelCodec, ALineNestedDeeperThanTheLimitIsRefusedBeforeItIsParsed) {
+  // 1000 levels are taken (above); 1001 are not, nor 100,000, whose copy
+  // would overflow the receiver's stack. Brackets inside strings do not count.
+  const int limit = corral::detail::max_json_nesting;
+  for (int depth : {limit + 1, 100000}) {
+    std::string line = std::string(depth, '[') + std::string(depth, ']');
+    EXPECT_TRUE(corral::detail::json_nests_deeper_than(line, limit)) << depth;
+    EXPECT_TRUE(corral::detail::parse_json_line(line.data(), line.data() + line.size()).is_discarded()) << depth;
+  }
+  std::string objects;
+  for (int i = 0; i < limit; ++i) objects += "{\"a\":";
+  objects += "\"[[[[{{{{\\\"[\"" + std::string(limit, '}');
+  EXPECT_FALSE(corral::detail::json_nests_deeper_than(objects, limit));
+  json got = corral::detail::parse_json_line(objects.data(), objects.data() + objects.size());
+  ASSERT_FALSE(got.is_discarded());
+  EXPECT_EQ(got, json::parse(objects));
+  EXPECT_TRUE(corral::detail::json_nests_deeper_than("{\"a\":" + std::string(limit, '['), limit));
 }
 
 TEST(ChannelCodec, EncoderWritesExactlyWhatDumpWrites) {

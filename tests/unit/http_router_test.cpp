@@ -432,6 +432,58 @@ TEST(Request, CookiesAreFoundByNameUnquotedAndDecoded) {
   EXPECT_EQ(req.cookie("sess"), std::nullopt);
 }
 
+TEST(Request, IsMatchesTheMediaTypeByFullNameWildcardSuffixOrShortName) {
+  request req;
+  req.set_for_test("POST", "/", {{"Content-Type", "Application/JSON; charset=utf-8"}});
+  EXPECT_TRUE(req.is("application/json"));
+  EXPECT_TRUE(req.is("json"));
+  EXPECT_TRUE(req.is("application/*"));
+  EXPECT_TRUE(req.is("*/*"));
+  EXPECT_FALSE(req.is("text/*"));
+  EXPECT_FALSE(req.is("urlencoded"));
+  req.set_for_test("POST", "/", {{"Content-Type", "application/vnd.api+json"}});
+  EXPECT_TRUE(req.is("json"));
+  EXPECT_TRUE(req.is("+json"));
+  EXPECT_FALSE(req.is("application/json"));
+  req.set_for_test("POST", "/", {{"Content-Type", "text/html"}});
+  EXPECT_TRUE(req.is("html"));
+  EXPECT_TRUE(req.is("text/*"));
+  EXPECT_FALSE(req.is("txt"));
+  EXPECT_FALSE(req.is("nosuchextension"));
+  req.set_for_test("POST", "/", {{"Content-Type", "multipart/form-data; boundary=x"}});
+  EXPECT_TRUE(req.is("multipart"));
+  req.set_for_test("POST", "/", {{"Content-Type", "json"}});  // no subtype: no media type
+  EXPECT_FALSE(req.is("json"));
+  req.set_for_test("POST", "/");
+  EXPECT_FALSE(req.is("*/*"));
+}
+
+TEST(Request, JsonAndFormBodies) {
+  request req;
+  req.set_for_test("POST", "/", {{"Content-Type", "application/json"}}, R"([1, "two", {"x": null}])");
+  ASSERT_TRUE(req.json());
+  EXPECT_EQ(req.json()->dump(), R"([1,"two",{"x":null}])");
+  req.set_for_test("POST", "/", {{"Content-Type", "application/json"}}, "{\"a\":");
+  try {
+    (void)req.json();
+    ADD_FAILURE() << "no throw";
+  } catch (const status_error& e) {
+    EXPECT_EQ(e.status(), 400);
+    EXPECT_NE(std::string(e.what()).find("invalid JSON in the request body: parse error at line 1, column 6"),
+              std::string::npos)
+        << e.what();
+  }
+  req.set_for_test("POST", "/", {{"Content-Type", "text/plain"}}, "{}");
+  EXPECT_EQ(req.json(), std::nullopt);
+  req.set_for_test("POST", "/", {{"Content-Type", "application/x-www-form-urlencoded"}}, "a=1&b=x+y&a=%32&c");
+  EXPECT_EQ(req.form("a"), "1");
+  EXPECT_EQ(req.form_all("a"), (std::vector<std::string>{"1", "2"}));
+  EXPECT_EQ(req.form("b"), "x y");
+  EXPECT_EQ(req.form("c"), "");
+  EXPECT_EQ(req.form("d"), std::nullopt);
+  EXPECT_EQ(status_error(302, "not an error status").status(), 500);
+}
+
 TEST(Response, CookiesAreSetLinesOfTheirOwnAndCleared) {
   response res;
   res.reset_for_test();

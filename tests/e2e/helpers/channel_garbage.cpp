@@ -2,6 +2,7 @@
 //
 //   channel_garbage random   random bytes with newlines
 //   channel_garbage long     one 100 MB line with no newline
+//   channel_garbage deep     one line of 100,000 nested arrays
 //   channel_garbage half     half a JSON line, then it closes its end
 //
 // The primary must report the error naming worker 1, close that channel only,
@@ -49,6 +50,10 @@ bool send_all(int fd, const char* p, std::size_t n) {
     std::string chunk(1 << 20, 'x');
     for (int i = 0; i < 100; ++i)
       if (!send_all(fd, chunk.data(), chunk.size())) break;
+  } else if (mode == "deep") {
+    // Valid JSON, but nested so deep that copying it would overflow a stack.
+    std::string line = std::string(100000, '[') + std::string(100000, ']') + "\n";
+    send_all(fd, line.data(), line.size());
   } else if (mode == "half") {
     const char half[] = "{\"msg\":\"this line never ends";
     send_all(fd, half, sizeof half - 1);
