@@ -295,6 +295,9 @@ class response {
   void render_head(std::size_t content_length, bool chunked);
   void append_body(std::string_view bytes);
   void end_whole(std::string_view body);
+  /// compression()'s part of end_whole(): `body` gzipped into `out`
+  /// (returns true), or false to send it as it is.
+  bool maybe_compress(std::string_view body, std::string& out);
   void finish();
 
   std::string* out_ = nullptr;             // where bytes go: the connection's output buffer
@@ -314,6 +317,10 @@ class response {
   bool chunked_ = false;
   bool finished_ = false;
   bool has_content_type_ = false;
+  // Set by compression() for the handlers after it.
+  int gzip_level_ = 0;  // 0: no compression() ran
+  bool gzip_accepted_ = false;
+  std::size_t gzip_threshold_ = 0;
 };
 
 class router;
@@ -410,7 +417,8 @@ struct static_options {
   bool last_modified = true;
   /// Compressed copies made ahead of time (nginx's gzip_static and
   /// brotli_static): a file's `name.br` or `name.gz` beside it goes instead
-  /// to a client whose Accept-Encoding takes br or gzip (br first), with
+  /// to a client whose Accept-Encoding takes br or gzip (the one it weights
+  /// higher; br on a tie), with
   /// Content-Encoding, the original's Content-Type and its own ETag; every
   /// answer then says `Vary: Accept-Encoding`. Off: one open() less a file.
   bool precompressed = false;
@@ -427,6 +435,30 @@ struct static_options {
 /// Files are read on the loop's thread (nginx's default too): from the page
 /// cache that is a copy, from a slow disk a stall.
 middleware serve_static(std::string root, static_options options = {});
+
+/// compression()'s choices; the defaults are Express's compression().
+struct compression_options {
+  /// Bodies shorter than this go as they are (compression's "1kb"): under
+  /// a packet, gzip saves no time.
+  std::size_t threshold = 1024;
+  /// zlib's level: 1 fastest ... 9 smallest (6, zlib's and Express's
+  /// default; nginx's gzip_comp_level is 1).
+  int level = 6;
+};
+
+/// A middleware that gzips the bodies the handlers after it send whole
+/// (send(), json(), end() with nothing written before; Express's
+/// compression(), nginx's gzip): for a client whose Accept-Encoding takes
+/// gzip (or x-gzip, weighted above 0), a body of at least `threshold` bytes
+/// whose Content-Type is text (text/*, JSON, JavaScript, XML, SVG, +json,
+/// +xml) goes with Content-Encoding: gzip, its compressed Content-Length,
+/// and a strong ETag made weak; such a response says Vary: Accept-Encoding
+/// to every client. Left alone: a body with a Content-Encoding already, a
+/// Cache-Control: no-transform, a 206, a bodiless status, streamed bodies
+/// (write()) and send_file() (serve_static's `precompressed` serves files
+/// gzipped ahead of time). Throws std::invalid_argument for a level outside
+/// 1-9.
+middleware compression(compression_options options = {});
 
 /// The Content-Type for a file name's extension ("text/html; charset=utf-8"
 /// for "index.html"), application/octet-stream when unknown.

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "corral/http.hpp"
 
@@ -17,7 +18,21 @@ struct access {
   static void truncate_params(request& r, std::size_t n) noexcept { r.n_params_ = n; }
   static void add_param(request& r, std::string_view name, std::string_view raw) { r.add_param(name, raw); }
   static void set_base_len(request& r, std::size_t n) noexcept { r.base_len_ = n; }
+  static void set_compression(response& r, int level, std::size_t threshold, bool accepted) noexcept {
+    r.gzip_level_ = level;
+    r.gzip_threshold_ = threshold;
+    r.gzip_accepted_ = accepted;
+  }
 };
+
+/// The weight (RFC 9110 12.5.3) that a request's Accept-Encoding lines, all
+/// of them, give `coding`, in thousandths: its own entry's (x-gzip counts as
+/// gzip), else "*"'s, else 0.
+int encoding_weight(const std::vector<header>& headers, std::string_view coding);
+
+/// `in` as one gzip member (RFC 1952) at zlib `level`, appended to `out`.
+/// The deflate state is kept per thread and reset between bodies.
+void gzip_into(std::string& out, std::string_view in, int level);
 
 /// ASCII case-insensitive equality (header names, tokens).
 inline bool iequals(std::string_view a, std::string_view b) noexcept {

@@ -360,6 +360,8 @@ void response::reset(std::string* out, detail::connection* conn, bool head, bool
   http10_ = http10;
   headers_sent_ = chunked_ = finished_ = has_content_type_ = false;
   default_type_ = nullptr;
+  gzip_level_ = 0;
+  gzip_accepted_ = false;
 }
 
 void response::reset_for_test(bool head, bool keep_alive) {
@@ -664,6 +666,11 @@ void response::end(std::string_view last) {
 // was set (as Express's res.send(), which sets it itself), but for HEAD,
 // whose declared length is that of the body a GET would get.
 void response::end_whole(std::string_view body) {
+  std::string gzipped;
+  if (gzip_level_ && maybe_compress(body, gzipped)) {
+    body = gzipped;
+    declared_length_.reset();  // (a HEAD's too: it is the length a GET gets)
+  }
   if (!head_ || !declared_length_) declared_length_ = body.size();
   render_head(*declared_length_, false);
   append_body(body);

@@ -107,40 +107,6 @@ bool etag_matches(std::string_view list, std::string_view etag, compare how) {
   });
 }
 
-// The weight (RFC 9110 12.5.3, 12.4.2) that a request's Accept-Encoding
-// lines, all of them, give `coding`, in thousandths: its own entry's
-// (x-gzip counts as gzip), else "*"'s, else 0. No q means 1000, and a q
-// that is not a qvalue (up to three decimals, at most 1) is ignored.
-int encoding_weight(const std::vector<header>& headers, std::string_view coding) {
-  int own = -1, any = -1;
-  using detail::trim_ows;
-  for (const header& h : headers) {
-    if (!detail::iequals(h.name, "Accept-Encoding")) continue;
-    detail::find_item(h.value, ',', [&](std::string_view item) {
-      auto semi = item.find(';');
-      std::string_view name = trim_ows(item.substr(0, semi));
-      int q = 1000;
-      if (semi != std::string_view::npos)
-        detail::find_item(item.substr(semi + 1), ';', [&](std::string_view p) {
-          if (p.size() < 3 || (p[0] != 'q' && p[0] != 'Q') || trim_ows(p.substr(1)).substr(0, 1) != "=") return false;
-          std::string_view v = trim_ows(trim_ows(p.substr(1)).substr(1));
-          // "0", "0.", "0.5", "0.125", "1", "1.000": up to three decimals.
-          if (v.empty() || (v[0] != '0' && v[0] != '1') || v.size() > 5 || (v.size() > 1 && v[1] != '.') ||
-              v.find_first_not_of("0123456789", 2) != std::string_view::npos)
-            return false;
-          int w = (v[0] - '0') * 1000;
-          for (std::size_t i = 2, scale = 100; i < v.size(); ++i, scale /= 10) w += (v[i] - '0') * int(scale);
-          q = std::min(w, 1000);
-          return false;
-        });
-      if (detail::iequals(name, coding) || (coding == "gzip" && detail::iequals(name, "x-gzip"))) own = std::max(own, q);
-      else if (name == "*") any = std::max(any, q);
-      return false;
-    });
-  }
-  return own >= 0 ? own : std::max(any, 0);
-}
-
 // "bytes=a-b", "bytes=a-", "bytes=-n" against a file of `size` bytes: the
 // first and last byte. nullopt when the header is not one range we serve
 // (several ranges, another unit, a malformed one: the whole file, as
@@ -281,10 +247,10 @@ class static_server {
     if (!o_.precompressed) return std::nullopt;
     // The codings the client takes, its preferred first (br on a tie).
     std::pair<const char*, const char*> codings[] = {{"br", ".br"}, {"gzip", ".gz"}};
-    const int br = encoding_weight(req.headers(), "br"), gzip = encoding_weight(req.headers(), "gzip");
+    const int br = detail::encoding_weight(req.headers(), "br"), gzip = detail::encoding_weight(req.headers(), "gzip");
     if (gzip > br) std::swap(codings[0], codings[1]);
     for (auto [name, ext] : codings) {
-      if (encoding_weight(req.headers(), name) == 0) continue;
+      if (detail::encoding_weight(req.headers(), name) == 0) continue;
       copy c;
       c.fd = unique_fd(::open((file + ext).c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
       if (c.fd && ::fstat(c.fd.get(), &c.st) == 0 && S_ISREG(c.st.st_mode)) {

@@ -146,6 +146,13 @@ int main(int argc, char** argv) {
     res.send(out);
   });
   app.get("/teapot", [](auto&, auto&) -> void { throw http::status_error(418, "short and stout"); });
+  // compression() for what is under /gz: 100 numbered lines of text.
+  app.use("/gz", http::compression());
+  app.get("/gz/page", [](http::request&, http::response& res) {
+    std::string text;
+    for (int i = 0; i < 100; ++i) text += "line " + std::to_string(i) + " of a page worth compressing\n";
+    res.set("Content-Type", "text/plain; charset=utf-8").send(text);
+  });
   // Every header as "name: value" lines, then the body.
   app.post("/headers", [](http::request& req, http::response& res) {
     std::string out;

@@ -61,6 +61,28 @@ TEST(HttpServer, CurlKeepsTheCookiesFollowsTheRedirectAndIsSeenAtItsAddress) {
   EXPECT_EQ(curl({"-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", url + "/go"}), "302 " + url + "/hello/there");
 }
 
+// compression() with curl: --compressed asks for gzip and inflates the
+// answer to the very text; without it curl gets the text as it is.
+TEST(HttpServer, CurlGetsAGzippedPageAndInflatesItToTheText) {
+  fixture f;
+  ASSERT_GT(f.port, 0) << f.proc.err();
+  std::string url = "http://127.0.0.1:" + std::to_string(f.port) + "/gz/page";
+  auto curl = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"curl", "-s"});
+    child c(args);
+    return c.wait_exit(5s) ? c.out() : std::string("(curl timed out)");
+  };
+  std::string text;
+  for (int i = 0; i < 100; ++i) text += "line " + std::to_string(i) + " of a page worth compressing\n";
+  EXPECT_EQ(curl({"--compressed", url}), text);
+  EXPECT_EQ(curl({url}), text);
+  std::string sizes = curl({"--compressed", "-o", "/dev/null", "-w", "%{size_download} %{content_type}", url});
+  EXPECT_LT(std::atoi(sizes.c_str()), static_cast<int>(text.size()) / 4) << sizes;
+  std::string headers = curl({"--compressed", "-D", "-", "-o", "/dev/null", url});
+  EXPECT_NE(headers.find("Content-Encoding: gzip\r\n"), std::string::npos) << headers;
+  EXPECT_NE(headers.find("Vary: Accept-Encoding\r\n"), std::string::npos) << headers;
+}
+
 TEST(HttpServer, KeepAliveServesManyRequestsOnOneConnection) {
   fixture f;
   ASSERT_GT(f.port, 0) << f.proc.out() << f.proc.err();

@@ -1,6 +1,7 @@
 // The router without sockets: matching, parameters, decoding, middleware,
 // 404/405, and the response's framing.
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <limits>
 #include <stdexcept>
@@ -482,6 +483,106 @@ TEST(Request, JsonAndFormBodies) {
   EXPECT_EQ(req.form("c"), "");
   EXPECT_EQ(req.form("d"), std::nullopt);
   EXPECT_EQ(status_error(302, "not an error status").status(), 500);
+}
+
+namespace {
+
+std::string header_of(const std::string& raw, const std::string& name) {
+  std::string head = raw.substr(0, raw.find("\r\n\r\n") + 2);
+  auto at = head.find("\r\n" + name + ": ");
+  if (at == std::string::npos) return "(none)";
+  at += name.size() + 4;
+  return head.substr(at, head.find("\r\n", at) - at);
+}
+
+std::string gunzip(const std::string& in) {
+  z_stream z{};
+  EXPECT_EQ(inflateInit2(&z, 15 + 16), Z_OK);
+  std::string out(1 << 20, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  int r = inflate(&z, Z_FINISH);
+  out.resize(out.size() - z.avail_out);
+  inflateEnd(&z);
+  return r == Z_STREAM_END && z.avail_in == 0 ? out : "(not one whole gzip member)";
+}
+
+}  // namespace
+
+TEST(Compression, ATextBodyForAGzipClientIsGzippedWithItsOwnLengthAndAWeakTag) {
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += "line " + std::to_string(i) + " of some text\n";
+  router r;
+  r.use(compression());
+  r.get("/text", [&](request&, response& res) { res.set("ETag", "\"v1\"").send(text); });
+  r.get("/json", [&](request&, response& res) { res.json({{"text", text}}); });
+  r.get("/small", [](request&, response& res) { res.send("tiny"); });
+  r.get("/png", [&](request&, response& res) { res.set("Content-Type", "image/png").send(text); });
+  r.get("/encoded", [&](request&, response& res) { res.set("Content-Encoding", "br").send(text); });
+  r.get("/no-transform", [&](request&, response& res) { res.set("Cache-Control", "public, no-transform").send(text); });
+  r.get("/empty", [&](request&, response& res) { res.status(204).send(text); });
+
+  call c;
+  const std::string& raw = c.run(r, "GET", "/text", {{"Accept-Encoding", "gzip, deflate, br"}});
+  EXPECT_EQ(header_of(raw, "Content-Encoding"), "gzip");
+  EXPECT_EQ(header_of(raw, "Vary"), "Accept-Encoding");
+  EXPECT_EQ(header_of(raw, "ETag"), "W/\"v1\"");
+  std::string body = body_of(raw);
+  EXPECT_EQ(header_of(raw, "Content-Length"), std::to_string(body.size()));
+  EXPECT_LT(body.size(), text.size() / 3);
+  EXPECT_EQ(gunzip(body), text);
+
+  // The same answer, as it is, to a client that does not take gzip; it still varies.
+  for (auto ae : {std::string("identity"), std::string("gzip;q=0"), std::string("br")}) {
+    call plain;
+    const std::string& p = plain.run(r, "GET", "/text", {{"Accept-Encoding", ae}});
+    EXPECT_EQ(header_of(p, "Content-Encoding"), "(none)") << ae;
+    EXPECT_EQ(header_of(p, "Vary"), "Accept-Encoding") << ae;
+    EXPECT_EQ(header_of(p, "ETag"), "\"v1\"") << ae;
+    EXPECT_EQ(body_of(p), text) << ae;
+  }
+  call x;
+  EXPECT_EQ(gunzip(body_of(x.run(r, "GET", "/json", {{"Accept-Encoding", "x-gzip"}}))), nlohmann::json({{"text", text}}).dump());
+
+  // HEAD: the length a GET gets, no body.
+  call head;
+  const std::string& h = head.run(r, "HEAD", "/text", {{"Accept-Encoding", "gzip"}});
+  EXPECT_EQ(header_of(h, "Content-Length"), std::to_string(body.size()));
+  EXPECT_EQ(body_of(h), "");
+
+  // Left alone, and no Vary: too small, not text, encoded already,
+  // no-transform, bodiless.
+  for (auto path : {"/small", "/png", "/encoded", "/no-transform", "/empty"}) {
+    call left;
+    const std::string& l = left.run(r, "GET", path, {{"Accept-Encoding", "gzip"}});
+    EXPECT_EQ(header_of(l, "Content-Encoding"), std::string(path) == "/encoded" ? "br" : "(none)") << path;
+    EXPECT_EQ(header_of(l, "Vary"), "(none)") << path;
+  }
+  EXPECT_THROW(compression({.level = 0}), std::invalid_argument);
+  EXPECT_THROW(compression({.level = 10}), std::invalid_argument);
+}
+
+TEST(Compression, OnlyTheHandlersAfterTheMiddlewareCompress) {
+  std::string text(4096, 'a');
+  router r;
+  r.get("/before", [&](request&, response& res) { res.send(text); });
+  r.use("/gz", compression({.threshold = 10, .level = 1}));
+  r.get("/gz/after", [&](request&, response& res) { res.send(text); });
+  response res;
+  request req;
+  req.set_for_test("GET", "/gz/after", {{"Accept-Encoding", "gzip"}});
+  res.reset_for_test();
+  r.handle(req, res);
+  EXPECT_EQ(header_of(res.raw_for_test(), "Content-Encoding"), "gzip");
+  EXPECT_EQ(gunzip(body_of(res.raw_for_test())), text);
+  // The same response object, reused for the connection's next request.
+  req.set_for_test("GET", "/before", {{"Accept-Encoding", "gzip"}});
+  res.reset_for_test();
+  r.handle(req, res);
+  EXPECT_EQ(header_of(res.raw_for_test(), "Content-Encoding"), "(none)");
+  EXPECT_EQ(body_of(res.raw_for_test()), text);
 }
 
 TEST(Response, CookiesAreSetLinesOfTheirOwnAndCleared) {
