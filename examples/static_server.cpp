@@ -7,6 +7,9 @@
 //   $ curl -r 0-99 localhost:3000/big.bin   -> 206, its first 100 bytes
 //   $ gzip -k public/app.js; curl --compressed localhost:3000/app.js
 //                                     -> app.js.gz, Content-Encoding: gzip
+//   $ curl --compressed localhost:3000/page.html
+//                                     -> gzipped now (a text file under 64 KiB
+//                                        with no .gz copy; nginx's gzip on)
 #include <unistd.h>
 
 #include <cstdio>
@@ -33,6 +36,7 @@ int main(int argc, char** argv) {
   static http::router app;
   http::static_options options;
   options.precompressed = true;  // (a file's .br or .gz copy, if there is one)
+  app.use(http::compression());  // text up to 64 KiB with no copy: gzipped as it goes out
   app.use(http::serve_static(root, options));
   static http::server server(app);
   server.listen({.port = port}, [root](const corral::error* e, const corral::net::address& a) {

@@ -47,6 +47,11 @@ http::server& server() {
       res.end();
     });
     r->get("/go", [](http::request& req, http::response& res) { res.redirect(req.query("to").value_or("/")); });
+    // compression(): Accept-Encoding weights, HEAD lengths, the body as the query says.
+    r->use("/gz", http::compression({.threshold = 16, .level = 1}));
+    r->all("/gz", [](http::request& req, http::response& res) {
+      res.set("Content-Type", req.query("type").value_or("text/plain")).send(std::string(req.url()) + std::string(req.body()));
+    });
     r->all("/throw", [](http::request&, http::response&) { throw std::runtime_error("fuzz"); });
     return r;
   }();
