@@ -49,8 +49,6 @@ struct header {
   std::string_view value;
 };
 
-/// A received request. Owned by its connection; valid until its response is
-/// ended (views into it are valid as long).
 /// Thrown by a handler (or by request::json()) to answer with `status`, as
 /// Express's http-errors: a 4xx answers with the message as its text body
 /// (the client's mistake, said to the client, not logged); a 5xx answers
@@ -66,6 +64,8 @@ class status_error : public std::runtime_error {
   int status_;
 };
 
+/// A received request. Owned by its connection; valid until its response is
+/// ended (views into it are valid as long).
 class request {
  public:
   request() = default;
@@ -118,8 +118,12 @@ class request {
   bool is(std::string_view type) const;
   /// The body parsed as JSON (express.json()): nullopt when the request is
   /// not is("json"); an empty object for an empty body, as body-parser.
+  /// Unlike express.json()'s defaults, a +json type is JSON too, and any
+  /// JSON value is taken (body-parser's strict mode takes only an object or
+  /// an array).
   /// Throws status_error(400, "invalid JSON in the request body: <where>")
-  /// when it does not parse, which answers 400 with that text.
+  /// when it does not parse (or nests deeper than 10,000 levels), which
+  /// answers 400 with that text.
   std::optional<nlohmann::json> json() const;
   /// The first field `name` of an application/x-www-form-urlencoded body
   /// (express.urlencoded()), decoded as query() decodes; nullopt if absent
@@ -298,6 +302,12 @@ class response {
   /// compression()'s part of end_whole(): `body` gzipped into `out`
   /// (returns true), or false to send it as it is.
   bool maybe_compress(std::string_view body, std::string& out);
+  /// compression()'s choice for a body of `size` bytes of `type` with the
+  /// headers set so far: 0 as it is, 1 as it is but varying, 2 gzipped.
+  int gzip_decision(std::size_t size, std::string_view type) const;
+  /// The headers that choice puts on the answer (Vary; a weak ETag and no
+  /// ranges when gzipped), for a 304 or a HEAD as for the 200.
+  void gzip_headers(int decision);
   void finish();
 
   std::string* out_ = nullptr;             // where bytes go: the connection's output buffer
@@ -449,11 +459,13 @@ struct compression_options {
 /// A middleware that gzips the bodies the handlers after it send whole
 /// (send(), json(), end() with nothing written before; Express's
 /// compression(), nginx's gzip): for a client whose Accept-Encoding takes
-/// gzip (or x-gzip, weighted above 0), a body of at least `threshold` bytes
+/// gzip (or x-gzip) with a weight above 0 and not below identity's, a body
+/// of at least `threshold` bytes
 /// whose Content-Type is text (text/*, JSON, JavaScript, XML, SVG, +json,
 /// +xml) goes with Content-Encoding: gzip, its compressed Content-Length,
-/// and a strong ETag made weak; such a response says Vary: Accept-Encoding
-/// to every client. Left alone: a body with a Content-Encoding already, a
+/// a strong ETag made weak and Accept-Ranges: none; such a response (and
+/// its 304 and HEAD from serve_static) says Vary: Accept-Encoding to every
+/// client. Left alone: a body with a Content-Encoding already, a
 /// Cache-Control: no-transform, a 206, a bodiless status, streamed bodies
 /// (write()) and send_file() (serve_static's `precompressed` serves files
 /// gzipped ahead of time). Throws std::invalid_argument for a level outside

@@ -12,7 +12,6 @@ namespace corral::http {
 
 namespace detail {
 
-// A q that is not a qvalue (up to three decimals, at most 1) is ignored.
 int encoding_weight(const std::vector<header>& headers, std::string_view coding) {
   int own = -1, any = -1;
   using detail::trim_ows;
@@ -26,13 +25,15 @@ int encoding_weight(const std::vector<header>& headers, std::string_view coding)
         detail::find_item(item.substr(semi + 1), ';', [&](std::string_view p) {
           if (p.size() < 3 || (p[0] != 'q' && p[0] != 'Q') || trim_ows(p.substr(1)).substr(0, 1) != "=") return false;
           std::string_view v = trim_ows(trim_ows(p.substr(1)).substr(1));
-          // "0", "0.", "0.5", "0.125", "1", "1.000": up to three decimals.
-          if (v.empty() || (v[0] != '0' && v[0] != '1') || v.size() > 5 || (v.size() > 1 && v[1] != '.') ||
-              v.find_first_not_of("0123456789", 2) != std::string_view::npos)
-            return false;
-          int w = (v[0] - '0') * 1000;
-          for (std::size_t i = 2, scale = 100; i < v.size(); ++i, scale /= 10) w += (v[i] - '0') * int(scale);
-          q = std::min(w, 1000);
+          // Read as JavaScript's parseFloat reads it (Express's negotiator):
+          // the leading number, to a thousandth; none (or a negative one)
+          // is 0, which refuses; above 1 is 1.
+          long whole = 0, frac = 0, scale = 100;
+          std::size_t i = 0;
+          for (; i < v.size() && v[i] >= '0' && v[i] <= '9'; ++i) whole = std::min(whole * 10 + (v[i] - '0'), 1000L);
+          if (i < v.size() && v[i] == '.')
+            for (++i; i < v.size() && v[i] >= '0' && v[i] <= '9'; ++i, scale /= 10) frac += (v[i] - '0') * scale;
+          q = static_cast<int>(std::min(whole * 1000 + frac, 1000L));
           return false;
         });
       if (detail::iequals(name, coding) || (coding == "gzip" && detail::iequals(name, "x-gzip"))) own = std::max(own, q);
@@ -110,14 +111,37 @@ middleware compression(compression_options options) {
   if (options.level < 1 || options.level > 9)
     throw std::invalid_argument("compression: level " + std::to_string(options.level) + " is not 1-9");
   return [options](request& req, response& res, next_fn next) {
-    bool accepted = detail::encoding_weight(req.headers(), "gzip") > 0;
+    // gzip unless the client weights it 0, or weights identity (named, or
+    // by "*") above it: Express's negotiator.
+    int gzip = detail::encoding_weight(req.headers(), "gzip");
+    bool accepted = gzip > 0 && gzip >= detail::encoding_weight(req.headers(), "identity");
     detail::access::set_compression(res, options.level, options.threshold, accepted);
     next();
   };
 }
 
+int response::gzip_decision(std::size_t size, std::string_view type) const {
+  // (Over 1 GiB: zlib's one-call lengths are 32-bit, and no one sends that whole.)
+  if (gzip_level_ == 0 || size < gzip_threshold_ || size > (std::size_t(1) << 30)) return 0;
+  if (!compressible(type) || get("Content-Encoding")) return 0;
+  if (auto cc = get("Cache-Control"); cc && detail::find_item(*cc, ',', [](std::string_view d) {
+        return detail::iequals(d, "no-transform");
+      }))
+    return 0;
+  return gzip_accepted_ ? 2 : 1;
+}
+
+void response::gzip_headers(int decision) {
+  if (decision >= 1) vary("Accept-Encoding");
+  if (decision < 2) return;
+  // The gzipped bytes are another representation: a strong tag of the
+  // uncompressed ones would be a lie (compression() makes it weak too),
+  // and byte ranges are not of these bytes (nginx's gzip drops them).
+  if (auto etag = get("ETag"); etag && etag->substr(0, 2) != "W/") set("ETag", "W/" + std::string(*etag));
+  if (get("Accept-Ranges")) set("Accept-Ranges", "none");
+}
+
 bool response::maybe_compress(std::string_view body, std::string& out) {
-  if (gzip_level_ == 0 || body.size() < gzip_threshold_) return false;
   if (status_ < 200 || status_ == 204 || status_ == 206 || status_ == 304) return false;
   std::string_view type;
   if (auto t = get("Content-Type")) {
@@ -127,16 +151,11 @@ bool response::maybe_compress(std::string_view body, std::string& out) {
     type = type.substr(type.find(':') + 1);
     type = type.substr(0, type.find('\r'));
   }
-  if (!compressible(type) || get("Content-Encoding")) return false;
-  if (auto cc = get("Cache-Control"); cc && detail::find_item(*cc, ',', [](std::string_view d) {
-        return detail::iequals(d, "no-transform");
-      }))
-    return false;
-  vary("Accept-Encoding");
-  if (!gzip_accepted_) return false;
+  int decision = gzip_decision(body.size(), type);
+  gzip_headers(decision);
+  if (decision < 2) return false;
   detail::gzip_into(out, body, gzip_level_);
   set("Content-Encoding", "gzip");
-  if (auto etag = get("ETag"); etag && etag->substr(0, 2) != "W/") set("ETag", "W/" + std::string(*etag));
   return true;
 }
 

@@ -18,6 +18,10 @@ struct access {
   static void truncate_params(request& r, std::size_t n) noexcept { r.n_params_ = n; }
   static void add_param(request& r, std::string_view name, std::string_view raw) { r.add_param(name, raw); }
   static void set_base_len(request& r, std::size_t n) noexcept { r.base_len_ = n; }
+  static int gzip_decision(const response& r, std::size_t size, std::string_view type) {
+    return r.gzip_decision(size, type);
+  }
+  static void gzip_headers(response& r, int decision) { r.gzip_headers(decision); }
   static void set_compression(response& r, int level, std::size_t threshold, bool accepted) noexcept {
     r.gzip_level_ = level;
     r.gzip_threshold_ = threshold;

@@ -155,7 +155,8 @@ std::optional<nlohmann::json> request::json() const {
                                 std::to_string(corral::detail::max_json_nesting) + " levels");
   try {
     return nlohmann::json::parse(body_);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
+    // A syntax error, or a number no double holds (1e999: out_of_range).
     // nlohmann's text names the byte: "[json.exception.parse_error.101]
     // parse error at line 1, column 9: syntax error while parsing ..."; the
     // part after the tag is for the client.

@@ -293,11 +293,14 @@ class static_server {
     if (!modified.empty()) res.set("Last-Modified", modified);
     // 304 (with the validators and Cache-Control only, RFC 9110 15.4.5):
     // If-None-Match decides when present; If-Modified-Since otherwise.
+    // A 304 carries the Vary and the (weak) tag the 200 would have had with
+    // compression() (a copy made ahead of time carries its own).
+    const int gzip = coding ? 0 : detail::access::gzip_decision(res, static_cast<std::size_t>(size), mime_type(file));
     if (auto inm = req.get("If-None-Match")) {
-      if (*etag && etag_matches(*inm, etag, compare::weak)) return not_modified(res);
+      if (*etag && etag_matches(*inm, etag, compare::weak)) return detail::access::gzip_headers(res, gzip), not_modified(res);
     } else if (auto ims = req.get("If-Modified-Since"); ims && o_.last_modified) {
       time_t since = parse_http_date(*ims);
-      if (since >= 0 && st.st_mtim.tv_sec <= since) return not_modified(res);
+      if (since >= 0 && st.st_mtim.tv_sec <= since) return detail::access::gzip_headers(res, gzip), not_modified(res);
     }
     res.set("Accept-Ranges", "bytes");
     res.set("Content-Type", mime_type(file));
@@ -330,7 +333,9 @@ class static_server {
 
     // A small body goes out with its headers in one write; a larger one by
     // sendfile(2), page cache to socket, as the client takes it.
-    if (!head && length > 0 && length <= response::high_water) {
+    // (A HEAD that compression() would gzip is read too: its length is the
+    // gzipped one a GET gets.)
+    if ((!head || gzip == 2) && length > 0 && length <= response::high_water) {
       std::string body(static_cast<std::size_t>(length), '\0');
       ssize_t got;
       do got = ::pread(fd.get(), body.data(), body.size(), static_cast<off_t>(first));

@@ -57,7 +57,7 @@ INSTANTIATE_TEST_SUITE_P(
     Modes, ChannelGarbage,
     ::testing::Values(garbage_case{"random", ": message is not JSON: \"\\xff"},
                       garbage_case{"long", ": message longer than 16777216 bytes"},
-                      garbage_case{"deep", ": message nests deeper than 1000 levels: \"[[[["},
+                      garbage_case{"deep", ": message nests deeper than 10000 levels: \"[[[["},
                       garbage_case{"half", " closed in the middle of a message"}),
     [](const auto& info) { return info.param.mode; });
 

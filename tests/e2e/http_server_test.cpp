@@ -294,7 +294,7 @@ TEST(HttpServer, JsonAndFormBodiesAreParsedAndABadOneGets400NamingWhere) {
   r = c.read();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400);
-  EXPECT_EQ(r->body, "invalid JSON in the request body: nested deeper than 1000 levels\n");
+  EXPECT_EQ(r->body, "invalid JSON in the request body: nested deeper than 10000 levels\n");
   ASSERT_TRUE(c.send(post("/form", "application/x-www-form-urlencoded", "tag=a&name=J%C3%B6rg+M&tag=b%26c&x")));
   r = c.read();
   ASSERT_TRUE(r);

@@ -305,7 +305,8 @@ namespace {
 // serve_static in this process, through a router and a response that
 // renders into its own buffer (no socket): the answer's raw bytes.
 struct mounted {
-  explicit mounted(const std::string& root, corral::http::static_options o = {}) {
+  explicit mounted(const std::string& root, corral::http::static_options o = {}, bool compress = false) {
+    if (compress) r.use(corral::http::compression());
     r.use("/static", corral::http::serve_static(root, std::move(o)));
   }
   std::string run(std::string_view method, std::string_view url, std::vector<std::pair<std::string, std::string>> hdrs = {}) {
@@ -320,6 +321,65 @@ struct mounted {
 };
 
 }  // namespace
+
+// compression() before serve_static: a text file is gzipped for a client
+// that takes gzip, and its HEAD and its 304 say what its 200 says (the
+// gzipped length, the weak tag, Vary).
+TEST(HttpStatic, CompressionGzipsTextFilesAndTheirHeadAnd304Agree) {
+  temp_dir dir;
+  ::mkdir(dir.file("www").c_str(), 0755);
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += "<p>paragraph " + std::to_string(i) + "</p>\n";
+  write_file(dir.file("www/page.html"), text);
+  write_file(dir.file("www/small.html"), "<p>small</p>\n");
+  mounted m(dir.file("www"), {}, true);
+  auto body = [](const std::string& raw) { return raw.substr(raw.find("\r\n\r\n") + 4); };
+  auto header = [](const std::string& raw, const std::string& name) {
+    auto at = raw.find("\r\n" + name + ": ");
+    if (at == std::string::npos || at > raw.find("\r\n\r\n")) return std::string();
+    at += name.size() + 4;
+    return raw.substr(at, raw.find("\r\n", at) - at);
+  };
+  std::string gz = m.run("GET", "/static/page.html", {{"Accept-Encoding", "gzip, br"}});
+  EXPECT_EQ(header(gz, "Content-Encoding"), "gzip");
+  EXPECT_EQ(header(gz, "Vary"), "Accept-Encoding");
+  EXPECT_EQ(header(gz, "Accept-Ranges"), "none");
+  std::string tag = header(gz, "ETag");
+  EXPECT_EQ(tag.substr(0, 3), "W/\"") << tag;
+  EXPECT_EQ(header(gz, "Content-Length"), std::to_string(body(gz).size()));
+  EXPECT_LT(body(gz).size(), text.size() / 3);
+
+  std::string head = m.run("HEAD", "/static/page.html", {{"Accept-Encoding", "gzip"}});
+  EXPECT_EQ(header(head, "Content-Encoding"), "gzip");
+  EXPECT_EQ(header(head, "Content-Length"), header(gz, "Content-Length"));
+  EXPECT_EQ(header(head, "ETag"), tag);
+  EXPECT_EQ(header(head, "Vary"), "Accept-Encoding");
+  EXPECT_EQ(body(head), "");
+
+  std::string again = m.run("GET", "/static/page.html", {{"Accept-Encoding", "gzip"}, {"If-None-Match", tag}});
+  EXPECT_EQ(again.substr(0, 12), "HTTP/1.1 304");
+  EXPECT_EQ(header(again, "ETag"), tag);
+  EXPECT_EQ(header(again, "Vary"), "Accept-Encoding");
+
+  // As it is, but varying: no gzip asked for, gzip refused, identity
+  // preferred (Express's negotiator).
+  for (auto ae : {"", "gzip;q=0", "gzip;q=0.1, identity", "gzip;q=0.5, *"}) {
+    std::string plain = m.run("GET", "/static/page.html", {{"Accept-Encoding", ae}});
+    EXPECT_EQ(body(plain), text) << ae;
+    EXPECT_EQ(header(plain, "Content-Encoding"), "") << ae;
+    EXPECT_EQ(header(plain, "Vary"), "Accept-Encoding") << ae;
+    EXPECT_EQ(header(plain, "ETag").substr(0, 1), "\"") << ae;
+    EXPECT_EQ(header(plain, "Accept-Ranges"), "bytes") << ae;
+  }
+  // A range is of the file's own bytes: 206, not gzipped.
+  std::string part = m.run("GET", "/static/page.html", {{"Accept-Encoding", "gzip"}, {"Range", "bytes=0-2"}});
+  EXPECT_EQ(part.substr(0, 12), "HTTP/1.1 206");
+  EXPECT_EQ(body(part), "<p>");
+  // Below the threshold: as it is, not varying.
+  std::string small = m.run("GET", "/static/small.html", {{"Accept-Encoding", "gzip"}});
+  EXPECT_EQ(body(small), "<p>small</p>\n");
+  EXPECT_EQ(header(small, "Vary"), "");
+}
 
 TEST(HttpStatic, UnderAPrefixTheMountPointRedirectsAndHeadAndRangeAndNotModifiedAreRight) {
   temp_dir dir;
@@ -451,14 +511,17 @@ TEST(HttpStatic, PrecompressedCopiesGoToClientsThatTakeThem) {
   EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "br;q=0, *"}})), "GZIPPED");
   EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "identity"}})), "console.log(1)\n");
   // The client's weights choose (br only on a tie), across all its
-  // Accept-Encoding lines; x-gzip is gzip; a q that is no qvalue is ignored.
+  // Accept-Encoding lines; x-gzip is gzip; a weight is read as parseFloat
+  // reads it (Express): none is 0, which refuses, above 1 is 1.
   EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "br;q=0.5, gzip"}})), "GZIPPED");
   EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "gzip;q=0.8, br;q=0.9"}})), "BROTLI");
   EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "gzip;q=0.125, *;q=0.1"}})), "GZIPPED");
   EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "br;q=0"}, {"Accept-Encoding", "gzip"}})), "GZIPPED");
   EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "identity"}, {"Accept-Encoding", "br"}})), "BROTLI");
   EXPECT_EQ(header(m.run("GET", "/static/app.js", {{"Accept-Encoding", "x-gzip"}}), "Content-Encoding"), "gzip");
-  EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "br;q=high, gzip;q=0.9"}})), "BROTLI");
+  EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "br;q=high, gzip;q=0.9"}})), "GZIPPED");
+  EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "br;q=0.5, gzip;q=abc"}})), "BROTLI");
+  EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "br;q=0.0.1, gzip;q=0.0.0"}})), "console.log(1)\n");
   EXPECT_EQ(body(m.run("GET", "/static/app.js", {{"Accept-Encoding", "br;q=1.5, gzip"}})), "BROTLI");
   // Only a .gz: a br-and-gzip client gets it.
   EXPECT_EQ(body(m.run("GET", "/static/only.css", {{"Accept-Encoding", "br, gzip"}})), "GZ-CSS");

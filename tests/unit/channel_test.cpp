@@ -415,9 +415,16 @@ TEST(ChannelCodec, WhatTheFastParserLeavesNlohmannParses) {
 }
 
 TEST(ChannelCodec, ALineNestedDeeperThanTheLimitIsRefusedBeforeItIsParsed) {
-  // 1000 levels are taken (above); 1001 are not, nor 100,000, whose copy
+  // The limit is taken, and 4,000 levels, about what Node's JSON.stringify
+  // can write; one more than the limit is not, nor 100,000, whose copy
   // would overflow the receiver's stack. Brackets inside strings do not count.
   const int limit = corral::detail::max_json_nesting;
+  for (int depth : {4000, limit}) {
+    std::string line = std::string(depth, '[') + std::string(depth, ']');
+    EXPECT_FALSE(corral::detail::json_nests_deeper_than(line, limit)) << depth;
+    json got = corral::detail::parse_json_line(line.data(), line.data() + line.size());
+    EXPECT_FALSE(got.is_discarded()) << depth;
+  }
   for (int depth : {limit + 1, 100000}) {
     std::string line = std::string(depth, '[') + std::string(depth, ']');
     EXPECT_TRUE(corral::detail::json_nests_deeper_than(line, limit)) << depth;

@@ -474,6 +474,15 @@ TEST(Request, JsonAndFormBodies) {
               std::string::npos)
         << e.what();
   }
+  // A number no double holds is a 400 too, not a 500.
+  req.set_for_test("POST", "/", {{"Content-Type", "application/json"}}, R"({"a": 1e999})");
+  try {
+    (void)req.json();
+    ADD_FAILURE() << "no throw";
+  } catch (const status_error& e) {
+    EXPECT_EQ(e.status(), 400);
+    EXPECT_NE(std::string(e.what()).find("invalid JSON in the request body: "), std::string::npos) << e.what();
+  }
   req.set_for_test("POST", "/", {{"Content-Type", "text/plain"}}, "{}");
   EXPECT_EQ(req.json(), std::nullopt);
   req.set_for_test("POST", "/", {{"Content-Type", "application/x-www-form-urlencoded"}}, "a=1&b=x+y&a=%32&c");
