@@ -436,7 +436,11 @@ TEST(ChannelCodec, ALineNestedDeeperThanTheLimitIsRefusedBeforeItIsParsed) {
   EXPECT_FALSE(corral::detail::json_nests_deeper_than(objects, limit));
   json got = corral::detail::parse_json_line(objects.data(), objects.data() + objects.size());
   ASSERT_FALSE(got.is_discarded());
-  EXPECT_EQ(got, json::parse(objects));
+  // Walked down by hand: comparing or dumping values this deep recurses
+  // (which is why the limit exists) and overflows a sanitizer's stack.
+  const json* v = &got;
+  for (int i = 0; i < limit && v->is_object(); ++i) v = &v->at("a");
+  EXPECT_EQ(*v, "[[[[{{{{\"[");
   EXPECT_TRUE(corral::detail::json_nests_deeper_than("{\"a\":" + std::string(limit, '['), limit));
 }
 
