@@ -320,6 +320,15 @@ struct mounted {
   corral::http::router r;
 };
 
+// The body of a raw answer, and its header `name` ("" if it has none).
+std::string body(const std::string& raw) { return raw.substr(raw.find("\r\n\r\n") + 4); }
+std::string header(const std::string& raw, const std::string& name) {
+  auto at = raw.find("\r\n" + name + ": ");
+  if (at == std::string::npos || at > raw.find("\r\n\r\n")) return std::string();
+  at += name.size() + 4;
+  return raw.substr(at, raw.find("\r\n", at) - at);
+}
+
 }  // namespace
 
 // compression() before serve_static: a text file is gzipped for a client
@@ -333,13 +342,6 @@ TEST(HttpStatic, CompressionGzipsTextFilesAndTheirHeadAnd304Agree) {
   write_file(dir.file("www/page.html"), text);
   write_file(dir.file("www/small.html"), "<p>small</p>\n");
   mounted m(dir.file("www"), {}, true);
-  auto body = [](const std::string& raw) { return raw.substr(raw.find("\r\n\r\n") + 4); };
-  auto header = [](const std::string& raw, const std::string& name) {
-    auto at = raw.find("\r\n" + name + ": ");
-    if (at == std::string::npos || at > raw.find("\r\n\r\n")) return std::string();
-    at += name.size() + 4;
-    return raw.substr(at, raw.find("\r\n", at) - at);
-  };
   std::string gz = m.run("GET", "/static/page.html", {{"Accept-Encoding", "gzip, br"}});
   EXPECT_EQ(header(gz, "Content-Encoding"), "gzip");
   EXPECT_EQ(header(gz, "Vary"), "Accept-Encoding");
@@ -480,13 +482,6 @@ TEST(HttpStatic, PrecompressedCopiesGoToClientsThatTakeThem) {
   corral::http::static_options o;
   o.precompressed = true;
   mounted m(dir.file("www"), o);
-  auto body = [](const std::string& raw) { return raw.substr(raw.find("\r\n\r\n") + 4); };
-  auto header = [](const std::string& raw, const std::string& name) {
-    auto at = raw.find("\r\n" + name + ": ");
-    if (at == std::string::npos || at > raw.find("\r\n\r\n")) return std::string();
-    at += name.size() + 4;
-    return raw.substr(at, raw.find("\r\n", at) - at);
-  };
 
   std::string plain = m.run("GET", "/static/app.js");
   EXPECT_EQ(body(plain), "console.log(1)\n");
